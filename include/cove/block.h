@@ -32,13 +32,13 @@ int blk_format_parse(const char *name, enum blk_format *out);
 struct blk;
 
 struct blk_open_opts {
-	enum blk_format format;  /* BLK_FMT_AUTO probes the file */
-	bool readonly;           /* open O_RDONLY; writes fail with -EROFS */
-	bool direct;             /* O_DIRECT (cache=none) */
-	bool no_backing;         /* do not open the backing file (reads of unallocated → zero) */
-	bool no_repair;          /* do not repair a dirty image on a read-write open */
+	enum blk_format format;	 /* BLK_FMT_AUTO probes the file */
+	bool readonly;		 /* open O_RDONLY; writes fail with -EROFS */
+	bool direct;		 /* O_DIRECT (cache=none) */
+	bool no_backing;	 /* do not open the backing file (reads of unallocated → zero) */
+	bool no_repair;		 /* do not repair a dirty image on a read-write open */
 	const char *backing_fmt; /* override the backing format recorded in the image, or NULL */
-	uint64_t cache_bytes;    /* bound on cached metadata (L2/refcount tables); 0 = default */
+	uint64_t cache_bytes;	 /* bound on cached metadata (L2/refcount tables); 0 = default */
 };
 
 /*
@@ -79,18 +79,18 @@ int blk_write_zeroes(struct blk *b, uint64_t offset, uint64_t len, unsigned flag
 int blk_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t offset);
 
 /* Block status of a range, as `qemu-img map` reports it. */
-#define BLK_STATUS_DATA      (1u << 0) /* reads return data (not known zero) */
-#define BLK_STATUS_ZERO      (1u << 1) /* reads return zeroes */
-#define BLK_STATUS_ALLOCATED (1u << 2) /* allocated in this image (not from backing) */
-#define BLK_STATUS_OFFSET    (1u << 3) /* file_offset is valid (raw host offset) */
+#define BLK_STATUS_DATA	      (1u << 0) /* reads return data (not known zero) */
+#define BLK_STATUS_ZERO	      (1u << 1) /* reads return zeroes */
+#define BLK_STATUS_ALLOCATED  (1u << 2) /* allocated in this image (not from backing) */
+#define BLK_STATUS_OFFSET     (1u << 3) /* file_offset is valid (raw host offset) */
 #define BLK_STATUS_COMPRESSED (1u << 4)
 
 struct blk_status {
-	uint64_t len;         /* bytes from offset with this same status (> 0) */
-	unsigned flags;       /* BLK_STATUS_* */
-	uint64_t file_offset; /* with BLK_STATUS_OFFSET: offset in file_name */
-	const char *file_name;/* the file that holds the data (for qemu-img map's "filename") */
-	int depth;            /* 0: this image; n: the n-th backing image holds it */
+	uint64_t len;	       /* bytes from offset with this same status (> 0) */
+	unsigned flags;	       /* BLK_STATUS_* */
+	uint64_t file_offset;  /* with BLK_STATUS_OFFSET: offset in file_name */
+	const char *file_name; /* the file that holds the data (for qemu-img map's "filename") */
+	int depth;	       /* 0: this image; n: the n-th backing image holds it */
 };
 /* Status of [offset, offset+len) from offset on; st->len tells how far it holds. */
 int blk_block_status(struct blk *b, uint64_t offset, uint64_t len, struct blk_status *st);
@@ -110,8 +110,8 @@ struct blk_aio_req {
 	const struct iovec *iov; /* READ/WRITE: the buffers; must stay valid until completion */
 	int iovcnt;
 	uint64_t offset;
-	uint64_t len;       /* DISCARD/WRITE_ZEROES: bytes; READ/WRITE: ignored (sum of iov) */
-	unsigned flags;     /* WRITE_ZEROES: BLK_ZERO_MAY_UNMAP */
+	uint64_t len;	/* DISCARD/WRITE_ZEROES: bytes; READ/WRITE: ignored (sum of iov) */
+	unsigned flags; /* WRITE_ZEROES: BLK_ZERO_MAY_UNMAP */
 	/* Called from blk_aio_complete() in the thread that calls it. ret: 0 or -errno. */
 	void (*done)(struct blk_aio_req *req, int ret);
 	void *opaque;
@@ -149,19 +149,19 @@ enum blk_compression {
 };
 
 struct blk_create_opts {
-	enum blk_format format;      /* RAW or QCOW2 */
-	uint64_t size;               /* virtual size in bytes (may be 0 with a backing file: take its size) */
+	enum blk_format format; /* RAW or QCOW2 */
+	uint64_t size; /* virtual size in bytes (may be 0 with a backing file: take its size) */
 	enum blk_prealloc prealloc;
 	/* qcow2 only; 0 / NULL means the default (as qemu-img's). */
-	uint32_t cluster_size;       /* 512 .. 2 MiB, power of two; default 64 KiB */
-	unsigned refcount_bits;      /* 1, 2, 4, 8, 16, 32, 64; default 16 */
-	bool compat_v2;              /* compat=0.10 (version 2) instead of 1.1 (version 3) */
+	uint32_t cluster_size;	/* 512 .. 2 MiB, power of two; default 64 KiB */
+	unsigned refcount_bits; /* 1, 2, 4, 8, 16, 32, 64; default 16 */
+	bool compat_v2;		/* compat=0.10 (version 2) instead of 1.1 (version 3) */
 	bool lazy_refcounts;
 	bool extended_l2;
 	enum blk_compression compression;
 	const char *backing_file;
 	const char *backing_fmt;
-	const char *data_file;       /* external data file (creation may return -ENOTSUP) */
+	const char *data_file; /* external data file (creation may return -ENOTSUP) */
 };
 
 /*
@@ -175,21 +175,21 @@ struct blk_snapshot_info {
 	char id[32];
 	char name[256];
 	uint64_t vm_state_size;
-	uint64_t disk_size;     /* virtual size at the time of the snapshot */
+	uint64_t disk_size; /* virtual size at the time of the snapshot */
 	uint64_t date_sec;
 	uint32_t date_nsec;
 	uint64_t vm_clock_nsec;
-	uint64_t icount;        /* (uint64_t)-1 when absent */
+	uint64_t icount; /* (uint64_t)-1 when absent */
 };
 
 struct blk_info {
 	enum blk_format format;
 	uint64_t virtual_size;
-	uint64_t actual_size;    /* bytes allocated on the host (st_blocks * 512) */
-	uint64_t file_length;    /* length of the image file */
-	uint32_t cluster_size;   /* 0 for raw */
+	uint64_t actual_size;  /* bytes allocated on the host (st_blocks * 512) */
+	uint64_t file_length;  /* length of the image file */
+	uint32_t cluster_size; /* 0 for raw */
 	/* qcow2 */
-	unsigned version;        /* 2 or 3 */
+	unsigned version; /* 2 or 3 */
 	unsigned refcount_bits;
 	bool lazy_refcounts;
 	bool extended_l2;
@@ -241,7 +241,7 @@ int blk_snapshot_delete(struct blk *b, const char *name_or_id, struct cove_err *
 int blk_amend(struct blk *b, const struct blk_create_opts *opts, struct cove_err *err);
 
 struct blk_measure {
-	uint64_t required;        /* bytes a new image needs for src's data */
+	uint64_t required;	  /* bytes a new image needs for src's data */
 	uint64_t fully_allocated; /* bytes with every cluster allocated */
 };
 /* As qemu-img measure: opts gives the target format; src (or NULL with opts->size). */

@@ -3,8 +3,8 @@
 #define COVE_ERROR_H
 
 struct cove_err {
-	int code;       /* negative errno, 0 when no error */
-	char msg[512];  /* one line for the user: what was wrong and, where known, what to do */
+	int code;      /* negative errno, 0 when no error */
+	char msg[512]; /* one line for the user: what was wrong and, where known, what to do */
 };
 
 /*
@@ -13,10 +13,11 @@ struct cove_err {
  * Returns code, so that `return cove_err_set(err, -EINVAL, "...")` reads naturally.
  */
 int cove_err_set(struct cove_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Puts "context: " in front of the recorded message. Returns err->code (or 0). */
-int cove_err_prefix(struct cove_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cove_err_prefix(struct cove_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Clears err. */
 void cove_err_clear(struct cove_err *err);

@@ -68,11 +68,9 @@ static void formats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parses_suffixes),
-		cmocka_unit_test(bare_number_uses_default_unit),
-		cmocka_unit_test(rejects_garbage),
-		cmocka_unit_test(rejects_overflow),
-		cmocka_unit_test(formats),
+	    cmocka_unit_test(parses_suffixes), cmocka_unit_test(bare_number_uses_default_unit),
+	    cmocka_unit_test(rejects_garbage), cmocka_unit_test(rejects_overflow),
+	    cmocka_unit_test(formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
