@@ -25,6 +25,18 @@ struct session {
 	void *handle;
 };
 
+static size_t final_output(struct coved *d, const char *name, uint64_t pos, char *buf, size_t cap)
+{
+	char p[PATH_MAX + 128];
+	snprintf(p, sizeof(p), "%s/run/%s/console.log", d->state_dir, name);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = pread(fd, buf, cap, (off_t)pos);
+	close(fd);
+	return n > 0 ? (size_t)n : 0;
+}
+
 static void *session_main(void *arg)
 {
 	struct session *s = arg;
@@ -43,6 +55,10 @@ static void *session_main(void *arg)
 		if (n && ws_send(s->fd, WS_BINARY, buf, n, false) != 0)
 			break;
 		if (!rt) {
+			/* The VM is gone: its last words are in the log, past pos. */
+			size_t k = final_output(d, s->name, pos, buf, COVED_RING_SIZE);
+			if (k)
+				ws_send(s->fd, WS_BINARY, buf, k, false);
 			static const char bye[] = "\r\n[coved: the VM stopped]\r\n";
 			ws_send(s->fd, WS_TEXT, bye, sizeof(bye) - 1, false);
 			uint8_t code[2] = {0x03, 0xE8}; /* 1000: normal closure */

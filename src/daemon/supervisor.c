@@ -501,7 +501,9 @@ static int reattach_one(void *ctx, const struct store_runtime *srt)
 	rt->console_fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (rt->console_fd >= 0) { /* late attachers see the recent output again */
 		off_t end = lseek(rt->console_fd, 0, SEEK_END);
-		lseek(rt->console_fd, end > COVED_RING_SIZE ? end - COVED_RING_SIZE : 0, SEEK_SET);
+		off_t from = end > COVED_RING_SIZE ? end - COVED_RING_SIZE : 0;
+		lseek(rt->console_fd, from, SEEK_SET);
+		rt->console_total = (uint64_t)from; /* ring positions are file offsets */
 		pump_console(rt);
 	}
 	if (add_running(d, rt) != 0) {
