@@ -300,6 +300,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Beat well within the idle timeout so libmicrohttpd never cuts a quiet stream. */
+	d.heartbeat_ms = timeout * 1000 / 2;
 	struct api_server_opts o = {
 	    .routes = coved_routes,
 	    .nroutes = coved_nroutes,

@@ -42,6 +42,7 @@ struct coved {
 	bool vmm_api_sock;  /* the VMM understands --api-sock */
 	struct vm_rt *running[COVED_MAX_RUNNING];
 	FILE *audit;
+	unsigned heartbeat_ms; /* idle streams send a blank line this often */
 	volatile bool stopping;
 	pthread_t monitor;
 };

@@ -611,7 +611,7 @@ static ssize_t events_read(void *ctx, char *buf, size_t cap)
 {
 	struct event_stream *s = ctx;
 	struct coved *d = s->d;
-	int64_t idle_until = mono_ms() + 15000;
+	int64_t idle_until = mono_ms() + (d->heartbeat_ms ? d->heartbeat_ms : 10000);
 	while (s->poff == s->plen) {
 		s->plen = s->poff = 0;
 		if (d->stopping || (s->deadline_ms && mono_ms() >= s->deadline_ms))

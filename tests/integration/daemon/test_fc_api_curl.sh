@@ -3,7 +3,7 @@
 # Firecracker client would, against the VMM test double. Prints TAP.
 set -u
 DOUBLE=${FC_API_DOUBLE:?set by meson}
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
+command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
 tmp=$(mktemp -d)
 sock=$tmp/api.sock
 "$DOUBLE" "$sock" "$tmp/ops.log" &
