@@ -188,11 +188,11 @@ static void update_vm(struct api_request *req, struct api_response *resp)
 		return;
 	}
 	if (strcmp(def->name, name) != 0) {
-		vmdef_free(def);
 		api_resp_error(resp, 400,
 			       "the name in the body ('%s') differs from the URL ('%s'); "
 			       "renaming is not supported",
 			       def->name, name);
+		vmdef_free(def);
 		return;
 	}
 	json_object *j = vmdef_to_json(def);

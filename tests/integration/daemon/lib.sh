@@ -8,7 +8,8 @@ export COVED_SOCKET=$SOCK
 COVED_PID=
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; }
+FAILED=0
+notok() { n=$((n + 1)); FAILED=1; echo "not ok $n - $1"; }
 check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 
@@ -48,6 +49,7 @@ cleanup() {
 		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	done
 	stop_coved
+	[ "$FAILED" = 1 ] && [ -f "$TMP/coved.log" ] && grep -v "^  \|Shadow\|=>\|0x0" "$TMP/coved.log" | tail -n 40 | sed 's/^/# coved: /'
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
