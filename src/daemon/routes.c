@@ -3,6 +3,7 @@
 #include "api/http.h"
 #include "api/json.h"
 #include "daemon/daemon.h"
+#include "daemon/network.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -846,32 +847,21 @@ static void delete_volume(struct api_request *req, struct api_response *resp)
 
 /* ---- networks ---- */
 
-static json_object *default_network(void)
-{
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "name", json_object_new_string("default"));
-	json_object_object_add(o, "bridge", json_object_new_string("covebr0"));
-	json_object_object_add(o, "subnet", json_object_new_string("192.168.124.0/24"));
-	json_object_object_add(o, "forward", json_object_new_string("nat"));
-	json_object_object_add(o, "active", json_object_new_boolean(false));
-	return o;
-}
-
 static void list_networks(struct api_request *req, struct api_response *resp)
 {
-	(void)req;
 	json_object *arr = json_object_new_array();
-	json_object_array_add(arr, default_network());
+	json_object_array_add(arr, net_describe(D(req)->state_dir, "default"));
 	api_resp_json(resp, 200, arr);
 }
 
 static void get_network(struct api_request *req, struct api_response *resp)
 {
-	if (strcmp(req->params[0], "default") != 0) {
+	json_object *o = net_describe(D(req)->state_dir, req->params[0]);
+	if (!o) {
 		api_resp_error(resp, 404, "no network named '%.64s'", req->params[0]);
 		return;
 	}
-	api_resp_json(resp, 200, default_network());
+	api_resp_json(resp, 200, o);
 }
 
 static void get_version(struct api_request *req, struct api_response *resp)

@@ -7,6 +7,7 @@
 #include "api/fc_api.h"
 #include "api/json.h"
 #include "daemon/daemon.h"
+#include "daemon/network.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -265,15 +266,31 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 {
 	if (sup_find(d, def->name))
 		return cove_err_set(err, -EBUSY, "VM '%s' is already running", def->name);
-	for (unsigned i = 0; i < def->nnics; i++)
-		if (def->nics[i].network[0])
-			return cove_err_set(err, -ENOTSUP,
-					    "nics[%u]: coved networks are not implemented yet; "
-					    "use an existing tap device (\"tap\": \"NAME\")",
-					    i);
 	struct vm_rt *rt = calloc(1, sizeof(*rt));
-	if (!rt)
+	struct vmdef *own = malloc(sizeof(*own));
+	if (!rt || !own) {
+		free(rt);
+		free(own);
 		return cove_err_set(err, -ENOMEM, "out of memory");
+	}
+	/* NICs on a coved network get a tap on its bridge (the network comes up on first
+	 * use); the VMM sees only tap names. */
+	*own = *def;
+	def = own;
+	for (unsigned i = 0; i < own->nnics; i++) {
+		if (!own->nics[i].network[0])
+			continue;
+		net_tap_name(own->name, i, own->nics[i].tap);
+		int nrc = net_ensure(d->state_dir, own->nics[i].network, err);
+		if (!nrc)
+			nrc = net_tap_create(own->nics[i].network, own->nics[i].tap, err);
+		if (nrc) {
+			net_taps_remove(own->name);
+			free(rt);
+			free(own);
+			return cove_err_prefix(err, "nics[%u]", i);
+		}
+	}
 	snprintf(rt->name, sizeof(rt->name), "%s", def->name);
 	rt->console_fd = -1;
 	int rc = prepare_dir(d, rt, err);
@@ -389,6 +406,7 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 		goto err_console;
 	}
 	coved_event(d, rt->name, "started", "start requested", NULL);
+	free(own);
 	return 0;
 err_fds:
 	if (pfd[0] >= 0)
@@ -405,7 +423,9 @@ err_console:
 	if (rt->console_fd >= 0)
 		close(rt->console_fd);
 err_free:
+	net_taps_remove(own->name);
 	free(rt);
+	free(own);
 	return rc;
 }
 
@@ -456,6 +476,7 @@ static void finish(struct coved *d, struct vm_rt *rt)
 		free(ctail);
 	}
 	store_runtime_clear(d->store, rt->name, NULL);
+	net_taps_remove(rt->name);
 	for (int i = 0; i < COVED_MAX_RUNNING; i++)
 		if (d->running[i] == rt)
 			d->running[i] = NULL;
