@@ -413,7 +413,7 @@ static void fill_defaults(struct api_server *s, const struct api_server_opts *op
 		s->opts.error_key = "fault_message";
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	char buf[512];
