@@ -28,8 +28,9 @@ int guest_mem_init(struct guest_mem *mem, uint64_t size, bool hugepages)
 	mem->map_len = size;
 	void *p = MAP_FAILED;
 	if (hugepages && size % HUGE_2M == 0) {
+		/* Reserved up front: with MAP_NORESERVE a short pool means SIGBUS later. */
 		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_HUGETLB, -1, 0);
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 		mem->hugetlb = p != MAP_FAILED;
 	}
 	if (p == MAP_FAILED)

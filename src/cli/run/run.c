@@ -219,6 +219,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
+	bool warned = false;
 	for (;;) {
 		struct cove_err err = {0};
 		struct machine m;
@@ -226,6 +227,10 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			term_restore();
 			log_error("%s", err.msg);
 			return 1;
+		}
+		if (!warned) {
+			warn_pvm(cfg);
+			warned = true;
 		}
 		struct event_loop *loop = event_loop_start(&m, input, raw);
 		if (!loop) {
@@ -326,7 +331,6 @@ int cli_run_main(int argc, char **argv)
 	if (console_fd < -1 || err.code)
 		goto fail;
 	mc.console_fd = console_fd;
-	warn_pvm(&cfg);
 
 	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
 	sigset_t set;
