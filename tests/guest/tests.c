@@ -286,6 +286,10 @@ int test_serial(char *d, size_t n)
 	}
 	char got[64];
 	size_t k = 0, cap = len < sizeof(got) ? len : sizeof(got);
+	for (size_t i = 0; i < serial_early_len && k < cap; i++)
+		got[k++] = (char)serial_early[i];
+	/* Hosts may wait for this line before typing (firmware such as SeaBIOS reads COM1 too). */
+	kprintf("PROBE: waiting for %zu bytes of serial input\n", cap - k);
 	uint64_t end = rdtsc() + 5 * tsc_hz;
 	while (k < cap && rdtsc() < end) {
 		if (inb(LAYOUT_PORT_COM1 + 5) & 0x01)
@@ -300,7 +304,10 @@ int test_serial(char *d, size_t n)
 		for (size_t i = 0; i < k && i < sizeof(got); i++)
 			if (got[i] < 32 || got[i] > 126)
 				got[i] = '.';
-		ksnprintf(d, n, "read '%s', expected something else", got);
+		char exp[sizeof(got)];
+		memcpy(exp, want, cap);
+		exp[cap < sizeof(exp) ? cap : sizeof(exp) - 1] = 0;
+		ksnprintf(d, n, "read '%s', expected '%s'", got, exp);
 		return FAIL;
 	}
 	ksnprintf(d, n, "read %zu bytes as expected", cap);
