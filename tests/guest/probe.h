@@ -92,6 +92,7 @@ const char *cmdline_get(const char *key, size_t *vlen);
 /* boot.c */
 void boot_collect(int kind, uint64_t data);
 uint64_t boot_ram_total(void);
+const char *boot_kind_name(void);
 
 /* acpi.c */
 void acpi_scan(void);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Boots the probe guest (PVH ELF and bzImage) under QEMU, the reference VMM: -M microvm and
 # -M q35 with KVM, every probe test, a demo run, and a run whose tests must fail. TAP output.
-# Env: PROBE_PVH, PROBE_BZIMAGE (set by meson), QEMU (default qemu-system-x86_64).
+# probe64.bzImage (microvm only) is the bzImage whose real-mode stub plays a 64-bit loader,
+# so the 64-bit entry (load address + 0x200) is exercised too.
+# Env: PROBE_PVH, PROBE_BZIMAGE, PROBE_BZIMAGE64 (set by meson), QEMU (qemu-system-x86_64).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/probe-lib.sh"
@@ -9,13 +11,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 qemu=${QEMU:-qemu-system-x86_64}
 pvh=${PROBE_PVH:?set PROBE_PVH to the probe guest PVH ELF}
 bz=${PROBE_BZIMAGE:?set PROBE_BZIMAGE to the probe guest bzImage}
+bz64=${PROBE_BZIMAGE64:-$(dirname "$bz")/probe64.bzImage} # enters at the 64-bit entry
 
 skip=""
 if ! probe_kvm_ok; then
 	skip="/dev/kvm unavailable"
 elif ! command -v "$qemu" >/dev/null; then
 	skip="$qemu not installed"
-elif [ ! -f "$pvh" ] || [ ! -f "$bz" ]; then
+elif [ ! -f "$pvh" ] || [ ! -f "$bz" ] || [ ! -f "$bz64" ]; then
 	skip="probe guest not built"
 fi
 
@@ -43,10 +46,17 @@ run() { # $1: label, $2: tests, $3: input, then QEMU arguments
 
 for m in microvm q35; do
 	machine=$m
-	[ $m = microvm ] && machine=microvm,rtc=on
-	for k in pvh bzimage; do
-		kernel=$pvh
-		[ $k = bzimage ] && kernel=$bz
+	kernels="pvh bzimage"
+	if [ $m = microvm ]; then
+		machine=microvm,rtc=on
+		kernels="pvh bzimage bzimage64"
+	fi
+	for k in $kernels; do
+		case $k in
+		pvh) kernel=$pvh ;;
+		bzimage) kernel=$bz ;;
+		bzimage64) kernel=$bz64 ;;
+		esac
 		cpus=4
 		[ $m = q35 ] && cpus=2
 		cmd=$(probe_cmdline "$list" $mem $cpus "$initrd" "$serial_in" 2000)
