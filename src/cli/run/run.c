@@ -257,6 +257,9 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		if (unclaimed)
 			log_info("%llu accesses to unclaimed ports or addresses were ignored",
 				 (unsigned long long)unclaimed);
+		/* A signal that raced with a guest reset still stops. */
+		if (sig)
+			stop = VM_STOPPED;
 		if (stop == VM_RESET && cfg->on_reboot == ON_REBOOT_RESTART) {
 			log_info("%s: restarting", msg);
 			continue;
