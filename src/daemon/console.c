@@ -177,16 +177,13 @@ void coved_console(struct api_request *req, struct api_response *resp)
 		resp->content_type = "text/plain";
 		return;
 	}
-	if (!rt) {
-		pthread_mutex_unlock(&d->lock);
-		api_resp_error(resp, 409, "VM '%s' is not running", name);
-		return;
-	}
+	/* A VM that is not running still shows its last output, then the session ends. */
 	struct session *s = calloc(1, sizeof(*s));
 	if (s) {
 		s->d = d;
 		snprintf(s->name, sizeof(s->name), "%.63s", name);
-		snprintf(s->in_path, sizeof(s->in_path), "%s/console.in", rt->dir);
+		snprintf(s->in_path, sizeof(s->in_path), "%s/run/%.63s/console.in", d->state_dir,
+			 name);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (!s) {

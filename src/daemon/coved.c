@@ -65,12 +65,13 @@ static int autostart_one(void *ctx, const char *name, const char *json)
 	return 0;
 }
 
-/* Asks `VMM run --help` whether it takes --api-sock. */
-static bool vmm_knows_api_sock(const char *vmm)
+/* Asks `VMM run --help` which options it takes (--api-sock, --disk, --net). */
+static void vmm_probe_options(struct coved *d)
 {
+	const char *vmm = d->vmm;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0)
-		return false;
+		return;
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 1);
@@ -88,7 +89,9 @@ static bool vmm_knows_api_sock(const char *vmm)
 	close(p[0]);
 	if (pid > 0)
 		waitpid(pid, NULL, 0);
-	return strstr(buf, "--api-sock") != NULL;
+	d->vmm_api_sock = strstr(buf, "--api-sock") != NULL;
+	d->vmm_disk = strstr(buf, "--disk") != NULL;
+	d->vmm_net = strstr(buf, "--net") != NULL;
 }
 
 static void usage(FILE *out)
@@ -288,8 +291,10 @@ int main(int argc, char **argv)
 	char audit_path[PATH_MAX + 16];
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state);
 	d.audit = fopen(audit_path, "ae");
-	d.vmm_api_sock = vmm_knows_api_sock(d.vmm);
-	log_info("VMM %s (%s --api-sock)", d.vmm, d.vmm_api_sock ? "with" : "without");
+	vmm_probe_options(&d);
+	log_info("VMM %s (--api-sock: %s, --disk: %s, --net: %s)", d.vmm,
+		 d.vmm_api_sock ? "yes" : "no", d.vmm_disk ? "yes" : "no",
+		 d.vmm_net ? "yes" : "no");
 
 	pthread_mutex_lock(&d.lock);
 	sup_reattach(&d);

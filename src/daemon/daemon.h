@@ -38,8 +38,9 @@ struct coved {
 	struct store *store;
 	char state_dir[2048];
 	char pool_dir[2100];
-	char vmm[PATH_MAX]; /* the `cove` binary (or a stand-in) run as `VMM run ...` */
-	bool vmm_api_sock;  /* the VMM understands --api-sock */
+	char vmm[PATH_MAX];	/* the `cove` binary (or a stand-in) run as `VMM run ...` */
+	bool vmm_api_sock;	/* the VMM understands --api-sock */
+	bool vmm_disk, vmm_net; /* ... --disk PATH[,readonly], --net TAP[,mac=MAC] */
 	struct vm_rt *running[COVED_MAX_RUNNING];
 	FILE *audit;
 	unsigned heartbeat_ms; /* idle streams send a blank line this often */

@@ -4,7 +4,6 @@
  * follows console output into a ring buffer, notices exits and re-attaches after a
  * restart.
  */
-#include "api/fc_api.h"
 #include "api/json.h"
 #include "daemon/daemon.h"
 #include "daemon/network.h"
@@ -220,48 +219,6 @@ static int prepare_dir(struct coved *d, struct vm_rt *rt, struct cove_err *err)
 	return 0;
 }
 
-/* Writes the Firecracker-format config (disks, NICs) the VMM reads with --config. */
-static int write_config(struct vm_rt *rt, const struct vmdef *def, char *path, size_t cap,
-			struct cove_err *err)
-{
-	struct fc_vm_config *cfg = calloc(1, sizeof(*cfg));
-	if (!cfg)
-		return cove_err_set(err, -ENOMEM, "out of memory");
-	fc_config_init(cfg);
-	if (def->kernel[0]) {
-		cfg->boot.set = true;
-		snprintf(cfg->boot.kernel_image_path, FC_PATH_MAX, "%s", def->kernel);
-		snprintf(cfg->boot.initrd_path, FC_PATH_MAX, "%s", def->initrd);
-		snprintf(cfg->boot.boot_args, FC_ARGS_MAX, "%s", def->cmdline);
-	}
-	cfg->machine.vcpu_count = def->cpus;
-	cfg->machine.mem_size_mib = (uint32_t)def->memory_mib;
-	for (unsigned i = 0; i < def->ndisks; i++) {
-		struct fc_drive *k = &cfg->drives[cfg->ndrives++];
-		snprintf(k->drive_id, sizeof(k->drive_id), "disk%u", i);
-		snprintf(k->path_on_host, sizeof(k->path_on_host), "%s", def->disks[i].path);
-		k->is_read_only = def->disks[i].readonly;
-		k->is_root_device = i == 0;
-		strcpy(k->cache_type, "Unsafe");
-		strcpy(k->io_engine, "Sync");
-	}
-	for (unsigned i = 0; i < def->nnics; i++) {
-		struct fc_net *n = &cfg->nets[cfg->nnets++];
-		snprintf(n->iface_id, sizeof(n->iface_id), "net%u", i);
-		snprintf(n->host_dev_name, sizeof(n->host_dev_name), "%s",
-			 def->nics[i].tap[0] ? def->nics[i].tap : "");
-		snprintf(n->guest_mac, sizeof(n->guest_mac), "%s", def->nics[i].mac);
-	}
-	json_object *j = fc_config_to_json(cfg);
-	free(cfg);
-	snprintf(path, cap, "%s/config.json", rt->dir);
-	int rc = json_object_to_file_ext(path, j, JSON_C_TO_STRING_PRETTY) == 0
-		     ? 0
-		     : cove_err_set(err, -EIO, "cannot write %s", path);
-	json_object_put(j);
-	return rc;
-}
-
 int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 {
 	if (sup_find(d, def->name))
@@ -297,36 +254,49 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 	if (rc)
 		goto err_free;
 
-	char cpus[16], mem[32], sock[PATH_MAX + 16], cfgpath[PATH_MAX + 16];
+	/* cove run's options; disks and NICs only when the VMM lists them in --help. */
+	if ((def->ndisks && !d->vmm_disk) || (def->nnics && !d->vmm_net)) {
+		rc = cove_err_set(err, -ENOTSUP,
+				  "the VMM (%s) does not take %s yet; remove them from the "
+				  "definition or use a newer cove",
+				  d->vmm, def->ndisks && !d->vmm_disk ? "--disk" : "--net");
+		goto err_free;
+	}
+	char cpus[16], mem[32], sock[PATH_MAX + 16];
+	char devs[VMDEF_MAX_DISKS + VMDEF_MAX_NICS][VMDEF_PATH_MAX + 32];
 	snprintf(cpus, sizeof(cpus), "%u", def->cpus);
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)def->memory_mib);
-	char *argv[MAX_ARGS];
-	int ac = 0;
+	char *argv[MAX_ARGS + 2 * (VMDEF_MAX_DISKS + VMDEF_MAX_NICS)];
+	int ac = 0, nd = 0;
 	argv[ac++] = d->vmm;
 	argv[ac++] = "run";
-	if (def->ndisks || def->nnics) {
-		rc = write_config(rt, def, cfgpath, sizeof(cfgpath), err);
-		if (rc)
-			goto err_free;
-		argv[ac++] = "--config";
-		argv[ac++] = cfgpath;
-	} else if (def->kernel[0]) {
+	if (def->kernel[0]) {
 		argv[ac++] = "--kernel";
 		argv[ac++] = (char *)def->kernel;
-		if (def->initrd[0]) {
-			argv[ac++] = "--initrd";
-			argv[ac++] = (char *)def->initrd;
-		}
-		if (def->cmdline[0]) {
-			argv[ac++] = "--cmdline";
-			argv[ac++] = (char *)def->cmdline;
-		}
 	}
-	if (!def->ndisks && !def->nnics) {
-		argv[ac++] = "--cpus";
-		argv[ac++] = cpus;
-		argv[ac++] = "--memory";
-		argv[ac++] = mem;
+	if (def->initrd[0]) {
+		argv[ac++] = "--initrd";
+		argv[ac++] = (char *)def->initrd;
+	}
+	if (def->cmdline[0]) {
+		argv[ac++] = "--cmdline";
+		argv[ac++] = (char *)def->cmdline;
+	}
+	argv[ac++] = "--cpus";
+	argv[ac++] = cpus;
+	argv[ac++] = "--memory";
+	argv[ac++] = mem;
+	for (unsigned i = 0; i < def->ndisks; i++, nd++) {
+		snprintf(devs[nd], sizeof(devs[nd]), "%s%s", def->disks[i].path,
+			 def->disks[i].readonly ? ",readonly" : "");
+		argv[ac++] = "--disk";
+		argv[ac++] = devs[nd];
+	}
+	for (unsigned i = 0; i < def->nnics; i++, nd++) {
+		snprintf(devs[nd], sizeof(devs[nd]), "%s%s%s", def->nics[i].tap,
+			 def->nics[i].mac[0] ? ",mac=" : "", def->nics[i].mac);
+		argv[ac++] = "--net";
+		argv[ac++] = devs[nd];
 	}
 	argv[ac++] = "--console";
 	argv[ac++] = strcmp(def->console, "none") == 0 ? "none" : "stdio";

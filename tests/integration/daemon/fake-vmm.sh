@@ -1,8 +1,11 @@
 #!/bin/bash
 # A stand-in for `cove run` in coved's tests: prints like the probe guest, echoes its
 # console input, and ends as told: "poweroff" exits 0, "crash" exits 3, SIGTERM exits 0.
-# Its --help mentions no --api-sock, so coved drives it with signals.
-if [ "${2-}" = "--help" ]; then echo "usage: fake-vmm run [--cpus N] [--memory M]"; exit 0; fi
+# Its --help lists --disk and --net but no --api-sock, so coved drives it with signals.
+if [ "${2-}" = "--help" ]; then
+	echo "usage: fake-vmm run [--cpus N] [--memory M] [--disk PATH[,readonly]] [--net TAP[,mac=MAC]]"
+	exit 0
+fi
 trap 'echo "fake-vmm: power button"; exit 0' TERM
 echo "fake-vmm: args: $*" >&2
 echo "PROBE: boot ok"

@@ -20,5 +20,8 @@ check "first console line" 'wait_for "curl -s --unix-socket $SOCK http://x/v1/vm
 t1=$(date +%s%N)
 echo "# covectl start to first probe line: $(( (t1 - t0) / 1000000 )) ms"
 check "stopped event after the guest powers off" 'wait_for "events \"?vm=probe\" | grep -q \"\\\"type\\\":\\\"stopped\\\"\"" 600'
-check "console shows the probe summary" 'curl -s --unix-socket $SOCK http://x/v1/vms/probe/console | grep -q "PROBE: [0-9]* passed"'
+check "console shows the probe's last line" 'curl -s --unix-socket $SOCK http://x/v1/vms/probe/console | grep -Eq "PROBE: ([0-9]+ passed|demo done)"'
+check "it stopped because the guest powered off" 'events "?vm=probe" | grep -q "\"type\":\"stopped\",\"reason\":\"guest powered off\""'
+out=$("$COVECTL" start probe >/dev/null && (sleep 2) | timeout 20 "$COVECTL" console probe)
+check "covectl console shows a fresh run's output" 'grep -q "PROBE:" <<<"$out"'
 echo "1..$n"
