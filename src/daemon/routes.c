@@ -356,6 +356,7 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 	}
 	if (strcmp(action, "shutdown") == 0 || strcmp(action, "reboot") == 0) {
 		bool reboot = action[0] == 'r';
+		bool paused = strcmp(rt->state, "paused") == 0;
 		rt->stop_requested = true;
 		rt->reboot_requested = reboot;
 		struct store_runtime srt;
@@ -366,10 +367,16 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 		pthread_mutex_unlock(&d->lock);
 		/* The ACPI power button through the VM's socket; without one, SIGTERM asks
 		 * the VMM to do the same. */
-		if (has_api)
+		if (has_api && reboot)
+			rc = vm_api(dir, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
+				    NULL, &err);
+		else if (has_api)
 			rc = vm_api(dir, "PUT", "/shutdown", NULL, NULL, &err);
-		else
-			rc = kill(vmm, SIGTERM) == 0 ? 0 : -errno;
+		else if (kill(vmm, SIGTERM) != 0)
+			rc = -errno;
+		else if (paused)
+			kill(vmm,
+			     SIGCONT); /* a stopped process acts on SIGTERM only once resumed */
 		if (rc)
 			fail(resp, rc, &err);
 		else

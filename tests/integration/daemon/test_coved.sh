@@ -114,6 +114,14 @@ wait_for '[ -p "$STATE/run/vm1/console.in" ]'
 echo crash >"$STATE/run/vm1/console.in"
 check "crash reported with exit status and log tail" 'wait_for "events \"?vm=vm1\" | grep -q \"exit status 3.*simulated crash\""'
 
+# -- reboot: the VMM ends and coved starts it again
+"$COVECTL" start vm1 >/dev/null
+last=$(events "?vm=vm1" | grep -o '"id":[0-9]*' | tail -1 | cut -d: -f2)
+check "reboot" '"$COVECTL" reboot vm1 | grep -q "rebooted"'
+check "reboot: stopped, then started again" 'wait_for "events \"?vm=vm1&since=$last\" | grep -q \"reboot requested.*\\\"started\\\"\""'
+check "running after the reboot" 'wait_for "\"$COVECTL\" list | grep -q \"vm1 .*running\""'
+"$COVECTL" destroy vm1 >/dev/null
+
 # -- autostart at daemon start, destroy, undefine
 stop_coved
 start_coved || { echo "Bail out! coved did not restart"; exit 1; }
