@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,7 @@ static void usage(FILE *out)
 	      "  --listen ADDR:PORT also serve HTTPS on TCP (needs --tls-cert, --tls-key, "
 	      "--token-file)\n"
 	      "  --tls-cert FILE, --tls-key FILE, --token-file FILE\n"
+	      "  --confine USER     run each VMM as USER in its own mount namespace, no caps\n"
 	      "  --timeout SECONDS  idle connection timeout (default 30)\n"
 	      "  --log-level LEVEL  error, warn, info, debug\n",
 	      out);
@@ -164,7 +166,8 @@ int main(int argc, char **argv)
 		O_TOKEN,
 		O_TIMEOUT,
 		O_LOG,
-		O_HELP
+		O_HELP,
+		O_CONFINE
 	};
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, O_SOCK},
@@ -179,6 +182,7 @@ int main(int argc, char **argv)
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
 	    {"log-level", required_argument, NULL, O_LOG},
 	    {"help", no_argument, NULL, O_HELP},
+	    {"confine", required_argument, NULL, O_CONFINE},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -230,6 +234,20 @@ int main(int argc, char **argv)
 		case O_HELP:
 			usage(stdout);
 			return 0;
+		case O_CONFINE: {
+			struct passwd *pw = getpwnam(optarg);
+			if (!pw || pw->pw_uid == 0) {
+				fprintf(stderr,
+					"coved: --confine needs an existing non-root user "
+					"(got '%s')\n",
+					optarg);
+				return 2;
+			}
+			d.confine = true;
+			d.confine_uid = pw->pw_uid;
+			d.confine_gid = pw->pw_gid;
+			break;
+		}
 		default:
 			usage(stderr);
 			return 2;

@@ -41,6 +41,9 @@ struct coved {
 	char vmm[PATH_MAX];	/* the `cove` binary (or a stand-in) run as `VMM run ...` */
 	bool vmm_api_sock;	/* the VMM understands --api-sock */
 	bool vmm_disk, vmm_net; /* ... --disk PATH[,readonly], --net TAP[,mac=MAC] */
+	bool confine;		/* run VMMs confined (--confine USER) */
+	uid_t confine_uid;
+	gid_t confine_gid;
 	struct vm_rt *running[COVED_MAX_RUNNING];
 	FILE *audit;
 	unsigned heartbeat_ms; /* idle streams send a blank line this often */

@@ -5,6 +5,7 @@
  * restart.
  */
 #include "api/json.h"
+#include "daemon/confine.h"
 #include "daemon/daemon.h"
 #include "daemon/network.h"
 #include "util/log.h"
@@ -151,7 +152,7 @@ static size_t utoa(unsigned long v, char *out)
  * for the VMM and writes "exited N" or "signaled N" to exit_path (atomically).
  */
 static void shim(char *const argv[], int in_fd, int out_fd, int err_fd, int pfd,
-		 const char *exit_path, const char *exit_tmp)
+		 const char *exit_path, const char *exit_tmp, const struct confine_spec *jail)
 {
 	prctl(PR_SET_NAME, "cove-shim");
 	pid_t vmm = fork();
@@ -164,6 +165,8 @@ static void shim(char *const argv[], int in_fd, int out_fd, int err_fd, int pfd,
 		dup2(out_fd, 1);
 		dup2(err_fd, 2);
 		close_range(3, ~0U, 0);
+		if (jail && confine_enter(jail) != 0)
+			_exit(126);
 		execv(argv[0], argv);
 		static const char msg[] = "coved: cannot execute the VMM\n";
 		(void)!write(2, msg, sizeof(msg) - 1);
@@ -308,6 +311,44 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 	}
 	argv[ac] = NULL;
 
+	struct confine_spec *jail = NULL;
+	char vmm_real[PATH_MAX];
+	if (d->confine) {
+		jail = calloc(1, sizeof(*jail));
+		if (!jail) {
+			rc = cove_err_set(err, -ENOMEM, "out of memory");
+			goto err_free;
+		}
+		jail->uid = d->confine_uid;
+		jail->gid = d->confine_gid;
+		jail->tun = def->nnics > 0;
+		snprintf(jail->root, sizeof(jail->root), "%s/jail", d->state_dir);
+		mkdir(jail->root, 0711);
+		snprintf(jail->root, sizeof(jail->root), "%s/jail/%s", d->state_dir, def->name);
+		mkdir(jail->root, 0700);
+		if (!realpath(d->vmm, vmm_real))
+			snprintf(vmm_real, sizeof(vmm_real), "%s", d->vmm);
+		int jr = confine_add(jail, vmm_real, false);
+		if (!jr && def->kernel[0])
+			jr = confine_add(jail, def->kernel, false);
+		if (!jr && def->initrd[0])
+			jr = confine_add(jail, def->initrd, false);
+		for (unsigned i = 0; !jr && i < def->ndisks; i++)
+			jr = confine_add(jail, def->disks[i].path, !def->disks[i].readonly);
+		if (!jr)
+			jr = confine_add(jail, rt->dir, true);
+		/* The VMM creates its API socket in its run directory. */
+		if (!jr && chown(rt->dir, jail->uid, jail->gid) != 0)
+			jr = -errno;
+		if (!jr)
+			jr = confine_build_filter(jail);
+		if (jr) {
+			free(jail);
+			rc = cove_err_set(err, jr, "preparing the VMM's confinement: %s",
+					  strerror(-jr));
+			goto err_free;
+		}
+	}
 	char p_in[PATH_MAX + 32], p_out[PATH_MAX + 32], p_err[PATH_MAX + 32];
 	char p_exit[PATH_MAX + 32], p_tmp[PATH_MAX + 32];
 	path_in(p_in, sizeof(p_in), rt, "console.in");
@@ -335,7 +376,7 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 		setsid();
 		pid_t b = fork();
 		if (b == 0)
-			shim(argv, in_fd, out_fd, err_fd, pfd[1], p_exit, p_tmp);
+			shim(argv, in_fd, out_fd, err_fd, pfd[1], p_exit, p_tmp, jail);
 		_exit(b < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
@@ -376,6 +417,9 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 		goto err_console;
 	}
 	coved_event(d, rt->name, "started", "start requested", NULL);
+	if (jail)
+		confine_free_filter(jail);
+	free(jail);
 	free(own);
 	return 0;
 err_fds:
@@ -390,6 +434,9 @@ err_fds:
 	if (err_fd >= 0)
 		close(err_fd);
 err_console:
+	if (jail)
+		confine_free_filter(jail);
+	free(jail);
 	if (rt->console_fd >= 0)
 		close(rt->console_fd);
 err_free:

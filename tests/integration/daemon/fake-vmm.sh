@@ -8,12 +8,15 @@ if [ "${2-}" = "--help" ]; then
 fi
 trap 'echo "fake-vmm: power button"; exit 0' TERM
 echo "fake-vmm: args: $*" >&2
+echo "fake-vmm: uid=$(id -u) $(grep CapEff /proc/self/status | tr -d '\t') root: $(ls / | tr '\n' ' ')" >&2
+[ -e /etc/passwd ] && echo "fake-vmm: sees /etc/passwd" >&2
 echo "PROBE: boot ok"
 echo "PROBE: args $*"
 while read -r line; do
 	case $line in
 	poweroff) echo "PROBE: 1 passed, 0 failed"; exit 0 ;;
 	crash) echo "fake-vmm: fatal: simulated crash" >&2; exit 3 ;;
+	forbidden) echo "fake-vmm: trying unshare(2)" >&2; exec unshare -m true ;;
 	*) echo "echo: $line" ;;
 	esac
 done
