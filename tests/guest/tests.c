@@ -469,7 +469,9 @@ void demo(void)
 		lapic_x2 ? "x2APIC" : "xAPIC", detail[0] ? ": " : "", detail);
 	kprintf("TSC: %lu MHz (%s)\n", tsc_hz / 1000000, tsc_source);
 	kprintf("devices:\n");
-	kprintf("  COM1 at 0x3f8\n");
+	outb(LAYOUT_PORT_COM1 + 7, 0x5A); /* scratch register: a 16450/16550 keeps it */
+	kprintf("  COM1 at 0x3f8: %s\n",
+		inb(LAYOUT_PORT_COM1 + 7) == 0x5A ? "16550" : "no scratch register");
 	struct rtc_time t;
 	char err[64];
 	if (!rtc_read(&t, err, sizeof(err)))
