@@ -67,7 +67,8 @@ probe_feed() { # $1: input, $2: output file, then COMMAND...
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	printf '%s' "$input" >&"$fd" 2>/dev/null
+	# A subshell ignoring SIGPIPE: the VMM may have exited without reading.
+	(trap '' PIPE; printf '%s' "$input" >&"$fd") 2>/dev/null
 	exec {fd}>&-
 	wait "$pid"
 	local rc=$?
