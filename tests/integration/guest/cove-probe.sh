@@ -24,7 +24,7 @@ initrd=$work/initrd.img
 head -c 200000 /dev/urandom >"$initrd"
 serial_in="cove-serial-$RANDOM"
 tests="boot initrd acpi smp timer rtc serial exitloop"
-list=$(echo $tests | tr ' ' ,)
+list=${tests// /,}
 
 for k in pvh bzimage; do
 	kernel=$pvh

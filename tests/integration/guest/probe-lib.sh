@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # probe-lib.sh: runs the probe guest under any VMM and turns its PROBE lines into TAP.
 # Source it from a bash test script. It works the same for QEMU and for `cove run`:
 #
