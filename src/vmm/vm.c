@@ -57,6 +57,11 @@ static int get_supported_cpuid(struct vm *vm, struct cove_err *err)
 			return cove_err_set(err, -ENOMEM, "out of memory");
 		c->nent = n;
 		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			/* KVM emulates the TSC-deadline timer but leaves its bit to userspace. */
+			if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+				for (unsigned i = 0; i < c->nent; i++)
+					if (c->entries[i].function == 1)
+						c->entries[i].ecx |= 1u << 24;
 			vm->supported_cpuid = c;
 			return 0;
 		}
