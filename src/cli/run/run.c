@@ -207,18 +207,21 @@ static int open_console(const struct run_config *cfg, struct cove_err *err)
 }
 
 /*
- * There is no reliable marker of a PVM guest kernel in an image, so every kernel but the
- * probe guest gets the warning.
+ * Kernel-mode code runs natively on PVM only in kernels built as PVM guests. No header field
+ * says so; an uncompressed kernel (ELF vmlinux) carries the PVM guest code's message prefix
+ * "pvm-guest: ", so that is taken as the marker. A compressed bzImage cannot be checked and
+ * is warned about. The probe guest (built-in, or as a file: it carries its banner) is
+ * written for emulated CPL0 and is never warned about.
  */
 static void warn_pvm(const struct machine_config *mc)
 {
 	if (access("/sys/module/kvm_pvm", F_OK) != 0)
 		return;
-#ifdef COVE_HAVE_PROBE
-	if (mc->kernel_len == cove_probe_pvh_size &&
-	    memcmp(mc->kernel, cove_probe_pvh, mc->kernel_len) == 0)
+	static const char probe_banner[] = "Cove probe guest";
+	static const char pvm_marker[] = "pvm-guest: ";
+	if (memmem(mc->kernel, mc->kernel_len, probe_banner, sizeof(probe_banner) - 1) ||
+	    memmem(mc->kernel, mc->kernel_len, pvm_marker, sizeof(pvm_marker) - 1))
 		return;
-#endif
 	log_warn("this host's KVM is PVM: the guest's kernel-mode code is emulated instruction by "
 		 "instruction and may fail or be slow unless the kernel is a PVM guest kernel");
 }

@@ -160,6 +160,26 @@ else
 	not_ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
 fi
 
+# On a PVM host: one warning for a kernel that is not a PVM guest, none for one that is.
+if is_pvm; then
+	# Across restarts too: the guest resets, cove boots it again, SIGTERM ends it.
+	"$COVE" run --kernel "$PVH_GUEST" --cmdline r --on-reboot restart >/dev/null 2>"$tmp/warn.err" </dev/null &
+	pid=$!
+	sleep 0.5
+	kill -TERM $pid
+	wait $pid
+	n=$(grep -c "warning: this host's KVM is PVM" "$tmp/warn.err")
+	cp "$PVH_GUEST" "$tmp/pvm-guest.elf" && printf 'pvm-guest: marker' >>"$tmp/pvm-guest.elf"
+	run pvm-nowarn --kernel "$tmp/pvm-guest.elf" --cmdline p
+	if [ "$n" -eq 1 ] && ! grep -q 'KVM is PVM' <<<"$err" && [ "$status" -eq 0 ]; then
+		ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel"
+	else
+		not_ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel" "$n warnings; $err"
+	fi
+else
+	skip "PVM host: the emulation warning" "not a PVM host"
+fi
+
 run hugepages --kernel "$PVH_GUEST" --cmdline p --hugepages --memory 64M
 expect "--hugepages (falls back when none are reserved)" 'pvh: cmdline=p'
 
