@@ -203,8 +203,24 @@ static void send_ipi(uint32_t dest, uint32_t low)
 		__asm__ volatile("pause");
 }
 
-/* Brings up every enabled MADT CPU but this one, one at a time; returns how many came up. */
+static int smp_start(char *detail, size_t n);
+
+/* Brings up every enabled MADT CPU but this one (once); returns how many failed to start. */
 int smp_boot(char *detail, size_t n)
+{
+	static int done, result;
+	static char first_detail[96];
+	if (done) { /* APs are parked; INIT again would restart them */
+		ksnprintf(detail, n, "%s", first_detail);
+		return result;
+	}
+	done = 1;
+	result = smp_start(first_detail, sizeof(first_detail));
+	ksnprintf(detail, n, "%s", first_detail);
+	return result;
+}
+
+static int smp_start(char *detail, size_t n)
 {
 	uint32_t self = my_apic_id();
 	size_t len = (size_t)(ap_tramp_end - ap_tramp_start);
@@ -214,6 +230,9 @@ int smp_boot(char *detail, size_t n)
 	*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_cr3 - ap_tramp_start)) = cr3;
 	*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_entry - ap_tramp_start)) =
 	    (uint64_t)(uintptr_t)ap_entry64;
+	/* The trampoline hands out stacks upwards from here, 4 KiB each (lock xadd). */
+	*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_stack - ap_tramp_start)) =
+	    (uint64_t)(uintptr_t)(ap_stacks[1] + 4096);
 	int failed = 0, started = 0;
 	uint32_t bad = 0;
 	for (int i = 0; i < acpi.ncpus; i++) {
@@ -222,8 +241,6 @@ int smp_boot(char *detail, size_t n)
 			continue;
 		if (started + 1 >= MAX_CPUS)
 			break;
-		*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_stack - ap_tramp_start)) =
-		    (uint64_t)(uintptr_t)(ap_stacks[started + 1] + 4096);
 		int before = ap_count;
 		send_ipi(id, 0x4500); /* INIT, assert */
 		delay_us(10000);

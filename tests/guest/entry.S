@@ -288,8 +288,10 @@ tr_pm32:
 	movl %eax, %cr0
 	ljmp $SEL_CODE64, $T(tr_lm64)
 	.code64
-tr_lm64:
-	movq T(ap_tramp_stack), %rsp
+tr_lm64: /* each AP takes its own stack, even one that checks in late */
+	movq $4096, %rax
+	lock xaddq %rax, T(ap_tramp_stack)
+	movq %rax, %rsp
 	movq T(ap_tramp_entry), %rax
 	jmp *%rax
 	.balign 8

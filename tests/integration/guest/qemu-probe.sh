@@ -29,7 +29,7 @@ head -c 200000 /dev/urandom >"$initrd"
 serial_in="cove-serial-$RANDOM"
 mem=268435456
 tests="boot initrd acpi smp timer rtc serial exitloop"
-list=$(echo $tests | tr ' ' ,)
+list=${tests// /,}
 
 qemu_args() { # $1: machine, $2: kernel, $3: cpus, $4: memory (MiB), $5: cmdline, [$6: initrd]
 	a=(-M "$1" -accel kvm -nodefaults -no-user-config -nographic
@@ -83,6 +83,16 @@ if [ -z "$skip" ]; then
 else
 	probe_tap ok "microvm-pvh-demo lists 2 CPUs online" "SKIP $skip"
 fi
+
+# Resets (probe.exit=): qemu-reset.sh runs QEMU without -no-reboot and succeeds once the
+# guest boots a second time, so a poweroff (or nothing) fails these.
+for e in reset-acpi triplefault; do
+	qemu_args microvm,rtc=on "$pvh" 1 128 "probe=rtc probe.exit=$e"
+	b=()
+	for x in "${a[@]}"; do [ "$x" = -no-reboot ] || b+=("$x"); done
+	probe_run "microvm-pvh-$e" "rtc" --end reset ${skip:+--skip "$skip"} -- \
+		"$here/qemu-reset.sh" "$qemu" "${b[@]}"
+done
 
 # The tests can fail: wrong expectations must each give FAIL.
 cmd="probe=boot,initrd,smp,serial,bogus probe.mem=$((mem * 2)) probe.cpus=3"

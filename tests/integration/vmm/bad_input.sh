@@ -19,6 +19,7 @@ bad() {
 }
 
 COVE_KVM_DEV=/nonexistent/kvm bad "no /dev/kvm" 'no such device' --kernel "$PVH_GUEST"
+COVE_KVM_DEV=/dev/null bad "a device that is not KVM" 'not a KVM device' --kernel "$PVH_GUEST"
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	# As nobody, a root-only device node is not accessible.
 	touch "$tmp/kvm" && chmod 600 "$tmp/kvm" && chmod 755 "$tmp"
