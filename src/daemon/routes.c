@@ -4,6 +4,9 @@
 #include "api/json.h"
 #include "daemon/daemon.h"
 #include "daemon/network.h"
+#ifdef COVED_HAVE_BLOCK
+#include <cove/block.h>
+#endif
 #include "util/log.h"
 
 #include <dirent.h>
@@ -796,6 +799,22 @@ static void create_volume(struct api_request *req, struct api_response *resp)
 		api_resp_error(resp, 400, "%s", err.msg);
 		return;
 	}
+	char p[PATH_MAX + 256];
+	snprintf(p, sizeof(p), "%s/%s", d->pool_dir, name);
+#ifdef COVED_HAVE_BLOCK
+	/* Images are made by the block layer (qcow2 metadata, atomic rename into place). */
+	struct blk_create_opts bo = {.size = size};
+	blk_format_parse(format, &bo.format);
+	rc = blk_create(p, &bo, false, &err);
+	if (rc) {
+		json_object_put(o);
+		if (rc == -EEXIST)
+			api_resp_error(resp, 409, "a volume named '%s' already exists", name);
+		else
+			api_resp_error(resp, api_status_from_errno(rc), "%s", err.msg);
+		return;
+	}
+#else
 	if (strcmp(format, "qcow2") == 0) {
 		json_object_put(o);
 		api_resp_error(resp, 501,
@@ -803,8 +822,6 @@ static void create_volume(struct api_request *req, struct api_response *resp)
 			       "was built without; use format \"raw\"");
 		return;
 	}
-	char p[PATH_MAX + 256];
-	snprintf(p, sizeof(p), "%s/%s", d->pool_dir, name);
 	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
@@ -823,6 +840,7 @@ static void create_volume(struct api_request *req, struct api_response *resp)
 		api_resp_error(resp, 500, "sizing %s: %s", p, strerror(-rc));
 		return;
 	}
+#endif
 	json_object *r = json_object_new_object();
 	json_object_object_add(r, "name", json_object_new_string(name));
 	json_object_object_add(r, "path", json_object_new_string(p));

@@ -81,6 +81,15 @@ r=$(curl -s -m 5 --unix-socket "$SOCK.ro" -X POST -d '{"name":"ro"}' -w '\n%{htt
 check "read-only socket refuses POST with 403" '[[ ${r##*$'"'"'\n'"'"'} == 403 ]]'
 check "audit log records mutating calls" 'grep -q "PUT /v1/vms/web 200" "$STATE/audit.log" && grep -q "POST /v1/vms 400" "$STATE/audit.log"'
 
+# -- storage pool
+check "vol-create raw" '"$COVECTL" vol-create disk1 16M >/dev/null && [ "$(stat -c %s "$STATE/images/disk1")" = 16777216 ]'
+r=$(api POST /v1/storage/volumes '{"name":"q1","size":16777216,"format":"qcow2"}')
+check "vol-create qcow2: made by the block layer, or 501 saying it is missing" '{ [[ $r == 201* ]] && head -c 4 "$STATE/images/q1" | grep -q QFI; } || { [[ $r == 501* ]] && grep -q "block layer" <<<"$r"; }'
+check "vol-list" '"$COVECTL" vol-list | grep -q "disk1 .*raw .*16777216"'
+r=$(api POST /v1/storage/volumes '{"name":"../x","size":4096}')
+check "vol-create refuses a path as a name" '[[ $r == 400* ]]'
+check "vol-delete" '"$COVECTL" vol-delete disk1 >/dev/null && [ ! -e "$STATE/images/disk1" ]'
+
 # -- lifecycle with the stand-in VMM
 echo '{"name":"vm1","autostart":true}' | "$COVECTL" define - >/dev/null
 check "covectl start" '"$COVECTL" start vm1 >/dev/null'
