@@ -104,6 +104,15 @@ check "stats use libvirt names" '"$COVECTL" --json stats vm1 | grep -q "\"cpu.ti
 out=$( (echo hello-console; sleep 0.5) | timeout 10 "$COVECTL" console vm1)
 check "WebSocket console: history, then input echoed" 'grep -q "PROBE: boot ok" <<<"$out" && grep -q "echo: hello-console" <<<"$out"'
 
+if command -v script >/dev/null; then
+	out=$( (sleep 0.5; printf 'tty-hello\n'; sleep 0.5; printf '\035'; sleep 1) |
+		timeout 10 script -qfec "$COVECTL console vm1" /dev/null)
+	rc=$?
+	check "console on a terminal: raw input, Ctrl-] leaves" '[ $rc = 0 ] && grep -q "echo: tty-hello" <<<"$out" && grep -q "Disconnected from vm1" <<<"$out"'
+else
+	skip "console on a terminal: raw input, Ctrl-] leaves" "script(1) is not installed"
+fi
+
 # -- kill -9 coved with a VM running; restart re-attaches
 kill9_coved
 start_coved || { echo "Bail out! coved did not restart"; exit 1; }
