@@ -15,7 +15,7 @@ for round in 1 2 3; do
 			[ "$code" = 201 ] && echo "$name" >>"$acked"
 		) &
 	done
-	sleep 0.$((RANDOM % 3 + 1))
+	sleep 0.$((RANDOM % 4 + 4))
 	kill9_coved
 	wait
 	start_coved || { echo "Bail out! coved did not restart"; exit 1; }
@@ -26,6 +26,17 @@ for round in 1 2 3; do
 	done <"$acked"
 	check "round $round: every acknowledged definition survived kill -9 ($(wc -l <"$acked") so far)" '[ $missing -eq 0 ]'
 done
+check "definitions were acknowledged in the bursts ($(wc -l <"$acked") of 120), so the kills hit work in flight" '[ "$(wc -l <"$acked")" -gt 0 ]'
+
+# A VM that crashes while coved is down is reported when coved comes back.
+echo '{"name":"lonely"}' | "$COVECTL" define - >/dev/null
+"$COVECTL" start lonely >/dev/null
+wait_for '[ -p "$STATE/run/lonely/console.in" ]'
+kill9_coved
+echo crash >"$STATE/run/lonely/console.in"
+wait_for '[ -e "$STATE/run/lonely/exit" ]'
+start_coved || { echo "Bail out! coved did not restart"; exit 1; }
+check "a crash while coved was down is reported on restart" 'wait_for "events \"?vm=lonely\" | grep -q \"exit status 3\""'
 check "the store passes an integrity check" '[ "$(sqlite3 "$STATE/coved.db" "PRAGMA integrity_check")" = ok ]'
 check "the store is in WAL mode" '[ "$(sqlite3 "$STATE/coved.db" "PRAGMA journal_mode")" = wal ]'
 check "the schema is versioned" '[ "$(sqlite3 "$STATE/coved.db" "PRAGMA user_version")" -ge 1 ]'
