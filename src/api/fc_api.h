@@ -5,7 +5,8 @@
  * HTTP or JSON.
  *
  * Routes: GET /, GET /version, PUT /boot-source, GET|PUT|PATCH /machine-config,
- * PUT /drives/{id}, PUT /network-interfaces/{id}, PUT /vsock, GET|PUT|PATCH /balloon,
+ * PUT /drives/{id}, PUT /network-interfaces/{id} (PATCH of either: 400, not supported),
+ * PUT /vsock, GET|PUT|PATCH /balloon,
  * PUT /logger, PUT /metrics, PUT /actions (InstanceStart, SendCtrlAltDel, FlushMetrics),
  * PATCH /vm (Paused, Resumed), GET /vm/config, GET /stats, PUT /shutdown.
  * Status codes follow Firecracker: 204 on success, 400 + {"fault_message": ...} on bad

@@ -137,6 +137,22 @@ static void put_drive(struct api_request *req, struct api_response *resp)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Firecracker's post-boot PATCH of a drive or NIC (new backing file, rate limiters):
+ * Cove cannot change a running device yet, and says so in Firecracker's terms. */
+static void patch_device(struct api_request *req, struct api_response *resp)
+{
+	struct fc_api_server *s = srv(req);
+	pthread_mutex_lock(&s->lock);
+	bool started = s->state != FC_STATE_NOT_STARTED;
+	pthread_mutex_unlock(&s->lock);
+	if (!started)
+		api_resp_error(resp, 400, BEFORE_START);
+	else
+		api_resp_error(resp, 400, "updating %s after boot is not supported by Cove",
+			       strncmp(req->path, "/drives/", 8) == 0 ? "a drive"
+								      : "a network interface");
+}
+
 static void put_net(struct api_request *req, struct api_response *resp)
 {
 	struct fc_api_server *s = srv(req);
@@ -382,7 +398,9 @@ static const struct api_route routes[] = {
     {"PUT", "/machine-config", put_machine, API_ROUTE_MUTATES},
     {"PATCH", "/machine-config", patch_machine, API_ROUTE_MUTATES},
     {"PUT", "/drives/{id}", put_drive, API_ROUTE_MUTATES},
+    {"PATCH", "/drives/{id}", patch_device, API_ROUTE_MUTATES},
     {"PUT", "/network-interfaces/{id}", put_net, API_ROUTE_MUTATES},
+    {"PATCH", "/network-interfaces/{id}", patch_device, API_ROUTE_MUTATES},
     {"PUT", "/vsock", put_vsock, API_ROUTE_MUTATES},
     {"GET", "/balloon", get_balloon, 0},
     {"PUT", "/balloon", put_balloon, API_ROUTE_MUTATES},
