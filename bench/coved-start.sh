@@ -33,9 +33,12 @@ for i in $(seq "$RUNS"); do
 	until grep -q PROBE: "$tmp/state/run/probe/console.log" 2>/dev/null; do sleep 0.005; done
 	echo $(( $(ms) - t0 )) >>"$tmp/coved.t"
 	while "$COVECTL" list | grep -q " probe "; do sleep 0.02; done
+	: >"$tmp/direct.out"
 	t0=$(ms)
-	"$COVE" run --memory 64 --console stdio </dev/null 2>/dev/null | grep -m1 -q PROBE:
+	"$COVE" run --memory 64 --console "file:$tmp/direct.out" </dev/null 2>/dev/null &
+	until grep -q PROBE: "$tmp/direct.out" 2>/dev/null; do sleep 0.005; done
 	echo $(( $(ms) - t0 )) >>"$tmp/direct.t"
+	wait $!
 done
 c=$(median <"$tmp/coved.t")
 d=$(median <"$tmp/direct.t")
