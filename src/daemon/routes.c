@@ -231,8 +231,22 @@ static void delete_vm(struct api_request *req, struct api_response *resp)
 		rc = cove_err_set(&err, -EBUSY, "VM '%s' is running; stop it first", name);
 	else
 		rc = store_vm_delete(d->store, name, &err);
-	if (!rc)
+	if (!rc) {
 		coved_event(d, name, "undefined", "deleted", NULL);
+		/* Its last run's files go with it. */
+		static const char *const files[] = {"console.log", "console.in", "vmm.log",
+						    "exit",	   "exit.tmp",	 "api.sock",
+						    "ops.log",	   "config.json"};
+		char p[PATH_MAX + 256];
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			snprintf(p, sizeof(p), "%s/run/%s/%s", d->state_dir, name, files[i]);
+			unlink(p);
+		}
+		snprintf(p, sizeof(p), "%s/run/%s", d->state_dir, name);
+		rmdir(p);
+		snprintf(p, sizeof(p), "%s/jail/%s", d->state_dir, name);
+		rmdir(p);
+	}
 	pthread_mutex_unlock(&d->lock);
 	if (rc)
 		fail(resp, rc, &err);

@@ -302,8 +302,15 @@ int store_event_add(struct store *s, const char *vm, const char *type, const cha
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE)
 		return -EIO;
+	int64_t last = sqlite3_last_insert_rowid(s->db);
 	if (id)
-		*id = sqlite3_last_insert_rowid(s->db);
+		*id = last;
+	/* History is bounded: now and then, forget all but the newest events. */
+	if (last % 256 == 0) {
+		int64_t below = last - STORE_EVENTS_KEPT;
+		const void *args[] = {&below};
+		exec1(s, "DELETE FROM events WHERE id <= ?", "i", args, NULL);
+	}
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #define STORE_SCHEMA_VERSION 1
+#define STORE_EVENTS_KEPT    20000 /* older events are pruned */
 
 struct store;
 

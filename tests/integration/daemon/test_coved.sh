@@ -146,4 +146,5 @@ start_coved || { echo "Bail out! coved did not restart"; exit 1; }
 check "autostart starts vm1 with coved" 'wait_for "\"$COVECTL\" list | grep -q \"vm1 .*running\""'
 check "destroy" '"$COVECTL" destroy vm1 >/dev/null && events "?vm=vm1" | grep -q "\"reason\":\"destroyed\""'
 check "undefine" '"$COVECTL" undefine vm1 >/dev/null && ! "$COVECTL" list --all | grep -q vm1'
+check "undefine removes the VM's run directory" '[ ! -e "$STATE/run/vm1" ]'
 echo "1..$n"
