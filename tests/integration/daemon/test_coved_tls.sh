@@ -1,5 +1,6 @@
 #!/bin/bash
-# coved on TCP: only with TLS and a bearer token (loopback only). Prints TAP.
+# coved's access: the Unix socket for root and one group; TCP only with TLS and a bearer
+# token (loopback only). Prints TAP.
 set -u
 command -v openssl >/dev/null || { echo "SKIP: openssl is not installed (for a test certificate)"; exit 77; }
 . "$(dirname "$0")/lib.sh"
@@ -7,9 +8,11 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert
 	-days 1 -subj /CN=localhost >/dev/null 2>&1 || { echo "SKIP: openssl cannot make a certificate"; exit 77; }
 echo "0123456789abcdef-test-token" >"$TMP/token"
 port=$((20000 + $$ % 20000))
-start_coved "$FAKE_VMM" --listen 127.0.0.1:$port --tls-cert "$TMP/cert.pem" \
+grp=$(getent group nogroup >/dev/null && echo nogroup || echo root)
+start_coved "$FAKE_VMM" --group "$grp" --listen 127.0.0.1:$port --tls-cert "$TMP/cert.pem" \
 	--tls-key "$TMP/key.pem" --token-file "$TMP/token" || { echo "Bail out! coved did not start"; exit 1; }
 wait_for "curl -sk -o /dev/null https://127.0.0.1:$port/v1/version"
+check "the Unix socket belongs to root and group $grp, mode 0660" '[ "$(stat -c "%U:%G %a" "$SOCK")" = "root:$grp 660" ]'
 code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer 0123456789abcdef-test-token" https://127.0.0.1:$port/v1/host)
 check "HTTPS with the token: 200" '[ "$code" = 200 ]'
 code=$(curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:$port/v1/host)
