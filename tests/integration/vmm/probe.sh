@@ -61,4 +61,12 @@ else
 	not_ok "cove run with no kernel boots the built-in probe guest (demo)" "status $status" "$out" "$err"
 fi
 
+# The demo probes PCI at 0xCF8, which nothing claims here: ignored, counted, not fatal.
+run demo-info --log-level info --console none
+if [ "$status" -eq 0 ] && grep -qE '[1-9][0-9]* accesses to unclaimed ports or addresses were ignored' <<<"$err"; then
+	ok "unclaimed port accesses are ignored and counted"
+else
+	not_ok "unclaimed port accesses are ignored and counted" "status $status" "$err"
+fi
+
 finish
