@@ -52,5 +52,7 @@ S
 chmod +x "$TMP/udhcpc.sh"
 lease=$(timeout 20 ip netns exec "$CL" busybox udhcpc -f -q -n -t 5 -T 1 -i vc$$ -s "$TMP/udhcpc.sh" 2>/dev/null)
 check "a client on the bridge gets a DHCP lease ($lease)" 'grep -q "lease 192.168.124." <<<"$lease"'
+want=$(ip netns exec "$NS" cat /sys/class/net/$tap/statistics/rx_bytes)
+check "stats name the tap and take its counters as the guest sees them (tx.bytes=$want)" '"$COVECTL" stats netvm | grep -q "net.0.name=$tap" && "$COVECTL" stats netvm | grep -q "net.0.tx.bytes=$want$"'
 check "destroy removes the tap" '"$COVECTL" destroy netvm >/dev/null && ! ip -n "$NS" link show "$tap" >/dev/null 2>&1'
 echo "1..$n"
