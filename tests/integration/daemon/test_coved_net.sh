@@ -7,11 +7,11 @@ set -u
 for t in ip nft dnsmasq busybox; do
 	command -v $t >/dev/null || { echo "SKIP: $t is not installed (apt-get install dnsmasq-base nftables busybox-static)"; exit 77; }
 done
+. "$(dirname "$0")/lib.sh"
 NS=cove-nettest-$$
 CL=cove-netcl-$$
 ip netns add "$NS" || { echo "SKIP: cannot create a network namespace"; exit 77; }
 ip netns add "$CL"
-. "$(dirname "$0")/lib.sh"
 net_cleanup() {
 	local pid
 	pid=$(cat "$STATE/net/default.dnsmasq.pid" 2>/dev/null) && [ -n "$pid" ] && kill "$pid" 2>/dev/null
