@@ -1,5 +1,6 @@
 #!/bin/bash
 # cove run boots the tiny PVH and bzImage test guests: boot data, exits, signals, restart.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 if ! kvm_usable; then
