@@ -49,7 +49,7 @@ expect "bzImage: 4G splits around the hole" 'bz: mem=4095'
 for kind in r:"ACPI reset register" k:"i8042 reset line" t:"triple fault"; do
 	c=${kind%%:*}
 	what=${kind#*:}
-	run reset-$c --kernel "$PVH_GUEST" --cmdline "$c"
+	run "reset-$c" --kernel "$PVH_GUEST" --cmdline "$c"
 	nlines=$(grep -v 'warning: this host.s KVM is PVM' <<<"$err" | grep -c .)
 	if [ "$status" -eq 0 ] && grep -q "guest reset ($what" <<<"$err" && [ "$nlines" -eq 1 ]; then
 		ok "reset by $what: exit 0 with one line"
