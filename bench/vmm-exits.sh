@@ -11,7 +11,10 @@ loops=${2:-20000}
 rounds=${3:-3}
 cove=$build/src/cli/cove
 guest=$build/tests/guest/probe-pvh.elf
-[ -x "$cove" ] && [ -f "$guest" ] || { echo "build first: scripts/build $build" >&2; exit 1; }
+if [ ! -x "$cove" ] || [ ! -f "$guest" ]; then
+	echo "build first: scripts/build $build" >&2
+	exit 1
+fi
 exec python3 - "$cove" "$guest" "$loops" "$rounds" <<'PY'
 import re, statistics, subprocess, sys
 cove, guest, loops, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

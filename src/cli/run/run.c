@@ -257,7 +257,7 @@ static void destroy_in_background(struct machine *m)
 }
 
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc, int console_fd)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -319,7 +319,6 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			log_error("%s", msg[0] ? msg : "the machine stopped unexpectedly");
 			return 1;
 		}
-		(void)console_fd;
 	}
 }
 
@@ -390,7 +389,7 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	status = run_machine(&cfg, &mc, console_fd);
+	status = run_machine(&cfg, &mc);
 	goto out;
 fail:
 	log_error("%s", err.msg);

@@ -1,5 +1,6 @@
 #!/bin/bash
 # cove run boots the probe guest (PVH and bzImage) and every probe test passes.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 if ! kvm_usable; then
