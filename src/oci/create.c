@@ -121,7 +121,8 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		a.ns_fds[t] = -1;
 	snprintf(fifo, sizeof(fifo), "%s/exec.fifo", s.dir);
-	if (mkfifo(fifo, 0622) < 0) {
+	/* Writable by the container's root even when it is mapped to another host uid. */
+	if (mkfifo(fifo, 0622) < 0 || chmod(fifo, 0622) < 0) {
 		rc = cove_err_set(err, -errno, "%s: %s", fifo, strerror(errno));
 		goto err_state;
 	}

@@ -157,6 +157,18 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 		_exit(1);
 	state[got] = '\0';
 	const char *state_json = state + 1;
+	/* Open what lives on the host while our credentials are still the host's. */
+	int cons = -1;
+	if (c->process.terminal && a->opts->console_socket) {
+		cons = connect_socket(a->opts->console_socket);
+		if (cons < 0)
+			oci_child_fail(sfd, "--console-socket %s: %s", a->opts->console_socket,
+				       strerror(errno));
+	}
+	int procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fifofd = open(a->fifo_path, O_PATH | O_CLOEXEC);
+	if (procfd < 0 || fifofd < 0)
+		oci_child_fail(sfd, "opening the exec fifo: %s", strerror(errno));
 
 	bool new_user = c->ns[OCI_NS_USER].present && !c->ns[OCI_NS_USER].path;
 	if (a->ns_fds[OCI_NS_USER] >= 0 && setns(a->ns_fds[OCI_NS_USER], CLONE_NEWUSER) < 0)
@@ -198,17 +210,6 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	}
 	if (setsid() < 0)
 		oci_child_fail(sfd, "setsid: %s", strerror(errno));
-	int cons = -1;
-	if (c->process.terminal && a->opts->console_socket) {
-		cons = connect_socket(a->opts->console_socket);
-		if (cons < 0)
-			oci_child_fail(sfd, "--console-socket %s: %s", a->opts->console_socket,
-				       strerror(errno));
-	}
-	int procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int fifofd = open(a->fifo_path, O_PATH | O_CLOEXEC);
-	if (procfd < 0 || fifofd < 0)
-		oci_child_fail(sfd, "opening the exec fifo: %s", strerror(errno));
 	if (oci_fail_at("init"))
 		oci_child_fail(sfd, "injected failure at init (COVE_OCI_FAIL_AT)");
 
@@ -234,6 +235,9 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 		run_hooks_in_child(sfd, c, OCI_HOOK_CREATE_CONTAINER, state_json);
 		if (rootfs_pivot(&r, a->opts->no_pivot, msg, sizeof(msg)))
 			oci_child_fail(sfd, "%s", msg);
+		/* sysctls are written before /proc/sys turns read-only, as runc does. */
+		for (size_t i = 0; i < c->n_sysctl; i++)
+			write_sysctl(sfd, &c->sysctl[i]);
 		if (rootfs_finish(&r, msg, sizeof(msg)))
 			oci_child_fail(sfd, "%s", msg);
 		close(r.rootfd);
@@ -256,8 +260,9 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 		if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
 			oci_child_fail(sfd, "domainname: %s", strerror(errno));
 	}
-	for (size_t i = 0; i < c->n_sysctl; i++)
-		write_sysctl(sfd, &c->sysctl[i]);
+	if (!c->ns[OCI_NS_MNT].present || c->ns[OCI_NS_MNT].path)
+		for (size_t i = 0; i < c->n_sysctl; i++)
+			write_sysctl(sfd, &c->sysctl[i]);
 	if (cons >= 0) {
 		if (oci_setup_console(cons, msg, sizeof(msg)))
 			oci_child_fail(sfd, "%s", msg);

@@ -93,11 +93,10 @@ static const char *env_get(const char **env, const char *key)
 	return NULL;
 }
 
-static int set_caps(const struct oci_process *p, char *msg, size_t len)
+/* Needs CAP_SETPCAP: called before the uid changes. */
+static int drop_bounding(const struct oci_process *p, char *msg, size_t len)
 {
-	/* Drop from the bounding set what is not in it; then set the other four sets. */
-	int last = CAP_LAST_CAP;
-	for (int c = 0; c <= last; c++) {
+	for (int c = 0; c <= CAP_LAST_CAP; c++) {
 		if (!(p->caps[OCI_CAP_BOUNDING] & (1ULL << c)) &&
 		    prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) {
 			snprintf(msg, len, "capabilities: dropping %d from the bounding set: %s", c,
@@ -105,6 +104,12 @@ static int set_caps(const struct oci_process *p, char *msg, size_t len)
 			return -errno;
 		}
 	}
+	return 0;
+}
+
+static int set_caps(const struct oci_process *p, char *msg, size_t len)
+{
+	int last = CAP_LAST_CAP;
 	cap_t caps = cap_init();
 	if (!caps)
 		return -ENOMEM;
@@ -172,6 +177,8 @@ _Noreturn void oci_exec_process(const struct oci_config *cfg, const struct oci_p
 	if (cfg->has_seccomp && !seccomp_late && oci_apply_seccomp(&cfg->seccomp, msg, sizeof(msg)))
 		oci_child_fail(sync_fd, "%s", msg);
 	/* Keep capabilities across the uid change so the configured sets can be applied. */
+	if (p->has_caps && drop_bounding(p, msg, sizeof(msg)))
+		oci_child_fail(sync_fd, "process.%s", msg);
 	if (p->has_caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		oci_child_fail(sync_fd, "prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
 	gid_t gids[256];

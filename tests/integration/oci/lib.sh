@@ -40,6 +40,7 @@ file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
 	ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || skip_all "/bin/busybox is not static"
 
 T=$(mktemp -d /tmp/cove-oci-test.XXXXXX)
+chmod 755 "$T" # containers with a user namespace must reach their rootfs
 ROOT=$T/state
 RUNC=$T/cove-runc
 ln -s "$COVE" "$RUNC"
