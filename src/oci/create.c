@@ -271,6 +271,8 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	if (o->pid_file) {
 		snprintf(buf, sizeof(buf), "%d", (int)pid);
 		int r = oci_write_file_atomic(o->pid_file, buf, strlen(buf), 0644);
+		if (r == 0 && oci_fail_at("pidfile"))
+			unlink(o->pid_file);
 		if (r < 0 || oci_fail_at("pidfile")) {
 			rc = cove_err_set(err, r < 0 ? r : -EIO, "--pid-file %s: %s", o->pid_file,
 					  r < 0 ? strerror(-r)
