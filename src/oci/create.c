@@ -45,6 +45,24 @@ static int write_idmap(pid_t pid, const char *file, const struct oci_idmap *m, s
 	return 0;
 }
 
+static int mkdir_all(const char *path)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0711) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, 0711) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int clone_flags(const struct oci_config *c)
 {
 	static const int f[] = {[OCI_NS_PID] = CLONE_NEWPID, [OCI_NS_NET] = CLONE_NEWNET,
@@ -101,7 +119,7 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 		return cove_err_set(err, -ENAMETOOLONG, "--root: path too long");
 	now_rfc3339(s.created, sizeof(s.created));
 	s.owner = getuid();
-	if (mkdir(o->root, 0711) < 0 && errno != EEXIST)
+	if (mkdir_all(o->root) < 0)
 		return cove_err_set(err, -errno, "--root %s: %s", o->root, strerror(errno));
 	if (mkdir(s.dir, 0711) < 0) {
 		if (errno == EEXIST)
