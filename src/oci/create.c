@@ -119,6 +119,9 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 		return cove_err_set(err, -ENAMETOOLONG, "--root: path too long");
 	now_rfc3339(s.created, sizeof(s.created));
 	s.owner = getuid();
+	for (int k = 0; k < OCI_HOOK_COUNT; k++)
+		if (cfg->hooks.count[k])
+			s.hooks |= 1u << k;
 	if (mkdir_all(o->root) < 0)
 		return cove_err_set(err, -errno, "--root %s: %s", o->root, strerror(errno));
 	if (mkdir(s.dir, 0711) < 0) {
@@ -397,7 +400,7 @@ int oci_destroy(struct oci_state *st, struct cove_err *err)
 	snprintf(path, sizeof(path), "%s/config.json", st->dir);
 	struct oci_config cfg;
 	struct cove_err e2 = {0};
-	if (oci_config_load(path, 0, &cfg, &e2) == 0) {
+	if ((st->hooks & (1u << OCI_HOOK_POSTSTOP)) && oci_config_load(path, 0, &cfg, &e2) == 0) {
 		if (cfg.hooks.count[OCI_HOOK_POSTSTOP]) {
 			char *sj = oci_state_json(st, OCI_STOPPED, false);
 			if (sj && oci_hooks_run(&cfg.hooks, OCI_HOOK_POSTSTOP, sj, &e2))

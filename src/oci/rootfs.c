@@ -147,24 +147,20 @@ static int mount_cgroup(const struct rootfs_ctx *r, const struct oci_mount *m, i
 		close(fd);
 		if (rc < 0)
 			continue; /* a controller the container's group does not have */
-		fd = open_in_root(r->rootfd, dest, false, true);
-		if (fd >= 0) {
-			fdpath(dp, sizeof(dp), fd);
-			remount_bind(dp, m->flags | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-			close(fd);
-		}
 	}
-	if (m->flags & MS_RDONLY) {
-		int fd = open_in_root(r->rootfd, m->destination, false, true);
-		if (fd >= 0) {
-			fdpath(tp, sizeof(tp), fd);
-			if (mount(NULL, tp, NULL, MS_REMOUNT | fl | MS_RDONLY, "mode=755") < 0) {
-				close(fd);
-				FAIL("mounts: %s read-only: %s", m->destination, strerror(errno));
-			}
-			close(fd);
-		}
+	/* One call makes the tmpfs and every bind below it read-only (and nosuid...). */
+	int fd = open_in_root(r->rootfd, m->destination, false, true);
+	if (fd < 0)
+		FAIL("mounts: %s: %s", m->destination, strerror(errno));
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					      MOUNT_ATTR_NOEXEC |
+					      ((m->flags & MS_RDONLY) ? MOUNT_ATTR_RDONLY : 0)};
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) <
+	    0) {
+		close(fd);
+		FAIL("mounts: %s read-only: %s", m->destination, strerror(errno));
 	}
+	close(fd);
 	return 0;
 }
 

@@ -50,6 +50,7 @@ struct oci_state {
 	void *annotations;  /* json_object, owned */
 	char dir[PATH_MAX]; /* <root>/<id> */
 	bool creating;	    /* the state directory exists but create has not finished */
+	unsigned hooks;	    /* bit k: the config has hooks of kind k (saves re-parsing it) */
 };
 
 enum oci_status { OCI_CREATING, OCI_CREATED, OCI_RUNNING, OCI_PAUSED, OCI_STOPPED };

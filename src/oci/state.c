@@ -162,6 +162,7 @@ int oci_state_load(const char *root, const char *id, struct oci_state *st, struc
 	st->owner = (uid_t)get_int(o, "cove_owner");
 	st->start_time = (unsigned long long)get_int(o, "cove_starttime");
 	st->cg.mode = (enum oci_cg_mode)get_int(o, "cove_cgroup_mode");
+	st->hooks = (unsigned)get_int(o, "cove_hooks");
 	copy_str(st->cg.path, sizeof(st->cg.path), o, "cove_cgroup_path");
 	struct json_object *ann;
 	if (json_object_object_get_ex(o, "annotations", &ann))
@@ -198,6 +199,7 @@ static struct json_object *state_obj(const struct oci_state *st, const char *sta
 		json_object_object_add(o, "cove_starttime",
 				       json_object_new_int64((int64_t)st->start_time));
 		json_object_object_add(o, "cove_cgroup_mode", json_object_new_int(st->cg.mode));
+		json_object_object_add(o, "cove_hooks", json_object_new_int((int)st->hooks));
 		json_object_object_add(o, "cove_cgroup_path", json_object_new_string(st->cg.path));
 	}
 	return o;

@@ -197,7 +197,10 @@ int oci_cmd_start(struct oci_global *g, int argc, char **argv)
 		return oci_cli_fail(&err);
 	/* poststart runs after the user process started, from the runtime. */
 	struct oci_state st;
-	if (oci_state_load(g->root, id, &st, &err) == 0) {
+	if (oci_state_load(g->root, id, &st, &err) == 0 &&
+	    !(st.hooks & (1u << OCI_HOOK_POSTSTART))) {
+		oci_state_free(&st);
+	} else if (!err.code) {
 		char path[PATH_MAX + 16];
 		struct oci_config cfg;
 		snprintf(path, sizeof(path), "%s/config.json", st.dir);

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 B=$T/bad
-make_bundle "$B" '["sleep","30"]'
+make_bundle "$B" '["sleep","3031"]'
 cp "$B/config.json" "$T/base.json"
 mounts_before=$(wc -l </proc/self/mountinfo)
 
@@ -21,7 +21,7 @@ bad() {
 		notok "$1" "rc=$rc out=[$out] want /$3/"
 	fi
 	local left
-	if left=$(nothing_left bad1 "$CG/bad") && ! pgrep -f "sleep 30" >/dev/null; then
+	if left=$(nothing_left bad1 "$CG/bad") && ! pgrep -f "sleep 3031" >/dev/null; then
 		ok "$1: nothing left behind"
 	else
 		notok "$1: nothing left behind" "$left"
@@ -58,11 +58,11 @@ for step in state cgroup clone init mounts ready pidfile; do
 	else
 		notok "failure injected at $step is reported" "rc=$rc out=$out"
 	fi
-	if left=$(nothing_left inj "$CG/bad") && ! pgrep -f "sleep 30" >/dev/null &&
+	if left=$(nothing_left inj "$CG/bad") && ! pgrep -f "sleep 3031" >/dev/null &&
 		[ ! -e "$T/pid.$step" ]; then
 		ok "failure at $step leaves nothing behind"
 	else
-		notok "failure at $step leaves nothing behind" "$left $(pgrep -af 'sleep 30')"
+		notok "failure at $step leaves nothing behind" "$left $(pgrep -af 'sleep 3031')"
 		r delete --force inj >/dev/null 2>&1
 	fi
 done

@@ -15,7 +15,7 @@ edit_config "$B" '.process.args = ["/bin/true"]'
 (cd "$B" && r run c-true)
 expect_eq "run /bin/true exits 0" 0 $?
 
-edit_config "$B" '.process.args = ["sleep","30"]'
+edit_config "$B" '.process.args = ["sleep","3031"]'
 r create --bundle "$B" --pid-file "$T/pid" c1
 expect_eq "create succeeds" 0 $?
 expect_eq "state after create is created" created "$(status_of c1)"
@@ -37,7 +37,7 @@ expect_eq "list --format json" c1 "$(r list --format json | jq -r '.[0].id')"
 expect_eq "ps --format json" "[$pid]" "$(r ps --format json c1)"
 out=$(r exec c1 sh -c 'echo exec-ok; cat /proc/1/cmdline | tr "\0" " "')
 expect_eq "exec runs in the container's pid namespace" "exec-ok
-sleep 30 " "$out"
+sleep 3031 " "$out"
 r exec c1 sh -c 'exit 7'
 expect_eq "exec returns the exit status" 7 $?
 cat >"$T/proc.json" <<EOF
@@ -77,7 +77,7 @@ check "delete --force a running container" r delete --force c3
 check "delete --force leaves nothing" nothing_left c3 "$CG/life"
 r create --bundle "$B" c4
 check "delete a created container" r delete c4
-expect_eq "its init is gone" "" "$(pgrep -f 'sleep 30' || true)"
+expect_eq "its init is gone" "" "$(pgrep -f 'sleep 3031' || true)"
 
 r create --bundle "$B" c5 >/dev/null 2>&1
 expect_match "create with a used id fails" "container with id exists: c5" "$(r create --bundle "$B" c5 2>&1)"
