@@ -129,7 +129,7 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 			return cove_err_set(err, -EEXIST, "container with id exists: %s", o->id);
 		return cove_err_set(err, -errno, "%s: %s", s.dir, strerror(errno));
 	}
-	int rc = 0, sv[2] = {-1, -1};
+	int rc = 0, sv[2] = {-1, -1}, own_pidns = -1;
 	pid_t pid = -1;
 	bool cg_made = false;
 	char fifo[PATH_MAX + 16], path[PATH_MAX + 16], buf[600];
@@ -187,7 +187,10 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 			goto err_cgroup;
 		}
 	}
-	/* Joining a pid namespace applies to children: enter it here, before the clone. */
+	/* Joining a pid namespace applies to children: enter it here, before the clone, and
+	 * come back after it. */
+	if (a.ns_fds[OCI_NS_PID] >= 0)
+		own_pidns = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
 	if (a.ns_fds[OCI_NS_PID] >= 0 && setns(a.ns_fds[OCI_NS_PID], CLONE_NEWPID) < 0) {
 		rc = cove_err_set(err, -errno, "linux.namespaces: joining %s: %s",
 				  cfg->ns[OCI_NS_PID].path, strerror(errno));
@@ -210,6 +213,11 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	}
 	close(sv[1]);
 	sv[1] = -1;
+	if (own_pidns >= 0) {
+		setns(own_pidns, CLONE_NEWPID);
+		close(own_pidns);
+		own_pidns = -1;
+	}
 	if (oci_fail_at("clone")) {
 		rc = cove_err_set(err, -EIO, "injected failure at clone (COVE_OCI_FAIL_AT)");
 		goto err_kill;
@@ -315,6 +323,10 @@ err_cgroup:
 	if (cg_made)
 		oci_cgroup_destroy(&s.cg);
 err_state:
+	if (own_pidns >= 0) {
+		setns(own_pidns, CLONE_NEWPID);
+		close(own_pidns);
+	}
 	for (int k = 0; k < 2; k++)
 		if (sv[k] >= 0)
 			close(sv[k]);

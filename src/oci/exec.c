@@ -55,8 +55,11 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)st->pid, ns_order[i].name);
 		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
 	}
-	int pidns = -1, rc = 0;
+	int pidns = -1, own_pidns = -1, rc = 0;
 	if (!same_ns(st->pid, "pid")) {
+		/* Only the child goes in: we come back after the fork (helpers we spawn later,
+		 * such as sanitizer threads, must not land in the container). */
+		own_pidns = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
 		char p[64];
 		snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)st->pid);
 		pidns = open(p, O_RDONLY | O_CLOEXEC);
@@ -129,6 +132,8 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 	close(sv[1]);
 	if (cons >= 0)
 		close(cons);
+	if (own_pidns >= 0)
+		setns(own_pidns, CLONE_NEWPID);
 	rc = oci_cgroup_attach(&st->cg, pid, err);
 	if (!rc && proc->has_oom_score_adj) {
 		char p[64], v[16];
@@ -178,5 +183,9 @@ out:
 			close(fds[i]);
 	if (pidns >= 0)
 		close(pidns);
+	if (own_pidns >= 0) {
+		setns(own_pidns, CLONE_NEWPID);
+		close(own_pidns);
+	}
 	return rc;
 }

@@ -137,7 +137,9 @@ static int set_caps(const struct oci_process *p, char *msg, size_t len)
 
 int oci_lookup_exec(const struct oci_process *p, char *found, size_t len)
 {
-	const char *prog = p->args[0];
+	const char *prog = p->args ? p->args[0] : NULL;
+	if (!prog || !*prog)
+		return -ENOENT;
 	if (strchr(prog, '/')) {
 		snprintf(found, len, "%s", prog);
 		return access(prog, X_OK) == 0 ? 0 : -errno;

@@ -36,6 +36,7 @@ stop_containerd() {
 	ctr -a "$SOCK" -n "$NS" container rm t1 t2 >/dev/null 2>&1
 	kill "$CPID" 2>/dev/null
 	wait "$CPID" 2>/dev/null
+	for p in $(pgrep -f "containerd-shim-runc-v2 -namespace $NS "); do kill -9 "$p"; done
 	for d in /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/unified/"$NS"; do
 		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 	done
