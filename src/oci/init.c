@@ -210,6 +210,10 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	}
 	if (setsid() < 0)
 		oci_child_fail(sfd, "setsid: %s", strerror(errno));
+	/* A session keyring of its own, unless --no-new-keyring (errors are harmless:
+	 * keyrings may be unavailable in user namespaces). */
+	if (!a->opts->no_new_keyring)
+		syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL);
 	if (oci_fail_at("init"))
 		oci_child_fail(sfd, "injected failure at init (COVE_OCI_FAIL_AT)");
 
