@@ -179,8 +179,8 @@ static int write_num(const char *dir, const char *file, int64_t v, struct cove_e
 	return write_cg(dir, file, buf, err);
 }
 
-static int apply_v1(const char *dir, const char *ctrl, const struct oci_resources *r,
-		    struct cove_err *err)
+int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_resources *r,
+			struct cove_err *err)
 {
 	int rc = 0;
 	char buf[128];
@@ -280,7 +280,7 @@ static int apply_v1(const char *dir, const char *ctrl, const struct oci_resource
 	return rc;
 }
 
-static int apply_v2(const char *dir, const struct oci_resources *r, struct cove_err *err)
+int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct cove_err *err)
 {
 	int rc = 0;
 	char buf[160];
@@ -375,9 +375,9 @@ static int create_one(const char *dir, const char *ctrl, void *arg)
 	if (!c->r)
 		return 0;
 	if (!ctrl)
-		return apply_v2(dir, c->r, c->err);
+		return oci_cgroup_write_v2(dir, c->r, c->err);
 	if (*ctrl)
-		return apply_v1(dir, ctrl, c->r, c->err);
+		return oci_cgroup_write_v1(dir, ctrl, c->r, c->err);
 	return 0;
 }
 
@@ -398,9 +398,9 @@ static int apply_one(const char *dir, const char *ctrl, void *arg)
 {
 	struct create_ctx *c = arg;
 	if (!ctrl)
-		return apply_v2(dir, c->r, c->err);
+		return oci_cgroup_write_v2(dir, c->r, c->err);
 	if (*ctrl)
-		return apply_v1(dir, ctrl, c->r, c->err);
+		return oci_cgroup_write_v1(dir, ctrl, c->r, c->err);
 	return 0;
 }
 

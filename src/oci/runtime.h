@@ -22,6 +22,10 @@ int oci_cgroup_init(struct oci_cgroup *cg, const char *cgroups_path, const char 
 /* Creates the cgroup in every hierarchy and applies resources (r may be NULL). */
 int oci_cgroup_create(const struct oci_cgroup *cg, const struct oci_resources *r,
 		      const struct oci_config *cfg, struct cove_err *err);
+/* Writes r's values into one group directory: a v1 controller's, or a v2 group. */
+int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_resources *r,
+			struct cove_err *err);
+int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct cove_err *err);
 int oci_cgroup_apply(const struct oci_cgroup *cg, const struct oci_resources *r,
 		     struct cove_err *err);
 int oci_cgroup_attach(const struct oci_cgroup *cg, pid_t pid, struct cove_err *err);
