@@ -148,7 +148,7 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	const struct oci_config *c = a->cfg;
 	int sfd = a->sync_fd;
 	char msg[512] = "";
-	static char state[16384];
+	static char state[65536];
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* CVE-2019-5736: the container must not reach our /proc/PID/exe before exec. */
 	prctl(PR_SET_DUMPABLE, 0);
