@@ -129,6 +129,19 @@ out=$(cat "$T/cons.out")
 expect_match "terminal: a pty on stdio" "^/dev/pts/0" "$out"
 expect_match "terminal: output through the master" "tty-ok" "$out"
 r delete --force tty1
+# exec --tty --console-socket: the exec'd process gets its own pty the same way
+reset
+edit_config "$B" '.process.args = ["sleep","20"]'
+r create --bundle "$B" tty2 && r start tty2
+rm -f "$T/cons.sock" "$T/cons.ready"
+python3 "$T/console.py" "$T/cons.sock" "$T/cons.ready" >"$T/cons2.out" &
+cpid=$!
+for i in $(seq 100); do [ -e "$T/cons.ready" ] && break; sleep 0.02; done
+r exec --tty --console-socket "$T/cons.sock" tty2 sh -c 'tty; echo exec-tty-ok'
+wait $cpid
+out=$(cat "$T/cons2.out")
+expect_match "exec --tty --console-socket: output through the master" "^/dev/pts/[0-9].*exec-tty-ok" "$(echo $out)"
+r delete --force tty2
 
 # escapes
 reset
