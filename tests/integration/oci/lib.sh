@@ -28,9 +28,10 @@ expect_match() {
 	if printf '%s' "$3" | grep -qE -- "$2"; then ok "$1"; else notok "$1" "want /$2/ in [$3]"; fi
 }
 
+# The runner counts exit status 77 with no cases as one skip, with this line as the reason.
 skip_all() {
 	echo "1..0 # SKIP $1"
-	exit 0
+	exit 77
 }
 
 [ -n "${COVE:-}" ] && [ -x "$COVE" ] || skip_all "COVE is not set to the cove binary"
