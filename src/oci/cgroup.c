@@ -430,6 +430,29 @@ int oci_cgroup_attach(const struct oci_cgroup *cg, pid_t pid, struct cove_err *e
 	return for_each_dir(cg, attach_one, &a);
 }
 
+static int attach_self_one(const char *dir, const char *ctrl, void *arg)
+{
+	/* v1 only: the v2 (unified) group was entered through CLONE_INTO_CGROUP. */
+	if (!ctrl || !*ctrl)
+		return 0;
+	return write_cg(dir, "tasks", "0", arg);
+}
+
+int oci_cgroup_attach_self_v1(const struct oci_cgroup *cg, struct cove_err *err)
+{
+	if (cg->mode == OCI_CG_V2)
+		return 0;
+	return for_each_dir(cg, attach_self_one, err);
+}
+
+int oci_cgroup_open_v2(const struct oci_cgroup *cg)
+{
+	char dir[PATH_MAX];
+	if (cg->mode == OCI_CG_V1 || oci_cgroup_dir(cg, NULL, dir, sizeof(dir)) < 0)
+		return -1;
+	return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static int exists_one(const char *dir, const char *ctrl, void *arg)
 {
 	(void)ctrl;

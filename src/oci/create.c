@@ -17,6 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
+
+/* clone3's argument block (linux/sched.h, version 2 with the cgroup field). */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+	    set_tid_size, cgroup;
+};
+
 static void now_rfc3339(char *buf, size_t len)
 {
 	struct timespec ts;
@@ -201,7 +209,26 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 		goto err_cgroup;
 	}
 	fflush(NULL);
-	pid = (pid_t)syscall(SYS_clone, clone_flags(cfg) | SIGCHLD, NULL, NULL, NULL, NULL);
+	pid = -1;
+	a.self_attach = false;
+	int cgfd = oci_cgroup_open_v2(&s.cg);
+	if (cgfd >= 0) {
+		/* Born in the v2 group; the child moves itself into the v1 ones. */
+		struct clone3_args ca = {.flags =
+					     (uint64_t)clone_flags(cfg) | CLONE_INTO_CGROUP_FLAG,
+					 .exit_signal = SIGCHLD,
+					 .cgroup = (uint64_t)cgfd};
+		a.self_attach = true;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		close(cgfd); /* in both: the child must not carry a host directory fd */
+		if (pid < 0)
+			a.self_attach = false;
+	}
+	if (pid < 0) {
+		/* No clone3 (or no v2 group): v1 groups are still entered by the child. */
+		a.self_attach = s.cg.mode == OCI_CG_V1;
+		pid = (pid_t)syscall(SYS_clone, clone_flags(cfg) | SIGCHLD, NULL, NULL, NULL, NULL);
+	}
 	if (pid < 0) {
 		rc = cove_err_set(err, -errno, "clone: %s", strerror(errno));
 		goto err_cgroup;
@@ -229,9 +256,11 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 		if (rc)
 			goto err_kill;
 	}
-	rc = oci_cgroup_attach(&s.cg, pid, err);
-	if (rc)
-		goto err_kill;
+	if (!a.self_attach) {
+		rc = oci_cgroup_attach(&s.cg, pid, err);
+		if (rc)
+			goto err_kill;
+	}
 	if (cfg->process.has_oom_score_adj) {
 		snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
 		snprintf(buf, sizeof(buf), "%d", cfg->process.oom_score_adj);

@@ -152,6 +152,11 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* CVE-2019-5736: the container must not reach our /proc/PID/exe before exec. */
 	prctl(PR_SET_DUMPABLE, 0);
+	if (a->self_attach) {
+		struct cove_err err = {0};
+		if (oci_cgroup_attach_self_v1(a->cg, &err))
+			oci_child_fail(sfd, "%s", err.msg);
+	}
 	ssize_t got = recv(sfd, state, sizeof(state) - 1, 0);
 	if (got <= 0 || state[0] != 'G')
 		_exit(1);

@@ -29,6 +29,13 @@ int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct c
 int oci_cgroup_apply(const struct oci_cgroup *cg, const struct oci_resources *r,
 		     struct cove_err *err);
 int oci_cgroup_attach(const struct oci_cgroup *cg, pid_t pid, struct cove_err *err);
+/*
+ * The fast way in, without the global threadgroup lock (an RCU grace period per
+ * container): a task writing "0" to a v1 "tasks" file moves itself alone; the v2 group
+ * is entered at birth with clone3(CLONE_INTO_CGROUP) through oci_cgroup_open_v2's fd.
+ */
+int oci_cgroup_attach_self_v1(const struct oci_cgroup *cg, struct cove_err *err);
+int oci_cgroup_open_v2(const struct oci_cgroup *cg);
 /* Removes the cgroup everywhere (waits briefly for exiting tasks). */
 int oci_cgroup_destroy(const struct oci_cgroup *cg);
 int oci_cgroup_freeze(const struct oci_cgroup *cg, bool freeze, struct cove_err *err);
@@ -107,6 +114,7 @@ struct oci_init_args {
 	const char *bundle;
 	int sync_fd;
 	int ns_fds[OCI_NS_COUNT]; /* opened namespaces to join, or -1 */
+	bool self_attach;	  /* init moves itself into the v1 groups */
 	const struct oci_cgroup *cg;
 };
 
