@@ -86,7 +86,27 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		goto out;
 	}
 	fflush(NULL);
-	pid_t pid = fork();
+	/* As in create: born in the v2 group, self-moved into the v1 ones (no global lock). */
+	pid_t pid = -1;
+	bool self_attach = false;
+	int cgfd = oci_cgroup_open_v2(&st->cg);
+	if (cgfd >= 0) {
+		struct {
+			uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+			    stack_size, tls, set_tid, set_tid_size, cgroup;
+		} ca = {.flags = 0x200000000ULL /* CLONE_INTO_CGROUP */,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)cgfd};
+		self_attach = true;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		close(cgfd);
+		if (pid < 0)
+			self_attach = false;
+	}
+	if (pid < 0) {
+		self_attach = st->cg.mode == OCI_CG_V1;
+		pid = fork();
+	}
 	if (pid < 0) {
 		rc = cove_err_set(err, -errno, "fork: %s", strerror(errno));
 		close(sv[0]);
@@ -101,6 +121,9 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		char go = 0;
 		if (recv(sfd, &go, 1, 0) != 1 || go != 'G')
 			_exit(1);
+		struct cove_err cerr = {0};
+		if (self_attach && oci_cgroup_attach_self_v1(&st->cg, &cerr))
+			oci_child_fail(sfd, "%s", cerr.msg);
 		for (size_t i = 0; i < 7; i++) {
 			if (fds[i] >= 0 && setns(fds[i], ns_order[i].flag) < 0)
 				oci_child_fail(sfd, "joining the %s namespace: %s",
@@ -134,7 +157,7 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		close(cons);
 	if (own_pidns >= 0)
 		setns(own_pidns, CLONE_NEWPID);
-	rc = oci_cgroup_attach(&st->cg, pid, err);
+	rc = self_attach ? 0 : oci_cgroup_attach(&st->cg, pid, err);
 	if (!rc && proc->has_oom_score_adj) {
 		char p[64], v[16];
 		snprintf(p, sizeof(p), "/proc/%d/oom_score_adj", (int)pid);
