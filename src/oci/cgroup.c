@@ -365,6 +365,7 @@ static void enable_v2_controllers(const char *dir)
 static int create_one(const char *dir, const char *ctrl, void *arg)
 {
 	struct create_ctx *c = arg;
+	bool v2dir = !ctrl || !*ctrl;
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s", dir);
 	if (c->mode == OCI_CG_V2 && !ctrl)
@@ -374,6 +375,18 @@ static int create_one(const char *dir, const char *ctrl, void *arg)
 		return cove_err_set(c->err, r, "cgroup: mkdir %s: %s", dir, strerror(-r));
 	if (!c->r)
 		return 0;
+	/* Device rules on the v2 group (and on the unified one of a hybrid host, as a
+	 * second layer under the v1 devices controller). */
+	if (v2dir && c->r->n_devices) {
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int rc = fd < 0
+			     ? cove_err_set(c->err, -errno, "cgroup: %s: %s", dir, strerror(errno))
+			     : oci_devfilter_attach(fd, c->r, c->err);
+		if (fd >= 0)
+			close(fd);
+		if (rc)
+			return rc;
+	}
 	if (!ctrl)
 		return oci_cgroup_write_v2(dir, c->r, c->err);
 	if (*ctrl)

@@ -36,6 +36,8 @@ int oci_cgroup_attach(const struct oci_cgroup *cg, pid_t pid, struct cove_err *e
  */
 int oci_cgroup_attach_self_v1(const struct oci_cgroup *cg, struct cove_err *err);
 int oci_cgroup_open_v2(const struct oci_cgroup *cg);
+/* v2 has no devices files: attach a BPF program made from r's rules (devfilter.c). */
+int oci_devfilter_attach(int cgfd, const struct oci_resources *r, struct cove_err *err);
 /* Removes the cgroup everywhere (waits briefly for exiting tasks). */
 int oci_cgroup_destroy(const struct oci_cgroup *cg);
 int oci_cgroup_freeze(const struct oci_cgroup *cg, bool freeze, struct cove_err *err);

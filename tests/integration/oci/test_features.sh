@@ -95,6 +95,23 @@ expect_eq "cpu quota applied" 20000 "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.cfs_qu
 expect_eq "pids limit applied" 20 "$(cat /sys/fs/cgroup/pids$CG/feat/pids.max)"
 expect_match "devices cgroup denies by default" "c 1:3 rwm" "$(cat /sys/fs/cgroup/devices$CG/feat/devices.list)"
 r delete --force cg1
+# device rules also go to the unified (v2) group as a BPF program: with the v1 list opened
+# up from the host, the BPF filter alone must still refuse a device the config denies.
+if [ -e /dev/fuse ] && [ -d /sys/fs/cgroup/unified ]; then
+	reset
+	edit_config "$B" '.process.args = ["sleep","10"] | .linux.devices = [{"path":"/dev/fuse","type":"c","major":10,"minor":229}] | .linux.resources.devices += [{"allow":true,"type":"c","major":10,"minor":229,"access":"m"}]'
+	r create --bundle "$B" dv1 && r start dv1
+	echo a >/sys/fs/cgroup/devices$CG/feat/devices.allow
+	expect_eq "v1 rules opened up from the host" "a *:* rwm" "$(cat /sys/fs/cgroup/devices$CG/feat/devices.list)"
+	expect_eq "BPF device filter denies /dev/fuse" denied "$(r exec dv1 sh -c '(exec 3</dev/fuse) 2>/dev/null && echo opened || echo denied' 2>/dev/null)"
+	expect_eq "BPF device filter allows /dev/null" opened "$(r exec dv1 sh -c '(exec 3</dev/null) 2>/dev/null && echo opened || echo denied' 2>/dev/null)"
+	r delete --force dv1
+	reset
+	edit_config "$B" '.process.args = ["sh","-c","(exec 3</dev/fuse) 2>/dev/null && echo opened || echo denied"] | .linux.devices = [{"path":"/dev/fuse","type":"c","major":10,"minor":229}] | .linux.resources.devices += [{"allow":true,"type":"c","major":10,"minor":229,"access":"rm"}]'
+	expect_eq "an allow rule opens it" opened "$(cd "$B" && r run dv2 2>/dev/null)"
+else
+	skip "BPF device filter" "no /dev/fuse or no unified cgroup hierarchy"
+fi
 reset
 out=$(crun '["sh","-c","for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo done"]' '.linux.resources = {"pids":{"limit":4}}')
 expect_match "pids limit enforced" "can't fork|Resource temporarily unavailable|Try again" "$out"
