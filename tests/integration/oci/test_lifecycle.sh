@@ -14,6 +14,8 @@ check "run leaves nothing behind" nothing_left c-run "$CG/life"
 edit_config "$B" '.process.args = ["/bin/true"]'
 (cd "$B" && r run c-true)
 expect_eq "run /bin/true exits 0" 0 $?
+(cd "$B" && "$COVE" oci --root "$ROOT" run c-oci)
+expect_eq "'cove oci run' (re-executed from the sealed copy as 'cove oci')" 0 $?
 
 edit_config "$B" '.process.args = ["sleep","3031"]'
 r create --bundle "$B" --pid-file "$T/pid" c1
