@@ -40,6 +40,10 @@ static int parse_dev_rules(struct pctx *p, struct json_object *arr, struct oci_r
 			rc = jp_i64(p, e, "major", false, &d->major, NULL);
 		if (!rc)
 			rc = jp_i64(p, e, "minor", false, &d->minor, NULL);
+		if (!rc && (d->major < -1 || d->major > 4095))
+			rc = jp_fail(p, "major", "must be -1 (any) or at most 4095");
+		if (!rc && (d->minor < -1 || d->minor > 1048575))
+			rc = jp_fail(p, "minor", "must be -1 (any) or at most 1048575");
 		if (!rc)
 			rc = jp_str(p, e, "access", false, &access);
 		if (!rc &&

@@ -169,6 +169,8 @@ static const struct bad bads[] = {
      "linux.resources.devices[0].allow: required field is missing"},
     {BASE_PRE "\"linux\":{\"resources\":{\"devices\":[{\"allow\":true,\"access\":\"x\"}]}}}",
      "linux.resources.devices[0].access: must be a combination of r, w and m"},
+    {BASE_PRE "\"linux\":{\"resources\":{\"devices\":[{\"allow\":true,\"major\":4294967297}]}}}",
+     "linux.resources.devices[0].major: must be -1 (any) or at most 4095"},
     {BASE_PRE "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":5}}}}",
      "linux.resources.blockIO.weight: must be between 10 and 1000"},
     {BASE_PRE "\"linux\":{\"sysctl\":{\"a\":1}}}", "linux.sysctl.a: must be a string"},
