@@ -83,6 +83,30 @@ static int clone_flags(const struct oci_config *c)
 	return flags;
 }
 
+/* Receives one fd passed with SCM_RIGHTS; -1 on failure. */
+static int recv_fd(int sock)
+{
+	char data;
+	struct iovec iov = {.iov_base = &data, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
 /* Reads the next message from init: 'R' ready, 'H' run hooks, 'E...' an error. */
 static int read_msg(int fd, char *buf, size_t len, struct cove_err *err)
 {
@@ -146,7 +170,9 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 				  .rootfs = rootfs,
 				  .fifo_path = fifo,
 				  .bundle = o->bundle,
-				  .cg = &s.cg};
+				  .cg = &s.cg,
+				  .console_fd = -1};
+	int pty[2] = {-1, -1};
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		a.ns_fds[t] = -1;
 	snprintf(fifo, sizeof(fifo), "%s/exec.fifo", s.dir);
@@ -207,6 +233,14 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = cove_err_set(err, -errno, "socketpair: %s", strerror(errno));
 		goto err_cgroup;
+	}
+	if (cfg->process.terminal && !o->console_socket && o->pty_master) {
+		/* run in the foreground: the pty master comes back to us to proxy. */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pty) < 0) {
+			rc = cove_err_set(err, -errno, "socketpair: %s", strerror(errno));
+			goto err_cgroup;
+		}
+		a.console_fd = pty[1];
 	}
 	fflush(NULL);
 	pid = -1;
@@ -319,6 +353,14 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	}
 	close(sv[0]);
 	sv[0] = -1;
+	if (pty[0] >= 0) {
+		int m = recv_fd(pty[0]);
+		if (m < 0) {
+			rc = cove_err_set(err, -EIO, "terminal: no pty master from init");
+			goto err_kill;
+		}
+		*o->pty_master = m;
+	}
 	if (oci_fail_at("ready")) {
 		rc = cove_err_set(err, -EIO, "injected failure at ready (COVE_OCI_FAIL_AT)");
 		goto err_kill;
@@ -341,6 +383,9 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		if (a.ns_fds[t] >= 0)
 			close(a.ns_fds[t]);
+	for (int k = 0; k < 2; k++)
+		if (pty[k] >= 0)
+			close(pty[k]);
 	*pid_out = pid;
 	return 0;
 
@@ -352,6 +397,13 @@ err_cgroup:
 	if (cg_made)
 		oci_cgroup_destroy(&s.cg);
 err_state:
+	for (int k = 0; k < 2; k++)
+		if (pty[k] >= 0)
+			close(pty[k]);
+	if (o->pty_master && *o->pty_master >= 0) {
+		close(*o->pty_master);
+		*o->pty_master = -1;
+	}
 	if (own_pidns >= 0) {
 		setns(own_pidns, CLONE_NEWPID);
 		close(own_pidns);

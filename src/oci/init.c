@@ -163,8 +163,8 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	state[got] = '\0';
 	const char *state_json = state + 1;
 	/* Open what lives on the host while our credentials are still the host's. */
-	int cons = -1;
-	if (c->process.terminal && a->opts->console_socket) {
+	int cons = a->console_fd;
+	if (cons < 0 && c->process.terminal && a->opts->console_socket) {
 		cons = connect_socket(a->opts->console_socket);
 		if (cons < 0)
 			oci_child_fail(sfd, "--console-socket %s: %s", a->opts->console_socket,

@@ -104,6 +104,8 @@ struct oci_create_opts {
 	bool no_new_keyring;
 	bool systemd_cgroup;
 	bool foreground; /* run: the caller stays the parent and waits */
+	/* run with terminal and no --console-socket: receives the pty master (else -1) */
+	int *pty_master;
 	int preserve_fds;
 };
 
@@ -117,6 +119,7 @@ struct oci_init_args {
 	int sync_fd;
 	int ns_fds[OCI_NS_COUNT]; /* opened namespaces to join, or -1 */
 	bool self_attach;	  /* init moves itself into the v1 groups */
+	int console_fd;		  /* a connected socket for the pty master, or -1 */
 	const struct oci_cgroup *cg;
 };
 

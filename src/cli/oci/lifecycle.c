@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +123,52 @@ int oci_cmd_create(struct oci_global *g, int argc, char **argv)
 	return do_create(&c, &pid);
 }
 
+/* run with a terminal: our stdin to the pty master, the master to our stdout. */
+static void proxy_pty(int master)
+{
+	struct termios saved;
+	bool raw = isatty(0) && tcgetattr(0, &saved) == 0;
+	if (raw) {
+		struct termios t = saved;
+		cfmakeraw(&t);
+		tcsetattr(0, TCSANOW, &t);
+		struct winsize ws;
+		if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+			ioctl(master, TIOCSWINSZ, &ws);
+	}
+	bool in_open = true;
+	char buf[4096];
+	for (;;) {
+		struct pollfd p[2] = {{.fd = master, .events = POLLIN},
+				      {.fd = in_open ? 0 : -1, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents) {
+			ssize_t n = read(master, buf, sizeof(buf));
+			if (n <= 0)
+				break; /* EIO: every process holding the pty has gone */
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(1, buf + off, (size_t)(n - off));
+				if (w <= 0)
+					break;
+				off += w;
+			}
+		}
+		if (in_open && p[1].revents) {
+			ssize_t n = read(0, buf, sizeof(buf));
+			if (n <= 0)
+				in_open = false;
+			else if (write(master, buf, (size_t)n) < 0)
+				in_open = false;
+		}
+	}
+	if (raw)
+		tcsetattr(0, TCSANOW, &saved);
+}
+
 static volatile sig_atomic_t fwd_pid;
 
 static void forward(int sig)
@@ -135,6 +183,9 @@ int oci_cmd_run(struct oci_global *g, int argc, char **argv)
 	if (parse_create(g, argc, argv, &c, true))
 		return 1;
 	c.o.foreground = !c.detach;
+	int master = -1;
+	if (!c.detach)
+		c.o.pty_master = &master;
 	pid_t pid;
 	if (do_create(&c, &pid))
 		return 1;
@@ -158,6 +209,10 @@ int oci_cmd_run(struct oci_global *g, int argc, char **argv)
 	}
 	if (c.detach)
 		return 0;
+	if (master >= 0) {
+		proxy_pty(master);
+		close(master);
+	}
 	int ws = 0;
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;

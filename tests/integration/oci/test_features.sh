@@ -146,6 +146,12 @@ out=$(cat "$T/cons.out")
 expect_match "terminal: a pty on stdio" "^/dev/pts/0" "$out"
 expect_match "terminal: output through the master" "tty-ok" "$out"
 r delete --force tty1
+# run in the foreground with a terminal and no console socket: cove-runc proxies the pty
+reset
+edit_config "$B" '.process.terminal = true | .process.args = ["sh","-c","tty; echo pty-ok; exit 4"]'
+out=$(cd "$B" && r run ptyrun </dev/null 2>&1 | tr -d '\r')
+expect_eq "run with a terminal: output through the proxied pty" "/dev/pts/0
+pty-ok" "$out"
 # exec --tty --console-socket: the exec'd process gets its own pty the same way
 reset
 edit_config "$B" '.process.args = ["sleep","20"]'
