@@ -4,6 +4,7 @@
 #include "util/log.h"
 #include "vmm/config.h"
 #include "vmm/machine.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,25 +26,32 @@ extern const unsigned long cove_probe_pvh_size;
 
 static void usage(FILE *out)
 {
-	fputs("usage: cove run [OPTIONS]\n"
-	      "\n"
-	      "Boots a virtual machine on KVM. With no --kernel, boots the built-in probe guest,\n"
-	      "which shows what it finds (pass --cmdline probe=TEST,... to run its tests).\n"
-	      "\n"
-	      "  --kernel PATH       bzImage, or ELF32/ELF64 kernel with a PVH note\n"
-	      "  --initrd PATH       initial ramdisk\n"
-	      "  --cmdline STR       kernel command line\n"
-	      "  --cpus N            vCPUs, 1 to 255 (default 1)\n"
-	      "  --memory SIZE       RAM, like 512M or 4G; a bare number is MiB (default 256M)\n"
-	      "  --console KIND      stdio (default), none, or file:PATH\n"
-	      "  --config FILE.json  the same settings as JSON; options override it\n"
-	      "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
-	      "  --log-level LEVEL   error, warn (default), info or debug\n"
-	      "  --hugepages         back guest RAM with huge pages\n"
-	      "\n"
-	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
-	      "resets or a stop by signal, 1 on errors.\n",
-	      out);
+	fputs(
+	    "usage: cove run [OPTIONS]\n"
+	    "\n"
+	    "Boots a virtual machine on KVM. With no --kernel, boots the built-in probe guest,\n"
+	    "which shows what it finds (pass --cmdline probe=TEST,... to run its tests).\n"
+	    "\n"
+	    "  --kernel PATH       bzImage, or ELF32/ELF64 kernel with a PVH note\n"
+	    "  --initrd PATH       initial ramdisk\n"
+	    "  --cmdline STR       kernel command line\n"
+	    "  --cpus N            vCPUs, 1 to 255 (default 1)\n"
+	    "  --memory SIZE       RAM, like 512M or 4G; a bare number is MiB (default 256M)\n"
+	    "  --console KIND      stdio (default), none, or file:PATH\n"
+	    "  --config FILE.json  the same settings as JSON; options override it\n"
+	    "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
+	    "  --log-level LEVEL   error, warn (default), info or debug\n"
+	    "  --hugepages         back guest RAM with huge pages\n"
+	    "  --sandbox           confine the VMM (root only): jail, own user, no capabilities,\n"
+	    "                      seccomp (see docs/sandbox.md)\n"
+	    "  --sandbox-uid USER  its user, a name or number (default: a free uid from 64000)\n"
+	    "  --sandbox-gid GROUP its group (default: the user's)\n"
+	    "  --jail-dir DIR      where its jail is mounted (default /run/cove/jail)\n"
+	    "  --seccomp-log       log forbidden system calls instead of killing (debugging)\n"
+	    "\n"
+	    "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
+	    "resets or a stop by signal, 1 on errors.\n",
+	    out);
 }
 
 static const struct option options[] = {
@@ -57,6 +65,11 @@ static const struct option options[] = {
     {"on-reboot", required_argument, NULL, 'r'},
     {"log-level", required_argument, NULL, 'l'},
     {"hugepages", no_argument, NULL, 'H'},
+    {"sandbox", no_argument, NULL, 'S'},
+    {"sandbox-uid", required_argument, NULL, 'U'},
+    {"sandbox-gid", required_argument, NULL, 'G'},
+    {"jail-dir", required_argument, NULL, 'J'},
+    {"seccomp-log", no_argument, NULL, 'X'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -169,7 +182,7 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 					key = o->name;
 			break;
 		}
-		if (key && run_config_set(cfg, key, optarg, &err)) {
+		if (key && run_config_set(cfg, key, optarg ? optarg : "on", &err)) {
 			log_error("--%s", err.msg);
 			return -1;
 		}
@@ -232,10 +245,10 @@ static void warn_pvm(const struct machine_config *mc)
  * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
  * (MADV_DONTFORK). Without a child, the teardown simply happens here.
  */
-static void destroy_in_background(struct machine *m)
+static void destroy_in_background(struct machine *m, bool sandboxed)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) == 0) {
+	if (!sandboxed && pipe2(p, O_CLOEXEC) == 0) { /* sandbox: no fork in the sandbox */
 		pid_t pid = fork();
 		if (pid == 0) {
 			/* Let go of stdio at once, so that nobody reading cove's output waits. */
@@ -257,7 +270,8 @@ static void destroy_in_background(struct machine *m)
 }
 
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc, int console_fd)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc, int console_fd,
+		       struct sandbox *sb)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -273,6 +287,14 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		if (!warned) {
 			warn_pvm(mc);
 			warned = true;
+		}
+		/* sandbox: the VM is built; drop to the sandbox's user and seccomp before it runs.
+		 */
+		if (sb && !sb->locked && sandbox_lock(sb, &err)) {
+			machine_destroy(&m);
+			term_restore();
+			log_error("%s", err.msg);
+			return 1;
 		}
 		struct event_loop *loop = event_loop_start(&m, input, raw);
 		if (!loop) {
@@ -290,7 +312,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		if (again)
 			machine_destroy(&m);
 		else
-			destroy_in_background(&m);
+			destroy_in_background(&m, sb != NULL);
 		if (unclaimed)
 			log_info("%llu accesses to unclaimed ports or addresses were ignored",
 				 (unsigned long long)unclaimed);
@@ -380,6 +402,14 @@ int cli_run_main(int argc, char **argv)
 	if (console_fd < -1 || err.code)
 		goto fail;
 	mc.console_fd = console_fd;
+	/* sandbox: into the jail before the VM is built (it opens /dev/kvm there). */
+	struct sandbox sb;
+	if (cfg.sandbox.enabled) {
+		struct sandbox_needs needs = {0};
+		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
+			goto fail;
+		mc.kvm_path = SANDBOX_KVM_PATH;
+	}
 
 	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
 	sigset_t set;
@@ -390,7 +420,7 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	status = run_machine(&cfg, &mc, console_fd);
+	status = run_machine(&cfg, &mc, console_fd, cfg.sandbox.enabled ? &sb : NULL);
 	goto out;
 fail:
 	log_error("%s", err.msg);
