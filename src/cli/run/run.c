@@ -26,32 +26,30 @@ extern const unsigned long cove_probe_pvh_size;
 
 static void usage(FILE *out)
 {
-	fputs(
-	    "usage: cove run [OPTIONS]\n"
-	    "\n"
-	    "Boots a virtual machine on KVM. With no --kernel, boots the built-in probe guest,\n"
-	    "which shows what it finds (pass --cmdline probe=TEST,... to run its tests).\n"
-	    "\n"
-	    "  --kernel PATH       bzImage, or ELF32/ELF64 kernel with a PVH note\n"
-	    "  --initrd PATH       initial ramdisk\n"
-	    "  --cmdline STR       kernel command line\n"
-	    "  --cpus N            vCPUs, 1 to 255 (default 1)\n"
-	    "  --memory SIZE       RAM, like 512M or 4G; a bare number is MiB (default 256M)\n"
-	    "  --console KIND      stdio (default), none, or file:PATH\n"
-	    "  --config FILE.json  the same settings as JSON; options override it\n"
-	    "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
-	    "  --log-level LEVEL   error, warn (default), info or debug\n"
-	    "  --hugepages         back guest RAM with huge pages\n"
-	    "  --sandbox           confine the VMM (root only): jail, own user, no capabilities,\n"
-	    "                      seccomp (see docs/sandbox.md)\n"
-	    "  --sandbox-uid USER  its user, a name or number (default: a free uid from 64000)\n"
-	    "  --sandbox-gid GROUP its group (default: the user's)\n"
-	    "  --jail-dir DIR      where its jail is mounted (default /run/cove/jail)\n"
-	    "  --seccomp-log       log forbidden system calls instead of killing (debugging)\n"
-	    "\n"
-	    "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
-	    "resets or a stop by signal, 1 on errors.\n",
-	    out);
+	fputs("usage: cove run [OPTIONS]\n"
+	      "\n"
+	      "Boots a virtual machine on KVM. With no --kernel, boots the built-in probe guest,\n"
+	      "which shows what it finds (pass --cmdline probe=TEST,... to run its tests).\n"
+	      "\n"
+	      "  --kernel PATH       bzImage, or ELF32/ELF64 kernel with a PVH note\n"
+	      "  --initrd PATH       initial ramdisk\n"
+	      "  --cmdline STR       kernel command line\n"
+	      "  --cpus N            vCPUs, 1 to 255 (default 1)\n"
+	      "  --memory SIZE       RAM, like 512M or 4G; a bare number is MiB (default 256M)\n"
+	      "  --console KIND      stdio (default), none, or file:PATH\n"
+	      "  --config FILE.json  the same settings as JSON; options override it\n"
+	      "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
+	      "  --log-level LEVEL   error, warn (default), info or debug\n"
+	      "  --hugepages         back guest RAM with huge pages\n"
+	      "  --sandbox           confine the VMM (as root; docs/sandbox.md)\n"
+	      "  --sandbox-uid USER  its user (default: a free uid from 64000)\n"
+	      "  --sandbox-gid GROUP its group (default: the user's)\n"
+	      "  --jail-dir DIR      its jail's mount point (default /run/cove/jail)\n"
+	      "  --seccomp-log       log forbidden system calls, do not kill\n"
+	      "\n"
+	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
+	      "resets or a stop by signal, 1 on errors.\n",
+	      out);
 }
 
 static const struct option options[] = {
