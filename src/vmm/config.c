@@ -175,6 +175,7 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 		ok = key_is(key, known[i]);
 	bool sb = sandbox_opts_is_key(key); /* sandbox: flags are booleans, ids may be numbers */
 	bool sb_flag = sb && (key_is(key, "sandbox") || key_is(key, "seccomp-log"));
+	bool sb_id = key_is(key, "sandbox-uid") || key_is(key, "sandbox-gid");
 	ok = ok || sb;
 	if (!ok)
 		return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
@@ -187,8 +188,9 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 			return cove_err_set(err, -EINVAL, "field '%s': contains a NUL byte", key);
 		break;
 	case json_type_int:
-		if (!key_is(key, "cpus") && !key_is(key, "memory") && !(sb && !sb_flag))
-			return cove_err_set(err, -EINVAL, "field '%s': expected a string", key);
+		if (!key_is(key, "cpus") && !key_is(key, "memory") && !sb_id)
+			return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
+					    sb_flag ? "boolean" : "string");
 		snprintf(buf, sizeof(buf), "%lld", (long long)json_object_get_int64(v));
 		text = buf;
 		break;
