@@ -11,6 +11,15 @@
 #include <sys/mman.h>
 #include <termios.h>
 
+/* gcc defines __SANITIZE_ADDRESS__; clang has __has_feature(address_sanitizer). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANDBOX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANDBOX_ASAN 1
+#endif
+#endif
+
 /*
  * Found with `strace -f -qq` over the probe guest's tests under `cove run --sandbox` (every
  * exit path: poweroff, each reset, --on-reboot restart, Ctrl-A X, SIGTERM) and with
@@ -80,6 +89,11 @@ static const int allowed[] = {
     SCMP_SYS(brk),
     /* virtio-rng */
     SCMP_SYS(getrandom),
+#ifdef SANDBOX_ASAN
+    /* ASan's thread start (pthread_getattr_np); run ASan builds with detect_leaks=0 in the
+     * sandbox: LeakSanitizer forks a ptrace tracer and reads /proc at exit. */
+    SCMP_SYS(sched_getaffinity),
+#endif
 };
 
 /* ioctl requests: the KVM ones a VMM uses (restart rebuilds the VM), the terminal's, taps'. */
