@@ -268,8 +268,7 @@ static void destroy_in_background(struct machine *m, bool sandboxed)
 }
 
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc, int console_fd,
-		       struct sandbox *sb)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc, struct sandbox *sb)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -286,8 +285,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			warn_pvm(mc);
 			warned = true;
 		}
-		/* sandbox: the VM is built; drop to the sandbox's user and seccomp before it runs.
-		 */
+		/* sandbox: the VM is built; drop privileges, then seccomp, before it runs. */
 		if (sb && !sb->locked && sandbox_lock(sb, &err)) {
 			machine_destroy(&m);
 			term_restore();
@@ -339,7 +337,6 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			log_error("%s", msg[0] ? msg : "the machine stopped unexpectedly");
 			return 1;
 		}
-		(void)console_fd;
 	}
 }
 
@@ -418,7 +415,7 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	status = run_machine(&cfg, &mc, console_fd, cfg.sandbox.enabled ? &sb : NULL);
+	status = run_machine(&cfg, &mc, cfg.sandbox.enabled ? &sb : NULL);
 	goto out;
 fail:
 	log_error("%s", err.msg);

@@ -1,5 +1,6 @@
 #!/bin/bash
 # Bad input to cove run: each gets one line on stderr and a non-zero status, never a crash.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # bad NAME PATTERN ARGS...: expects status 1-127 (not a signal), exactly one stderr line

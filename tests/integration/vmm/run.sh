@@ -1,5 +1,6 @@
 #!/bin/bash
 # cove run boots the tiny PVH and bzImage test guests: boot data, exits, signals, restart.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 if ! kvm_usable; then
@@ -48,7 +49,7 @@ expect "bzImage: 4G splits around the hole" 'bz: mem=4095'
 for kind in r:"ACPI reset register" k:"i8042 reset line" t:"triple fault"; do
 	c=${kind%%:*}
 	what=${kind#*:}
-	run reset-$c --kernel "$PVH_GUEST" --cmdline "$c"
+	run "reset-$c" --kernel "$PVH_GUEST" --cmdline "$c"
 	nlines=$(grep -v 'warning: this host.s KVM is PVM' <<<"$err" | grep -c .)
 	if [ "$status" -eq 0 ] && grep -q "guest reset ($what" <<<"$err" && [ "$nlines" -eq 1 ]; then
 		ok "reset by $what: exit 0 with one line"
