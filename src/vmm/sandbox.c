@@ -247,17 +247,34 @@ static int make_node(const char *jail, const char *name, dev_t rdev, uid_t uid, 
 	return 0;
 }
 
-/* Binds host path src at the same (absolute) path inside the jail. */
-static int bind_in(const char *jail, const char *src, const char *cwd, struct cove_err *err)
+int sandbox_needs_add(struct sandbox_needs *n, const char *path, unsigned flags)
+{
+	if (n->npaths >= SANDBOX_MAX_PATHS)
+		return -E2BIG;
+	n->paths[n->npaths] = path;
+	n->flags[n->npaths++] = flags;
+	return 0;
+}
+
+/* Binds host path src (or its directory) at the same absolute path inside the jail. */
+static int bind_in(const char *jail, const char *src, unsigned flags, const char *cwd,
+		   struct cove_err *err)
 {
 	char abs[4096], dst[8300];
 	int r = absolute(src, cwd, abs, sizeof(abs));
+	if (!r && (flags & SANDBOX_BIND_DIR_OF)) {
+		char *slash = strrchr(abs, '/');
+		if (slash == abs)
+			r = -EINVAL; /* not the whole root */
+		else
+			*slash = '\0';
+	}
 	if (r)
 		return cove_err_set(err, r, "sandbox: %s: cannot be bound into the jail (%s)", src,
-				    r == -EINVAL ? "no '..' please" : strerror(-r));
+				    r == -EINVAL ? "no '..' or '/' please" : strerror(-r));
 	struct stat st;
 	if (stat(abs, &st) < 0)
-		return cove_err_set(err, -errno, "sandbox: %s: %s", src, strerror(errno));
+		return cove_err_set(err, -errno, "sandbox: %s: %s", abs, strerror(errno));
 	snprintf(dst, sizeof(dst), "%s%s", jail, abs);
 	if (S_ISDIR(st.st_mode)) {
 		r = mkdirs(dst);
@@ -267,12 +284,17 @@ static int bind_in(const char *jail, const char *src, const char *cwd, struct co
 		r = mkdirs(dst);
 		*slash = '/';
 		int fd = r ? -1 : open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (!r && fd < 0)
+		if (!r && fd < 0 && errno != EEXIST)
 			r = -errno;
 		if (fd >= 0)
 			close(fd);
 	}
+	unsigned long ro = flags & SANDBOX_BIND_RO ? MS_RDONLY : 0;
 	if (!r && mount(abs, dst, NULL, MS_BIND, NULL) < 0)
+		r = -errno;
+	/* A bind keeps its source's flags until remounted: no devices, set-uid or programs. */
+	if (!r && mount(NULL, dst, NULL,
+			MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) < 0)
 		r = -errno;
 	if (r)
 		return cove_err_set(err, r, "sandbox: cannot bind %s into the jail: %s", abs,
@@ -321,7 +343,7 @@ static int build_jail(struct sandbox *sb, const struct sandbox_needs *n, struct 
 		return cove_err_set(err, r, "sandbox: device nodes in %s: %s", sb->jail,
 				    strerror(-r));
 	for (unsigned i = 0; i < n->npaths; i++)
-		if ((r = bind_in(sb->jail, n->paths[i], cwd, err)))
+		if ((r = bind_in(sb->jail, n->paths[i], n->flags[i], cwd, err)))
 			return r;
 	/* pivot_root(".", "."): the old root ends up on top and is detached at once. */
 	if (chdir(sb->jail) < 0)

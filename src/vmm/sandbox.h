@@ -46,13 +46,22 @@ int sandbox_parse_uid(const char *text, uid_t *uid, gid_t *user_gid, struct cove
 int sandbox_parse_gid(const char *text, gid_t *gid, struct cove_err *err);
 
 /* What the VMM still opens by path inside the jail (after --on-reboot restart, too). */
+#define SANDBOX_MAX_PATHS 32
+enum {
+	SANDBOX_BIND_RO = 1,	 /* read-only in the jail */
+	SANDBOX_BIND_DIR_OF = 2, /* bind the directory holding the path (a socket made later) */
+};
 struct sandbox_needs {
-	const char *const *paths; /* files or directories bound into the jail at the same path */
+	const char *paths[SANDBOX_MAX_PATHS]; /* bound into the jail at the same absolute path */
+	unsigned flags[SANDBOX_MAX_PATHS];    /* SANDBOX_BIND_* */
 	unsigned npaths;
 	bool tun; /* a /dev/net/tun node (taps): also keeps the host's network namespace */
-	const char
-	    *kvm_path; /* the KVM device to copy as /dev/kvm; NULL: $COVE_KVM_DEV or /dev/kvm */
+	/* The KVM device copied as the jail's /dev/kvm; NULL: $COVE_KVM_DEV or /dev/kvm. */
+	const char *kvm_path;
 };
+
+/* Adds a path (kept by reference: it must outlive sandbox_enter). Returns 0 or -E2BIG. */
+int sandbox_needs_add(struct sandbox_needs *n, const char *path, unsigned flags);
 
 /* The resolved sandbox of one VMM process. */
 struct sandbox {

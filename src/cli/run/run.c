@@ -400,7 +400,11 @@ int cli_run_main(int argc, char **argv)
 	/* sandbox: into the jail before the VM is built (it opens /dev/kvm there). */
 	struct sandbox sb;
 	if (cfg.sandbox.enabled) {
-		struct sandbox_needs needs = {0};
+		struct sandbox_needs needs = {0}; /* its kernel (and disks, sockets) by path */
+		if (cfg.kernel)
+			sandbox_needs_add(&needs, cfg.kernel, SANDBOX_BIND_RO);
+		if (cfg.initrd)
+			sandbox_needs_add(&needs, cfg.initrd, SANDBOX_BIND_RO);
 		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
 			goto fail;
 		mc.kvm_path = SANDBOX_KVM_PATH;

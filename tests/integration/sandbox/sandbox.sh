@@ -53,10 +53,12 @@ probe_run "sandbox" "$tests" --input "$serial_in" ${skip:+--skip "$skip"} -- \
 	"$cove" run --sandbox --jail-dir "$jail" --kernel "$pvh" --initrd "$initrd" --cpus 2 \
 	--memory 256M --cmdline "$cmd"
 
-# The same from the JSON config, with a named user.
+# The same from the JSON config, with a named user and a kernel path relative to the
+# working directory (bound into the jail at the same place).
 printf '{"sandbox": true, "sandbox-uid": "nobody", "jail_dir": "%s"}\n' "$jail" >"$work/c.json"
 probe_run "sandbox-json" "boot smp" ${skip:+--skip "$skip"} -- \
-	"$cove" run --config "$work/c.json" --kernel "$pvh" --cpus 2 \
+	env -C "$(dirname "$pvh")" "$cove" run --config "$work/c.json" --kernel "$(basename "$pvh")" \
+	--cpus 2 \
 	--cmdline "$(probe_cmdline boot,smp $((256 << 20)) 2)"
 
 # 2. Each reset exits cleanly.
@@ -131,16 +133,18 @@ fi
 check "sandbox: every thread has the filter and the user" $rc "${detail[@]}"
 rc=1
 if [ -z "$skip" ]; then
-	root=$(ls -A "/proc/$pid/root/" | tr '\n' ' ')
-	dev=$(ls -A "/proc/$pid/root/dev/" | tr '\n' ' ')
+	# Everything in the jail that is not a directory: /dev/kvm and the kernel, no more.
+	files=$(cd "/proc/$pid/root" && find . ! -type d | sort | tr '\n' ' ')
+	want=$(printf '%s\n' ./dev/kvm ".$(realpath "$pvh")" | sort | tr '\n' ' ')
 	kvm=$(stat -c '%u %a %t:%T' "/proc/$pid/root/dev/kvm")
 	fstype=$(awk '$5 == "/" { for (i = 7; i < NF; i++) if ($i == "-") print $(i + 1) }' \
 		"/proc/$pid/mountinfo")
-	[ "$root" = "dev " ] && [ "$dev" = "kvm " ] && [ "$kvm" = "64999 600 a:e8" ] &&
-		[ "$fstype" = tmpfs ] && rc=0
-	detail=("root: $root" "dev: $dev" "kvm: $kvm" "root fs: $fstype")
+	kmount=$(awk -v k="$(realpath "$pvh")" '$5 == k { print $6 }' "/proc/$pid/mountinfo")
+	[ "$files" = "$want" ] && [ "$kvm" = "64999 600 a:e8" ] && [ "$fstype" = tmpfs ] &&
+		[[ $kmount == ro,nosuid,nodev,noexec* ]] && rc=0
+	detail=("files: $files" "wanted: $want" "kvm: $kvm" "root fs: $fstype" "kernel: $kmount")
 fi
-check "sandbox: its root is the jail (only dev/kvm, its own)" $rc "${detail[@]}"
+check "sandbox: its root is the jail (its own /dev/kvm, the kernel read-only)" $rc "${detail[@]}"
 rc=1
 if [ -z "$skip" ]; then
 	grep -q ' / / ro,' "/proc/$pid/mountinfo" && rc=0

@@ -122,6 +122,16 @@ static void users(void **state)
 	assert_string_equal(err.msg, "sandbox-gid no-such-group-cove: no such group");
 }
 
+static void needs(void **state)
+{
+	struct sandbox_needs n = {0};
+	for (unsigned i = 0; i < SANDBOX_MAX_PATHS; i++)
+		assert_int_equal(sandbox_needs_add(&n, "/x", SANDBOX_BIND_RO), 0);
+	assert_int_equal(sandbox_needs_add(&n, "/y", 0), -E2BIG);
+	assert_int_equal(n.npaths, SANDBOX_MAX_PATHS);
+	assert_int_equal(n.flags[0], SANDBOX_BIND_RO);
+}
+
 /* The table builds with this libseccomp, in both modes, into a whole BPF program. */
 static void filter_exports(void **state)
 {
@@ -146,8 +156,9 @@ static void filter_exports(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(options), cmocka_unit_test(option_errors),	 cmocka_unit_test(json),
-	    cmocka_unit_test(users),   cmocka_unit_test(filter_exports),
+	    cmocka_unit_test(options), cmocka_unit_test(option_errors),
+	    cmocka_unit_test(json),    cmocka_unit_test(users),
+	    cmocka_unit_test(needs),   cmocka_unit_test(filter_exports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
