@@ -256,15 +256,20 @@ int sandbox_needs_add(struct sandbox_needs *n, const char *path, unsigned flags)
 	return 0;
 }
 
-/* Binds host path src (or its directory) at the same absolute path inside the jail. */
-static int bind_in(const char *jail, const char *src, unsigned flags, const char *cwd,
-		   struct cove_err *err)
+/* A path to bind, opened (O_PATH) before the tmpfs could hide it. */
+struct bind_src {
+	int fd;
+	char abs[4096]; /* where it goes in the jail: its absolute path on the host */
+};
+
+static int open_source(struct bind_src *b, const char *src, unsigned flags, const char *cwd,
+		       struct cove_err *err)
 {
-	char abs[4096], dst[8300];
-	int r = absolute(src, cwd, abs, sizeof(abs));
+	b->fd = -1;
+	int r = absolute(src, cwd, b->abs, sizeof(b->abs));
 	if (!r && (flags & SANDBOX_BIND_DIR_OF)) {
-		char *slash = strrchr(abs, '/');
-		if (slash == abs)
+		char *slash = strrchr(b->abs, '/');
+		if (slash == b->abs)
 			r = -EINVAL; /* not the whole root */
 		else
 			*slash = '\0';
@@ -272,10 +277,22 @@ static int bind_in(const char *jail, const char *src, unsigned flags, const char
 	if (r)
 		return cove_err_set(err, r, "sandbox: %s: cannot be bound into the jail (%s)", src,
 				    r == -EINVAL ? "no '..' or '/' please" : strerror(-r));
+	b->fd = open(b->abs, O_PATH | O_CLOEXEC);
+	if (b->fd < 0)
+		return cove_err_set(err, -errno, "sandbox: %s: %s", b->abs, strerror(errno));
+	return 0;
+}
+
+/* Binds b at its own absolute path inside the jail. */
+static int bind_in(const char *jail, const struct bind_src *b, unsigned flags, struct cove_err *err)
+{
+	char dst[8300], src[64];
 	struct stat st;
-	if (stat(abs, &st) < 0)
-		return cove_err_set(err, -errno, "sandbox: %s: %s", abs, strerror(errno));
-	snprintf(dst, sizeof(dst), "%s%s", jail, abs);
+	if (fstat(b->fd, &st) < 0)
+		return cove_err_set(err, -errno, "sandbox: %s: %s", b->abs, strerror(errno));
+	snprintf(dst, sizeof(dst), "%s%s", jail, b->abs);
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", b->fd);
+	int r;
 	if (S_ISDIR(st.st_mode)) {
 		r = mkdirs(dst);
 	} else {
@@ -284,38 +301,37 @@ static int bind_in(const char *jail, const char *src, unsigned flags, const char
 		r = mkdirs(dst);
 		*slash = '/';
 		int fd = r ? -1 : open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (!r && fd < 0 && errno != EEXIST)
+		if (!r && fd < 0)
 			r = -errno;
 		if (fd >= 0)
 			close(fd);
 	}
 	unsigned long ro = flags & SANDBOX_BIND_RO ? MS_RDONLY : 0;
-	if (!r && mount(abs, dst, NULL, MS_BIND, NULL) < 0)
+	if (!r && mount(src, dst, NULL, MS_BIND, NULL) < 0)
 		r = -errno;
 	/* A bind keeps its source's flags until remounted: no devices, set-uid or programs. */
 	if (!r && mount(NULL, dst, NULL,
 			MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) < 0)
 		r = -errno;
 	if (r)
-		return cove_err_set(err, r, "sandbox: cannot bind %s into the jail: %s", abs,
+		return cove_err_set(err, r, "sandbox: cannot bind %s into the jail: %s", b->abs,
 				    strerror(-r));
 	return 0;
 }
 
-/* New namespaces, a tmpfs at the jail dir holding only what is needed, then pivot_root. */
-static int build_jail(struct sandbox *sb, const struct sandbox_needs *n, struct cove_err *err)
+static int open_all(const struct sandbox_needs *n, const char *cwd, struct bind_src *srcs,
+		    struct cove_err *err)
 {
-	char cwd[4096];
-	if (!getcwd(cwd, sizeof(cwd)))
-		snprintf(cwd, sizeof(cwd), "/");
-	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-	if (!n->tun)
-		flags |= CLONE_NEWNET;
-	if (unshare(flags) < 0)
-		return cove_err_set(err, -errno, "sandbox: unshare: %s", strerror(errno));
-	/* Nothing mounted from here on shows on the host. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return cove_err_set(err, -errno, "sandbox: making / private: %s", strerror(errno));
+	int r = 0;
+	for (unsigned i = 0; i < n->npaths && !r; i++)
+		r = open_source(&srcs[i], n->paths[i], n->flags[i], cwd, err);
+	return r;
+}
+
+/* The tmpfs with the device nodes and the binds. */
+static int fill_jail(struct sandbox *sb, const struct sandbox_needs *n, dev_t kvm,
+		     const struct bind_src *srcs, struct cove_err *err)
+{
 	if (mount("cove-jail", sb->jail, "tmpfs", MS_NOSUID | MS_NOEXEC,
 		  "mode=0755,size=64k,nr_inodes=4096") < 0)
 		return cove_err_set(err, -errno, "sandbox: tmpfs on %s: %s", sb->jail,
@@ -323,16 +339,8 @@ static int build_jail(struct sandbox *sb, const struct sandbox_needs *n, struct 
 	char dev[4200];
 	snprintf(dev, sizeof(dev), "%s/dev", sb->jail);
 	int r = mkdirs(dev);
-	const char *kvm = n->kvm_path ? n->kvm_path : getenv("COVE_KVM_DEV");
-	if (!kvm || !*kvm)
-		kvm = "/dev/kvm";
-	struct stat st;
-	if (stat(kvm, &st) < 0 || !S_ISCHR(st.st_mode))
-		return cove_err_set(err, -ENODEV, "sandbox: %s: %s", kvm,
-				    errno == ENOENT ? "no such device (is KVM available?)"
-						    : "not a character device");
 	if (!r)
-		r = make_node(sb->jail, "/dev/kvm", st.st_rdev, sb->uid, sb->gid);
+		r = make_node(sb->jail, "/dev/kvm", kvm, sb->uid, sb->gid);
 	if (!r && n->tun) {
 		snprintf(dev, sizeof(dev), "%s/dev/net", sb->jail);
 		r = mkdirs(dev);
@@ -343,9 +351,14 @@ static int build_jail(struct sandbox *sb, const struct sandbox_needs *n, struct 
 		return cove_err_set(err, r, "sandbox: device nodes in %s: %s", sb->jail,
 				    strerror(-r));
 	for (unsigned i = 0; i < n->npaths; i++)
-		if ((r = bind_in(sb->jail, n->paths[i], n->flags[i], cwd, err)))
+		if ((r = bind_in(sb->jail, &srcs[i], n->flags[i], err)))
 			return r;
-	/* pivot_root(".", "."): the old root ends up on top and is detached at once. */
+	return 0;
+}
+
+/* pivot_root(".", "."): the old root ends up on top and is detached at once. */
+static int pivot(struct sandbox *sb, const char *cwd, struct cove_err *err)
+{
 	if (chdir(sb->jail) < 0)
 		return cove_err_set(err, -errno, "sandbox: %s: %s", sb->jail, strerror(errno));
 	if (syscall(SYS_pivot_root, ".", ".") == 0) {
@@ -365,6 +378,47 @@ static int build_jail(struct sandbox *sb, const struct sandbox_needs *n, struct 
 	if (chdir(cwd) < 0 && chdir("/") < 0)
 		return cove_err_set(err, -errno, "sandbox: chdir: %s", strerror(errno));
 	return 0;
+}
+
+/* New namespaces, a tmpfs at the jail dir holding only what is needed, then pivot_root. */
+static int build_jail(struct sandbox *sb, const struct sandbox_needs *n, struct cove_err *err)
+{
+	char cwd[4096];
+	if (!getcwd(cwd, sizeof(cwd)))
+		snprintf(cwd, sizeof(cwd), "/");
+	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+	if (!n->tun)
+		flags |= CLONE_NEWNET;
+	if (unshare(flags) < 0)
+		return cove_err_set(err, -errno, "sandbox: unshare: %s", strerror(errno));
+	/* Nothing mounted from here on shows on the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return cove_err_set(err, -errno, "sandbox: making / private: %s", strerror(errno));
+	/* The device and paths to bind, before the tmpfs could hide one under the jail dir. */
+	const char *kvm = n->kvm_path ? n->kvm_path : getenv("COVE_KVM_DEV");
+	if (!kvm || !*kvm)
+		kvm = "/dev/kvm";
+	struct stat st;
+	errno = 0;
+	if (stat(kvm, &st) < 0 || !S_ISCHR(st.st_mode))
+		return cove_err_set(err, -ENODEV, "sandbox: %s: %s", kvm,
+				    errno == ENOENT ? "no such device (is KVM available?)"
+						    : "not a character device");
+	struct bind_src *srcs = calloc(n->npaths ? n->npaths : 1, sizeof(*srcs));
+	if (!srcs)
+		return cove_err_set(err, -ENOMEM, "out of memory");
+	for (unsigned i = 0; i < n->npaths; i++)
+		srcs[i].fd = -1;
+	int r = open_all(n, cwd, srcs, err);
+	if (!r)
+		r = fill_jail(sb, n, st.st_rdev, srcs, err);
+	for (unsigned i = 0; i < n->npaths; i++)
+		if (srcs[i].fd >= 0)
+			close(srcs[i].fd);
+	free(srcs);
+	if (r)
+		return r;
+	return pivot(sb, cwd, err);
 }
 
 /* Bounding, inheritable and ambient sets emptied; effective and permitted kept for setup. */
