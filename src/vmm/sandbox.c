@@ -489,7 +489,7 @@ static void *forbidden_thread(void *arg)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
 		;
-	socket(AF_UNIX, SOCK_STREAM, 0); /* the filter kills the process here */
+	socket(AF_INET, SOCK_STREAM, 0); /* the filter kills the process here */
 	return NULL;
 }
 

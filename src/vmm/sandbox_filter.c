@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 
 /* gcc defines __SANITIZE_ADDRESS__; clang has __has_feature(address_sanitizer). */
@@ -46,13 +48,19 @@ static const int allowed[] = {
     SCMP_SYS(fsync),
     SCMP_SYS(fdatasync),
     SCMP_SYS(fallocate),
-    /* sockets already open (API, vsock): no socket(), connect() or bind() */
+    /* sockets (API, vsock, virtio-console); socket() itself is for AF_UNIX only, below */
     SCMP_SYS(accept4),
     SCMP_SYS(recvmsg),
     SCMP_SYS(sendmsg),
     SCMP_SYS(recvfrom),
     SCMP_SYS(sendto),
     SCMP_SYS(shutdown),
+    /* vsock connects to PATH_PORT for the guest's connections; vsock and virtio-console
+     * make (restart) and remove (exit) their listening sockets: only in the jail's binds */
+    SCMP_SYS(connect),
+    SCMP_SYS(bind),
+    SCMP_SYS(listen),
+    SCMP_SYS(unlink),
     /* the event loop */
     SCMP_SYS(epoll_create1),
     SCMP_SYS(epoll_ctl),
@@ -139,8 +147,9 @@ static const int fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
 
 unsigned sandbox_filter_count(void)
 {
-	/* the plain rows, plus ioctl, fcntl, mmap, mprotect, clone, clone3, tgkill, openat */
-	return (unsigned)(sizeof(allowed) / sizeof(allowed[0])) + 8;
+	/* the plain rows, plus ioctl, fcntl, mmap, mprotect, clone, clone3, tgkill, openat,
+	 * socket, setsockopt, prctl */
+	return (unsigned)(sizeof(allowed) / sizeof(allowed[0])) + 11;
 }
 
 static int build(scmp_filter_ctx *out, pid_t pid, bool log)
@@ -181,6 +190,17 @@ static int build(scmp_filter_ctx *out, pid_t pid, bool log)
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
 				     SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT, 0));
+	/* Unix sockets only: no network, netlink or packet sockets. */
+	if (!r)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	if (!r)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 1,
+				     SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET));
+	/* Threads name themselves (pthread_setname_np on itself), nothing more of prctl. */
+	if (!r)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				     SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
 	/* Every thread gets the filter; a thread that cannot is an error, not a gap. */
 	if (!r)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
