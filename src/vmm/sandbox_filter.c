@@ -152,6 +152,18 @@ unsigned sandbox_filter_count(void)
 	return (unsigned)(sizeof(allowed) / sizeof(allowed[0])) + 11;
 }
 
+/* Whole comparisons (libseccomp's SCMP_An macros leave datum_b to the compiler's mercy). */
+static struct scmp_arg_cmp arg_eq(unsigned arg, scmp_datum_t value)
+{
+	return (struct scmp_arg_cmp){.arg = arg, .op = SCMP_CMP_EQ, .datum_a = value, .datum_b = 0};
+}
+
+static struct scmp_arg_cmp arg_masked(unsigned arg, scmp_datum_t mask, scmp_datum_t value)
+{
+	return (struct scmp_arg_cmp){
+	    .arg = arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = mask, .datum_b = value};
+}
+
 static int build(scmp_filter_ctx *out, pid_t pid, bool log)
 {
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
@@ -162,45 +174,43 @@ static int build(scmp_filter_ctx *out, pid_t pid, bool log)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
 	/* ioctl's request is an int: compare its low 32 bits only (no sign-extension trap). */
 	for (unsigned i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]) && !r; i++)
-		r = seccomp_rule_add(
-		    ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, ioctls[i] & 0xffffffffu));
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     arg_masked(1, 0xffffffffu, ioctls[i] & 0xffffffffu));
 	for (unsigned i = 0; i < sizeof(fcntls) / sizeof(fcntls[0]) && !r; i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-				     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntls[i]));
+				     arg_eq(1, (scmp_datum_t)fcntls[i]));
 	/* No executable memory, ever. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     arg_masked(2, PROT_EXEC, 0));
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     arg_masked(2, PROT_EXEC, 0));
 	/* Threads only: no fork. clone3's flags are in memory seccomp cannot read, so it
 	 * fails with ENOSYS and glibc falls back to clone. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+				     arg_masked(0, CLONE_THREAD, CLONE_THREAD));
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	/* Signals to this process's own threads only (vCPU kicks, raise). */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)pid));
+				     arg_eq(0, (scmp_datum_t)pid));
 	/* Opening what the jail holds (/dev/kvm, disks on restart), never creating files. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT, 0));
+				     arg_masked(2, O_CREAT, 0));
 	/* Unix sockets only: no network, netlink or packet sockets. */
 	if (!r)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, arg_eq(0, AF_UNIX));
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 1,
-				     SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET));
+				     arg_eq(1, SOL_SOCKET));
 	/* Threads name themselves (pthread_setname_np on itself), nothing more of prctl. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				     SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+				     arg_eq(0, PR_SET_NAME));
 	/* Every thread gets the filter; a thread that cannot is an error, not a gap. */
 	if (!r)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
