@@ -400,6 +400,7 @@ int cli_run_main(int argc, char **argv)
 	/* sandbox: into the jail before the VM is built (it opens /dev/kvm there). */
 	struct sandbox sb;
 	if (cfg.sandbox.enabled) {
+		warn_pvm(&mc); /* /sys is not in the jail: warn now (it stays silent later) */
 		struct sandbox_needs needs = {0}; /* its kernel (and disks, sockets) by path */
 		if (cfg.kernel)
 			sandbox_needs_add(&needs, cfg.kernel, SANDBOX_BIND_RO);
