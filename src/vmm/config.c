@@ -174,7 +174,8 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
 		ok = key_is(key, known[i]);
 	bool sb = sandbox_opts_is_key(key); /* sandbox: flags are booleans, ids may be numbers */
-	bool sb_flag = sb && (key_is(key, "sandbox") || key_is(key, "seccomp-log"));
+	bool sb_flag =
+	    sb && (key_is(key, "sandbox") || key_is(key, "seccomp") || key_is(key, "seccomp-log"));
 	bool sb_id = key_is(key, "sandbox-uid") || key_is(key, "sandbox-gid");
 	ok = ok || sb;
 	if (!ok)

@@ -43,8 +43,8 @@ static bool key_is(const char *key, const char *name)
 
 bool sandbox_opts_is_key(const char *key)
 {
-	return key_is(key, "sandbox") || key_is(key, "sandbox-uid") || key_is(key, "sandbox-gid") ||
-	       key_is(key, "jail-dir") || key_is(key, "seccomp-log");
+	return key_is(key, "sandbox") || key_is(key, "seccomp") || key_is(key, "sandbox-uid") ||
+	       key_is(key, "sandbox-gid") || key_is(key, "jail-dir") || key_is(key, "seccomp-log");
 }
 
 static int set_flag(const char *key, const char *value, bool *out, struct cove_err *err)
@@ -83,6 +83,8 @@ int sandbox_opts_set(struct sandbox_opts *o, const char *key, const char *value,
 {
 	if (key_is(key, "sandbox"))
 		return set_flag(key, value, &o->enabled, err);
+	if (key_is(key, "seccomp"))
+		return set_flag(key, value, &o->seccomp_only, err);
 	if (key_is(key, "seccomp-log"))
 		return set_flag(key, value, &o->seccomp_log, err);
 	if (key_is(key, "sandbox-uid"))
@@ -482,6 +484,21 @@ int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct
 	return 0;
 }
 
+int sandbox_enter_seccomp_only(struct sandbox *sb, const struct sandbox_opts *o,
+			       const int *keep_fds, unsigned nkeep, struct cove_err *err)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->seccomp_log = o->seccomp_log;
+	sb->keep_user = true;
+	sb->uid = getuid();
+	sb->gid = getgid();
+	close_others(keep_fds, nkeep);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return cove_err_set(err, -errno, "sandbox: no_new_privs: %s", strerror(errno));
+	sb->entered = true;
+	return 0;
+}
+
 /* The test hook: a thread that makes a forbidden call after the given delay. */
 static void *forbidden_thread(void *arg)
 {
@@ -515,12 +532,13 @@ int sandbox_lock(struct sandbox *sb, struct cove_err *err)
 	if (!sb->entered)
 		return cove_err_set(err, -EINVAL, "sandbox: not entered");
 	/* glibc applies these to every thread of the process. */
-	if (setgroups(0, NULL) < 0 || setresgid(sb->gid, sb->gid, sb->gid) < 0 ||
-	    setresuid(sb->uid, sb->uid, sb->uid) < 0)
+	if (!sb->keep_user && (setgroups(0, NULL) < 0 || setresgid(sb->gid, sb->gid, sb->gid) < 0 ||
+			       setresuid(sb->uid, sb->uid, sb->uid) < 0))
 		return cove_err_set(err, -errno, "sandbox: switching to uid %u gid %u: %s",
 				    (unsigned)sb->uid, (unsigned)sb->gid, strerror(errno));
 	uid_t ru, eu, su;
-	if (getresuid(&ru, &eu, &su) < 0 || ru != sb->uid || eu != sb->uid || su != sb->uid)
+	if (!sb->keep_user &&
+	    (getresuid(&ru, &eu, &su) < 0 || ru != sb->uid || eu != sb->uid || su != sb->uid))
 		return cove_err_set(err, -EPERM, "sandbox: the uid did not change");
 	/* Leaving root emptied the permitted and effective sets; make sure of all of them. */
 	cap_t none = cap_init();

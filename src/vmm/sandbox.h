@@ -18,16 +18,17 @@
 /* The settings, as given (options --sandbox, --sandbox-uid, ... or the JSON config). */
 struct sandbox_opts {
 	bool enabled;
-	bool seccomp_log; /* SCMP_ACT_LOG instead of killing: to find missing syscalls */
-	char *uid;	  /* user name or number, NULL: a free per-VM uid */
-	char *gid;	  /* group name or number, NULL: the user's group (or gid = uid) */
-	char *jail_dir;	  /* NULL: SANDBOX_DEFAULT_JAIL */
+	bool seccomp_only; /* --seccomp: only the allow-list (the caller confined the process) */
+	bool seccomp_log;  /* SCMP_ACT_LOG instead of killing: to find missing syscalls */
+	char *uid;	   /* user name or number, NULL: a free per-VM uid */
+	char *gid;	   /* group name or number, NULL: the user's group (or gid = uid) */
+	char *jail_dir;	   /* NULL: SANDBOX_DEFAULT_JAIL */
 };
 
 void sandbox_opts_free(struct sandbox_opts *o);
 
-/* True for the keys sandbox_opts_set takes (sandbox, sandbox-uid, sandbox-gid, jail-dir,
- * seccomp-log; '_' may stand for '-'). */
+/* True for the keys sandbox_opts_set takes (sandbox, seccomp, sandbox-uid, sandbox-gid,
+ * jail-dir, seccomp-log; '_' may stand for '-'). */
 bool sandbox_opts_is_key(const char *key);
 
 /*
@@ -68,8 +69,9 @@ struct sandbox {
 	uid_t uid;
 	gid_t gid;
 	bool seccomp_log;
-	bool entered; /* the jail is set up */
-	bool locked;  /* the user is dropped and the filter on */
+	bool entered;	/* the jail is set up (or, keep_user, the descriptors closed) */
+	bool keep_user; /* --seccomp only: no change of user */
+	bool locked;	/* the user is dropped and the filter on */
 	char jail[4096];
 };
 
@@ -85,6 +87,14 @@ struct sandbox {
  */
 int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct sandbox_needs *n,
 		  const int *keep_fds, unsigned nkeep, struct cove_err *err);
+
+/*
+ * With only --seccomp (a caller such as coved confined the process already, and it need
+ * not be root): closes the descriptors above stderr but keep_fds and sets no_new_privs;
+ * sandbox_lock then keeps the user and installs the filter. Returns 0 or -errno.
+ */
+int sandbox_enter_seccomp_only(struct sandbox *sb, const struct sandbox_opts *o,
+			       const int *keep_fds, unsigned nkeep, struct cove_err *err);
 
 /*
  * Step 2, after the VM is built and before its first instruction: switches to the

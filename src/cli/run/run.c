@@ -45,6 +45,7 @@ static void usage(FILE *out)
 	      "  --sandbox-uid USER  its user (default: a free uid from 64000)\n"
 	      "  --sandbox-gid GROUP its group (default: the user's)\n"
 	      "  --jail-dir DIR      its jail's mount point (default /run/cove/jail)\n"
+	      "  --seccomp           only the system-call allow-list (process confined by caller)\n"
 	      "  --seccomp-log       log forbidden system calls, do not kill\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
@@ -64,6 +65,7 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, 'l'},
     {"hugepages", no_argument, NULL, 'H'},
     {"sandbox", no_argument, NULL, 'S'},
+    {"seccomp", no_argument, NULL, 'Q'},
     {"sandbox-uid", required_argument, NULL, 'U'},
     {"sandbox-gid", required_argument, NULL, 'G'},
     {"jail-dir", required_argument, NULL, 'J'},
@@ -409,6 +411,10 @@ int cli_run_main(int argc, char **argv)
 		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
 			goto fail;
 		mc.kvm_path = SANDBOX_KVM_PATH;
+	} else if (cfg.sandbox.seccomp_only &&
+		   sandbox_enter_seccomp_only(&sb, &cfg.sandbox, &console_fd, console_fd >= 0,
+					      &err)) {
+		goto fail;
 	}
 
 	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
@@ -420,7 +426,8 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	status = run_machine(&cfg, &mc, cfg.sandbox.enabled ? &sb : NULL);
+	status =
+	    run_machine(&cfg, &mc, cfg.sandbox.enabled || cfg.sandbox.seccomp_only ? &sb : NULL);
 	goto out;
 fail:
 	log_error("%s", err.msg);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # `cove run --sandbox`: the probe guest passes every test confined (each exit path), the
 # running VMM is confined (user, capabilities, no_new_privs, seccomp, jail, namespaces,
-# descriptors), a forbidden system call kills only that VMM, and bad options fail clearly.
+# descriptors), a forbidden system call kills only that VMM, --seccomp alone works in a
+# process its caller confined, and bad options fail clearly.
 # Env: COVE, PROBE_PVH (set by meson). Needs root and /dev/kvm.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -225,7 +226,27 @@ probe_run "sandbox-seccomp-log" "serial" --input "hi" ${skip:+--skip "$skip"} --
 	env COVE_SANDBOX_TEST_FORBIDDEN=1 "$cove" run --sandbox --seccomp-log --jail-dir "$jail" \
 	--kernel "$pvh" --cmdline "probe=serial probe.serial_in=hi"
 
-# 6. Bad options: one clear line, non-zero exit, no VM.
+# 6. --seccomp alone, in a process its caller confined (as coved does: another user,
+#    no_new_privs, its own KVM node): the guest passes; a forbidden call kills it.
+if [ -z "$skip" ]; then
+	mknod "$work/kvm" c 10 232 && chown 65534:65534 "$work/kvm" && chmod 600 "$work/kvm"
+	chmod 755 "$work"
+fi
+as_nobody=(env COVE_KVM_DEV="$work/kvm" setpriv --reuid=65534 --regid=65534 --clear-groups
+	--no-new-privs)
+probe_run "seccomp-only" "serial" --input "hi" ${skip:+--skip "$skip"} -- \
+	"${as_nobody[@]}" "$cove" run --seccomp --kernel "$pvh" --cmdline "probe=serial probe.serial_in=hi"
+rc=1
+if [ -z "$skip" ]; then
+	COVE_SANDBOX_TEST_FORBIDDEN=300 timeout -k 5 30 "${as_nobody[@]}" "$cove" run --seccomp \
+		--kernel "$pvh" --cmdline "probe=serial probe.serial_in=never" </dev/null \
+		>"$work/so.out" 2>&1
+	st=$?
+	[ "$st" = 159 ] && rc=0
+fi
+check "seccomp-only: a forbidden system call kills the VMM (SIGSYS)" $rc "exit $st"
+
+# 7. Bad options: one clear line, non-zero exit, no VM.
 bad_option() { # NAME WANTED-MESSAGE ARGS...
 	local name=$1 want=$2 out st
 	shift 2

@@ -29,6 +29,8 @@ static void options(void **state)
 	assert_string_equal(c.sandbox.gid, "nogroup");
 	assert_int_equal(run_config_set(&c, "jail-dir", "/tmp/j", &err), 0);
 	assert_string_equal(c.sandbox.jail_dir, "/tmp/j");
+	assert_int_equal(run_config_set(&c, "seccomp", "on", &err), 0);
+	assert_true(c.sandbox.seccomp_only);
 	assert_int_equal(run_config_set(&c, "seccomp-log", "true", &err), 0);
 	assert_true(c.sandbox.seccomp_log);
 	assert_int_equal(run_config_set(&c, "sandbox", "off", &err), 0);
@@ -62,13 +64,14 @@ static void json(void **state)
 	struct cove_err err = {0};
 	run_config_init(&c);
 	const char *ok = "{\"sandbox\": true, \"sandbox_uid\": 4321, \"sandbox-gid\": \"5\","
-			 " \"jail_dir\": \"/run/x\", \"seccomp-log\": false}";
+			 " \"jail_dir\": \"/run/x\", \"seccomp-log\": false, \"seccomp\": true}";
 	assert_int_equal(run_config_parse_json(&c, ok, strlen(ok), &err), 0);
 	assert_true(c.sandbox.enabled);
 	assert_string_equal(c.sandbox.uid, "4321");
 	assert_string_equal(c.sandbox.gid, "5");
 	assert_string_equal(c.sandbox.jail_dir, "/run/x");
 	assert_false(c.sandbox.seccomp_log);
+	assert_true(c.sandbox.seccomp_only);
 	run_config_free(&c);
 
 	static const char *const bad[][2] = {
