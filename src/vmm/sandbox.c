@@ -443,6 +443,21 @@ static int drop_inheritable_caps(struct cove_err *err)
 	return r;
 }
 
+/* Threads of this process (from /proc/self/status), or -1. */
+static int count_threads(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return -1;
+	char line[256];
+	int n = -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
 int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct sandbox_needs *n,
 		  const int *keep_fds, unsigned nkeep, struct cove_err *err)
 {
@@ -473,6 +488,12 @@ int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct
 				    r == -EINVAL ? "no '..' please" : strerror(-r));
 	if (!strcmp(sb->jail, "/"))
 		return cove_err_set(err, -EINVAL, "jail-dir %s: cannot be /", jail);
+	/* Namespaces, root and the bounding set are per thread: one thread only, or a thread
+	 * started earlier would stay outside the jail. */
+	if ((r = count_threads()) != 1)
+		return cove_err_set(
+		    err, -EBUSY, "sandbox: must be entered before any thread starts (%d threads)",
+		    r);
 	close_others(keep_fds, nkeep);
 	if ((r = build_jail(sb, n, err)) || (r = drop_inheritable_caps(err)))
 		return r;
