@@ -490,10 +490,10 @@ int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct
 		return cove_err_set(err, -EINVAL, "jail-dir %s: cannot be /", jail);
 	/* Namespaces, root and the bounding set are per thread: one thread only, or a thread
 	 * started earlier would stay outside the jail. */
-	if ((r = count_threads()) != 1)
-		return cove_err_set(
-		    err, -EBUSY, "sandbox: must be entered before any thread starts (%d threads)",
-		    r);
+	if ((r = count_threads()) < 0)
+		return cove_err_set(err, -ENOENT, "sandbox: cannot count threads (no /proc?)");
+	if (r != 1)
+		return cove_err_set(err, -EBUSY, "sandbox: entered with %d threads running", r);
 	close_others(keep_fds, nkeep);
 	if ((r = build_jail(sb, n, err)) || (r = drop_inheritable_caps(err)))
 		return r;
