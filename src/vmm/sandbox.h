@@ -90,8 +90,9 @@ int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct
 
 /*
  * With only --seccomp (a caller such as coved confined the process already, and it need
- * not be root): closes the descriptors above stderr but keep_fds and sets no_new_privs;
- * sandbox_lock then keeps the user and installs the filter. Returns 0 or -errno.
+ * not be root): sets no_new_privs and keeps every descriptor (keep_fds is unused: the
+ * caller chose what to pass); sandbox_lock then keeps the user and installs the filter.
+ * Returns 0 or -errno.
  */
 int sandbox_enter_seccomp_only(struct sandbox *sb, const struct sandbox_opts *o,
 			       const int *keep_fds, unsigned nkeep, struct cove_err *err);

@@ -55,6 +55,7 @@ static const int allowed[] = {
     SCMP_SYS(recvfrom),
     SCMP_SYS(sendto),
     SCMP_SYS(shutdown),
+    SCMP_SYS(getsockopt),
     /* vsock connects to PATH_PORT for the guest's connections; vsock and virtio-console
      * make (restart) and remove (exit) their listening sockets: only in the jail's binds */
     SCMP_SYS(connect),
@@ -66,6 +67,8 @@ static const int allowed[] = {
     SCMP_SYS(epoll_ctl),
     SCMP_SYS(epoll_wait),
     SCMP_SYS(epoll_pwait),
+    SCMP_SYS(poll), /* the API socket's server (libmicrohttpd) */
+    SCMP_SYS(ppoll),
     SCMP_SYS(eventfd2),
     SCMP_SYS(timerfd_create),
     SCMP_SYS(timerfd_settime),
@@ -197,10 +200,15 @@ static int build(scmp_filter_ctx *out, pid_t pid, bool log)
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 				     arg_eq(0, (scmp_datum_t)pid));
-	/* Opening what the jail holds (/dev/kvm, disks on restart), never creating files. */
+	/* Opening what the jail holds (/dev/kvm, disks on restart); creating files only to
+	 * append to them (the API's log and metrics files), never truncating. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-				     arg_masked(2, O_CREAT, 0));
+				     arg_masked(2, O_CREAT | O_TRUNC, 0));
+	if (!r)
+		r = seccomp_rule_add(
+		    ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+		    arg_masked(2, O_CREAT | O_APPEND | O_TRUNC, O_CREAT | O_APPEND));
 	/* Unix sockets only: no network, netlink or packet sockets. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, arg_eq(0, AF_UNIX));
