@@ -25,6 +25,7 @@ void run_config_free(struct run_config *c)
 	free(c->initrd);
 	free(c->cmdline);
 	free(c->console_path);
+	sandbox_opts_free(&c->sandbox);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -98,6 +99,8 @@ static bool key_is(const char *key, const char *name)
 
 int run_config_set(struct run_config *c, const char *key, const char *value, struct cove_err *err)
 {
+	if (sandbox_opts_is_key(key)) /* sandbox */
+		return sandbox_opts_set(&c->sandbox, key, value, err);
 	if (key_is(key, "kernel"))
 		return set_str(&c->kernel, value, err);
 	if (key_is(key, "initrd"))
@@ -170,6 +173,11 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 	bool ok = false;
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
 		ok = key_is(key, known[i]);
+	bool sb = sandbox_opts_is_key(key); /* sandbox: flags are booleans, ids may be numbers */
+	bool sb_flag =
+	    sb && (key_is(key, "sandbox") || key_is(key, "seccomp") || key_is(key, "seccomp-log"));
+	bool sb_id = key_is(key, "sandbox-uid") || key_is(key, "sandbox-gid");
+	ok = ok || sb;
 	if (!ok)
 		return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
 	char buf[32];
@@ -181,22 +189,23 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 			return cove_err_set(err, -EINVAL, "field '%s': contains a NUL byte", key);
 		break;
 	case json_type_int:
-		if (!key_is(key, "cpus") && !key_is(key, "memory"))
-			return cove_err_set(err, -EINVAL, "field '%s': expected a string", key);
+		if (!key_is(key, "cpus") && !key_is(key, "memory") && !sb_id)
+			return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
+					    sb_flag ? "boolean" : "string");
 		snprintf(buf, sizeof(buf), "%lld", (long long)json_object_get_int64(v));
 		text = buf;
 		break;
 	case json_type_boolean:
-		if (!key_is(key, "hugepages"))
+		if (!key_is(key, "hugepages") && !sb_flag)
 			return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
 					    key_is(key, "cpus") ? "number" : "string");
 		text = json_object_get_boolean(v) ? "true" : "false";
 		break;
 	default:
 		return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
-				    key_is(key, "cpus")	       ? "number"
-				    : key_is(key, "hugepages") ? "boolean"
-							       : "string");
+				    key_is(key, "cpus")			  ? "number"
+				    : key_is(key, "hugepages") || sb_flag ? "boolean"
+									  : "string");
 	}
 	int ret = run_config_set(c, key, text, err);
 	if (ret)

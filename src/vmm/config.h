@@ -2,6 +2,8 @@
 #ifndef COVE_VMM_CONFIG_H
 #define COVE_VMM_CONFIG_H
 
+#include "vmm/sandbox.h"
+
 #include <cove/error.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +33,7 @@ struct run_config {
 	enum on_reboot on_reboot;
 	int log_level; /* enum log_level, -1: unset */
 	bool hugepages;
+	struct sandbox_opts sandbox; /* --sandbox, --sandbox-uid/gid, --jail-dir, --seccomp-log */
 };
 
 void run_config_init(struct run_config *c);

@@ -4,6 +4,7 @@
 #include "util/log.h"
 #include "vmm/config.h"
 #include "vmm/machine.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,12 @@ static void usage(FILE *out)
 	      "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
 	      "  --log-level LEVEL   error, warn (default), info or debug\n"
 	      "  --hugepages         back guest RAM with huge pages\n"
+	      "  --sandbox           confine the VMM (as root; docs/sandbox.md)\n"
+	      "  --sandbox-uid USER  its user (default: a free uid from 64000)\n"
+	      "  --sandbox-gid GROUP its group (default: the user's)\n"
+	      "  --jail-dir DIR      its jail's mount point (default /run/cove/jail)\n"
+	      "  --seccomp           only the system-call allow-list (process confined by caller)\n"
+	      "  --seccomp-log       log forbidden system calls, do not kill\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -57,6 +64,12 @@ static const struct option options[] = {
     {"on-reboot", required_argument, NULL, 'r'},
     {"log-level", required_argument, NULL, 'l'},
     {"hugepages", no_argument, NULL, 'H'},
+    {"sandbox", no_argument, NULL, 'S'},
+    {"seccomp", no_argument, NULL, 'Q'},
+    {"sandbox-uid", required_argument, NULL, 'U'},
+    {"sandbox-gid", required_argument, NULL, 'G'},
+    {"jail-dir", required_argument, NULL, 'J'},
+    {"seccomp-log", no_argument, NULL, 'X'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -169,7 +182,7 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 					key = o->name;
 			break;
 		}
-		if (key && run_config_set(cfg, key, optarg, &err)) {
+		if (key && run_config_set(cfg, key, optarg ? optarg : "on", &err)) {
 			log_error("--%s", err.msg);
 			return -1;
 		}
@@ -232,10 +245,10 @@ static void warn_pvm(const struct machine_config *mc)
  * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
  * (MADV_DONTFORK). Without a child, the teardown simply happens here.
  */
-static void destroy_in_background(struct machine *m)
+static void destroy_in_background(struct machine *m, bool sandboxed)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) == 0) {
+	if (!sandboxed && pipe2(p, O_CLOEXEC) == 0) { /* sandbox: no fork in the sandbox */
 		pid_t pid = fork();
 		if (pid == 0) {
 			/* Let go of stdio at once, so that nobody reading cove's output waits. */
@@ -257,7 +270,7 @@ static void destroy_in_background(struct machine *m)
 }
 
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc, struct sandbox *sb)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -273,6 +286,13 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 		if (!warned) {
 			warn_pvm(mc);
 			warned = true;
+		}
+		/* sandbox: the VM is built; drop privileges, then seccomp, before it runs. */
+		if (sb && !sb->locked && sandbox_lock(sb, &err)) {
+			machine_destroy(&m);
+			term_restore();
+			log_error("%s", err.msg);
+			return 1;
 		}
 		struct event_loop *loop = event_loop_start(&m, input, raw);
 		if (!loop) {
@@ -290,7 +310,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 		if (again)
 			machine_destroy(&m);
 		else
-			destroy_in_background(&m);
+			destroy_in_background(&m, sb != NULL);
 		if (unclaimed)
 			log_info("%llu accesses to unclaimed ports or addresses were ignored",
 				 (unsigned long long)unclaimed);
@@ -379,6 +399,23 @@ int cli_run_main(int argc, char **argv)
 	if (console_fd < -1 || err.code)
 		goto fail;
 	mc.console_fd = console_fd;
+	/* sandbox: into the jail before the VM is built (it opens /dev/kvm there). */
+	struct sandbox sb;
+	if (cfg.sandbox.enabled) {
+		warn_pvm(&mc); /* /sys is not in the jail: warn now (it stays silent later) */
+		struct sandbox_needs needs = {0}; /* its kernel (and disks, sockets) by path */
+		if (cfg.kernel)
+			sandbox_needs_add(&needs, cfg.kernel, SANDBOX_BIND_RO);
+		if (cfg.initrd)
+			sandbox_needs_add(&needs, cfg.initrd, SANDBOX_BIND_RO);
+		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
+			goto fail;
+		mc.kvm_path = SANDBOX_KVM_PATH;
+	} else if (cfg.sandbox.seccomp_only &&
+		   sandbox_enter_seccomp_only(&sb, &cfg.sandbox, &console_fd, console_fd >= 0,
+					      &err)) {
+		goto fail;
+	}
 
 	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
 	sigset_t set;
@@ -389,7 +426,8 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	status = run_machine(&cfg, &mc);
+	status =
+	    run_machine(&cfg, &mc, cfg.sandbox.enabled || cfg.sandbox.seccomp_only ? &sb : NULL);
 	goto out;
 fail:
 	log_error("%s", err.msg);
