@@ -93,6 +93,7 @@ static void vmm_probe_options(struct coved *d)
 	d->vmm_api_sock = strstr(buf, "--api-sock") != NULL;
 	d->vmm_disk = strstr(buf, "--disk") != NULL;
 	d->vmm_net = strstr(buf, "--net") != NULL;
+	d->vmm_seccomp = strstr(buf, "--seccomp ") != NULL;
 }
 
 static void usage(FILE *out)

@@ -41,6 +41,7 @@ struct coved {
 	char vmm[PATH_MAX];	/* the `cove` binary (or a stand-in) run as `VMM run ...` */
 	bool vmm_api_sock;	/* the VMM understands --api-sock */
 	bool vmm_disk, vmm_net; /* ... --disk PATH[,readonly], --net TAP[,mac=MAC] */
+	bool vmm_seccomp;	/* ... --seccomp (the allow-list alone) */
 	bool confine;		/* run VMMs confined (--confine USER) */
 	uid_t confine_uid;
 	gid_t confine_gid;

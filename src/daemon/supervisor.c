@@ -309,6 +309,9 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 		argv[ac++] = sock;
 		rt->has_api = true;
 	}
+	/* A confined VMM also gets the seccomp allow-list before its first guest instruction. */
+	if (d->confine && d->vmm_seccomp)
+		argv[ac++] = "--seccomp";
 	argv[ac] = NULL;
 
 	struct confine_spec *jail = NULL;
