@@ -21,6 +21,7 @@ struct blk_aio;
 struct blk_file {
 	int fd;
 	bool direct;
+	uint64_t *wend; /* if set: raised to the end of every write (what was ever written) */
 };
 
 struct blk {

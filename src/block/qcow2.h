@@ -131,6 +131,7 @@ struct qcow2 {
 	struct q2_snap *snaps;
 	uint64_t snap_offset;
 	uint64_t file_end; /* bytes: end of the highest cluster in use or the file length */
+	uint64_t phys_end; /* bytes: nothing was ever written at or past this offset */
 	uint64_t free_hint;
 	struct q2_cache l2c, rbc;
 	bool l1_dirty;

@@ -381,9 +381,18 @@ static int inplace_ok(struct qcow2 *q, uint64_t h)
 
 struct wc {
 	uint64_t e, bm, host;
-	uint32_t ws, we, fs, fe;
+	uint32_t ws, we, fs, fe; /* written range; range made valid (filled) */
+	uint32_t ds, de;	 /* range actually sent to the file */
 	bool fresh, full;
 };
+
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
 
 static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t ioff,
 		       uint64_t start, uint64_t end)
@@ -474,6 +483,7 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 		if (ret)
 			goto out;
 	}
+	uint64_t phys_end = q->phys_end; /* before anything of this request is written */
 	/* New clusters, in as few contiguous runs as the allocator gives. */
 	for (uint64_t k = 0, left = nfresh; left;) {
 		uint64_t off, got;
@@ -489,6 +499,18 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 			left--;
 		}
 	}
+	/* A fresh cluster that was never written reads as zero: zero fills need not be sent. */
+	for (uint64_t k = 0; k < n; k++) {
+		w[k].ds = w[k].fs;
+		w[k].de = w[k].fe;
+	}
+	bool never = !q->ext_data && q->data.wend;
+	if (never && w[0].fresh && head && w[0].host >= phys_end &&
+	    all_zero(head, w[0].ws - w[0].fs))
+		w[0].ds = w[0].ws;
+	if (never && w[n - 1].fresh && tail && w[n - 1].host >= phys_end &&
+	    all_zero(tail, w[n - 1].fe - w[n - 1].we))
+		w[n - 1].de = w[n - 1].we;
 	/* Data: one pwritev per contiguous host run. */
 	{
 		struct iovec v[BLK_IOV_BATCH];
@@ -497,7 +519,7 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 		uint64_t io = ioff;
 		for (uint64_t k = 0; k <= n; k++) {
 			struct wc *x = k < n ? &w[k] : NULL;
-			uint64_t dst = x ? x->host + x->fs : 0;
+			uint64_t dst = x ? x->host + x->ds : 0;
 			if (nv && (!x || dst != run_end || nv + 3 + 1 > BLK_IOV_BATCH)) {
 				ret = file_pwritev(&q->data, v, nv, run_start);
 				if (ret)
@@ -508,8 +530,8 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 				break;
 			if (!nv)
 				run_start = run_end = dst;
-			if (k == 0 && x->fs < x->ws)
-				v[nv++] = (struct iovec){head, x->ws - x->fs};
+			if (k == 0 && x->ds < x->ws)
+				v[nv++] = (struct iovec){head, x->ws - x->ds};
 			uint64_t got;
 			int m = iov_slice(iov, iovcnt, io, x->we - x->ws, v + nv,
 					  BLK_IOV_BATCH - 2 - nv, &got);
@@ -521,7 +543,7 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 					goto out;
 				struct iovec rest[BLK_IOV_BATCH];
 				uint64_t rem = x->we - x->ws - got,
-					 roff = dst + (x->ws - x->fs) + got;
+					 roff = dst + (x->ws - x->ds) + got;
 				uint64_t rio = io + got;
 				while (rem) {
 					uint64_t g;
@@ -540,9 +562,9 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 				nv += m;
 			}
 			io += x->we - x->ws;
-			if (k == n - 1 && x->fe > x->we)
-				v[nv++] = (struct iovec){tail, x->fe - x->we};
-			run_end = x->host + x->fe;
+			if (k == n - 1 && x->de > x->we)
+				v[nv++] = (struct iovec){tail, x->de - x->we};
+			run_end = x->host + x->de;
 			if (!nv)
 				run_start = run_end;
 		}
