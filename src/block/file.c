@@ -181,6 +181,8 @@ int file_pwritev(const struct blk_file *f, const struct iovec *iov, int iovcnt, 
 
 int file_sync(const struct blk_file *f)
 {
+	if (f->nosync)
+		return 0;
 	return fdatasync(f->fd) ? -errno : 0;
 }
 

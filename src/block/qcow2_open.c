@@ -1,6 +1,8 @@
 /* qcow2: header parsing and validation, header extensions, header rewrite, open and close. */
 #include "block/qcow2.h"
 
+#include <zlib.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -373,6 +375,7 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 		q->data.fd = fd;
 		q->data.direct = b->file.direct;
 		q->data.wend = NULL;
+		q->data.nosync = b->file.nosync;
 	}
 	b->size = q->size;
 
@@ -433,6 +436,7 @@ void qcow2_close(struct blk *b)
 	free(q->zero_buf);
 	free(q->cbuf);
 	free(q->ctmp);
+	q2_compress_free(q);
 	free(q);
 	b->q = NULL;
 }

@@ -741,55 +741,35 @@ int qcow2_zero(struct blk *b, uint64_t off, uint64_t len, bool unmap, bool disca
 	return ret;
 }
 
-int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off)
+int qcow2_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t off)
 {
 	struct qcow2 *q = b->q;
 	uint64_t cs = q->cluster_size;
-	if (off % cs || len > cs || len == 0 || (len < cs && off + len != q->size))
+	if (off % cs || clen == 0 || clen >= cs)
 		return -EINVAL;
 	if (q->ext_data)
 		return -ENOTSUP;
 	int ret = check_writable(q);
 	if (ret)
 		return ret;
-	const uint8_t *src = buf;
-	uint8_t *pad = NULL;
-	if (len < cs) {
-		pad = calloc(1, cs);
-		if (!pad)
-			return -ENOMEM;
-		memcpy(pad, buf, len);
-		src = pad;
-	}
-	uint8_t *cbuf = malloc(cs);
-	if (!cbuf) {
-		free(pad);
-		return -ENOMEM;
-	}
-	long clen = q2_compress(q->compression_type, src, cs, cbuf, cs - 1);
-	if (clen < 0 || (uint64_t)clen >= cs) {
-		struct iovec v = {(void *)src, cs};
-		ret = qcow2_pwritev(b, &v, 1, off, min_u64(cs, q->size - off));
-		goto out;
-	}
 	uint64_t coff;
-	ret = q2_alloc_bytes(q, (uint64_t)clen, &coff);
+	ret = q2_alloc_bytes(q, clen, &coff);
 	if (ret)
-		goto out;
-	ret = file_pwrite(q->file, cbuf, (uint64_t)clen, coff);
+		return ret;
+	ret = file_pwrite(q->file, cdata, clen, coff);
 	if (ret)
-		goto out;
+		return ret;
 	q->data_unsynced = true;
 	uint8_t *l2;
 	uint64_t l2off;
 	uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
 	ret = q2_get_l2(q, l1i, true, &l2, &l2off);
 	if (ret)
-		goto out;
+		return ret;
 	uint64_t ci = (off >> q->cluster_bits) & (q->l2_entries - 1);
 	uint64_t e = q2_l2_get(q, l2, ci, NULL);
 	unsigned x = 62 - (q->cluster_bits - 8);
-	uint64_t nsec = ((coff + (uint64_t)clen - 1) >> 9) - (coff >> 9);
+	uint64_t nsec = ((coff + clen - 1) >> 9) - (coff >> 9);
 	q2_l2_set(q, l2, ci, QCOW2_OFLAG_COMPRESSED | (nsec << x) | coff, 0);
 	q2_cache_mark_dirty(&q->l2c, l2off);
 	if (e & QCOW2_OFLAG_COMPRESSED) {
@@ -800,10 +780,37 @@ int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_
 		ret = q2_free_later(q, e & QCOW2_OFFSET_MASK, cs);
 	}
 	q->cbuf_off = ~0ull;
-out:
-	free(cbuf);
-	free(pad);
 	return ret;
+}
+
+int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off)
+{
+	struct qcow2 *q = b->q;
+	uint64_t cs = q->cluster_size;
+	if (off % cs || len > cs || len == 0 || (len < cs && off + len != q->size))
+		return -EINVAL;
+	if (q->ext_data)
+		return -ENOTSUP;
+	long clen = blk_compress_cluster(b, buf, len, q->ctmp, cs - 1);
+	if (clen == -ENOSPC) {
+		/* Incompressible: store it as a normal cluster. */
+		uint8_t *pad = NULL;
+		const void *src = buf;
+		if (len < cs) {
+			pad = calloc(1, cs);
+			if (!pad)
+				return -ENOMEM;
+			memcpy(pad, buf, len);
+			src = pad;
+		}
+		struct iovec v = {(void *)src, min_u64(cs, q->size - off)};
+		int ret = qcow2_pwritev(b, &v, 1, off, v.iov_len);
+		free(pad);
+		return ret;
+	}
+	if (clen < 0)
+		return (int)clen;
+	return qcow2_write_precompressed(b, q->ctmp, (uint64_t)clen, off);
 }
 
 int qcow2_flush(struct blk *b)

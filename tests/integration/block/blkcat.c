@@ -15,6 +15,8 @@
  *   blkcat amend IMAGE [k=v...]
  *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
  *   blkcat aio IMAGE REF SEED N            random async reads/writes, verified
+ *   blkcat copy SRC DST [c]                 copy SRC into the existing image DST, skipping zero
+ *                                          ranges (c: compressed clusters)
  *   blkcat bench IMAGE COUNT DEPTH SIZE STEP r|w [direct]
  *                                          requests as `qemu-img bench` issues them (offset
  *                                          advances by STEP, modulo the image size) */
@@ -412,6 +414,7 @@ static int cmd_measure(int argc, char **argv)
 
 int cmd_aio(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
@@ -439,6 +442,8 @@ int main(int argc, char **argv)
 		return cmd_measure(argc, argv);
 	if (!strcmp(argv[1], "aio"))
 		return cmd_aio(argc, argv);
+	if (!strcmp(argv[1], "copy"))
+		return cmd_copy(argc, argv);
 	if (!strcmp(argv[1], "bench"))
 		return cmd_bench(argc, argv);
 	return usage();
@@ -623,4 +628,47 @@ int cmd_bench(int argc, char **argv)
 	free(slot);
 	free(bufs);
 	return bench_fails ? 1 : 0;
+}
+
+int cmd_copy(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk *src = open_or_die(argv[2], true), *dst;
+	bool comp = argc > 4 && argv[4][0] == 'c';
+	struct blk_open_opts o = {.unsafe = true};
+	struct cove_err err = {0};
+	if (blk_open(argv[3], &o, &dst, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	uint64_t size = blk_size(src), chunk = 2 << 20, cs = blk_cluster_size(dst);
+	if (blk_size(dst) < size)
+		return usage();
+	uint8_t *buf = malloc(chunk);
+	for (uint64_t off = 0; off < size;) {
+		struct blk_status st;
+		int ret = blk_block_status(src, off, size - off < chunk ? size - off : chunk, &st);
+		if (ret)
+			return fail("block status", ret);
+		uint64_t n = st.len;
+		if (!(st.flags & BLK_STATUS_ZERO)) {
+			if ((ret = blk_pread(src, buf, n, off)))
+				return fail("read", ret);
+			if (comp) {
+				for (uint64_t c = 0; c < n; c += cs) {
+					uint64_t l = n - c < cs ? n - c : cs;
+					if ((ret = blk_write_compressed(dst, buf + c, l, off + c)))
+						return fail("write", ret);
+				}
+			} else if ((ret = blk_pwrite(dst, buf, n, off))) {
+				return fail("write", ret);
+			}
+		}
+		off += n;
+	}
+	free(buf);
+	blk_close(src);
+	blk_close(dst);
+	return 0;
 }
