@@ -15,6 +15,7 @@
  *   blkcat amend IMAGE [k=v...]
  *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
  *   blkcat aio IMAGE REF SEED N [direct]   random async reads/writes/zeroes, verified
+ *   blkcat rebase IMAGE BACKING [FMT]       blk_set_backing (header only; "" removes it)
  *   blkcat copy SRC DST [c]                 copy SRC into the existing image DST, skipping zero
  *                                          ranges (c: compressed clusters)
  *   blkcat bench IMAGE COUNT DEPTH SIZE STEP r|w [direct]
@@ -417,6 +418,20 @@ int cmd_aio(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 
+static int cmd_rebase(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	struct cove_err err = {0};
+	if (blk_set_backing(b, argv[3][0] ? argv[3] : NULL, argc > 4 ? argv[4] : NULL, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	blk_close(b);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -443,6 +458,8 @@ int main(int argc, char **argv)
 		return cmd_measure(argc, argv);
 	if (!strcmp(argv[1], "aio"))
 		return cmd_aio(argc, argv);
+	if (!strcmp(argv[1], "rebase"))
+		return cmd_rebase(argc, argv);
 	if (!strcmp(argv[1], "copy"))
 		return cmd_copy(argc, argv);
 	if (!strcmp(argv[1], "bench"))
