@@ -47,6 +47,7 @@
 enum q2_kind {
 	Q2_UNALLOC,
 	Q2_ZERO,
+	Q2_ZERO_ALLOC, /* reads as zero, host cluster preallocated */
 	Q2_DATA,
 	Q2_COMPRESSED,
 };

@@ -149,10 +149,15 @@ static enum q2_kind unit_kind(const struct qcow2 *q, uint64_t e, uint64_t bm, un
 			*host = off + ((uint64_t)sc << q->sc_bits);
 			return Q2_DATA;
 		}
-		return (bm & (1ull << (sc + 32))) ? Q2_ZERO : Q2_UNALLOC;
+		if (!(bm & (1ull << (sc + 32))))
+			return Q2_UNALLOC;
+		*host = off ? off + ((uint64_t)sc << q->sc_bits) : 0;
+		return off ? Q2_ZERO_ALLOC : Q2_ZERO;
 	}
-	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO))
-		return Q2_ZERO;
+	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO)) {
+		*host = off;
+		return off ? Q2_ZERO_ALLOC : Q2_ZERO;
+	}
 	if (!off && !(q->ext_data && (e & QCOW2_OFLAG_COPIED)))
 		return Q2_UNALLOC;
 	*host = off;
@@ -183,7 +188,8 @@ int q2_map(struct qcow2 *q, uint64_t pos, uint64_t maxlen, enum q2_kind *kind, u
 	unsigned sc = (unsigned)((pos & (q->cluster_size - 1)) >> q->sc_bits);
 	uint64_t h;
 	enum q2_kind k = unit_kind(q, e, bm, sc, &h);
-	if (k == Q2_DATA && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
+	bool hosted = k == Q2_DATA || k == Q2_ZERO_ALLOC;
+	if (hosted && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
 		return -EIO;
 	if (k == Q2_COMPRESSED) {
 		if (q->ext_data)
@@ -194,21 +200,21 @@ int q2_map(struct qcow2 *q, uint64_t pos, uint64_t maxlen, enum q2_kind *kind, u
 		return 0;
 	}
 	*kind = k;
-	*host = k == Q2_DATA ? h + (pos & (q->sc_size - 1)) : 0;
+	*host = hosted ? h + (pos & (q->sc_size - 1)) : 0;
 	/* Extend over following units with the same kind (and contiguous host offsets). */
 	uint64_t u = ((pos >> q->sc_bits) + 1) << q->sc_bits;
-	uint64_t expect = k == Q2_DATA ? h + q->sc_size : 0;
+	uint64_t expect = hosted ? h + q->sc_size : 0;
 	while (u < limit) {
 		uint64_t uci = (u >> cb) & (q->l2_entries - 1);
 		if (uci != ci) {
 			ci = uci;
 			e = q2_l2_get(q, l2, ci, &bm);
-			if (k == Q2_DATA && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
+			if (hosted && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
 				break;
 		}
 		unsigned usc = (unsigned)((u & (q->cluster_size - 1)) >> q->sc_bits);
 		enum q2_kind uk = unit_kind(q, e, bm, usc, &h);
-		if (uk != k || (k == Q2_DATA && h != expect))
+		if (uk != k || (hosted && h != expect))
 			break;
 		expect += q->sc_size;
 		u += q->sc_size;
@@ -280,6 +286,7 @@ int qcow2_preadv(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t of
 			ret = sliced(file_rd, &q->data, iov, iovcnt, done, run, host);
 			break;
 		case Q2_ZERO:
+		case Q2_ZERO_ALLOC:
 			iov_memset(iov, iovcnt, done, 0, run);
 			break;
 		case Q2_UNALLOC: {
@@ -331,6 +338,10 @@ int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_sta
 		break;
 	case Q2_ZERO:
 		st->flags = BLK_STATUS_ZERO | BLK_STATUS_ALLOCATED;
+		break;
+	case Q2_ZERO_ALLOC: /* preallocated zeroes: qemu-img map shows their offset */
+		st->flags = BLK_STATUS_ZERO | BLK_STATUS_ALLOCATED | BLK_STATUS_OFFSET;
+		st->file_offset = host;
 		break;
 	case Q2_COMPRESSED:
 		st->flags = BLK_STATUS_DATA | BLK_STATUS_ALLOCATED | BLK_STATUS_COMPRESSED;
