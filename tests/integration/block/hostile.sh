@@ -61,6 +61,8 @@ cp good.qcow2 x.qcow2 && poke x.qcow2 56 I 100000
 rejected "refcount table too large" x.qcow2 "refcount table"
 cp good.qcow2 x.qcow2 && poke x.qcow2 48 Q "$L1"
 rejected "refcount table overlapping the L1 table" x.qcow2 "overlap"
+cp good.qcow2 x.qcow2 && poke x.qcow2 "$RT" Q "$L1"
+rejected "refcount block on the L1 table" x.qcow2 "overlap"
 cp good.qcow2 x.qcow2 && poke x.qcow2 96 I 7
 rejected "refcount_order 7" x.qcow2 "refcount_order"
 cp good.qcow2 x.qcow2 && poke x.qcow2 60 I 1 && poke x.qcow2 64 Q $((1 << 40))
