@@ -62,7 +62,7 @@ int q2_write_l1(struct qcow2 *q)
 }
 
 /* May guest data be written in place at host cluster h (refcount exactly one, no metadata)? */
-int q2_inplace_ok(struct qcow2 *q, uint64_t h)
+static int inplace_check(struct qcow2 *q, uint64_t h)
 {
 	if (h % q->cluster_size || h < q->cluster_size)
 		return -EIO;
@@ -81,6 +81,25 @@ int q2_inplace_ok(struct qcow2 *q, uint64_t h)
 		    h < q->snaps[i].l1_offset + (uint64_t)q->snaps[i].l1_size * 8)
 			return -EIO;
 	return 1;
+}
+
+/* Marks the image corrupt (as QEMU does) so that nothing writes to it until check -r all. */
+static void mark_corrupt(struct qcow2 *q)
+{
+	if (q->b->readonly || (q->incompat & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY)) ||
+	    q->version < 3 || q->in_check)
+		return;
+	q->incompat |= QCOW2_INCOMPAT_CORRUPT;
+	if (!qcow2_write_header(q))
+		file_sync(q->file);
+}
+
+int q2_inplace_ok(struct qcow2 *q, uint64_t h)
+{
+	int ret = inplace_check(q, h);
+	if (ret == -EIO)
+		mark_corrupt(q);
+	return ret;
 }
 
 int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t *l2off)
