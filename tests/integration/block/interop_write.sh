@@ -41,6 +41,13 @@ for o in "" extended_l2=on cluster_size=4096; do
 done
 run "backing format recorded as qemu-img sees it" bash -c "qemu-img info top.qcow2 | grep -q 'backing file format: raw'"
 
+# Writes to an image with an external data file (made by qemu-img).
+for o in "" ",extended_l2=on"; do
+	rm -f ed.qcow2 ed.data ref.raw && truncate -s 16M ref.raw
+	qemu-img create -q -f qcow2 -o data_file=ed.data$o ed.qcow2 16M
+	run "writes with an external data file${o:+ ($o)}" bash -c "'$BLKCAT' stress ed.qcow2 ref.raw 9 250 wzudf && $(declare -f written); BLKCAT=$BLKCAT written ed.qcow2 ref.raw"
+done
+
 # Snapshots: create, write, create, write; each snapshot reads back in qemu-img.
 rm -f s.qcow2 ref.raw && truncate -s $SIZE ref.raw
 "$BLKCAT" create qcow2 s.qcow2 $SIZE
