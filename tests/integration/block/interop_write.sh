@@ -27,6 +27,7 @@ for o in cluster_size=512 cluster_size=4096 cluster_size=2097152 compat=0.10 ref
 	extended_l2=on "extended_l2=on cluster_size=16384" compression_type=zstd lazy_refcounts=on; do
 	stress_case "random I/O with $o" wzudcf $o
 done
+BLKCAT_DIRECT=1 stress_case "random I/O with O_DIRECT (bounce buffers for unaligned requests)" wzudcf cluster_size=4096
 stress_case "refcount table growth (512 B clusters, 64-bit refcounts)" wwf cluster_size=512 refcount_bits=64
 stress_case "compressed writes only (zstd)" c compression_type=zstd
 stress_case "compressed writes, discards and flushes interleaved" cdfcw
