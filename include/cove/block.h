@@ -39,12 +39,17 @@ struct blk_open_opts {
 	bool no_repair;		 /* do not repair a dirty image on a read-write open */
 	const char *backing_fmt; /* override the backing format recorded in the image, or NULL */
 	uint64_t cache_bytes;	 /* bound on cached metadata (L2/refcount tables); 0 = default */
+	bool unsafe;		 /* cache=unsafe: never fdatasync (qemu-img convert's default for
+				    its target); metadata is still written in order */
 };
 
 /*
  * Opens path (and its backing chain, unless no_backing). opts may be NULL (probe,
  * read-write). On failure *out is untouched and err says why (unsupported features are
  * named, e.g. "qcow2: unsupported incompatible feature 'xyz' (bit 7)").
+ * A qcow2 image with the corrupt bit opens, but writes fail with -EROFS until
+ * blk_check(BLK_CHECK_FIX_ERRORS) repairs it; a write that finds inconsistent metadata sets
+ * that bit. A dirty image (lazy refcounts) is repaired on a read-write open unless no_repair.
  */
 int blk_open(const char *path, const struct blk_open_opts *opts, struct blk **out,
 	     struct cove_err *err);
@@ -77,6 +82,17 @@ int blk_write_zeroes(struct blk *b, uint64_t offset, uint64_t len, unsigned flag
  * Returns -ENOTSUP for formats without compression.
  */
 int blk_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t offset);
+
+/*
+ * The two halves of blk_write_compressed, so that a tool can compress on several threads:
+ * blk_compress_cluster is thread-safe (it only reads b's settings) and returns the compressed
+ * length of one cluster (len as for blk_write_compressed), -ENOSPC when compression would not
+ * save space (write the cluster uncompressed instead), or -ENOTSUP for raw images.
+ * blk_write_precompressed then stores that output for the cluster at offset.
+ */
+long blk_compress_cluster(const struct blk *b, const void *src, uint64_t len, void *dst,
+			  uint64_t cap);
+int blk_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t offset);
 
 /* Block status of a range, as `qemu-img map` reports it. */
 #define BLK_STATUS_DATA	      (1u << 0) /* reads return data (not known zero) */
@@ -222,7 +238,9 @@ struct blk_check_result {
 /* Checks (and with fix flags, repairs) b's metadata. raw: all zero counts. */
 int blk_check(struct blk *b, unsigned fix, struct blk_check_result *res, struct cove_err *err);
 
-/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set. */
+/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set, and with
+ * -ENOTSUP when the tail to drop still holds data (discard it first). qcow2 images with
+ * internal snapshots cannot be resized (-ENOTSUP, as qemu-img 7.2). */
 int blk_resize(struct blk *b, uint64_t new_size, bool shrink, enum blk_prealloc prealloc,
 	       struct cove_err *err);
 
