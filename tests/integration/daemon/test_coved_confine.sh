@@ -1,0 +1,35 @@
+#!/bin/bash
+# coved --confine USER: each VMM runs as that user, in its own mount namespace that holds
+# only /usr, a small /dev, its files and its run directory, with no capabilities and a
+# seccomp filter; a forbidden system call kills that VMM only. Prints TAP.
+set -u
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (to confine as another user)"; exit 77; }
+getent passwd nobody >/dev/null || { echo "SKIP: no user 'nobody'"; exit 77; }
+. "$(dirname "$0")/lib.sh"
+start_coved "$FAKE_VMM" --confine nobody || { echo "Bail out! coved did not start"; exit 1; }
+for v in a b; do echo "{\"name\":\"$v\"}" | "$COVECTL" define - >/dev/null; done
+check "start two confined VMs" '"$COVECTL" start a >/dev/null && "$COVECTL" start b >/dev/null'
+wait_for 'grep -q "uid=" "$STATE/run/a/vmm.log" 2>/dev/null'
+log=$(cat "$STATE/run/a/vmm.log")
+check "the VMM runs as nobody" 'grep -q "uid=65534" <<<"$log"'
+check "with no capabilities" 'grep -q "CapEff:0000000000000000" <<<"$log"'
+root=$(sed -n 's/.*root: //p' <<<"$log")
+check "its root holds only /usr, /dev, /proc, /tmp and its files ($root)" 'grep -q "^bin dev lib lib64 proc sbin tmp usr " <<<"$root" && ! grep -Eqw "etc|root|var|boot|sys|run" <<<"$root"'
+check "it cannot see the host's /etc" '! grep -q "sees /etc/passwd" <<<"$log"'
+out=$( (echo hi-jail; sleep 0.5) | timeout 10 "$COVECTL" console a)
+check "the confined VM still talks on its console" 'grep -q "echo: hi-jail" <<<"$out"'
+echo forbidden >"$STATE/run/a/console.in"
+check "a forbidden system call kills that VMM (SIGSYS)" 'wait_for "events \"?vm=a\" | grep -q \"killed by signal 31\""'
+check "the other VM keeps running" '"$COVECTL" list | grep -q "b .*running"'
+check "coved keeps serving" '"$COVECTL" list --all | grep -q "a .*shut off"'
+"$COVECTL" destroy b >/dev/null
+if "$COVE" run --help 2>&1 | grep -q -- --memory && [ -e /dev/kvm ]; then
+	stop_coved
+	start_coved "$COVE" --confine nobody || { echo "Bail out! coved did not restart"; exit 1; }
+	echo '{"name":"probe","memory":64}' | "$COVECTL" define - >/dev/null
+	"$COVECTL" start probe >/dev/null
+	check "a confined cove run boots the probe guest" 'wait_for "grep -q \"PROBE:\" \"$STATE/run/probe/console.log\"" 100'
+else
+	skip "a confined cove run boots the probe guest" "cove run or /dev/kvm missing"
+fi
+echo "1..$n"

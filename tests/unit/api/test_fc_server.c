@@ -1,0 +1,141 @@
+/* Drives a VM's API socket in-process (real HTTP over a Unix socket) against the double. */
+#include "api/client.h"
+#include "api/fc_api.h"
+#include "api/fc_double.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char sock[108];
+static struct fc_double dbl;
+static struct fc_api_server *srv;
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(sock, sizeof(sock), "/tmp/cove-fc-test-%d.sock", getpid());
+	fc_double_init(&dbl);
+	return fc_api_serve(sock, &fc_double_ops, &dbl, &srv);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fc_api_stop(srv);
+	assert_int_equal(access(sock, F_OK), -1);
+	return 0;
+}
+
+static int req(const char *method, const char *path, const char *body, char **out)
+{
+	struct api_client_resp r = {0};
+	struct cove_err err = {0};
+	int rc =
+	    api_client_request(sock, method, path, body, body ? strlen(body) : 0, 5000, &r, &err);
+	assert_int_equal(rc, 0);
+	if (out)
+		*out = r.body;
+	else
+		free(r.body);
+	return r.status;
+}
+
+static void expect_fault(const char *method, const char *path, const char *body, int status,
+			 const char *needle)
+{
+	char *out;
+	assert_int_equal(req(method, path, body, &out), status);
+	assert_non_null(strstr(out, "fault_message"));
+	if (needle && !strstr(out, needle))
+		fail_msg("%s %s: '%s' not in %s", method, path, needle, out);
+	free(out);
+}
+
+static void test_lifecycle(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(req("GET", "/", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"Not started\""));
+	free(out);
+	expect_fault("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400,
+		     "without kernel");
+	expect_fault("PATCH", "/vm", "{\"state\":\"Paused\"}", 400, "before starting");
+	assert_int_equal(req("PUT", "/boot-source", "{\"kernel_image_path\":\"/k\"}", NULL), 204);
+	assert_int_equal(
+	    req("PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256}", NULL), 204);
+	assert_int_equal(req("PUT", "/drives/root",
+			     "{\"drive_id\":\"root\",\"path_on_host\":\"/r\","
+			     "\"is_root_device\":true}",
+			     NULL),
+			 204);
+	expect_fault("PUT", "/drives/two",
+		     "{\"drive_id\":\"two\",\"path_on_host\":\"/r\",\"is_root_device\":true}", 400,
+		     "root block device");
+	assert_int_equal(req("PUT", "/network-interfaces/eth0",
+			     "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"}", NULL),
+			 204);
+	assert_int_equal(req("PUT", "/metrics", "{\"metrics_path\":\"/m\"}", NULL), 204);
+	expect_fault("PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256,\"x\":1}",
+		     400, "unknown field 'x'");
+	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\":", 400, "malformed JSON");
+	expect_fault("GET", "/nope", NULL, 404, NULL);
+	expect_fault("DELETE", "/boot-source", NULL, 405, NULL);
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", NULL), 204);
+	assert_int_equal(dbl.starts, 1);
+	assert_int_equal(dbl.started.machine.vcpu_count, 2);
+	assert_int_equal(dbl.started.ndrives, 1);
+	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\":\"/k2\"}", 400,
+		     "after starting");
+	expect_fault("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400,
+		     "after starting");
+	assert_int_equal(req("PATCH", "/vm", "{\"state\":\"Paused\"}", NULL), 204);
+	assert_int_equal(req("GET", "/", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"Paused\""));
+	free(out);
+	assert_int_equal(req("PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL), 204);
+	assert_int_equal(dbl.pauses, 1);
+	assert_int_equal(dbl.resumes, 1);
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", NULL), 204);
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", NULL), 204);
+	assert_int_equal(req("PUT", "/shutdown", NULL, NULL), 204);
+	assert_int_equal(dbl.ctrl_alt_dels, 1);
+	assert_int_equal(dbl.flushes, 1);
+	assert_int_equal(dbl.shutdowns, 1);
+	assert_int_equal(req("GET", "/vm/config", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"kernel_image_path\":\"\\/k\""));
+	assert_non_null(strstr(out, "\"tap0\""));
+	free(out);
+	assert_int_equal(req("GET", "/stats", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"rd_bytes\":4096"));
+	free(out);
+}
+
+static void test_huge_body(void **state)
+{
+	(void)state;
+	size_t n = 200 * 1024;
+	char *big = malloc(n + 1);
+	memset(big, ' ', n);
+	big[0] = '{';
+	big[n - 1] = '}';
+	big[n] = '\0';
+	expect_fault("PUT", "/logger", big, 413, "larger than");
+	free(big);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_lifecycle),
+	    cmocka_unit_test(test_huge_body),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
