@@ -1,5 +1,6 @@
 /* `cove run`: options and config file, the kernel files, and the machine's run/restart loop. */
 #include "cli/commands.h"
+#include "cli/run/api_glue.h"
 #include "cli/run/console.h"
 #include "util/log.h"
 #include "vmm/config.h"
@@ -40,6 +41,8 @@ static void usage(FILE *out)
 	      "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
 	      "  --log-level LEVEL   error, warn (default), info or debug\n"
 	      "  --hugepages         back guest RAM with huge pages\n"
+	      "  --api-sock PATH     serve the Firecracker-compatible API on this Unix socket;\n"
+	      "                      with no --kernel, wait for the API's InstanceStart\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -57,6 +60,7 @@ static const struct option options[] = {
     {"on-reboot", required_argument, NULL, 'r'},
     {"log-level", required_argument, NULL, 'l'},
     {"hugepages", no_argument, NULL, 'H'},
+    {"api-sock", required_argument, NULL, 'A'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -124,6 +128,8 @@ static int load_config_file(struct run_config *cfg, const char *path, struct cov
 	return ret;
 }
 
+static const char *api_sock; /* --api-sock PATH, or NULL */
+
 /* Options in two passes: --config first, then every option over it. Returns 0, 1 (help), -1. */
 static int parse_args(int argc, char **argv, struct run_config *cfg)
 {
@@ -152,6 +158,9 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 			continue;
 		case 'H':
 			cfg->hugepages = true;
+			continue;
+		case 'A': /* api socket */
+			api_sock = optarg;
 			continue;
 		case '?':
 			if (optopt)
@@ -257,7 +266,8 @@ static void destroy_in_background(struct machine *m)
 }
 
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc,
+		       struct api_glue *glue)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -266,6 +276,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 		struct cove_err err = {0};
 		struct machine m;
 		if (machine_create(&m, mc, &err)) {
+			api_glue_stopped(glue);
 			term_restore();
 			log_error("%s", err.msg);
 			return 1;
@@ -276,12 +287,15 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 		}
 		struct event_loop *loop = event_loop_start(&m, input, raw);
 		if (!loop) {
+			api_glue_stopped(glue);
 			machine_destroy(&m);
 			term_restore();
 			log_error("cannot start the event loop: %s", strerror(errno));
 			return 1;
 		}
+		api_glue_attach(glue, &m, mc->console_fd);
 		int stop = machine_run(&m);
+		api_glue_detach(glue);
 		int sig = event_loop_stop(loop);
 		uint64_t unclaimed = bus_unclaimed_count(m.vm.pio) + bus_unclaimed_count(m.vm.mmio);
 		char msg[sizeof(m.vm.stop_msg)];
@@ -302,6 +316,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 			continue;
 		}
 		term_restore();
+		api_glue_stopped(glue);
 		switch (stop) {
 		case VM_POWEROFF:
 			log_info("guest powered off");
@@ -332,6 +347,7 @@ int cli_run_main(int argc, char **argv)
 	size_t kernel_len = 0, initrd_len = 0;
 	int console_fd = -1;
 	struct cove_err err = {0};
+	struct api_glue *glue = NULL;
 
 	int r = parse_args(argc, argv, &cfg);
 	if (r) {
@@ -340,6 +356,36 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
+
+	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every
+	 * thread (the API socket's threads too). */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* --api-sock: serve it; with no kernel, wait for InstanceStart to fill cfg. */
+	if (api_sock) {
+		if (api_glue_start(api_sock, &cfg, start, &glue, &err))
+			goto fail;
+		if (!cfg.kernel) {
+			r = api_glue_wait_start(glue);
+			if (r) {
+				if (r > 0)
+					log_info("stopped by %s before InstanceStart",
+						 strsignal(r));
+				else
+					log_error("waiting for InstanceStart: %s", strerror(-r));
+				status = r > 0 ? 0 : 1;
+				goto out;
+			}
+		} else {
+			api_glue_booted(glue, &cfg);
+		}
+	}
 
 	struct machine_config mc = {
 	    .ncpus = cfg.cpus,
@@ -380,21 +426,13 @@ int cli_run_main(int argc, char **argv)
 		goto fail;
 	mc.console_fd = console_fd;
 
-	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	status = run_machine(&cfg, &mc);
+	status = run_machine(&cfg, &mc, glue);
 	goto out;
 fail:
 	log_error("%s", err.msg);
 	status = 1;
 out:
+	api_glue_free(glue);
 	if (console_fd > STDERR_FILENO)
 		close(console_fd);
 	free(kernel);
