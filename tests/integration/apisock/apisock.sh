@@ -232,7 +232,21 @@ if [ "$status" = 0 ] && [ ! -e "$sock" ]; then ok "SIGTERM stops the VM: exit 0,
 	not_ok "SIGTERM stops the VM: exit 0, socket removed" "status $status" "$(cat "$log")"
 fi
 
-# --- 5. a Firecracker client flow, as the getting-started guide does it ---
+# --- 5. SendCtrlAltDel reaches the guest's keyboard: a guest that prints what it reads ---
+if [ -n "${KBD_GUEST-}" ]; then
+	start kbd --kernel "$KBD_GUEST"
+	for _ in $(seq 100); do grep -q 'kbd: ready' "$con" 2>/dev/null && break; sleep 0.05; done
+	check "SendCtrlAltDel to a guest reading the i8042" 204 PUT /actions '{"action_type": "SendCtrlAltDel"}'
+	stop_wait 10
+	got=$(sed -n 's/^kbd: \([0-9a-f][0-9a-f]\)$/\1/p' "$con" | tr '\n' ' ')
+	if [ "$status" = 0 ] && [ "$got" = "1d 38 e0 53 e0 d3 b8 9d " ]; then
+		ok "the guest read Ctrl, Alt, Del down and up (scancode set 1) and powered off"
+	else
+		not_ok "the guest read Ctrl, Alt, Del down and up" "status $status, read: $got" "$(cat "$log")"
+	fi
+fi
+
+# --- 6. a Firecracker client flow, as the getting-started guide does it ---
 start guide
 check "guide: PUT /logger" 204 PUT /logger \
 	"{\"log_path\": \"$tmp/fc.log\", \"level\": \"Debug\", \"show_level\": true, \"show_log_origin\": true}"
