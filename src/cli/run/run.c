@@ -42,7 +42,8 @@ static void usage(FILE *out)
 	      "  --log-level LEVEL   error, warn (default), info or debug\n"
 	      "  --hugepages         back guest RAM with huge pages\n"
 	      "  --api-sock PATH     serve the Firecracker-compatible API on this Unix socket;\n"
-	      "                      with no --kernel, wait for the API's InstanceStart\n"
+	      "                      with no machine settings (--kernel, --cpus, --config...),\n"
+	      "                      wait for the API to configure it and send InstanceStart\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -129,6 +130,7 @@ static int load_config_file(struct run_config *cfg, const char *path, struct cov
 }
 
 static const char *api_sock; /* --api-sock PATH, or NULL */
+static bool machine_opts;    /* the command line sets up the machine (--api-sock: boot now) */
 
 /* Options in two passes: --config first, then every option over it. Returns 0, 1 (help), -1. */
 static int parse_args(int argc, char **argv, struct run_config *cfg)
@@ -142,6 +144,7 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 		if (c == 'f')
 			config = optarg;
 	}
+	machine_opts = config != NULL;
 	if (config && load_config_file(cfg, config, &err)) {
 		log_error("%s", err.msg);
 		return -1;
@@ -158,6 +161,7 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 			continue;
 		case 'H':
 			cfg->hugepages = true;
+			machine_opts = true;
 			continue;
 		case 'A': /* api socket */
 			api_sock = optarg;
@@ -178,6 +182,9 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 					key = o->name;
 			break;
 		}
+		if (key && strcmp(key, "console") && strcmp(key, "log-level") &&
+		    strcmp(key, "on-reboot"))
+			machine_opts = true;
 		if (key && run_config_set(cfg, key, optarg, &err)) {
 			log_error("--%s", err.msg);
 			return -1;
@@ -367,11 +374,12 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* --api-sock: serve it; with no kernel, wait for InstanceStart to fill cfg. */
+	/* --api-sock: serve it. With no machine settings on the command line (--kernel, --cpus,
+	 * --config...), wait for the API's InstanceStart to fill cfg, as Firecracker does. */
 	if (api_sock) {
 		if (api_glue_start(api_sock, &cfg, start, &glue, &err))
 			goto fail;
-		if (!cfg.kernel) {
+		if (!machine_opts) {
 			r = api_glue_wait_start(glue);
 			if (r) {
 				if (r > 0)

@@ -232,6 +232,16 @@ if [ "$status" = 0 ] && [ ! -e "$sock" ]; then ok "SIGTERM stops the VM: exit 0,
 	not_ok "SIGTERM stops the VM: exit 0, socket removed" "status $status" "$(cat "$log")"
 fi
 
+# Machine settings but no kernel (how coved starts the probe VM): the built-in probe guest.
+start builtin --cpus 1 --memory 64M --cmdline "probe=boot"
+stop_wait 20
+if [ "$status" = 0 ] && grep -q 'PROBE: 1 passed, 0 failed' "$con"; then
+	ok "--api-sock with --cpus/--memory and no kernel boots the built-in probe guest at once"
+else
+	not_ok "--api-sock with --cpus/--memory and no kernel boots the built-in probe guest at once" \
+		"status $status" "$(cat "$con" "$log")"
+fi
+
 # --- 5. SendCtrlAltDel reaches the guest's keyboard: a guest that prints what it reads ---
 if [ -n "${KBD_GUEST-}" ]; then
 	start kbd --kernel "$KBD_GUEST"
