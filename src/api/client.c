@@ -151,7 +151,10 @@ int api_client_stream(const char *sock_path, const char *method, const char *pat
 	rc = write_all(fd, head, (size_t)hl);
 	if (!rc && body && body_len)
 		rc = write_all(fd, body, body_len);
-	if (rc) {
+	/* A server may answer before reading the whole body (413) and close: read its
+	 * answer before reporting the broken send. */
+	int send_rc = rc;
+	if (rc && rc != -EPIPE && rc != -ECONNRESET) {
 		cove_err_set(err, rc, "sending the request: %s", strerror(-rc));
 		goto out;
 	}
@@ -187,9 +190,14 @@ int api_client_stream(const char *sock_path, const char *method, const char *pat
 			 strstr(line + 18, "chunked"))
 			chunked = true;
 	}
+	if (rc && send_rc) {
+		rc = send_rc;
+		cove_err_set(err, rc, "sending the request: %s", strerror(-rc));
+		goto out_r;
+	}
 	if (rc) {
-		cove_err_set(err, rc == -EPROTO ? rc : rc, "reading the response from %s: %s",
-			     sock_path, rc == -EPROTO ? "not HTTP" : strerror(-rc));
+		cove_err_set(err, rc, "reading the response from %s: %s", sock_path,
+			     rc == -EPROTO ? "not HTTP" : strerror(-rc));
 		goto out_r;
 	}
 	*status = st;

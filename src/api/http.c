@@ -32,6 +32,8 @@ struct conn_state {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	bool answered;	/* a response is queued already (refused early) */
+	size_t dropped; /* bytes of an oversized body read and dropped */
 };
 
 int api_route_match(const struct api_route *routes, size_t n, const char *method, const char *path,
@@ -356,6 +358,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			unsigned long long v = strtoull(cl, &end, 10);
 			if (errno || *end || v > s->opts.max_body) {
 				st->too_large = true;
+				st->answered = true;
 				return dispatch(s, c, url, method, st);
 			}
 		}
@@ -364,10 +367,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
-		if (st->too_large)
+		if (st->answered)
 			return MHD_YES;
-		if (n > s->opts.max_body - st->len) {
+		if (st->too_large || n > s->opts.max_body - st->len) {
+			/* Read and drop a moderately oversized body so the client can read our
+			 * 413; cut off one that goes on and on (the client may see only a
+			 * closed connection then). */
 			st->too_large = true;
+			st->dropped += n;
+			if (st->dropped > 16 * s->opts.max_body) {
+				st->answered = true;
+				return dispatch(s, c, url, method, st);
+			}
 			return MHD_YES;
 		}
 		if (st->len + n + 1 > st->cap) {
@@ -385,6 +396,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		st->body[st->len] = '\0';
 		return MHD_YES;
 	}
+	if (st->answered)
+		return MHD_YES;
 	return dispatch(s, c, url, method, st);
 }
 

@@ -461,6 +461,19 @@ static void proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *rss_kib)
 	}
 }
 
+/* A counter from /sys/class/net/DEV/statistics, 0 when unreadable. */
+static uint64_t tap_counter(const char *dev, const char *stat)
+{
+	char p[128], buf[32] = "";
+	snprintf(p, sizeof(p), "/sys/class/net/%s/statistics/%s", dev, stat);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return 0;
+	uint64_t v = fgets(buf, sizeof(buf), f) ? strtoull(buf, NULL, 10) : 0;
+	fclose(f);
+	return v;
+}
+
 static void add_u64(json_object *o, const char *key, uint64_t v)
 {
 	json_object_object_add(o, key, json_object_new_uint64(v));
@@ -557,16 +570,25 @@ static void vm_stats(struct api_request *req, struct api_response *resp)
 		static const char *const f[][2] = {
 		    {"rx.bytes", "rx_bytes"}, {"rx.pkts", "rx_pkts"}, {"rx.drop", "rx_drop"},
 		    {"tx.bytes", "tx_bytes"}, {"tx.pkts", "tx_pkts"}, {"tx.drop", "tx_drop"}};
+		/* The host's name for the NIC: its tap (made by coved for network NICs). */
+		char tap[16];
+		if (def->nics[i].tap[0])
+			snprintf(tap, sizeof(tap), "%s", def->nics[i].tap);
+		else
+			net_tap_name(name, i, tap);
 		snprintf(k, sizeof(k), "net.%u.name", i);
-		json_object_object_add(o, k,
-				       json_object_new_string(def->nics[i].tap[0]
-								  ? def->nics[i].tap
-								  : def->nics[i].network));
+		json_object_object_add(o, k, json_object_new_string(tap));
+		/* Without the VMM's counters, the tap's own, seen from the guest (the tap's
+		 * tx is the guest's rx), as libvirt reports them. */
+		static const char *const tapstat[] = {"tx_bytes", "tx_packets", "tx_dropped",
+						      "rx_bytes", "rx_packets", "rx_dropped"};
 		for (size_t j = 0; j < 6; j++) {
 			snprintf(k, sizeof(k), "net.%u.%s", i, f[j][0]);
 			uint64_t val = 0;
 			if (n && json_object_object_get_ex(n, f[j][1], &v))
 				val = (uint64_t)json_object_get_int64(v);
+			else if (vmm)
+				val = tap_counter(tap, tapstat[j]);
 			add_u64(o, k, val);
 		}
 	}

@@ -1,6 +1,9 @@
 # Shared helpers of coved's integration tests: TAP counters, a coved in a temp dir.
 # Needs COVED, COVECTL, FAKE_VMM in the environment (set by meson).
 : "${COVED:?set by meson}" "${COVECTL:?set by meson}" "${FAKE_VMM:?set by meson}"
+for t in sqlite3 curl python3; do
+	command -v $t >/dev/null || { echo "SKIP: $t is not installed (apt-get install $t)"; exit 77; }
+done
 TMP=$(mktemp -d /tmp/coved-test.XXXXXX)
 SOCK=$TMP/coved.sock
 STATE=$TMP/state
@@ -69,7 +72,7 @@ api() {
 # wait_for CMD [TENTHS]: polls until CMD succeeds.
 wait_for() {
 	local i
-	for i in $(seq "${2:-50}"); do
+	for i in $(seq "${2:-100}"); do
 		eval "$1" && return 0
 		sleep 0.1
 	done

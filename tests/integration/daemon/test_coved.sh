@@ -49,6 +49,11 @@ bad "nic with both network and tap" 400 '{"name":"x","nics":[{"network":"default
 head -c 400000 /dev/zero | tr '\0' ' ' >"$TMP/huge"
 r=$(curl -s -m 5 --unix-socket "$SOCK" -X POST --data-binary @"$TMP/huge" -w '\n%{http_code}' http://x/v1/vms)
 check "huge body: 413" '[[ ${r##*$'"'"'\n'"'"'} == 413 ]]'
+r=$(head -c 1000000 /dev/zero | curl -s -m 20 --unix-socket "$SOCK" -X POST -H 'Transfer-Encoding: chunked' --data-binary @- -w '\n%{http_code}' http://x/v1/vms)
+check "huge chunked body: 413 with a message" '[[ ${r##*$'"'"'\n'"'"'} == 413 ]] && grep -q "larger than" <<<"$r"'
+t0=$(date +%s)
+code=$(head -c 100000000 /dev/zero | curl -s -m 20 -o /dev/null --unix-socket "$SOCK" -X POST -H 'Transfer-Encoding: chunked' --data-binary @- -w '%{http_code}' http://x/v1/vms)
+check "an endless body is cut off early ($code after $(( $(date +%s) - t0 )) s)" '[ "$code" != 201 ] && [ $(( $(date +%s) - t0 )) -lt 10 ]'
 r=$(api PUT /v1/vms/web '{"name":"other"}')
 check "update cannot rename" '[[ $r == 400* ]]'
 r=$(api POST /v1/vms/web/actions/explode)

@@ -7,11 +7,11 @@ set -u
 for t in ip nft dnsmasq busybox; do
 	command -v $t >/dev/null || { echo "SKIP: $t is not installed (apt-get install dnsmasq-base nftables busybox-static)"; exit 77; }
 done
+. "$(dirname "$0")/lib.sh"
 NS=cove-nettest-$$
 CL=cove-netcl-$$
 ip netns add "$NS" || { echo "SKIP: cannot create a network namespace"; exit 77; }
 ip netns add "$CL"
-. "$(dirname "$0")/lib.sh"
 net_cleanup() {
 	local pid
 	pid=$(cat "$STATE/net/default.dnsmasq.pid" 2>/dev/null) && [ -n "$pid" ] && kill "$pid" 2>/dev/null
@@ -52,5 +52,7 @@ S
 chmod +x "$TMP/udhcpc.sh"
 lease=$(timeout 20 ip netns exec "$CL" busybox udhcpc -f -q -n -t 5 -T 1 -i vc$$ -s "$TMP/udhcpc.sh" 2>/dev/null)
 check "a client on the bridge gets a DHCP lease ($lease)" 'grep -q "lease 192.168.124." <<<"$lease"'
+want=$(ip netns exec "$NS" cat /sys/class/net/$tap/statistics/rx_bytes)
+check "stats name the tap and take its counters as the guest sees them (tx.bytes=$want)" '"$COVECTL" stats netvm | grep -q "net.0.name=$tap" && "$COVECTL" stats netvm | grep -q "net.0.tx.bytes=$want$"'
 check "destroy removes the tap" '"$COVECTL" destroy netvm >/dev/null && ! ip -n "$NS" link show "$tap" >/dev/null 2>&1'
 echo "1..$n"
