@@ -3,6 +3,7 @@
 #include "api/fc_api.h"
 #include "devices/acpi_pm.h"
 #include "util/log.h"
+#include "vmm/loader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -73,6 +75,46 @@ static int check_file(const char *what, const char *path, struct cove_err *err)
 	if (access(path, R_OK) < 0)
 		return cove_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
 	return 0;
+}
+
+/* The kernel is parsed now (mapped, not read), so that InstanceStart can answer 400. */
+static int check_kernel(const char *path, struct cove_err *err)
+{
+	int r = check_file("kernel", path, err);
+	if (r)
+		return r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cove_err_set(err, -errno, "kernel %s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+		close(fd);
+		return cove_err_set(err, -ENOEXEC, "kernel %s: an empty file", path);
+	}
+	size_t len = (size_t)st.st_size;
+	void *img = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (img == MAP_FAILED)
+		return cove_err_set(err, -errno, "kernel %s: %s", path, strerror(errno));
+	struct bzimage_info bz;
+	struct pvh_info pvh;
+	switch (kernel_detect(img, len)) {
+	case KERNEL_BZIMAGE:
+		r = bzimage_parse(img, len, &bz, err);
+		break;
+	case KERNEL_ELF:
+		r = pvh_parse(img, len, &pvh, err);
+		break;
+	default:
+		r = cove_err_set(
+		    err, -ENOEXEC,
+		    "not a kernel (neither a bzImage nor an ELF file with a PVH note)");
+		break;
+	}
+	munmap(img, len);
+	if (r)
+		cove_err_prefix(err, "kernel %s", path);
+	return r;
 }
 
 /* Bytes per second from a token bucket (size per refill_time ms), 0 when unset. */
@@ -142,7 +184,7 @@ static int map_config(const struct run_config *base, const struct fc_vm_config *
 	c->hugepages = base->hugepages || !strcmp(fc->machine.huge_pages, "2M");
 	int r = set(c, "console", err, "%s", console_setting(base, con, sizeof(con)));
 	if (!r)
-		r = check_file("kernel", fc->boot.kernel_image_path, err);
+		r = check_kernel(fc->boot.kernel_image_path, err);
 	if (!r)
 		r = set(c, "kernel", err, "%s", fc->boot.kernel_image_path);
 	if (!r && fc->boot.initrd_path[0] && !(r = check_file("initrd", fc->boot.initrd_path, err)))

@@ -147,6 +147,10 @@ check "FlushMetrics without metrics" 400 PUT /actions '{"action_type": "FlushMet
 check "kernel that does not exist" 204 PUT /boot-source '{"kernel_image_path": "/nonexistent/vmlinux"}'
 check "InstanceStart with a missing kernel: 400 naming it" 400 PUT /actions '{"action_type": "InstanceStart"}' \
 	'.fault_message | test("/nonexistent/vmlinux")'
+echo "not a kernel at all" >"$tmp/notakernel"
+check "a file that is not a kernel" 204 PUT /boot-source "{\"kernel_image_path\": \"$tmp/notakernel\"}"
+check "InstanceStart with it: 400 saying so" 400 PUT /actions '{"action_type": "InstanceStart"}' \
+	'.fault_message | test("not a kernel")'
 check "memory too small for the VMM" 204 PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 8}'
 check "PUT /boot-source again (a real kernel)" 204 PUT /boot-source "$(boot_src "probe=boot")"
 check "InstanceStart with 8 MiB: 400 naming memory" 400 PUT /actions '{"action_type": "InstanceStart"}' \
