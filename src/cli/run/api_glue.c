@@ -464,6 +464,47 @@ static const struct vmm_api_ops ops = {
 
 /* --- the main thread's side --- */
 
+/* A Firecracker config file loaded by --config: reported by GET /vm/config when booted. */
+static struct fc_vm_config *file_config;
+
+bool api_glue_is_fc_config(const char *text, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return false;
+	json_object *o = len <= INT32_MAX ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+	json_tokener_free(tok);
+	bool fc = o && json_object_is_type(o, json_type_object) &&
+		  json_object_object_get_ex(o, "boot-source", NULL);
+	json_object_put(o);
+	return fc;
+}
+
+int api_glue_load_fc_config(struct run_config *cfg, const char *text, size_t len,
+			    struct cove_err *err)
+{
+	struct fc_vm_config *fc = calloc(1, sizeof(*fc));
+	if (!fc)
+		return cove_err_set(err, -ENOMEM, "out of memory");
+	struct run_config c;
+	int r = fc_parse_full_config(text, len, fc, err);
+	if (!r && !fc->boot.set)
+		r = cove_err_set(err, -EINVAL, "boot-source: missing");
+	if (!r)
+		r = map_config(cfg, fc, &c, err);
+	if (!r && (r = apply_logger(&fc->logger, err)))
+		run_config_free(&c);
+	if (r) {
+		free(fc);
+		return r;
+	}
+	run_config_free(cfg);
+	*cfg = c;
+	free(file_config);
+	file_config = fc;
+	return 0;
+}
+
 int api_glue_start(const char *sock_path, struct run_config *cfg, uint64_t start_ns,
 		   struct api_glue **out, struct cove_err *err)
 {
@@ -533,7 +574,12 @@ void api_glue_booted(struct api_glue *g, const struct run_config *cfg)
 	struct fc_vm_config *fc = calloc(1, sizeof(*fc));
 	if (!fc)
 		return;
-	fc_config_init(fc);
+	if (file_config) {
+		*fc = *file_config;
+		g->metrics = fc->metrics;
+	} else {
+		fc_config_init(fc);
+	}
 	fc->boot.set = true;
 	snprintf(fc->boot.kernel_image_path, sizeof(fc->boot.kernel_image_path), "%s",
 		 cfg->kernel ? cfg->kernel : "(built-in probe guest)");
@@ -543,7 +589,7 @@ void api_glue_booted(struct api_glue *g, const struct run_config *cfg)
 		 cfg->cmdline ? cfg->cmdline : "");
 	fc->machine.vcpu_count = cfg->cpus;
 	fc->machine.mem_size_mib = (uint32_t)(cfg->memory >> 20);
-	if (cfg->hugepages)
+	if (cfg->hugepages && strcmp(fc->machine.huge_pages, "2M"))
 		snprintf(fc->machine.huge_pages, sizeof(fc->machine.huge_pages), "2M");
 	fc_api_set_started(g->srv, fc);
 	free(fc);
@@ -577,6 +623,8 @@ void api_glue_stopped(struct api_glue *g)
 
 void api_glue_free(struct api_glue *g)
 {
+	free(file_config);
+	file_config = NULL;
 	if (!g)
 		return;
 	fc_api_stop(g->srv);

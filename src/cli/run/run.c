@@ -122,7 +122,10 @@ static int load_config_file(struct run_config *cfg, const char *path, struct cov
 	int ret = read_file("config", path, 1 << 20, &text, &len, err);
 	if (ret)
 		return ret;
-	ret = run_config_parse_json(cfg, (const char *)text, len, err);
+	if (api_glue_is_fc_config((const char *)text, len)) /* Firecracker's --config-file */
+		ret = api_glue_load_fc_config(cfg, (const char *)text, len, err);
+	else
+		ret = run_config_parse_json(cfg, (const char *)text, len, err);
 	free(text);
 	if (ret)
 		cove_err_prefix(err, "%s", path);

@@ -246,6 +246,34 @@ else
 		"status $status" "$(cat "$con" "$log")"
 fi
 
+# Firecracker's --config-file format through --config: boots at once, GET /vm/config shows it.
+cat >"$tmp/fc.json" <<EOF
+{"boot-source": {"kernel_image_path": "$PROBE_PVH", "boot_args": "probe=boot,smp probe.exit=halt"},
+ "machine-config": {"vcpu_count": 2, "mem_size_mib": 128},
+ "metrics": {"metrics_path": "$tmp/fcfile-metrics.json"}}
+EOF
+start fcfile --config "$tmp/fc.json"
+for _ in $(seq 100); do grep -q 'PROBE: halting' "$con" 2>/dev/null && break; sleep 0.05; done
+if grep -q 'ok smp: 2 of 2' "$con" && grep -Eq 'RAM 1[23][0-9]* KiB' "$con"; then
+	ok "--config in Firecracker's format: 2 vCPUs and 128 MiB booted"
+else
+	not_ok "--config in Firecracker's format: 2 vCPUs and 128 MiB booted" "$(cat "$con" "$log")"
+fi
+check "GET /vm/config shows the file's settings" 200 GET /vm/config "" \
+	".\"machine-config\".mem_size_mib == 128 and .\"boot-source\".boot_args == \"probe=boot,smp probe.exit=halt\""
+check "FlushMetrics to the file's metrics_path" 204 PUT /actions '{"action_type": "FlushMetrics"}'
+if [ -s "$tmp/fcfile-metrics.json" ]; then ok "metrics written to the file's metrics_path"; else
+	not_ok "metrics written to the file's metrics_path"
+fi
+kill -TERM "$pid"
+stop_wait 5
+echo '{"boot-source": {"kernel_image_path": "/k"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 128, "bogus": 1}}' >"$tmp/bad.json"
+if "$COVE" run --config "$tmp/bad.json" >"$tmp/bad.out" 2>&1; then
+	not_ok "a bad Firecracker config file is refused"
+elif grep -q "bogus" "$tmp/bad.out"; then ok "a bad Firecracker config file is refused, naming the field"; else
+	not_ok "a bad Firecracker config file is refused, naming the field" "$(cat "$tmp/bad.out")"
+fi
+
 # --- 5. SendCtrlAltDel reaches the guest's keyboard: a guest that prints what it reads ---
 if [ -n "${KBD_GUEST-}" ]; then
 	start kbd --kernel "$KBD_GUEST"
