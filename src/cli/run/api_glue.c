@@ -64,13 +64,14 @@ static int set(struct run_config *c, const char *key, struct cove_err *err, cons
 	return r;
 }
 
-/* A file the VMM will read: it must exist and be a regular file now. */
+/* A file the VMM will read: it must exist and be a regular file (a drive: or a block
+ * device) now. */
 static int check_file(const char *what, const char *path, struct cove_err *err)
 {
 	struct stat st;
 	if (stat(path, &st) < 0)
 		return cove_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st.st_mode) && !(S_ISBLK(st.st_mode) && !strcmp(what, "drive")))
 		return cove_err_set(err, -EINVAL, "%s %s: not a regular file", what, path);
 	if (access(path, R_OK) < 0)
 		return cove_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
@@ -506,11 +507,11 @@ int api_glue_load_fc_config(struct run_config *cfg, const char *text, size_t len
 }
 
 int api_glue_start(const char *sock_path, struct run_config *cfg, uint64_t start_ns,
-		   struct api_glue **out, struct cove_err *err)
+		   struct api_glue **out)
 {
 	struct api_glue *g = calloc(1, sizeof(*g));
 	if (!g)
-		return cove_err_set(err, -ENOMEM, "out of memory");
+		return -ENOMEM;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
 	g->cfg = cfg;
@@ -520,13 +521,14 @@ int api_glue_start(const char *sock_path, struct run_config *cfg, uint64_t start
 	if (g->startfd < 0) {
 		int r = -errno;
 		free(g);
-		return cove_err_set(err, r, "eventfd: %s", strerror(-r));
+		log_error("api socket: eventfd: %s", strerror(-r));
+		return r;
 	}
 	int r = fc_api_serve(sock_path, &ops, g, &g->srv);
-	if (r) {
+	if (r) { /* fc_api_serve has logged why */
 		close(g->startfd);
 		free(g);
-		return cove_err_set(err, r, "api socket %s: %s", sock_path, strerror(-r));
+		return r;
 	}
 	*out = g;
 	return 0;

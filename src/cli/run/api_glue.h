@@ -15,10 +15,10 @@ struct api_glue;
 /*
  * Serves the API on sock_path. cfg is the command line's configuration: InstanceStart
  * fills it (main thread blocked in api_glue_wait_start meanwhile). start_ns is when cove
- * started (uptime). Returns 0 or -errno with err set.
+ * started (uptime). Returns 0 or -errno (and logs why).
  */
 int api_glue_start(const char *sock_path, struct run_config *cfg, uint64_t start_ns,
-		   struct api_glue **out, struct cove_err *err);
+		   struct api_glue **out);
 
 /*
  * No kernel on the command line: waits until a client's InstanceStart has filled cfg

@@ -380,8 +380,8 @@ int cli_run_main(int argc, char **argv)
 	/* --api-sock: serve it. With no machine settings on the command line (--kernel, --cpus,
 	 * --config...), wait for the API's InstanceStart to fill cfg, as Firecracker does. */
 	if (api_sock) {
-		if (api_glue_start(api_sock, &cfg, start, &glue, &err))
-			goto fail;
+		if (api_glue_start(api_sock, &cfg, start, &glue))
+			goto out; /* logged */
 		if (!machine_opts) {
 			r = api_glue_wait_start(glue);
 			if (r) {

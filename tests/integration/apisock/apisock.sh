@@ -230,6 +230,14 @@ check "GET /vm/config reflects the command line" 200 GET /vm/config "" \
 check "PUT /boot-source after a command-line boot" 400 PUT /boot-source "$(boot_src "x")" '.fault_message | test("after starting")'
 check "pause a halted guest" 204 PATCH /vm '{"state": "Paused"}'
 check "resume a halted guest" 204 PATCH /vm '{"state": "Resumed"}'
+bad=0
+for _ in $(seq 20); do
+	req PATCH /vm '{"state": "Paused"}'
+	[ "$code" = 204 ] || bad=$((bad + 1))
+	req PATCH /vm '{"state": "Resumed"}'
+	[ "$code" = 204 ] || bad=$((bad + 1))
+done
+if [ "$bad" = 0 ]; then ok "20 quick pause/resume cycles on 2 vCPUs"; else not_ok "20 quick pause/resume cycles on 2 vCPUs" "$bad failed"; fi
 kill -TERM "$pid"
 stop_wait 5
 if [ "$status" = 0 ] && [ ! -e "$sock" ]; then ok "SIGTERM stops the VM: exit 0, socket removed"; else
@@ -274,6 +282,16 @@ elif grep -q "bogus" "$tmp/bad.out"; then ok "a bad Firecracker config file is r
 	not_ok "a bad Firecracker config file is refused, naming the field" "$(cat "$tmp/bad.out")"
 fi
 
+# A path that is taken by something else than a socket is left alone.
+echo keep >"$tmp/taken"
+"$COVE" run --api-sock "$tmp/taken" >"$tmp/taken.out" 2>&1 </dev/null
+status=$?
+if [ "$status" = 1 ] && grep -q 'not a socket' "$tmp/taken.out" && [ "$(cat "$tmp/taken")" = keep ]; then
+	ok "--api-sock on an existing file: exit 1 with a message, the file untouched"
+else
+	not_ok "--api-sock on an existing file: exit 1 with a message, the file untouched" "status $status" "$(cat "$tmp/taken.out")"
+fi
+
 # --- 5. SendCtrlAltDel reaches the guest's keyboard: a guest that prints what it reads ---
 if [ -n "${KBD_GUEST-}" ]; then
 	start kbd --kernel "$KBD_GUEST"
@@ -295,7 +313,7 @@ check "guide: PUT /logger" 204 PUT /logger \
 check "guide: PUT /metrics" 204 PUT /metrics "{\"metrics_path\": \"$tmp/metrics.json\"}"
 check "guide: PUT /boot-source" 204 PUT /boot-source "$(boot_src "probe=boot,smp probe.exit=halt")"
 check "guide: PUT /machine-config" 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 128, "smt": false}'
-: >"$tmp/rootfs.ext4"
+truncate -s 1M "$tmp/rootfs.ext4"
 check "guide: PUT /drives/rootfs" 204 PUT /drives/rootfs \
 	"{\"drive_id\": \"rootfs\", \"path_on_host\": \"$tmp/rootfs.ext4\", \"is_root_device\": true, \"is_read_only\": false}"
 req PUT /actions '{"action_type": "InstanceStart"}'
