@@ -72,7 +72,7 @@ api() {
 # wait_for CMD [TENTHS]: polls until CMD succeeds.
 wait_for() {
 	local i
-	for i in $(seq "${2:-100}"); do
+	for i in $(seq "${2:-300}"); do
 		eval "$1" && return 0
 		sleep 0.1
 	done
