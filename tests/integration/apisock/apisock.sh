@@ -49,6 +49,7 @@ start() {
 	pid=$!
 	for _ in $(seq 100); do
 		[ -S "$sock" ] && return 0
+		kill -0 "$pid" 2>/dev/null || return 1 # already gone (a short guest, or an error)
 		sleep 0.05
 	done
 	return 1
