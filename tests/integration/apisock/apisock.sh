@@ -222,6 +222,20 @@ else
 	not_ok "the paused and resumed guest finished its loop and powered off, exit 0" "status $status" "$(cat "$con" "$log")"
 fi
 
+# Paused at once after InstanceStart: the guest does not run until resumed (3 vCPUs).
+start early
+req PUT /boot-source "$(boot_src "probe=boot")"
+req PUT /machine-config '{"vcpu_count": 3, "mem_size_mib": 64}'
+req PUT /actions '{"action_type": "InstanceStart"}'
+check "PATCH /vm Paused right after InstanceStart" 204 PATCH /vm '{"state": "Paused"}'
+sleep 0.5
+if [ ! -s "$con" ]; then ok "no guest output while paused from the start"; else not_ok "no guest output while paused from the start" "$(cat "$con")"; fi
+check "resume" 204 PATCH /vm '{"state": "Resumed"}'
+stop_wait 20
+if [ "$status" = 0 ] && grep -q 'PROBE: 1 passed, 0 failed' "$con"; then ok "then it runs to its poweroff"; else
+	not_ok "then it runs to its poweroff" "status $status" "$(cat "$con" "$log")"
+fi
+
 # --- 4. a kernel on the command line: booted at once, the API reports Running ---
 start cmdline --kernel "$PROBE_PVH" --cmdline "probe=boot probe.exit=halt" --cpus 2
 for _ in $(seq 100); do grep -q 'PROBE: halting' "$con" 2>/dev/null && break; sleep 0.05; done
