@@ -1,0 +1,189 @@
+#!/bin/bash
+# config.json features inside a running container: namespaces, mounts, devices, limits,
+# capabilities, seccomp, sysctl, user, hooks, terminal, cgroups and the escape defences.
+. "$(dirname "$0")/lib.sh"
+
+B=$T/feat
+make_bundle "$B" '["true"]'
+cp "$B/config.json" "$T/base.json"
+reset() { cp "$T/base.json" "$B/config.json"; }
+# crun ARGS_JSON [JQ]: run the bundle with these args (after an optional edit); prints output.
+crun() {
+	reset
+	edit_config "$B" ".process.args = $1"
+	[ $# -gt 1 ] && edit_config "$B" "$2"
+	(cd "$B" && r run "f$n" 2>&1)
+}
+
+expect_eq "pid namespace: the process is pid 1" 1 "$(crun '["sh","-c","echo $$"]')"
+expect_eq "uts namespace: hostname" cove "$(crun '["hostname"]')"
+expect_eq "domainname" example.org "$(crun '["cat","/proc/sys/kernel/domainname"]' '.domainname = "example.org"')"
+expect_eq "network namespace: only lo" "lo" "$(crun '["sh","-c","ls /sys/class/net"]')"
+host_ipc=$(stat -Lc %i /proc/self/ns/ipc)
+expect_match "ipc namespace is new" "^[0-9]+$" "$(crun '["stat","-Lc","%i","/proc/self/ns/ipc"]' | grep -v "^$host_ipc$")"
+expect_eq "cgroup namespace: rooted at the container's group" "0::/" "$(crun '["sh","-c","grep ^0:: /proc/self/cgroup"]')"
+out=$(crun '["cat","/proc/self/uid_map"]' '.linux.namespaces += [{"type":"user"}] | .linux.uidMappings = [{"containerID":0,"hostID":100000,"size":65536}] | .linux.gidMappings = [{"containerID":0,"hostID":100000,"size":65536}] | .mounts |= map(select(.destination != "/sys" and .destination != "/sys/fs/cgroup"))')
+expect_match "user namespace with ID maps" "^ +0 +100000 +65536$" "$out"
+out=$(crun '["cut","-d.","-f1","/proc/uptime"]' '.linux.namespaces += [{"type":"time"}] | .linux.timeOffsets = {"boottime":{"secs":864000000}}')
+[ "${out:-0}" -gt 864000000 ] 2>/dev/null && ok "time namespace with offsets" || notok "time namespace with offsets" "$out"
+ip netns add "cove-oci-$$" 2>/dev/null
+if [ -e "/run/netns/cove-oci-$$" ]; then
+	want=$(stat -Lc %i "/run/netns/cove-oci-$$")
+	out=$(crun '["stat","-Lc","%i","/proc/self/ns/net"]' ".linux.namespaces |= map(if .type == \"network\" then .path = \"/run/netns/cove-oci-$$\" else . end)")
+	expect_eq "joining a network namespace by path" "$want" "$out"
+	ip netns del "cove-oci-$$"
+else
+	skip "joining a network namespace by path" "ip netns add failed"
+fi
+
+mkdir -p "$T/hostdir" && echo shared >"$T/hostdir/f"
+out=$(crun '["sh","-c","cat /data/f; touch /data/g 2>/dev/null && echo writable || echo readonly"]' ".mounts += [{\"destination\":\"/data\",\"source\":\"$T/hostdir\",\"options\":[\"rbind\",\"ro\"]}]")
+expect_eq "read-only bind mount" "shared
+readonly" "$out"
+out=$(crun '["sh","-c","grep \" /scratch \" /proc/self/mountinfo"]' '.mounts += [{"destination":"/scratch","type":"tmpfs","source":"tmpfs","options":["nosuid","size=1m","rshared"]}]')
+expect_match "tmpfs mount with size and propagation" "shared:.*tmpfs.*size=1024k" "$out"
+expect_eq "root.readonly" readonly "$(crun '["sh","-c","touch /x 2>/dev/null && echo writable || echo readonly"]')"
+expect_eq "masked path is empty" 0 "$(crun '["sh","-c","wc -c </proc/timer_list"]')"
+expect_eq "read-only path" readonly "$(crun '["sh","-c","(echo 1 >/proc/sys/kernel/ns_last_pid) 2>/dev/null && echo writable || echo readonly"]')"
+expect_eq "default devices" "crw-rw-rw- 1,3" "$(crun '["sh","-c","stat -c \"%A %t,%T\" /dev/null"]')"
+expect_eq "configured device" "crw------- 1,5" "$(crun '["sh","-c","stat -c \"%A %t,%T\" /dev/myzero"]' '.linux.devices = [{"path":"/dev/myzero","type":"c","major":1,"minor":5,"fileMode":384}]')"
+expect_eq "/dev/fd link" /proc/self/fd "$(crun '["readlink","/dev/fd"]')"
+expect_eq "--no-pivot" hi "$(reset; edit_config "$B" '.process.args = ["echo","hi"]'; cd "$B" && r run --no-pivot np 2>&1)"
+
+expect_eq "rlimits" "1024" "$(crun '["sh","-c","ulimit -n"]')"
+expect_eq "capabilities (effective set)" "CapEff:	0000000020000420" "$(crun '["grep","CapEff","/proc/self/status"]' '.process.capabilities.effective = ["CAP_KILL","CAP_NET_BIND_SERVICE","CAP_AUDIT_WRITE"]')"
+expect_eq "bounding set" "CapBnd:	0000000020000420" "$(crun '["grep","CapBnd","/proc/self/status"]')"
+expect_eq "no_new_privileges" "NoNewPrivs:	1" "$(crun '["grep","NoNewPrivs","/proc/self/status"]')"
+out=$(crun '["sh","-c","mkdir /tmp/x 2>&1; grep ^Seccomp: /proc/self/status"]' '.linux.seccomp = {"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}')
+expect_match "seccomp denies mkdir with EPERM" "Operation not permitted" "$out"
+expect_match "seccomp filter installed" "Seccomp:	2" "$out"
+expect_eq "sysctl" 1 "$(crun '["cat","/proc/sys/net/ipv4/ip_forward"]' '.linux.sysctl = {"net.ipv4.ip_forward":"1"}')"
+expect_eq "user, groups, umask, cwd" "uid=1000 gid=1000 groups=10,20
+0027
+/tmp" "$(crun '["sh","-c","id; umask; pwd"]' '.process.user = {"uid":1000,"gid":1000,"additionalGids":[10,20],"umask":23} | .process.cwd = "/tmp"')"
+expect_eq "oomScoreAdj" 123 "$(crun '["cat","/proc/self/oom_score_adj"]' '.process.oomScoreAdj = 123')"
+
+# hooks: each appends its name; prestart keeps the state it got on stdin.
+H=$T/hooks && mkdir -p "$H"
+hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"$1\"]}"; }
+out=$(crun '["true"]' ".hooks = {
+  \"prestart\":[$(hook "cat > $H/state.json; echo prestart >> $H/log")],
+  \"createRuntime\":[$(hook "echo createRuntime >> $H/log")],
+  \"createContainer\":[$(hook "echo createContainer >> $H/log")],
+  \"startContainer\":[$(hook "echo startContainer > /tmp/sc")],
+  \"poststop\":[$(hook "echo poststop >> $H/log")]}")
+expect_eq "hooks run in order" "prestart createRuntime createContainer poststop" "$(tr '\n' ' ' <"$H/log" | sed 's/ $//')"
+expect_eq "hooks get the state on stdin" "creating $B" "$(jq -r '.status + " " + .bundle' "$H/state.json" 2>/dev/null)"
+reset
+edit_config "$B" ".process.args = [\"sleep\",\"5\"] | .hooks = {\"poststart\":[$(hook "echo poststart >> $H/log2")]}"
+r create --bundle "$B" hk && r start hk
+expect_eq "poststart runs after start" poststart "$(cat "$H/log2" 2>/dev/null)"
+r delete --force hk
+reset
+edit_config "$B" '.hooks = {"prestart":[{"path":"/bin/sleep","args":["sleep","5"],"timeout":1}]}'
+out=$(cd "$B" && r run hto 2>&1)
+expect_match "hook timeout fails create" "prestart hook #0: hook /bin/sleep timed out after 1 s" "$out"
+check "a failed hook leaves nothing" nothing_left hto "$CG/feat"
+
+# cgroup limits
+reset
+edit_config "$B" '.process.args = ["sleep","10"] | .linux.resources += {"memory":{"limit":67108864},"cpu":{"shares":512,"quota":20000,"period":100000},"pids":{"limit":20}}'
+r create --bundle "$B" cg1
+expect_eq "memory limit applied" 67108864 "$(cat /sys/fs/cgroup/memory$CG/feat/memory.limit_in_bytes)"
+expect_eq "cpu shares applied" 512 "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.shares)"
+expect_eq "cpu quota applied" 20000 "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.cfs_quota_us)"
+expect_eq "pids limit applied" 20 "$(cat /sys/fs/cgroup/pids$CG/feat/pids.max)"
+expect_match "devices cgroup denies by default" "c 1:3 rwm" "$(cat /sys/fs/cgroup/devices$CG/feat/devices.list)"
+r delete --force cg1
+# device rules also go to the unified (v2) group as a BPF program: with the v1 list opened
+# up from the host, the BPF filter alone must still refuse a device the config denies.
+if [ -e /dev/fuse ] && [ -d /sys/fs/cgroup/unified ]; then
+	reset
+	edit_config "$B" '.process.args = ["sleep","10"] | .linux.devices = [{"path":"/dev/fuse","type":"c","major":10,"minor":229}] | .linux.resources.devices += [{"allow":true,"type":"c","major":10,"minor":229,"access":"m"}]'
+	r create --bundle "$B" dv1 && r start dv1
+	echo a >/sys/fs/cgroup/devices$CG/feat/devices.allow
+	expect_eq "v1 rules opened up from the host" "a *:* rwm" "$(cat /sys/fs/cgroup/devices$CG/feat/devices.list)"
+	expect_eq "BPF device filter denies /dev/fuse" denied "$(r exec dv1 sh -c '(exec 3</dev/fuse) 2>/dev/null && echo opened || echo denied' 2>/dev/null)"
+	expect_eq "BPF device filter allows /dev/null" opened "$(r exec dv1 sh -c '(exec 3</dev/null) 2>/dev/null && echo opened || echo denied' 2>/dev/null)"
+	r delete --force dv1
+	reset
+	edit_config "$B" '.process.args = ["sh","-c","(exec 3</dev/fuse) 2>/dev/null && echo opened || echo denied"] | .linux.devices = [{"path":"/dev/fuse","type":"c","major":10,"minor":229}] | .linux.resources.devices += [{"allow":true,"type":"c","major":10,"minor":229,"access":"rm"}]'
+	expect_eq "an allow rule opens it" opened "$(cd "$B" && r run dv2 2>/dev/null)"
+else
+	skip "BPF device filter" "no /dev/fuse or no unified cgroup hierarchy"
+fi
+reset
+out=$(crun '["sh","-c","for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo done"]' '.linux.resources = {"pids":{"limit":4}}')
+expect_match "pids limit enforced" "can't fork|Resource temporarily unavailable|Try again" "$out"
+
+# terminal: the pty master arrives over --console-socket
+cat >"$T/console.py" <<'EOF'
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+open(sys.argv[2], "w").close()
+c, _ = s.accept()
+msg, fds, _, _ = socket.recv_fds(c, 16, 1)
+out = b""
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+print(out.decode(errors="replace").strip())
+EOF
+python3 "$T/console.py" "$T/cons.sock" "$T/cons.ready" >"$T/cons.out" &
+cpid=$!
+for i in $(seq 100); do [ -e "$T/cons.ready" ] && break; sleep 0.02; done
+reset
+edit_config "$B" '.process.terminal = true | .process.args = ["sh","-c","tty; echo tty-ok"]'
+r create --bundle "$B" --console-socket "$T/cons.sock" tty1 && r start tty1
+wait $cpid
+out=$(cat "$T/cons.out")
+expect_match "terminal: a pty on stdio" "^/dev/pts/0" "$out"
+expect_match "terminal: output through the master" "tty-ok" "$out"
+r delete --force tty1
+# run in the foreground with a terminal and no console socket: cove-runc proxies the pty
+reset
+edit_config "$B" '.process.terminal = true | .process.args = ["sh","-c","tty; echo pty-ok; exit 4"]'
+out=$(cd "$B" && r run ptyrun </dev/null 2>&1 | tr -d '\r')
+expect_eq "run with a terminal: output through the proxied pty" "/dev/pts/0
+pty-ok" "$out"
+# exec --tty --console-socket: the exec'd process gets its own pty the same way
+reset
+edit_config "$B" '.process.args = ["sleep","20"]'
+r create --bundle "$B" tty2 && r start tty2
+rm -f "$T/cons.sock" "$T/cons.ready"
+python3 "$T/console.py" "$T/cons.sock" "$T/cons.ready" >"$T/cons2.out" &
+cpid=$!
+for i in $(seq 100); do [ -e "$T/cons.ready" ] && break; sleep 0.02; done
+r exec --tty --console-socket "$T/cons.sock" tty2 sh -c 'tty; echo exec-tty-ok'
+wait $cpid
+out=$(cat "$T/cons2.out")
+expect_match "exec --tty --console-socket: output through the master" "^/dev/pts/[0-9].*exec-tty-ok" "$(echo $out)"
+r delete --force tty2
+
+# escapes
+reset
+edit_config "$B" '.process.args = ["sleep","5"]'
+r create --bundle "$B" --pid-file "$T/p" esc
+pid=$(cat "$T/p")
+expect_match "CVE-2019-5736: init runs from a sealed memfd, not the host binary" "memfd:cove-runc" "$(readlink /proc/$pid/exe)"
+expect_eq "init is not dumpable before exec" 0 "$(awk '/^Uid/{print 0}' /proc/$pid/status | head -1)"
+r delete --force esc
+exec 7>"$T/leak"
+out=$(crun '["ls","/proc/self/fd"]')
+exec 7>&-
+expect_eq "CVE-2024-21626: no fd of ours crosses into the container" "0 1 2 3" "$(echo $out)"
+exec 3>"$T/pfd"
+reset
+edit_config "$B" '.process.args = ["sh","-c","echo via-fd3 >&3"]'
+(cd "$B" && r run --preserve-fds 1 pres)
+exec 3>&-
+expect_eq "--preserve-fds passes fd 3" via-fd3 "$(cat "$T/pfd")"
+
+echo "1..$n"
+exit 0
