@@ -6,11 +6,13 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Boot GDT selectors (Linux's boot protocol wants __BOOT_CS 0x10, __BOOT_DS 0x18). */
@@ -316,11 +318,106 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* --- pause gate (the API socket's PATCH /vm): vCPUs park between exits --- */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	atomic_bool requested;
+	unsigned parked;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+
+static bool vm_stopping(struct vm *vm)
+{
+	return atomic_load(&vm->stop) != VM_RUNNING;
+}
+
+/* Waits here, outside KVM_RUN, while a pause is requested and the VM is not stopping. */
+static void park(struct vcpu *v)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.parked++;
+	pthread_cond_broadcast(&gate.cond);
+	while (atomic_load(&gate.requested) && !vm_stopping(v->vm)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000; /* a stop does not signal the gate: look again */
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&gate.cond, &gate.lock, &ts);
+	}
+	gate.parked--;
+	/* The flag is cleared before the loop looks at requested and stop again. */
+	if (!vm_stopping(v->vm))
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+int vm_pause(struct vm *vm, unsigned timeout_ms)
+{
+	pthread_mutex_lock(&gate.lock);
+	atomic_store(&gate.requested, true);
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (v->run)
+			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (v->thread_started)
+			pthread_kill(v->thread, SIGUSR1);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	struct timespec end;
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += timeout_ms / 1000;
+	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	int ret = 0;
+	while (gate.parked < vm->ncpus) {
+		if (vm_stopping(vm)) {
+			ret = -ESRCH;
+			break;
+		}
+		if (pthread_cond_timedwait(&gate.cond, &gate.lock, &end) == ETIMEDOUT) {
+			ret = gate.parked < vm->ncpus ? -ETIMEDOUT : 0;
+			break;
+		}
+	}
+	if (ret) {
+		atomic_store(&gate.requested, false);
+		pthread_cond_broadcast(&gate.cond);
+	}
+	pthread_mutex_unlock(&gate.lock);
+	return ret;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&gate.lock);
+	/* Tell a kvmclock guest it was stopped (its soft-lockup watchdog then keeps quiet), as
+	 * QEMU does on resume; the vCPUs are parked. Guests without kvmclock: EINVAL, ignored. */
+	if (atomic_load(&gate.requested) && gate.parked >= vm->ncpus)
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			if (vm->vcpus[i].fd >= 0)
+				(void)ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
+	atomic_store(&gate.requested, false);
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+}
+/* --- end of the pause gate --- */
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 	while (atomic_load_explicit(&vm->stop, memory_order_acquire) == VM_RUNNING) {
+		if (atomic_load_explicit(&gate.requested, memory_order_acquire)) {
+			park(v); /* pause gate */
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

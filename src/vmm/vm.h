@@ -98,6 +98,14 @@ int vcpu_set_entry(struct vcpu *vcpu, const struct boot_entry *entry);
 void *vcpu_thread(void *arg);
 /* Called by each vCPU thread as it ends. */
 void vm_vcpu_ended(struct vm *vm);
+/*
+ * Pause gate (vcpu.c; one paused VM per process): vm_pause stops every vCPU between two
+ * exits (no exit is left half-handled) and waits up to timeout_ms for all of them:
+ * 0, -ETIMEDOUT (nothing stays paused) or -ESRCH (the VM is stopping). vm_resume lets
+ * them go on. A stop request ends a pause.
+ */
+int vm_pause(struct vm *vm, unsigned timeout_ms);
+void vm_resume(struct vm *vm);
 /* Writes the vCPU's registers (one line each group) into buf. */
 void vcpu_dump(struct vcpu *vcpu, char *buf, size_t len);
 

@@ -1,5 +1,6 @@
 /* `cove run`: options and config file, the kernel files, and the machine's run/restart loop. */
 #include "cli/commands.h"
+#include "cli/run/api_glue.h"
 #include "cli/run/console.h"
 #include "util/log.h"
 #include "vmm/config.h"
@@ -47,6 +48,9 @@ static void usage(FILE *out)
 	      "  --jail-dir DIR      its jail's mount point (default /run/cove/jail)\n"
 	      "  --seccomp           only the system-call allow-list (process confined by caller)\n"
 	      "  --seccomp-log       log forbidden system calls, do not kill\n"
+	      "  --api-sock PATH     serve the Firecracker-compatible API on this Unix socket;\n"
+	      "                      with no machine settings (--kernel, --cpus, --config...),\n"
+	      "                      wait for the API to configure it and send InstanceStart\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -70,6 +74,7 @@ static const struct option options[] = {
     {"sandbox-gid", required_argument, NULL, 'G'},
     {"jail-dir", required_argument, NULL, 'J'},
     {"seccomp-log", no_argument, NULL, 'X'},
+    {"api-sock", required_argument, NULL, 'A'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -130,12 +135,18 @@ static int load_config_file(struct run_config *cfg, const char *path, struct cov
 	int ret = read_file("config", path, 1 << 20, &text, &len, err);
 	if (ret)
 		return ret;
-	ret = run_config_parse_json(cfg, (const char *)text, len, err);
+	if (api_glue_is_fc_config((const char *)text, len)) /* Firecracker's --config-file */
+		ret = api_glue_load_fc_config(cfg, (const char *)text, len, err);
+	else
+		ret = run_config_parse_json(cfg, (const char *)text, len, err);
 	free(text);
 	if (ret)
 		cove_err_prefix(err, "%s", path);
 	return ret;
 }
+
+static const char *api_sock; /* --api-sock PATH, or NULL */
+static bool machine_opts;    /* the command line sets up the machine (--api-sock: boot now) */
 
 /* Options in two passes: --config first, then every option over it. Returns 0, 1 (help), -1. */
 static int parse_args(int argc, char **argv, struct run_config *cfg)
@@ -149,6 +160,7 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 		if (c == 'f')
 			config = optarg;
 	}
+	machine_opts = config != NULL;
 	if (config && load_config_file(cfg, config, &err)) {
 		log_error("%s", err.msg);
 		return -1;
@@ -165,6 +177,10 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 			continue;
 		case 'H':
 			cfg->hugepages = true;
+			machine_opts = true;
+			continue;
+		case 'A': /* api socket */
+			api_sock = optarg;
 			continue;
 		case '?':
 			if (optopt)
@@ -182,6 +198,9 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 					key = o->name;
 			break;
 		}
+		if (key && strcmp(key, "console") && strcmp(key, "log-level") &&
+		    strcmp(key, "on-reboot") && !sandbox_opts_is_key(key))
+			machine_opts = true;
 		if (key && run_config_set(cfg, key, optarg ? optarg : "on", &err)) {
 			log_error("--%s", err.msg);
 			return -1;
@@ -270,7 +289,8 @@ static void destroy_in_background(struct machine *m, bool sandboxed)
 }
 
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc, struct sandbox *sb)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc,
+		       struct api_glue *glue, struct sandbox *sb)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -279,6 +299,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		struct cove_err err = {0};
 		struct machine m;
 		if (machine_create(&m, mc, &err)) {
+			api_glue_stopped(glue);
 			term_restore();
 			log_error("%s", err.msg);
 			return 1;
@@ -296,12 +317,15 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		}
 		struct event_loop *loop = event_loop_start(&m, input, raw);
 		if (!loop) {
+			api_glue_stopped(glue);
 			machine_destroy(&m);
 			term_restore();
 			log_error("cannot start the event loop: %s", strerror(errno));
 			return 1;
 		}
+		api_glue_attach(glue, &m, mc->console_fd);
 		int stop = machine_run(&m);
+		api_glue_detach(glue);
 		int sig = event_loop_stop(loop);
 		uint64_t unclaimed = bus_unclaimed_count(m.vm.pio) + bus_unclaimed_count(m.vm.mmio);
 		char msg[sizeof(m.vm.stop_msg)];
@@ -322,6 +346,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			continue;
 		}
 		term_restore();
+		api_glue_stopped(glue);
 		switch (stop) {
 		case VM_POWEROFF:
 			log_info("guest powered off");
@@ -352,6 +377,7 @@ int cli_run_main(int argc, char **argv)
 	size_t kernel_len = 0, initrd_len = 0;
 	int console_fd = -1;
 	struct cove_err err = {0};
+	struct api_glue *glue = NULL;
 
 	int r = parse_args(argc, argv, &cfg);
 	if (r) {
@@ -360,6 +386,37 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
+
+	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every
+	 * thread (the API socket's threads too). */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* --api-sock: serve it. With no machine settings on the command line (--kernel, --cpus,
+	 * --config...), wait for the API's InstanceStart to fill cfg, as Firecracker does. */
+	if (api_sock) {
+		if (api_glue_start(api_sock, &cfg, start, &glue))
+			goto out; /* logged */
+		if (!machine_opts) {
+			r = api_glue_wait_start(glue);
+			if (r) {
+				if (r > 0)
+					log_info("stopped by %s before InstanceStart",
+						 strsignal(r));
+				else
+					log_error("waiting for InstanceStart: %s", strerror(-r));
+				status = r > 0 ? 0 : 1;
+				goto out;
+			}
+		} else {
+			api_glue_booted(glue, &cfg);
+		}
+	}
 
 	struct machine_config mc = {
 	    .ncpus = cfg.cpus,
@@ -417,22 +474,14 @@ int cli_run_main(int argc, char **argv)
 		goto fail;
 	}
 
-	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	status =
-	    run_machine(&cfg, &mc, cfg.sandbox.enabled || cfg.sandbox.seccomp_only ? &sb : NULL);
+	status = run_machine(&cfg, &mc, glue,
+			     cfg.sandbox.enabled || cfg.sandbox.seccomp_only ? &sb : NULL);
 	goto out;
 fail:
 	log_error("%s", err.msg);
 	status = 1;
 out:
+	api_glue_free(glue);
 	if (console_fd > STDERR_FILENO)
 		close(console_fd);
 	free(kernel);
