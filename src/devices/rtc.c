@@ -245,19 +245,19 @@ static void reg_write(struct rtc *r, unsigned i, uint8_t v)
 	case REG_A:
 		r->reg_a = v & 0x7F;
 		return;
-	case REG_B:
-		if ((v & B_SET) && !(r->reg_b & B_SET))
-			time_to_regs(r, guest_sec(r, NULL)); /* freeze the clock as it reads */
+	case REG_B: {
+		uint8_t old = r->reg_b;
 		if (v & B_SET)
 			v &= (uint8_t)~B_UIE;
-		if (!(v & B_SET) && (r->reg_b & B_SET)) {
-			r->reg_b = v;
-			set_time(r, regs_to_time(r));
-		}
 		r->reg_b = v;
+		if ((v & B_SET) && !(old & B_SET))
+			time_to_regs(r, guest_sec(r, NULL)); /* freeze the clock as it reads */
+		if (!(v & B_SET) && (old & B_SET))
+			set_time(r, regs_to_time(r));
 		update_flags(r);
 		update_irq(r);
 		return;
+	}
 	case REG_C:
 	case REG_D:
 		return; /* read-only */
