@@ -25,6 +25,7 @@ void run_config_free(struct run_config *c)
 	free(c->initrd);
 	free(c->cmdline);
 	free(c->console_path);
+	virtio_opts_free(&c->virtio);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -143,6 +144,8 @@ int run_config_set(struct run_config *c, const char *key, const char *value, str
 		c->log_level = (int)lvl;
 		return 0;
 	}
+	if (virtio_opts_is_key(key))
+		return virtio_opts_set(&c->virtio, key, value, err);
 	return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
 }
 
@@ -178,8 +181,17 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 		snprintf(buf, sizeof(buf), "%lld", (long long)json_object_get_int64(v));
 		text = buf;
 		break;
+	case json_type_array: /* virtio: "disk": ["path=a", "path=b"] */
+		if (!virtio_opts_is_key(key))
+			return cove_err_set(err, -EINVAL, "field '%s': expected a string", key);
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			int r = apply_field(c, key, json_object_array_get_idx(v, i), err);
+			if (r)
+				return r;
+		}
+		return 0;
 	case json_type_boolean:
-		if (!key_is(key, "hugepages"))
+		if (!key_is(key, "hugepages") && !key_is(key, "rng") && !key_is(key, "balloon"))
 			return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
 					    key_is(key, "cpus") ? "number" : "string");
 		text = json_object_get_boolean(v) ? "true" : "false";

@@ -2,6 +2,8 @@
 #ifndef COVE_VMM_CONFIG_H
 #define COVE_VMM_CONFIG_H
 
+#include "devices/virtio/virtio_opts.h"
+
 #include <cove/error.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +33,7 @@ struct run_config {
 	enum on_reboot on_reboot;
 	int log_level; /* enum log_level, -1: unset */
 	bool hugepages;
+	struct virtio_opts virtio; /* disk, net, vsock, rng, balloon */
 };
 
 void run_config_init(struct run_config *c);

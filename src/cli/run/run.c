@@ -40,6 +40,12 @@ static void usage(FILE *out)
 	      "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
 	      "  --log-level LEVEL   error, warn (default), info or debug\n"
 	      "  --hugepages         back guest RAM with huge pages\n"
+	      "  --disk path=P[,readonly=on|off][,id=S][,cache=none|writeback][,queues=N]\n"
+	      "                      a virtio-blk disk (raw image); repeat for more\n"
+	      "  --net tap=NAME[,mac=xx:xx:xx:xx:xx:xx]  a virtio-net NIC on a tap device\n"
+	      "  --vsock cid=N,uds=PATH  virtio-vsock, host side on a Unix socket\n"
+	      "  --rng               virtio-rng (host getrandom)\n"
+	      "  --balloon           virtio-balloon\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -57,6 +63,11 @@ static const struct option options[] = {
     {"on-reboot", required_argument, NULL, 'r'},
     {"log-level", required_argument, NULL, 'l'},
     {"hugepages", no_argument, NULL, 'H'},
+    {"disk", required_argument, NULL, 'D'},
+    {"net", required_argument, NULL, 'N'},
+    {"vsock", required_argument, NULL, 'V'},
+    {"rng", no_argument, NULL, 'R'},
+    {"balloon", no_argument, NULL, 'B'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -169,7 +180,7 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 					key = o->name;
 			break;
 		}
-		if (key && run_config_set(cfg, key, optarg, &err)) {
+		if (key && run_config_set(cfg, key, optarg ? optarg : "on", &err)) {
 			log_error("--%s", err.msg);
 			return -1;
 		}
@@ -299,6 +310,7 @@ int cli_run_main(int argc, char **argv)
 	    .hugepages = cfg.hugepages,
 	    .cmdline = cfg.cmdline,
 	    .start_ns = start,
+	    .virtio = &cfg.virtio,
 	};
 	if (cfg.kernel) {
 		if (read_file("kernel", cfg.kernel, MAX_KERNEL_SIZE, &kernel, &kernel_len, &err))

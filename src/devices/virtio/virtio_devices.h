@@ -1,0 +1,18 @@
+/* Constructors of Cove's virtio device models (each a virtio_pci function). */
+#ifndef COVE_DEVICES_VIRTIO_VIRTIO_DEVICES_H
+#define COVE_DEVICES_VIRTIO_VIRTIO_DEVICES_H
+
+#include "devices/virtio/virtio_opts.h"
+#include "devices/virtio/virtio_pci.h"
+
+#include <cove/error.h>
+
+/* Both take mem and chip (may be NULL in tests) and return NULL with err set on failure.
+ * The result is freed with virtio_dev_free. */
+struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct guest_mem *mem,
+				  struct irq_chip *chip, struct cove_err *err);
+struct virtio_pci *virtio_rng_new(const struct guest_mem *mem, struct irq_chip *chip,
+				  struct cove_err *err);
+void virtio_dev_free(struct virtio_pci *vp);
+
+#endif

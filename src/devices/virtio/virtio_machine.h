@@ -1,0 +1,30 @@
+/* The PCI host bridge and the virtio devices of one machine, built from struct virtio_opts. */
+#ifndef COVE_DEVICES_VIRTIO_VIRTIO_MACHINE_H
+#define COVE_DEVICES_VIRTIO_VIRTIO_MACHINE_H
+
+#include "devices/pci/pci.h"
+#include "devices/virtio/virtio_opts.h"
+#include "devices/virtio/virtio_pci.h"
+#include "vmm/vm.h"
+
+#include <cove/error.h>
+
+#define VIRTIO_MACHINE_MAX_DEVS 24
+
+struct virtio_machine {
+	struct pci_host host;
+	struct virtio_pci *dev[VIRTIO_MACHINE_MAX_DEVS];
+	unsigned ndev;
+};
+
+/*
+ * Builds the host bridge on vm's buses and one PCI function per configured device. cf9 is
+ * the reset register at port 0xCF9 (it shares 0xCF8..0xCFB with CONFIG_ADDRESS), or NULL.
+ * Returns 0 or -errno with err set; on failure *out is NULL and nothing is left behind
+ * except bus ranges (which go with the VM).
+ */
+int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct device *cf9,
+			  const struct virtio_opts *opts, struct cove_err *err);
+void virtio_machine_destroy(struct virtio_machine *vm);
+
+#endif

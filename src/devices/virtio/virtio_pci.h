@@ -1,0 +1,123 @@
+/* The modern virtio-pci transport (virtio 1.2 §4.1, no legacy interface) and its MSI-X. */
+#ifndef COVE_DEVICES_VIRTIO_VIRTIO_PCI_H
+#define COVE_DEVICES_VIRTIO_VIRTIO_PCI_H
+
+#include "devices/pci/pci.h"
+#include "devices/virtio/virtq.h"
+#include "vmm/irq.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VIRTIO_F_INDIRECT_DESC (1ULL << 28)
+#define VIRTIO_F_EVENT_IDX     (1ULL << 29)
+#define VIRTIO_F_VERSION_1     (1ULL << 32)
+
+#define VIRTIO_STATUS_ACK	  1
+#define VIRTIO_STATUS_DRIVER	  2
+#define VIRTIO_STATUS_DRIVER_OK	  4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED	  0x80
+
+#define VIRTIO_MSI_NO_VECTOR 0xFFFF
+#define VIRTIO_MAX_QUEUES    16
+#define VIRTIO_MAX_VECTORS   (VIRTIO_MAX_QUEUES + 1)
+
+/* BAR0 layout (one 64-bit memory BAR). */
+#define VPCI_COMMON   0x0000
+#define VPCI_ISR      0x1000
+#define VPCI_DEVCFG   0x2000
+#define VPCI_NOTIFY   0x3000 /* queue q at VPCI_NOTIFY + 4 * q */
+#define VPCI_MSIX     0x4000
+#define VPCI_PBA      0x5000
+#define VPCI_BAR_SIZE 0x8000
+
+struct virtio_pci;
+struct state_buf;
+struct state_r;
+
+/* What a device model gives the transport. All calls hold vp->lock. */
+struct virtio_dev_ops {
+	/* Queue q has new buffers. */
+	void (*notify)(struct virtio_pci *vp, unsigned q);
+	/* Device-specific config space (offsets from 0). */
+	void (*cfg_read)(struct virtio_pci *vp, unsigned off, void *data, unsigned len);
+	void (*cfg_write)(struct virtio_pci *vp, unsigned off, const void *data, unsigned len);
+	/* The driver reset the device (status 0): drop in-flight work. May be NULL. */
+	void (*reset)(struct virtio_pci *vp);
+	/* The driver set DRIVER_OK. May be NULL. */
+	void (*activate)(struct virtio_pci *vp);
+	/* Device-specific state after the transport's. May be NULL. */
+	int (*save)(struct virtio_pci *vp, struct state_buf *buf);
+	int (*restore)(struct virtio_pci *vp, struct state_r *r);
+	void (*destroy)(struct virtio_pci *vp);
+};
+
+struct virtio_pci {
+	struct pci_func pci;
+	struct device bar; /* BAR0's register file on the MMIO bus */
+	struct device pdev; /* save/restore/reset/destroy entry of the whole device */
+	const struct virtio_dev_ops *ops;
+	void *dev; /* the device model's state */
+	char name[24];
+	uint16_t device_id;
+	pthread_mutex_t lock;
+	const struct guest_mem *mem;
+	int vm_fd; /* KVM_SIGNAL_MSI */
+	struct irq_line intx;
+
+	uint64_t host_features, guest_features;
+	uint32_t dfselect, gfselect;
+	uint16_t queue_select, msix_config;
+	uint8_t status, config_gen, isr;
+	unsigned nqueues;
+	uint16_t qmax; /* largest queue size offered */
+	struct virtq vq[VIRTIO_MAX_QUEUES];
+
+	/* MSI-X (table and PBA in BAR0). */
+	unsigned msix_cap;
+	unsigned nvec;
+	uint32_t msix_table[VIRTIO_MAX_VECTORS][4];
+	uint64_t pba;
+	bool msix_on, msix_fmask;
+
+	unsigned pcicfg_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
+	uint64_t notifies, interrupts, needs_reset_count;
+};
+
+struct virtio_pci_config {
+	const char *name;
+	uint16_t device_id; /* virtio device id: 1 net, 2 blk, 3 console, 4 rng, 5 balloon, 19 vsock */
+	uint32_t class_code;
+	uint64_t features; /* device features; VERSION_1, EVENT_IDX, INDIRECT_DESC are added */
+	unsigned nqueues;
+	uint16_t qmax;
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	const struct guest_mem *mem;
+	struct irq_chip *chip;
+};
+
+/* Fills vp (zeroed by the caller or not) as a PCI function ready for pci_host_add. */
+void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg);
+void virtio_pci_fini(struct virtio_pci *vp);
+
+/* Signals the driver that queue q has used buffers (if it asked for it). Holds vp->lock. */
+void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q);
+/* Config change interrupt. Holds vp->lock. */
+void virtio_pci_config_changed(struct virtio_pci *vp);
+/* The driver broke the rules: NEEDS_RESET, one log line, queues stop. Holds vp->lock. */
+void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why);
+/* Whether the driver negotiated feature bit f. */
+static inline bool virtio_has(const struct virtio_pci *vp, uint64_t f)
+{
+	return (vp->guest_features & f) == f;
+}
+
+/* Whole-device state (transport + device model). save→restore→save gives the same bytes. */
+int virtio_pci_save(struct virtio_pci *vp, struct state_buf *buf);
+int virtio_pci_restore(struct virtio_pci *vp, const void *data, size_t len);
+
+#endif
