@@ -167,6 +167,14 @@ static void position(const char *text, size_t len, size_t off, unsigned *line, u
 static int apply_field(struct run_config *c, const char *key, struct json_object *v,
 		       struct cove_err *err)
 {
+	static const char *const known[] = {"kernel",	 "initrd",    "cmdline",
+					    "cpus",	 "memory",    "console",
+					    "on-reboot", "log-level", "hugepages"};
+	bool ok = false;
+	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
+		ok = key_is(key, known[i]);
+	if (!ok)
+		return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
 	char buf[32];
 	const char *text;
 	switch (json_object_get_type(v)) {

@@ -103,10 +103,6 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 	if (!dst)
 		return cove_err_set(err, -EFAULT, "no room for the ACPI tables");
 	ret = acpi_build(&acfg, dst, LAYOUT_ACPI, size, &m->rsdp);
-	if (ret == -EOPNOTSUPP) { /* TEMP until the ACPI builder lands */
-		m->rsdp = 0;
-		ret = 0;
-	}
 	if (ret)
 		return cove_err_set(err, ret, "cannot build the ACPI tables: %s", strerror(-ret));
 	return 0;

@@ -48,17 +48,15 @@ static int set_msrs(struct vcpu *v)
 	    {0x2FF, 0x806},  /* MTRRdefType: enabled, write-back, as firmware leaves it */
 	};
 	enum { N = sizeof(init) / sizeof(init[0]) };
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = N;
+	_Alignas(8) uint8_t buf[sizeof(struct kvm_msrs) + N * sizeof(struct kvm_msr_entry)];
+	memset(buf, 0, sizeof(buf));
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+	m->nmsrs = N;
 	for (unsigned i = 0; i < N; i++) {
-		m.e[i].index = init[i].index;
-		m.e[i].data = init[i].value;
+		m->entries[i].index = init[i].index;
+		m->entries[i].data = init[i].value;
 	}
-	int r = ioctl(v->fd, KVM_SET_MSRS, &m);
+	int r = ioctl(v->fd, KVM_SET_MSRS, m);
 	if (r < 0)
 		return -errno;
 	if (r < N) /* a backend may refuse some; Linux copes with their reset values */

@@ -28,6 +28,7 @@ struct event_loop {
 	bool input;  /* stdin feeds the UART */
 	bool escape; /* Ctrl-A X quits */
 	bool in_paused;
+	bool in_polled; /* stdin is a file epoll refuses: read it on each tick */
 	bool saw_ctrl_a;
 	int stop_signal;
 };
@@ -46,8 +47,10 @@ static bool pump_stdin(struct event_loop *l)
 	size_t space = serial_rx_space(l->m->serial);
 	if (space == 0) {
 		/* The guest is not reading: wait for the next tick instead of spinning. */
-		watch(l->epfd, STDIN_FILENO, EV_STDIN, false);
-		l->in_paused = true;
+		if (!l->in_polled) {
+			watch(l->epfd, STDIN_FILENO, EV_STDIN, false);
+			l->in_paused = true;
+		}
 		return true;
 	}
 	uint8_t buf[256], out[256];
@@ -108,6 +111,8 @@ static void *loop_thread(void *arg)
 				if (read(l->timerfd, &ticks, sizeof(ticks)) < 0)
 					break;
 				serial_flush(l->m->serial);
+				if (l->input && l->in_polled && !pump_stdin(l))
+					l->input = false;
 				if (l->in_paused && serial_rx_space(l->m->serial)) {
 					l->in_paused = false;
 					watch(l->epfd, STDIN_FILENO, EV_STDIN, true);
@@ -162,9 +167,9 @@ struct event_loop *event_loop_start(struct machine *m, bool input, bool escape)
 	if (watch(l->epfd, l->sigfd, EV_SIGNAL, true) ||
 	    watch(l->epfd, l->timerfd, EV_TIMER, true) || watch(l->epfd, l->stopfd, EV_STOP, true))
 		goto fail;
-	/* stdin may be a file or /dev/null, which epoll refuses: then there is no input. */
+	/* stdin may be a regular file or /dev/null, which epoll refuses: poll those per tick. */
 	if (l->input && watch(l->epfd, STDIN_FILENO, EV_STDIN, true))
-		l->input = false;
+		l->in_polled = true;
 	if (pthread_create(&l->thread, NULL, loop_thread, l) != 0)
 		goto fail;
 	pthread_setname_np(l->thread, "events");

@@ -217,10 +217,19 @@ static int open_console(const struct run_config *cfg, struct cove_err *err)
 	return -1;
 }
 
-static void warn_pvm(const struct run_config *cfg)
+/*
+ * There is no reliable marker of a PVM guest kernel in an image, so every kernel but the
+ * probe guest gets the warning.
+ */
+static void warn_pvm(const struct machine_config *mc)
 {
-	if (!cfg->kernel || access("/sys/module/kvm_pvm", F_OK) != 0)
+	if (access("/sys/module/kvm_pvm", F_OK) != 0)
 		return;
+#ifdef COVE_HAVE_PROBE
+	if (mc->kernel_len == cove_probe_pvh_size &&
+	    memcmp(mc->kernel, cove_probe_pvh, mc->kernel_len) == 0)
+		return;
+#endif
 	log_warn("this host's KVM is PVM: the guest's kernel-mode code is emulated instruction by "
 		 "instruction and may fail or be slow unless the kernel is a PVM guest kernel");
 }
@@ -240,7 +249,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			return 1;
 		}
 		if (!warned) {
-			warn_pvm(cfg);
+			warn_pvm(mc);
 			warned = true;
 		}
 		struct event_loop *loop = event_loop_start(&m, input, raw);
@@ -259,6 +268,9 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		if (unclaimed)
 			log_info("%llu accesses to unclaimed ports or addresses were ignored",
 				 (unsigned long long)unclaimed);
+		/* A signal that raced with a guest reset still stops. */
+		if (sig)
+			stop = VM_STOPPED;
 		if (stop == VM_RESET && cfg->on_reboot == ON_REBOOT_RESTART) {
 			log_info("%s: restarting", msg);
 			continue;
