@@ -28,7 +28,7 @@ struct tss {
 	uint64_t ist[7];
 	uint64_t rsv2;
 	uint16_t rsv3, iomap;
-	uint8_t iobitmap[0x400 / 8 + 1]; /* ports 0-0x3FF allowed at CPL3; the rest denied */
+	uint8_t iobitmap[0x10000 / 8 + 1]; /* every port allowed at CPL3 */
 } __attribute__((packed));
 
 extern char isr_stubs[];
@@ -134,8 +134,8 @@ void isr_dispatch(struct frame *f)
 		lapic_write(LAPIC_EOI, 0);
 		return;
 	}
-	if (f->vec == 6 && (f->cs & 3))
-		user_resume((long)f->rax); /* the ud2 that ends enter_user() */
+	if (f->cs & 3) /* the ud2 that ends enter_user(), or a fault at CPL3 */
+		user_resume(f->vec == 6 ? (long)f->rax : -(long)f->vec);
 	uint64_t cr2;
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 	kprintf("PROBE: FAIL crash: exception %lu err 0x%lx rip 0x%lx cr2 0x%lx\n", f->vec, f->err,

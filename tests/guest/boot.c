@@ -85,3 +85,15 @@ uint64_t boot_ram_total(void)
 			total += boot.mem[i].len;
 	return total;
 }
+
+const char *boot_kind_name(void)
+{
+	switch (boot.kind) {
+	case BOOT_PVH:
+		return "PVH entry";
+	case BOOT_LINUX64:
+		return "Linux 64-bit entry";
+	default:
+		return "Linux 32-bit entry";
+	}
+}

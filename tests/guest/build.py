@@ -3,7 +3,7 @@
 
 usage:
   build.py elf --cc GCC --ld LD --inc DIR --script probe.ld --out OUT --tmp DIR SOURCES...
-  build.py bzimage --cc GCC --ld LD --objcopy OBJCOPY --setup setup.S --elf ELF --out OUT --tmp DIR
+  build.py bzimage --cc GCC --ld LD --setup setup.S --elf ELF --out OUT --tmp DIR [--define ENTER64]
 
 The PVH ELF links every source at 1 MiB. The bzImage is the 16-bit setup (5 sectors) followed
 by the ELF's loadable bytes; syssize and init_size are patched into the setup header.
@@ -62,7 +62,7 @@ def build_bzimage(a):
     os.makedirs(a.tmp, exist_ok=True)
     obj = os.path.join(a.tmp, 'setup.o')
     raw = os.path.join(a.tmp, 'setup.bin')
-    run([a.cc, '-c', a.setup, '-o', obj])
+    run([a.cc, '-c', a.setup, '-o', obj] + ['-D' + d for d in a.define])
     run([a.ld, '-Ttext=0', '--oformat', 'binary', '-o', raw, obj])
     with open(raw, 'rb') as f:
         setup = bytearray(f.read())
@@ -87,11 +87,11 @@ def main():
     ap.add_argument('what', choices=['elf', 'bzimage'])
     ap.add_argument('--cc', required=True)
     ap.add_argument('--ld', required=True)
-    ap.add_argument('--objcopy')
     ap.add_argument('--inc')
     ap.add_argument('--script')
     ap.add_argument('--setup')
     ap.add_argument('--elf')
+    ap.add_argument('--define', action='append', default=[])
     ap.add_argument('--out', required=True)
     ap.add_argument('--tmp', required=True)
     ap.add_argument('sources', nargs='*')

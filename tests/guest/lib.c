@@ -58,8 +58,17 @@ int phys_ok(uint64_t addr, uint64_t len)
 	return addr < 0x100000000ULL && len <= 0x100000000ULL - addr;
 }
 
+/* Input that arrived before serial_init (enabling the FIFO clears it), for test_serial. */
+uint8_t serial_early[16];
+size_t serial_early_len;
+
 void serial_init(void)
 {
+	for (int i = 0; i < 64 && (inb(COM1 + 5) & 0x01); i++) {
+		uint8_t c = inb(COM1);
+		if (serial_early_len < sizeof(serial_early))
+			serial_early[serial_early_len++] = c;
+	}
 	outb(COM1 + 1, 0x00); /* no interrupts */
 	outb(COM1 + 3, 0x80); /* DLAB */
 	outb(COM1 + 0, 0x01); /* 115200 */

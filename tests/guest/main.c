@@ -89,9 +89,7 @@ void probe_main(int kind, uint64_t data)
 		demo();
 		acpi_poweroff();
 	}
-	kprintf("PROBE: start: %s entry\n", kind == BOOT_PVH	   ? "PVH"
-					    : kind == BOOT_LINUX64 ? "64-bit Linux"
-								   : "32-bit Linux");
+	kprintf("PROBE: start: %s\n", boot_kind_name());
 	run_list(list, n);
 	kprintf("PROBE: %d passed, %d failed\n", passed, failed);
 	acpi_poweroff();

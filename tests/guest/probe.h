@@ -74,6 +74,8 @@ int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strncmp(const char *a, const char *b, size_t n);
 void serial_init(void);
+extern uint8_t serial_early[16];
+extern size_t serial_early_len;
 void putstr(const char *s);
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ksnprintf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -90,6 +92,7 @@ const char *cmdline_get(const char *key, size_t *vlen);
 /* boot.c */
 void boot_collect(int kind, uint64_t data);
 uint64_t boot_ram_total(void);
+const char *boot_kind_name(void);
 
 /* acpi.c */
 void acpi_scan(void);

@@ -102,6 +102,10 @@ e820_done:
 	movl %eax, pm_jump
 	leal BP(%ebx), %esi
 	movl code32_start, %ebp
+#ifdef ENTER64
+	leal lm64(%ebx), %eax
+	movl %eax, lm_jump
+#endif
 	lgdtl gdt_ptr
 	movl %cr0, %eax
 	orl $1, %eax
@@ -116,13 +120,54 @@ pm32:
 	movl %eax, %ss
 	movl %eax, %fs
 	movl %eax, %gs
+#ifndef ENTER64
 	jmp *%ebp
+#else
+	/*
+	 * Test vehicle for the 64-bit entry (probe64.bzImage): act as a 64-bit loader would,
+	 * with an identity map of the first GiB at 0x70000, and enter at code32_start + 0x200.
+	 */
+	movl $0x70000, %edi
+	movl $3 * 1024, %ecx
+	xorl %eax, %eax
+	rep stosl
+	movl $0x71003, 0x70000
+	movl $0x72003, 0x71000
+	movl $0x72000, %edi
+	movl $0x83, %eax
+	movl $512, %ecx
+1:	movl %eax, (%edi)
+	addl $8, %edi
+	addl $0x200000, %eax
+	loop 1b
+	movl %cr4, %eax
+	orl $0x20, %eax
+	movl %eax, %cr4
+	movl $0x70000, %eax
+	movl %eax, %cr3
+	movl $0xC0000080, %ecx
+	rdmsr
+	orl $0x100, %eax
+	wrmsr
+	movl %cr0, %eax
+	orl $0x80000000, %eax
+	movl %eax, %cr0
+	ljmpl *lm_jump(%ebx) /* the image is linked at 0: add its base */
+	.code64
+lm64:
+	movl %esi, %esi
+	movl %ebp, %eax
+	addq $0x200, %rax
+	jmp *%rax
+	.code32
+#endif
 
 	.balign 8
 gdt:
 	.quad 0
 	.quad 0x00CF9A000000FFFF /* 0x08 code32 */
 	.quad 0x00CF92000000FFFF /* 0x10 data */
+	.quad 0x00AF9A000000FFFF /* 0x18 code64 */
 gdt_end:
 gdt_ptr:
 	.word gdt_end - gdt - 1
@@ -130,6 +175,9 @@ gdt_ptr:
 pm_jump:
 	.long 0
 	.word 0x08
+lm_jump:
+	.long 0
+	.word 0x18
 kversion:
 	.asciz "cove-probe"
 

@@ -60,8 +60,7 @@ int test_boot(char *d, size_t n)
 		return FAIL;
 	}
 	ksnprintf(d, n, "%s, cmdline %zu bytes, RAM %lu KiB in %d ranges, RSDP at 0x%lx",
-		  boot.kind == BOOT_PVH ? "PVH" : "Linux boot protocol", boot.cmdline_len,
-		  ram >> 10, boot.nmem, acpi.rsdp);
+		  boot_kind_name(), boot.cmdline_len, ram >> 10, boot.nmem, acpi.rsdp);
 	return PASS;
 }
 
@@ -286,6 +285,10 @@ int test_serial(char *d, size_t n)
 	}
 	char got[64];
 	size_t k = 0, cap = len < sizeof(got) ? len : sizeof(got);
+	for (size_t i = 0; i < serial_early_len && k < cap; i++)
+		got[k++] = (char)serial_early[i];
+	/* Hosts may wait for this line before typing (firmware such as SeaBIOS reads COM1 too). */
+	kprintf("PROBE: waiting for %zu bytes of serial input\n", cap - k);
 	uint64_t end = rdtsc() + 5 * tsc_hz;
 	while (k < cap && rdtsc() < end) {
 		if (inb(LAYOUT_PORT_COM1 + 5) & 0x01)
@@ -300,7 +303,10 @@ int test_serial(char *d, size_t n)
 		for (size_t i = 0; i < k && i < sizeof(got); i++)
 			if (got[i] < 32 || got[i] > 126)
 				got[i] = '.';
-		ksnprintf(d, n, "read '%s', expected something else", got);
+		char exp[sizeof(got)];
+		memcpy(exp, want, cap);
+		exp[cap < sizeof(exp) ? cap : sizeof(exp) - 1] = 0;
+		ksnprintf(d, n, "read '%s', expected '%s'", got, exp);
 		return FAIL;
 	}
 	ksnprintf(d, n, "read %zu bytes as expected", cap);
@@ -319,6 +325,10 @@ int test_exitloop(char *d, size_t n)
 	}
 	long cycles = enter_user((void *)user_exitloop, user_stack + sizeof(user_stack),
 				 (long)loops, (long)port);
+	if (cycles < 0) {
+		ksnprintf(d, n, "exception %ld at CPL3 (port I/O not allowed at CPL3?)", -cycles);
+		return FAIL;
+	}
 	uint64_t us = (uint64_t)cycles / (tsc_hz / 1000000);
 	uint64_t rate = us ? loops * 1000000 / us : 0;
 	uint64_t ns_each = loops ? us * 1000 / loops : 0;
@@ -347,7 +357,8 @@ static void demo_acpi_devices(void)
 	if (!acpi.dsdt)
 		return;
 	kprintf("  DSDT devices (_HID):");
-	int k = 0;
+	int k = 0, repeats = 0;
+	char last[10] = "";
 	for (uint32_t i = 36; i + 9 < acpi.dsdt_len && k < 24; i++) {
 		const uint8_t *p = acpi.dsdt + i;
 		if (memcmp(p, "_HID", 4))
@@ -366,9 +377,19 @@ static void demo_acpi_devices(void)
 		} else {
 			continue;
 		}
+		if (!strncmp(name, last, sizeof(last))) {
+			repeats++;
+			continue;
+		}
+		if (repeats)
+			kprintf(" (x%d)", repeats + 1);
+		repeats = 0;
+		memcpy(last, name, sizeof(last));
 		kprintf(" %s", name);
 		k++;
 	}
+	if (repeats)
+		kprintf(" (x%d)", repeats + 1);
 	kprintf("%s\n", k ? "" : " none");
 }
 
@@ -409,11 +430,7 @@ static void demo_pci(void)
 void demo(void)
 {
 	kprintf("\nCove probe guest: demo mode (boot with probe=all to run the tests)\n");
-	kprintf("boot: %s, command line \"%s\"\n",
-		boot.kind == BOOT_PVH	    ? "PVH entry"
-		: boot.kind == BOOT_LINUX64 ? "Linux 64-bit entry"
-					    : "Linux 32-bit entry",
-		boot.cmdline);
+	kprintf("boot: %s, command line \"%s\"\n", boot_kind_name(), boot.cmdline);
 	kprintf("memory: %lu MiB of RAM in %d ranges\n", boot_ram_total() >> 20, boot.nmem);
 	for (int i = 0; i < boot.nmem; i++)
 		kprintf("  %016lx-%016lx %s\n", boot.mem[i].addr,
