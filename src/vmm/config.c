@@ -170,7 +170,7 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 	static const char *const known[] = {"kernel",	 "initrd",    "cmdline",
 					    "cpus",	 "memory",    "console",
 					    "on-reboot", "log-level", "hugepages"};
-	bool ok = false;
+	bool ok = virtio_opts_is_key(key); /* virtio */
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
 		ok = key_is(key, known[i]);
 	if (!ok)
@@ -189,21 +189,22 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 		snprintf(buf, sizeof(buf), "%lld", (long long)json_object_get_int64(v));
 		text = buf;
 		break;
-	case json_type_array: /* virtio: "disk": ["path=a", "path=b"] */
-		if (!virtio_opts_is_key(key))
-			return cove_err_set(err, -EINVAL, "field '%s': expected a string", key);
-		for (size_t i = 0; i < json_object_array_length(v); i++) {
-			int r = apply_field(c, key, json_object_array_get_idx(v, i), err);
-			if (r)
-				return r;
-		}
-		return 0;
 	case json_type_boolean:
 		if (!key_is(key, "hugepages") && !key_is(key, "rng") && !key_is(key, "balloon"))
 			return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
 					    key_is(key, "cpus") ? "number" : "string");
 		text = json_object_get_boolean(v) ? "true" : "false";
 		break;
+	case json_type_array: /* virtio: "disk": ["path=a", "path=b"] */
+		if (virtio_opts_is_key(key)) {
+			for (size_t i = 0; i < json_object_array_length(v); i++) {
+				int r = apply_field(c, key, json_object_array_get_idx(v, i), err);
+				if (r)
+					return r;
+			}
+			return 0;
+		}
+		__attribute__((fallthrough));
 	default:
 		return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
 				    key_is(key, "cpus")	       ? "number"

@@ -2,6 +2,9 @@
 #include "devices/virtio/virtio_pci.h"
 #include "devices/devutil.h"
 #include "util/log.h"
+#include "vmm/vm.h"
+
+#include <stdio.h>
 
 #include <errno.h>
 #include <linux/kvm.h>
