@@ -1,5 +1,6 @@
 /* Interrupts and the local APIC: IDT/TSS, exceptions, AP bring-up (INIT-SIPI-SIPI), LAPIC timer. */
 #include "probe.h"
+#include "virtio.h"
 
 #define VEC_TIMER    0x40
 #define VEC_SPURIOUS 0xFF
@@ -131,6 +132,7 @@ void isr_dispatch(struct frame *f)
 	if (f->vec == VEC_SPURIOUS)
 		return;
 	if (f->vec >= 32) {
+		virtio_irq(f->vec); /* MSI-X of the virtio tests */
 		lapic_write(LAPIC_EOI, 0);
 		return;
 	}
