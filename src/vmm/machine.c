@@ -82,8 +82,8 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 		       err)) ||
 	    /* virtio: the PCI host bridge owns 0xCF8..0xCFB and passes 0xCF9 to the reset
 	     * register; then the virtio devices. */
-	    (ret = virtio_machine_create(&m->virtio, &m->vm, acpi_pm_reset_port(m->pm),
-					 cfg->virtio, err)))
+	    (ret = virtio_machine_create(&m->virtio, &m->vm, acpi_pm_reset_port(m->pm), cfg->virtio,
+					 err)))
 		return ret;
 	m->boot_timer = boot_timer_new(cfg->start_ns);
 	if ((ret = add(m, BUS_MMIO, LAYOUT_BOOT_TIMER, BOOT_TIMER_LEN, m->boot_timer, "boot timer",

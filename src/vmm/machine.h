@@ -23,8 +23,8 @@ struct machine_config {
 	const uint8_t *initrd;
 	size_t initrd_len;
 	const char *cmdline;
-	int console_fd;	   /* guest COM1 output, -1 to discard */
-	uint64_t start_ns; /* CLOCK_MONOTONIC when cove started (boot-time marker) */
+	int console_fd;			  /* guest COM1 output, -1 to discard */
+	uint64_t start_ns;		  /* CLOCK_MONOTONIC when cove started (boot-time marker) */
 	const struct virtio_opts *virtio; /* virtio devices, or NULL */
 };
 

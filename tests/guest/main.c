@@ -6,12 +6,20 @@ static const struct {
 	const char *name;
 	test_fn fn;
 } tests[] = {
-    {"boot", test_boot},     {"initrd", test_initrd},	  {"acpi", test_acpi},
-    {"smp", test_smp},	     {"timer", test_timer},	  {"rtc", test_rtc},
-    {"serial", test_serial}, {"exitloop", test_exitloop},
+    {"boot", test_boot},
+    {"initrd", test_initrd},
+    {"acpi", test_acpi},
+    {"smp", test_smp},
+    {"timer", test_timer},
+    {"rtc", test_rtc},
+    {"serial", test_serial},
+    {"exitloop", test_exitloop},
     /* virtio (tests/guest/virtio_tests.c) */
-    {"pci", test_pci},	     {"vblk", test_vblk},	  {"vblk_ro", test_vblk_ro},
-    {"vrng", test_vrng},     {"vhostile", test_vhostile},
+    {"pci", test_pci},
+    {"vblk", test_vblk},
+    {"vblk_ro", test_vblk_ro},
+    {"vrng", test_vrng},
+    {"vhostile", test_vhostile},
 };
 
 #define NTESTS (sizeof(tests) / sizeof(tests[0]))

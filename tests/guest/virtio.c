@@ -1,6 +1,6 @@
 /* The probe guest's virtio-pci driver: capabilities, feature negotiation, split queues, MSI-X. */
-#include "probe.h"
 #include "virtio.h"
+#include "probe.h"
 
 #define ST_ACK	       1
 #define ST_DRIVER      2
@@ -157,7 +157,8 @@ int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn
 			wr32(e + 8, i == nq ? VEC_VIRTIO + 15 : VEC_VIRTIO + i);
 			wr32(e + 12, 0);
 		}
-		pci_write(&v->pci, v->msix_cap + 2, 2, pci_read(&v->pci, v->msix_cap + 2, 2) | 0x8000);
+		pci_write(&v->pci, v->msix_cap + 2, 2,
+			  pci_read(&v->pci, v->msix_cap + 2, 2) | 0x8000);
 		wr16(c + 0x10, (uint16_t)nq);
 	}
 	v->nq = nq;
@@ -196,8 +197,8 @@ void vq_notify(struct vdev *v, unsigned q)
 	wr16(v->notify + (uint64_t)v->q[q].notify_off * v->notify_mult, (uint16_t)q);
 }
 
-int vq_add(struct vdev *v, unsigned q, const uint64_t *addr, const uint32_t *len,
-	   const int *write, int n, int indirect)
+int vq_add(struct vdev *v, unsigned q, const uint64_t *addr, const uint32_t *len, const int *write,
+	   int n, int indirect)
 {
 	struct vq *vq = &v->q[q];
 	if (n <= 0 || n > vq->size)
@@ -217,7 +218,8 @@ int vq_add(struct vdev *v, unsigned q, const uint64_t *addr, const uint32_t *len
 		volatile uint8_t *d = tbl + 16 * at;
 		*(volatile uint64_t *)d = addr[i];
 		*(volatile uint32_t *)(d + 8) = len[i];
-		*(volatile uint16_t *)(d + 12) = (uint16_t)((i + 1 < n ? 1 : 0) | (write[i] ? 2 : 0));
+		*(volatile uint16_t *)(d + 12) =
+		    (uint16_t)((i + 1 < n ? 1 : 0) | (write[i] ? 2 : 0));
 		*(volatile uint16_t *)(d + 14) = next;
 	}
 	if (indirect) {

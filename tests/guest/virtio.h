@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VQ_SIZE	  64
-#define VQ_MAX	  4
+#define VQ_SIZE	   64
+#define VQ_MAX	   4
 #define VEC_VIRTIO 0x50 /* MSI-X vectors 0x50.. (one per queue, config at +15) */
 
 struct pci_dev {
@@ -18,7 +18,7 @@ struct pci_dev {
 struct vq {
 	uint16_t size, idx, last_used, free_head;
 	uint16_t notify_off;
-	volatile uint8_t *desc;	 /* 16 * size */
+	volatile uint8_t *desc;	  /* 16 * size */
 	volatile uint16_t *avail; /* flags, idx, ring[size], used_event */
 	volatile uint16_t *used;  /* flags, idx, {u32 id, u32 len}[size], avail_event */
 };
@@ -51,8 +51,8 @@ int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn
 uint8_t vdev_status(struct vdev *v);
 void vdev_reset(struct vdev *v);
 /* Adds a chain of n buffers (write[i]: device-writable), notifies. Returns head or -1. */
-int vq_add(struct vdev *v, unsigned q, const uint64_t *addr, const uint32_t *len,
-	   const int *write, int n, int indirect);
+int vq_add(struct vdev *v, unsigned q, const uint64_t *addr, const uint32_t *len, const int *write,
+	   int n, int indirect);
 /* Waits for one used entry (timeout ms). Returns 0 with *len, or -1. */
 int vq_wait(struct vdev *v, unsigned q, uint32_t *len, unsigned ms);
 void vq_notify(struct vdev *v, unsigned q);

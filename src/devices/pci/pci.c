@@ -55,7 +55,7 @@ void pci_func_set_bar(struct pci_func *f, unsigned idx, uint64_t size, bool is64
 	f->bar[idx] = (struct pci_bar){.size = size, .is64 = is64, .dev = dev};
 	unsigned off = PCI_BAR0 + 4 * idx;
 	pci_cfg_set(f, off, 4, is64 ? 0x4 : 0x0); /* memory, 64-bit or 32-bit, not prefetchable */
-	set_mask(f, off, 4, (uint32_t)~(size - 1) & 0xFFFFFFF0u);
+	set_mask(f, off, 4, (uint32_t) ~(size - 1) & 0xFFFFFFF0u);
 	if (is64)
 		set_mask(f, off + 4, 4, (uint32_t)(~(size - 1) >> 32));
 }
@@ -117,10 +117,11 @@ static void update_bars(struct pci_host *h, struct pci_func *f)
 	}
 }
 
-static uint32_t cfg_read(struct pci_host *h, unsigned bus, unsigned dev, unsigned fn,
-			 unsigned off, unsigned len)
+static uint32_t cfg_read(struct pci_host *h, unsigned bus, unsigned dev, unsigned fn, unsigned off,
+			 unsigned len)
 {
-	if (bus != 0 || fn != 0 || dev >= PCI_MAX_SLOTS || !h->slot[dev] || off + len > PCI_CFG_SIZE)
+	if (bus != 0 || fn != 0 || dev >= PCI_MAX_SLOTS || !h->slot[dev] ||
+	    off + len > PCI_CFG_SIZE)
 		return len == 4 ? 0xFFFFFFFFu : (1u << (8 * len)) - 1;
 	struct pci_func *f = h->slot[dev];
 	uint32_t v;
@@ -134,7 +135,8 @@ static uint32_t cfg_read(struct pci_host *h, unsigned bus, unsigned dev, unsigne
 static void cfg_write(struct pci_host *h, unsigned bus, unsigned dev, unsigned fn, unsigned off,
 		      unsigned len, uint32_t v)
 {
-	if (bus != 0 || fn != 0 || dev >= PCI_MAX_SLOTS || !h->slot[dev] || off + len > PCI_CFG_SIZE)
+	if (bus != 0 || fn != 0 || dev >= PCI_MAX_SLOTS || !h->slot[dev] ||
+	    off + len > PCI_CFG_SIZE)
 		return;
 	struct pci_func *f = h->slot[dev];
 	pthread_mutex_lock(&h->lock);
@@ -202,8 +204,9 @@ static void data_read(struct device *dev, uint64_t off, void *data, unsigned len
 		memset(data, 0xFF, len);
 		return;
 	}
-	dev_store(data, len,
-		  cfg_read(h, (a >> 16) & 0xFF, (a >> 11) & 31, (a >> 8) & 7, (a & 0xFC) + off, len));
+	dev_store(
+	    data, len,
+	    cfg_read(h, (a >> 16) & 0xFF, (a >> 11) & 31, (a >> 8) & 7, (a & 0xFC) + off, len));
 }
 
 static void data_write(struct device *dev, uint64_t off, const void *data, unsigned len)

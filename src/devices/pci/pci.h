@@ -46,9 +46,9 @@ struct pci_func_ops {
 struct pci_bar {
 	uint64_t size; /* power of two >= 4096; 0: unused */
 	bool is64;
-	uint64_t addr;	     /* current guest address */
-	struct device *dev;  /* what the BAR maps (offsets relative to the BAR) */
-	bool mapped;	     /* registered on the MMIO bus at addr */
+	uint64_t addr;	    /* current guest address */
+	struct device *dev; /* what the BAR maps (offsets relative to the BAR) */
+	bool mapped;	    /* registered on the MMIO bus at addr */
 };
 
 struct pci_func {
@@ -60,7 +60,7 @@ struct pci_func {
 	struct pci_bar bar[PCI_NUM_BARS];
 	struct pci_host *host;
 	unsigned slot;
-	unsigned gsi; /* INTx line (IOAPIC input), 0 if none */
+	unsigned gsi;	  /* INTx line (IOAPIC input), 0 if none */
 	unsigned cap_end; /* first byte after the last capability */
 };
 
@@ -77,7 +77,7 @@ struct pci_host {
 
 /* Windows the host bridge hands BARs out from (also what the DSDT's _CRS describes). */
 #define PCI_MMIO32_BASE 0xC1000000ULL
-#define PCI_MMIO32_END	0xE0000000ULL /* ECAM follows */
+#define PCI_MMIO32_END	0xE0000000ULL	/* ECAM follows */
 #define PCI_MMIO64_BASE 0x8000000000ULL /* 512 GiB */
 #define PCI_MMIO64_SIZE 0x1000000000ULL /* 64 GiB */
 /* The IOAPIC inputs INTx uses: slot s, pin A → PCI_INTX_GSI_BASE + s % 8 (the _PRT says so). */

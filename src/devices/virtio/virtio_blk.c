@@ -65,8 +65,8 @@ static int do_rw(struct vblk *b, bool write, uint64_t off, int n)
 	/* Whole request, retried on short transfers. */
 	struct iovec *iov = b->iov;
 	while (n > 0) {
-		ssize_t r = write ? pwritev(b->fd, iov, n, (off_t)off)
-				  : preadv(b->fd, iov, n, (off_t)off);
+		ssize_t r =
+		    write ? pwritev(b->fd, iov, n, (off_t)off) : preadv(b->fd, iov, n, (off_t)off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -107,7 +107,8 @@ static uint8_t do_dz(struct vblk *b, const struct virtq_chain *c, bool zeroes)
 		int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
 		if (zeroes && !(flags & 1))
 			mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE;
-		if (num && fallocate(b->fd, mode, (off_t)(sector * SECTOR), (off_t)(num * SECTOR))) {
+		if (num &&
+		    fallocate(b->fd, mode, (off_t)(sector * SECTOR), (off_t)(num * SECTOR))) {
 			if (!zeroes)
 				continue; /* discard is a hint */
 			/* No fallocate mode here: write zeroes. */

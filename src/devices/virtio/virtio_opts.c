@@ -131,8 +131,7 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 	return cove_err_set(err, -EINVAL, "unknown %s option '%s'", dev, k);
 }
 
-int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
-		    struct cove_err *err)
+int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value, struct cove_err *err)
 {
 	if (!strcmp(key, "rng"))
 		return parse_bool("rng", value, &o->rng, err);
@@ -184,8 +183,8 @@ int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
 			ret = cove_err_set(err, -EINVAL, "net: tap= is required");
 		} else {
 			if (!t->mac_set) /* locally administered, unicast */
-				memcpy(t->mac, (uint8_t[]){0x52, 0x54, 0x00, 0xC0, 0x7E,
-							   (uint8_t)o->nnics},
+				memcpy(t->mac,
+				       (uint8_t[]){0x52, 0x54, 0x00, 0xC0, 0x7E, (uint8_t)o->nnics},
 				       6);
 			o->nnics++;
 		}

@@ -13,8 +13,8 @@ struct virtio_disk_opts {
 	char *path;
 	char id[21]; /* VIRTIO_BLK_ID_BYTES (20) + NUL */
 	bool readonly;
-	bool direct;	 /* cache=none: O_DIRECT */
-	unsigned queues; /* 1..8 */
+	bool direct;	    /* cache=none: O_DIRECT */
+	unsigned queues;    /* 1..8 */
 	uint64_t bps, iops; /* rate limits (0: none) */
 };
 

@@ -226,8 +226,8 @@ static void common_write(struct virtio_pci *vp, unsigned off, const void *data, 
 	case 0x0C:
 		if (vp->gfselect < 2 && !(vp->status & VIRTIO_STATUS_FEATURES_OK)) {
 			unsigned sh = 32 * vp->gfselect;
-			vp->guest_features =
-			    (vp->guest_features & ~(0xFFFFFFFFULL << sh)) | ((uint64_t)(uint32_t)v << sh);
+			vp->guest_features = (vp->guest_features & ~(0xFFFFFFFFULL << sh)) |
+					     ((uint64_t)(uint32_t)v << sh);
 		}
 		return;
 	case 0x10:
@@ -256,7 +256,8 @@ static void common_write(struct virtio_pci *vp, unsigned off, const void *data, 
 	switch (off) {
 	case 0x18:
 		if (v == 0 || v > vp->qmax || (v & (v - 1)))
-			virtio_pci_needs_reset(vp, "queue size not a power of two up to the maximum");
+			virtio_pci_needs_reset(vp,
+					       "queue size not a power of two up to the maximum");
 		else
 			vq->size = (uint16_t)v;
 		return;
@@ -309,8 +310,8 @@ static void bar_read_locked(struct virtio_pci *vp, uint64_t off, void *data, uns
 		   !(off & 7)) {
 		uint64_t i = (off - VPCI_MSIX) / 4;
 		dev_store(data, 8,
-			  vp->msix_table[i / 4][i % 4] |
-			      (uint64_t)vp->msix_table[i / 4][i % 4 + 1] << 32);
+			  vp->msix_table[i / 4][i % 4] | (uint64_t)vp->msix_table[i / 4][i % 4 + 1]
+							     << 32);
 	} else if (off >= VPCI_PBA && off + len <= VPCI_PBA + 8) {
 		uint64_t p = vp->pba >> (8 * (off - VPCI_PBA));
 		dev_store(data, len, p);
@@ -341,7 +342,8 @@ static void bar_write_locked(struct virtio_pci *vp, uint64_t off, const void *da
 	} else if (off >= VPCI_NOTIFY && off < VPCI_NOTIFY + 4ULL * VIRTIO_MAX_QUEUES) {
 		unsigned q = (unsigned)(off - VPCI_NOTIFY) / 4;
 		vp->notifies++;
-		if (q < vp->nqueues && vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+		if (q < vp->nqueues && vp->vq[q].enabled &&
+		    (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
 		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
 			vp->ops->notify(vp, q);
 	} else if (off >= VPCI_MSIX && off < VPCI_MSIX + 16ULL * vp->nvec) {

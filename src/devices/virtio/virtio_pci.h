@@ -57,7 +57,7 @@ struct virtio_dev_ops {
 
 struct virtio_pci {
 	struct pci_func pci;
-	struct device bar; /* BAR0's register file on the MMIO bus */
+	struct device bar;  /* BAR0's register file on the MMIO bus */
 	struct device pdev; /* save/restore/reset/destroy entry of the whole device */
 	const struct virtio_dev_ops *ops;
 	void *dev; /* the device model's state */
@@ -89,7 +89,8 @@ struct virtio_pci {
 
 struct virtio_pci_config {
 	const char *name;
-	uint16_t device_id; /* virtio device id: 1 net, 2 blk, 3 console, 4 rng, 5 balloon, 19 vsock */
+	uint16_t
+	    device_id; /* virtio device id: 1 net, 2 blk, 3 console, 4 rng, 5 balloon, 19 vsock */
 	uint32_t class_code;
 	uint64_t features; /* device features; VERSION_1, EVENT_IDX, INDIRECT_DESC are added */
 	unsigned nqueues;

@@ -102,8 +102,8 @@ int virtio_pci_restore(struct virtio_pci *vp, const void *data, size_t len)
 		goto out;
 	/* Config space: only what the guest could have written, over our read-only fields. */
 	for (unsigned i = 0; i < 256; i++)
-		vp->pci.cfg[i] = (uint8_t)((vp->pci.cfg[i] & ~vp->pci.wmask[i]) |
-					   (cfg[i] & vp->pci.wmask[i]));
+		vp->pci.cfg[i] =
+		    (uint8_t)((vp->pci.cfg[i] & ~vp->pci.wmask[i]) | (cfg[i] & vp->pci.wmask[i]));
 	if (vp->msix_cap) {
 		uint16_t ctrl = (uint16_t)pci_cfg_get(&vp->pci, vp->msix_cap + 2, 2);
 		vp->msix_on = ctrl & 0x8000;

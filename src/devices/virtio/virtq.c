@@ -151,8 +151,8 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
 	if (!vq->used)
 		return;
-	volatile uint32_t *elem = (volatile uint32_t *)(vq->used + 2) +
-				  2 * (size_t)(vq->used_idx & (vq->size - 1));
+	volatile uint32_t *elem =
+	    (volatile uint32_t *)(vq->used + 2) + 2 * (size_t)(vq->used_idx & (vq->size - 1));
 	elem[0] = head;
 	elem[1] = len;
 	vq->used_idx++;
@@ -206,8 +206,7 @@ uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst, 
 	return done;
 }
 
-uint64_t virtq_chain_write(const struct virtq_chain *c, uint64_t off, const void *src,
-			   uint64_t len)
+uint64_t virtq_chain_write(const struct virtq_chain *c, uint64_t off, const void *src, uint64_t len)
 {
 	uint64_t done = 0;
 	for (unsigned i = c->nout; i < c->nout + c->nin && done < len; i++) {

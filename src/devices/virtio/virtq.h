@@ -11,9 +11,9 @@
 #define VIRTQ_MAX_SIZE 1024 /* largest queue a Cove device offers */
 #define VIRTQ_MAX_SEGS 1024 /* segments one chain may have (direct + indirect) */
 
-#define VIRTQ_DESC_F_NEXT     1
-#define VIRTQ_DESC_F_WRITE    2
-#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_DESC_F_NEXT	   1
+#define VIRTQ_DESC_F_WRITE	   2
+#define VIRTQ_DESC_F_INDIRECT	   4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY	   1
 

@@ -1,0 +1,119 @@
+#!/bin/bash
+# virtio over PCI: the probe guest's PCI, virtio-blk (rw and read-only), virtio-rng and
+# hostile-driver tests under `cove run` and under QEMU q35 (the reference), host-side checks
+# of what the guest wrote, and the --disk/--rng options' errors. TAP output.
+# Env: COVE, PROBE_PVH (set by meson), QEMU.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../guest/probe-lib.sh"
+
+cove=${COVE:?set COVE to the cove binary}
+pvh=${PROBE_PVH:?set PROBE_PVH to the probe guest PVH ELF}
+qemu=${QEMU:-qemu-system-x86_64}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+skip=""
+probe_kvm_ok || skip="/dev/kvm unavailable"
+qskip=$skip
+[ -z "$qskip" ] && ! command -v "$qemu" >/dev/null && qskip="$qemu not installed"
+
+# The disk image: byte j of sector s is (s * 31 + j) & 0xFF (virtio_tests.c knows it too).
+mkdisk() {
+	python3 -c "
+import sys
+with open(sys.argv[1], 'wb') as f:
+    f.write(b''.join(bytes(((s * 31 + j) & 255) for j in range(512)) for s in range(4096)))
+" "$1"
+}
+
+# What the guest must have left on the disk: sectors 1000-1007 written, 1100-1107 zeroed,
+# the rest as made.
+check_disk() { # $1: label, $2: image
+	local why
+	why=$(python3 -c "
+import sys
+d = open(sys.argv[1], 'rb').read()
+for s in range(4096):
+    for j in (0, 1, 255, 511):
+        b = d[s * 512 + j]
+        want = ((s * 7 + j * 13 + 0x5A) & 255) if 1000 <= s < 1008 else 0 if 1100 <= s < 1108 else (s * 31 + j) & 255
+        if 1200 <= s < 1216:
+            continue  # discarded: zero or old data
+        if b != want:
+            print('sector %d byte %d is %d, want %d' % (s, j, b, want)); sys.exit(0)
+" "$2")
+	if [ -z "$why" ]; then
+		probe_tap ok "$1 host sees the guest's writes and zeroes"
+	else
+		probe_tap "not ok" "$1 host-side check: $why"
+	fi
+}
+
+tests="pci vblk vblk_ro vrng vhostile"
+list=$(echo $tests | tr ' ' ,)
+
+# --- Cove ---
+mkdisk "$work/d0.img"
+cp "$work/d0.img" "$work/ro.img"
+probe_run cove "$tests" ${skip:+--skip "$skip"} -- "$cove" run --kernel "$pvh" --memory 256M \
+	--disk "path=$work/d0.img,id=cove-test" --disk "path=$work/ro.img,readonly=on" --rng \
+	--cmdline "probe=$list probe.blk_id=cove-test"
+if [ -z "$skip" ]; then
+	check_disk cove "$work/d0.img"
+	n=$(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -c 'virtio-blk: guest driver error')
+	if [ "$n" -ge 3 ]; then
+		probe_tap ok "cove logs one line per hostile chain ($n)"
+	else
+		probe_tap "not ok" "cove logged $n guest-driver errors, want at least 3"
+	fi
+	if cmp -s "$work/ro.img" <(python3 -c "
+import sys
+sys.stdout.buffer.write(b''.join(bytes(((s * 31 + j) & 255) for j in range(512)) for s in range(4096)))"); then
+		probe_tap ok "cove read-only disk unchanged"
+	else
+		probe_tap "not ok" "cove read-only disk was changed"
+	fi
+fi
+
+# The same disks and tests through the JSON config.
+mkdisk "$work/d0.img"
+cat >"$work/cfg.json" <<JSON
+{"kernel": "$pvh", "memory": "256M", "rng": true,
+ "disk": ["path=$work/d0.img,id=cove-test", "path=$work/ro.img,readonly=on"],
+ "cmdline": "probe=pci,vblk,vblk_ro,vrng probe.blk_id=cove-test"}
+JSON
+probe_run cove-json "pci vblk vblk_ro vrng" ${skip:+--skip "$skip"} -- "$cove" run --config "$work/cfg.json"
+
+# --- QEMU q35 (reference) ---
+mkdisk "$work/q0.img"
+probe_run qemu-q35 "$tests" ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 -accel kvm -nodefaults \
+	-no-user-config -nographic -serial stdio -no-reboot -m 256 -kernel "$pvh" \
+	-append "probe=$list probe.blk_id=cove-test" \
+	-drive "file=$work/q0.img,if=none,id=d0,format=raw" \
+	-device virtio-blk-pci,drive=d0,serial=cove-test,disable-legacy=on \
+	-drive "file=$work/ro.img,if=none,id=d1,format=raw,readonly=on" \
+	-device virtio-blk-pci,drive=d1,disable-legacy=on -device virtio-rng-pci,disable-legacy=on
+[ -z "$qskip" ] && check_disk qemu-q35 "$work/q0.img"
+
+# --- Option errors: one clear line, status 2, no crash ---
+bad() { # $1: description, $2: regex the message must match, then options
+	local desc=$1 want=$2 out rc
+	shift 2
+	out=$("$cove" run --console none "$@" 2>&1 </dev/null)
+	rc=$?
+	if [ $rc -ne 0 ] && [ $rc -lt 128 ] && printf '%s' "$out" | grep -q -E "$want"; then
+		probe_tap ok "rejects $desc"
+	else
+		probe_tap "not ok" "rejects $desc: status $rc, output: $(printf '%s' "$out" | head -c 200)"
+	fi
+}
+bad "--disk without path" "path= is required" --disk readonly=on
+bad "--disk readonly=maybe" "readonly 'maybe'" --disk "path=$work/d0.img,readonly=maybe"
+bad "--disk unknown key" "unknown disk option 'colour'" --disk "path=$work/d0.img,colour=red"
+bad "--disk id too long" "at most 20 bytes" --disk "path=$work/d0.img,id=123456789012345678901"
+bad "a missing disk image" "no-such.img: No such file" --disk "path=$work/no-such.img"
+bad "--net with a bad mac" "mac 'zz'" --net "tap=t0,mac=zz"
+bad "--vsock without uds" "cid= and uds= are required" --vsock cid=3
+
+probe_done
