@@ -103,12 +103,16 @@ static void update_bars(struct pci_host *h, struct pci_func *f)
 		if (b->mapped && (!want || a != b->addr)) {
 			bus_unregister(h->mmio, BUS_MMIO, b->addr);
 			b->mapped = false;
+			if (f->ops && f->ops->bar_moved)
+				f->ops->bar_moved(f, i, b->addr, false);
 		}
 		if (want && !b->mapped) {
 			int ret = bus_register(h->mmio, BUS_MMIO, a, b->size, b->dev);
 			if (ret == 0) {
 				b->mapped = true;
 				b->addr = a;
+				if (f->ops && f->ops->bar_moved)
+					f->ops->bar_moved(f, i, a, true);
 			} else {
 				log_debug("pci %02x: BAR%u at 0x%llx not mapped (%d)", f->slot, i,
 					  (unsigned long long)a, ret);

@@ -41,6 +41,8 @@ struct pci_func_ops {
 	void (*cfg_written)(struct pci_func *f, unsigned off, unsigned len);
 	/* May override a read (return true after filling *val). May be NULL. */
 	bool (*cfg_read)(struct pci_func *f, unsigned off, unsigned len, uint32_t *val);
+	/* BAR idx was mapped at addr (mapped) or unmapped from it. May be NULL. */
+	void (*bar_moved)(struct pci_func *f, unsigned idx, uint64_t addr, bool mapped);
 };
 
 struct pci_bar {

@@ -5,6 +5,61 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* The I/O thread: runs each queue's notification as its ioeventfd fires. */
+static void *io_main(void *arg)
+{
+	struct virtio_machine *vmach = arg;
+	pthread_setname_np(pthread_self(), "virtio-io");
+	for (;;) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(vmach->epfd, ev, 16, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return NULL;
+		for (int i = 0; i < n; i++) {
+			struct virtio_kick *k = ev[i].data.ptr;
+			if (!k)
+				return NULL; /* the stop eventfd */
+			uint64_t cnt;
+			if (read(k->vp->kick_fd[k->q], &cnt, sizeof(cnt)) == sizeof(cnt))
+				virtio_pci_kick(k->vp, k->q);
+		}
+	}
+}
+
+static int start_io(struct virtio_machine *vmach, struct cove_err *err)
+{
+	vmach->epfd = epoll_create1(EPOLL_CLOEXEC);
+	vmach->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vmach->epfd < 0 || vmach->stop_fd < 0)
+		return cove_err_set(err, -errno, "virtio I/O thread: %s", strerror(errno));
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (epoll_ctl(vmach->epfd, EPOLL_CTL_ADD, vmach->stop_fd, &ev) < 0)
+		return cove_err_set(err, -errno, "virtio I/O thread: %s", strerror(errno));
+	for (unsigned i = 0; i < vmach->ndev; i++) {
+		struct virtio_pci *vp = vmach->dev[i];
+		int ret = virtio_pci_kick_init(vp);
+		if (ret)
+			return cove_err_set(err, ret, "eventfd: %s", strerror(-ret));
+		for (unsigned q = 0; q < vp->nqueues; q++) {
+			struct virtio_kick *k = &vmach->kick[vmach->nkick++];
+			*k = (struct virtio_kick){vp, q};
+			ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = k};
+			if (epoll_ctl(vmach->epfd, EPOLL_CTL_ADD, vp->kick_fd[q], &ev) < 0)
+				return cove_err_set(err, -errno, "epoll: %s", strerror(errno));
+		}
+	}
+	int ret = pthread_create(&vmach->io_thread, NULL, io_main, vmach);
+	if (ret)
+		return cove_err_set(err, -ret, "virtio I/O thread: %s", strerror(ret));
+	vmach->io_started = true;
+	return 0;
+}
 
 static int add(struct virtio_machine *vmach, struct vm *vm, struct virtio_pci *vp,
 	       struct cove_err *err)
@@ -32,6 +87,7 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 	struct virtio_machine *vmach = calloc(1, sizeof(*vmach));
 	if (!vmach)
 		return cove_err_set(err, -ENOMEM, "out of memory");
+	vmach->epfd = vmach->stop_fd = -1;
 	int ret = pci_host_init(&vmach->host, vm->pio, vm->mmio, cf9);
 	if (ret) {
 		cove_err_set(err, ret, "cannot map the PCI host bridge: %s", strerror(-ret));
@@ -44,6 +100,8 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 		ret = add(vmach, vm, virtio_blk_new(&opts->disk[i], &vm->mem, &vm->irq, err), err);
 	if (!ret && opts->rng)
 		ret = add(vmach, vm, virtio_rng_new(&vm->mem, &vm->irq, err), err);
+	if (!ret && vmach->ndev)
+		ret = start_io(vmach, err);
 	if (ret)
 		goto fail;
 	*out = vmach;
@@ -57,6 +115,15 @@ void virtio_machine_destroy(struct virtio_machine *vmach)
 {
 	if (!vmach)
 		return;
+	if (vmach->io_started) {
+		uint64_t one = 1;
+		if (write(vmach->stop_fd, &one, sizeof(one)) == sizeof(one))
+			pthread_join(vmach->io_thread, NULL);
+	}
+	if (vmach->epfd >= 0)
+		close(vmach->epfd);
+	if (vmach->stop_fd >= 0)
+		close(vmach->stop_fd);
 	for (unsigned i = 0; i < vmach->ndev; i++)
 		virtio_dev_free(vmach->dev[i]);
 	pci_host_fini(&vmach->host);

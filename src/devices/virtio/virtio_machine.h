@@ -11,10 +11,21 @@
 
 #define VIRTIO_MACHINE_MAX_DEVS 24
 
+struct virtio_kick {
+	struct virtio_pci *vp;
+	unsigned q;
+};
+
 struct virtio_machine {
 	struct pci_host host;
 	struct virtio_pci *dev[VIRTIO_MACHINE_MAX_DEVS];
 	unsigned ndev;
+	/* The I/O thread: epoll over every queue's ioeventfd, and a stop eventfd. */
+	int epfd, stop_fd;
+	pthread_t io_thread;
+	bool io_started;
+	struct virtio_kick kick[VIRTIO_MACHINE_MAX_DEVS * VIRTIO_MAX_QUEUES];
+	unsigned nkick;
 };
 
 /*

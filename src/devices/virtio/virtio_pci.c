@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #define CAP_COMMON 1
 #define CAP_NOTIFY 2
@@ -332,6 +334,68 @@ static void msix_write(struct virtio_pci *vp, uint64_t off, uint64_t v, unsigned
 	msix_flush_pending(vp);
 }
 
+static void notify_locked(struct virtio_pci *vp, unsigned q)
+{
+	if (q < vp->nqueues && vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+	    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		vp->ops->notify(vp, q);
+}
+
+void virtio_pci_kick(struct virtio_pci *vp, unsigned q)
+{
+	pthread_mutex_lock(&vp->lock);
+	vp->kicks++;
+	notify_locked(vp, q);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* Binds (or unbinds) each queue's eventfd to its notify address. Failures leave the MMIO
+ * exit path in place, which serves the same writes. */
+static void bind_kicks(struct virtio_pci *vp, uint64_t bar, bool on)
+{
+	for (unsigned q = 0; q < vp->nqueues && vp->vm_fd >= 0; q++) {
+		if (vp->kick_fd[q] < 0)
+			continue;
+		struct kvm_ioeventfd io = {
+		    .addr = bar + VPCI_NOTIFY + 4ULL * q,
+		    .len = 2,
+		    .fd = vp->kick_fd[q],
+		    .flags = on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+		};
+		if (ioctl(vp->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+			if (on)
+				log_info("%s: KVM_IOEVENTFD: %s (notifications by MMIO exit)",
+					 vp->name, strerror(errno));
+			return;
+		}
+	}
+	vp->kick_bound = on;
+	vp->kick_addr = bar;
+}
+
+int virtio_pci_kick_init(struct virtio_pci *vp)
+{
+	for (unsigned q = 0; q < vp->nqueues; q++) {
+		vp->kick_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vp->kick_fd[q] < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void bar_moved(struct pci_func *f, unsigned idx, uint64_t addr, bool mapped)
+{
+	struct virtio_pci *vp = f->opaque;
+	if (idx != 0)
+		return;
+	pthread_mutex_lock(&vp->lock);
+	if (vp->kick_bound)
+		bind_kicks(vp, vp->kick_addr, false);
+	if (mapped)
+		bind_kicks(vp, addr, true);
+	pthread_mutex_unlock(&vp->lock);
+}
+
 static void bar_write_locked(struct virtio_pci *vp, uint64_t off, const void *data, unsigned len)
 {
 	if (off < VPCI_COMMON + 0x40) {
@@ -340,12 +404,8 @@ static void bar_write_locked(struct virtio_pci *vp, uint64_t off, const void *da
 		if (vp->ops->cfg_write)
 			vp->ops->cfg_write(vp, (unsigned)(off - VPCI_DEVCFG), data, len);
 	} else if (off >= VPCI_NOTIFY && off < VPCI_NOTIFY + 4ULL * VIRTIO_MAX_QUEUES) {
-		unsigned q = (unsigned)(off - VPCI_NOTIFY) / 4;
 		vp->notifies++;
-		if (q < vp->nqueues && vp->vq[q].enabled &&
-		    (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
-			vp->ops->notify(vp, q);
+		notify_locked(vp, (unsigned)(off - VPCI_NOTIFY) / 4);
 	} else if (off >= VPCI_MSIX && off < VPCI_MSIX + 16ULL * vp->nvec) {
 		msix_write(vp, off, dev_load(data, len), len);
 	}
@@ -412,7 +472,11 @@ static bool cfg_read(struct pci_func *f, unsigned off, unsigned len, uint32_t *v
 	return true;
 }
 
-static const struct pci_func_ops vpci_ops = {.cfg_written = cfg_written, .cfg_read = cfg_read};
+static const struct pci_func_ops vpci_ops = {
+    .cfg_written = cfg_written,
+    .cfg_read = cfg_read,
+    .bar_moved = bar_moved,
+};
 
 void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg)
 {
@@ -430,6 +494,8 @@ void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg)
 	vp->qmax = cfg->qmax && cfg->qmax <= VIRTQ_MAX_SIZE ? cfg->qmax : 256;
 	vp->nvec = vp->nqueues + 1;
 	vp->bar = (struct device){.name = vp->name, .ops = &bar_ops, .priv = vp};
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		vp->kick_fd[q] = -1;
 
 	struct pci_func *f = &vp->pci;
 	pci_func_init(f, 0x1AF4, (uint16_t)(0x1040 + cfg->device_id), cfg->class_code, 0x1AF4,
@@ -450,5 +516,14 @@ void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg)
 
 void virtio_pci_fini(struct virtio_pci *vp)
 {
+	if (vp->kick_bound)
+		bind_kicks(vp, vp->kick_addr, false);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		if (vp->kick_fd[q] >= 0)
+			close(vp->kick_fd[q]);
+	if (vp->notifies || vp->kicks)
+		log_info("%s: %llu notifications by ioeventfd, %llu by MMIO exit; %llu interrupts",
+			 vp->name, (unsigned long long)vp->kicks, (unsigned long long)vp->notifies,
+			 (unsigned long long)vp->interrupts);
 	pthread_mutex_destroy(&vp->lock);
 }

@@ -85,6 +85,13 @@ struct virtio_pci {
 
 	unsigned pcicfg_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
 	uint64_t notifies, interrupts, needs_reset_count;
+
+	/* Fast path: one eventfd per queue bound to its notify address (KVM_IOEVENTFD), read
+	 * by the I/O thread. A write KVM does not match still arrives as an MMIO exit. */
+	int kick_fd[VIRTIO_MAX_QUEUES];
+	bool kick_bound;
+	uint64_t kick_addr;
+	uint64_t kicks; /* notifications that came by ioeventfd */
 };
 
 struct virtio_pci_config {
@@ -104,6 +111,11 @@ struct virtio_pci_config {
 /* Fills vp (zeroed by the caller or not) as a PCI function ready for pci_host_add. */
 void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg);
 void virtio_pci_fini(struct virtio_pci *vp);
+
+/* Creates the queues' eventfds (-errno on failure). virtio_pci_kick runs a notification
+ * that arrived on kick_fd[q] (from the I/O thread). */
+int virtio_pci_kick_init(struct virtio_pci *vp);
+void virtio_pci_kick(struct virtio_pci *vp, unsigned q);
 
 /* Signals the driver that queue q has used buffers (if it asked for it). Holds vp->lock. */
 void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q);

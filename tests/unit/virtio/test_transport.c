@@ -113,7 +113,7 @@ static uint16_t used_idx(void)
 static void test_features(void **state)
 {
 	wr(0x00, 4, 1);
-	assert_true(rd(0x04, 4) & 1); /* VERSION_1 is bit 32 */
+	assert_true(rd(0x04, 4) & 1);	  /* VERSION_1 is bit 32 */
 	assert_int_equal(rd(0x12, 2), 2); /* two queues */
 	/* Without VERSION_1 the device refuses FEATURES_OK. */
 	wr(0x14, 1, 3);
@@ -340,7 +340,7 @@ static void test_host_bridge(void **state)
 	assert_true(orig >= PCI_MMIO32_BASE && orig < PCI_MMIO32_END);
 	bus_write(mmio, BUS_MMIO, bar, &ones, 4);
 	bus_read(mmio, BUS_MMIO, bar, &sz, 4);
-	assert_int_equal(sz, (uint32_t)~(VPCI_BAR_SIZE - 1) | 4);
+	assert_int_equal(sz, (uint32_t) ~(VPCI_BAR_SIZE - 1) | 4);
 	bus_write(mmio, BUS_MMIO, bar, &orig, 4);
 	uint16_t cmd = PCI_CMD_MEM;
 	bus_write(mmio, BUS_MMIO, LAYOUT_PCI_ECAM + (slot << 15) + 4, &cmd, 2);
@@ -365,10 +365,14 @@ static void test_host_bridge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(test_features),	    T(test_blk_read_write),
-	    T(test_needs_reset),	    T(test_live_queue_and_stray_notify),
-	    T(test_msix_mask_pending), T(test_save_restore),
-	    T(test_rng),		    T(test_host_bridge),
+	    T(test_features),
+	    T(test_blk_read_write),
+	    T(test_needs_reset),
+	    T(test_live_queue_and_stray_notify),
+	    T(test_msix_mask_pending),
+	    T(test_save_restore),
+	    T(test_rng),
+	    T(test_host_bridge),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,11 +12,11 @@
 
 #include <cmocka.h>
 
-#define RAM  (1u << 20)
-#define DESC 0x1000
+#define RAM   (1u << 20)
+#define DESC  0x1000
 #define AVAIL 0x2000
-#define USED 0x3000
-#define QSZ  16
+#define USED  0x3000
+#define QSZ   16
 
 static uint8_t *ram;
 static struct guest_mem mem;
