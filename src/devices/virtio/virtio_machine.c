@@ -1,6 +1,7 @@
 /* Wires the PCI host bridge and the configured virtio devices into a machine. */
 #include "devices/virtio/virtio_machine.h"
 #include "devices/virtio/virtio_devices.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +44,10 @@ static int start_io(struct virtio_machine *vmach, struct cove_err *err)
 		return cove_err_set(err, -errno, "virtio I/O thread: %s", strerror(errno));
 	for (unsigned i = 0; i < vmach->ndev; i++) {
 		struct virtio_pci *vp = vmach->dev[i];
+		int r = virtio_pci_irqfd_init(vp, &vmach->router);
+		if (r)
+			log_info("%s: irqfd: %s (interrupts by KVM_SIGNAL_MSI)", vp->name,
+				 strerror(-r));
 		int ret = virtio_pci_kick_init(vp);
 		if (ret)
 			return cove_err_set(err, ret, "eventfd: %s", strerror(-ret));
@@ -88,6 +93,7 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 	if (!vmach)
 		return cove_err_set(err, -ENOMEM, "out of memory");
 	vmach->epfd = vmach->stop_fd = -1;
+	msi_router_init(&vmach->router, vm->vm_fd);
 	int ret = pci_host_init(&vmach->host, vm->pio, vm->mmio, cf9);
 	if (ret) {
 		cove_err_set(err, ret, "cannot map the PCI host bridge: %s", strerror(-ret));
@@ -127,5 +133,6 @@ void virtio_machine_destroy(struct virtio_machine *vmach)
 	for (unsigned i = 0; i < vmach->ndev; i++)
 		virtio_dev_free(vmach->dev[i]);
 	pci_host_fini(&vmach->host);
+	msi_router_fini(&vmach->router);
 	free(vmach);
 }

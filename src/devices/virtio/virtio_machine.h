@@ -3,6 +3,7 @@
 #define COVE_DEVICES_VIRTIO_VIRTIO_MACHINE_H
 
 #include "devices/pci/pci.h"
+#include "devices/virtio/msi_route.h"
 #include "devices/virtio/virtio_opts.h"
 #include "devices/virtio/virtio_pci.h"
 #include "vmm/vm.h"
@@ -18,6 +19,7 @@ struct virtio_kick {
 
 struct virtio_machine {
 	struct pci_host host;
+	struct msi_router router;
 	struct virtio_pci *dev[VIRTIO_MACHINE_MAX_DEVS];
 	unsigned ndev;
 	/* The I/O thread: epoll over every queue's ioeventfd, and a stop eventfd. */

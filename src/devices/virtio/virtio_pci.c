@@ -1,6 +1,7 @@
 /* The modern virtio-pci transport: capabilities, common config, notify, ISR, MSI-X. */
 #include "devices/virtio/virtio_pci.h"
 #include "devices/devutil.h"
+#include "devices/virtio/msi_route.h"
 #include "util/log.h"
 #include "vmm/vm.h"
 
@@ -64,6 +65,13 @@ static void msix_send(struct virtio_pci *vp, unsigned v)
 	    .data = vp->msix_table[v][2],
 	};
 	vp->interrupts++;
+	if (vp->route_ok[v]) {
+		uint64_t one = 1;
+		if (write(vp->irq_fd[v], &one, sizeof(one)) == sizeof(one)) {
+			vp->irqfd_sends++;
+			return;
+		}
+	}
 	if (vp->vm_fd >= 0)
 		ioctl(vp->vm_fd, KVM_SIGNAL_MSI, &msi);
 }
@@ -331,6 +339,11 @@ static void msix_write(struct virtio_pci *vp, uint64_t off, uint64_t v, unsigned
 	} else {
 		return;
 	}
+	unsigned vec = (unsigned)(i / 4);
+	if (vp->router && vp->irq_fd[vec] >= 0)
+		vp->route_ok[vec] =
+		    msi_router_set(vp->router, vp->irq_gsi[vec], vp->msix_table[vec][0],
+				   vp->msix_table[vec][1], vp->msix_table[vec][2], true) == 0;
 	msix_flush_pending(vp);
 }
 
@@ -371,6 +384,28 @@ static void bind_kicks(struct virtio_pci *vp, uint64_t bar, bool on)
 	}
 	vp->kick_bound = on;
 	vp->kick_addr = bar;
+}
+
+int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router)
+{
+	for (unsigned v = 0; v < vp->nvec && vp->vm_fd >= 0; v++) {
+		int gsi = msi_router_alloc(router);
+		if (gsi < 0)
+			return gsi;
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			return -errno;
+		struct kvm_irqfd irqfd = {.fd = (uint32_t)fd, .gsi = (uint32_t)gsi};
+		if (ioctl(vp->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		vp->irq_fd[v] = fd;
+		vp->irq_gsi[v] = gsi;
+	}
+	vp->router = router;
+	return 0;
 }
 
 int virtio_pci_kick_init(struct virtio_pci *vp)
@@ -496,6 +531,8 @@ void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg)
 	vp->bar = (struct device){.name = vp->name, .ops = &bar_ops, .priv = vp};
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		vp->kick_fd[q] = -1;
+	for (unsigned v = 0; v < VIRTIO_MAX_VECTORS; v++)
+		vp->irq_fd[v] = -1;
 
 	struct pci_func *f = &vp->pci;
 	pci_func_init(f, 0x1AF4, (uint16_t)(0x1040 + cfg->device_id), cfg->class_code, 0x1AF4,
@@ -521,9 +558,19 @@ void virtio_pci_fini(struct virtio_pci *vp)
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		if (vp->kick_fd[q] >= 0)
 			close(vp->kick_fd[q]);
+	for (unsigned v = 0; v < VIRTIO_MAX_VECTORS; v++) {
+		if (vp->irq_fd[v] < 0)
+			continue;
+		struct kvm_irqfd irqfd = {.fd = (uint32_t)vp->irq_fd[v],
+					  .gsi = (uint32_t)vp->irq_gsi[v],
+					  .flags = KVM_IRQFD_FLAG_DEASSIGN};
+		ioctl(vp->vm_fd, KVM_IRQFD, &irqfd);
+		close(vp->irq_fd[v]);
+	}
 	if (vp->notifies || vp->kicks)
-		log_info("%s: %llu notifications by ioeventfd, %llu by MMIO exit; %llu interrupts",
+		log_info("%s: %llu notifications by ioeventfd, %llu by MMIO exit; %llu "
+			 "interrupts, %llu of them by irqfd",
 			 vp->name, (unsigned long long)vp->kicks, (unsigned long long)vp->notifies,
-			 (unsigned long long)vp->interrupts);
+			 (unsigned long long)vp->interrupts, (unsigned long long)vp->irqfd_sends);
 	pthread_mutex_destroy(&vp->lock);
 }

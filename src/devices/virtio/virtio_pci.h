@@ -92,6 +92,14 @@ struct virtio_pci {
 	bool kick_bound;
 	uint64_t kick_addr;
 	uint64_t kicks; /* notifications that came by ioeventfd */
+
+	/* Interrupts: an irqfd per MSI-X vector on its own GSI route; KVM_SIGNAL_MSI when
+	 * routing or irqfd fails. */
+	struct msi_router *router;
+	int irq_fd[VIRTIO_MAX_VECTORS];
+	int irq_gsi[VIRTIO_MAX_VECTORS];
+	bool route_ok[VIRTIO_MAX_VECTORS];
+	uint64_t irqfd_sends;
 };
 
 struct virtio_pci_config {
@@ -116,6 +124,10 @@ void virtio_pci_fini(struct virtio_pci *vp);
  * that arrived on kick_fd[q] (from the I/O thread). */
 int virtio_pci_kick_init(struct virtio_pci *vp);
 void virtio_pci_kick(struct virtio_pci *vp, unsigned q);
+/* Gives each MSI-X vector an irqfd on a GSI from router. Returns 0 or -errno (then the
+ * device keeps using KVM_SIGNAL_MSI). */
+struct msi_router;
+int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
 
 /* Signals the driver that queue q has used buffers (if it asked for it). Holds vp->lock. */
 void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q);

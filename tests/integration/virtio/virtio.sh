@@ -56,7 +56,7 @@ list=$(echo $tests | tr ' ' ,)
 # --- Cove ---
 mkdisk "$work/d0.img"
 cp "$work/d0.img" "$work/ro.img"
-probe_run cove "$tests" ${skip:+--skip "$skip"} -- "$cove" run --kernel "$pvh" --memory 256M \
+probe_run cove "$tests" ${skip:+--skip "$skip"} -- "$cove" run --log-level info --kernel "$pvh" --memory 256M \
 	--disk "path=$work/d0.img,id=cove-test" --disk "path=$work/ro.img,readonly=on" --rng \
 	--cmdline "probe=$list probe.blk_id=cove-test"
 if [ -z "$skip" ]; then
@@ -66,6 +66,18 @@ if [ -z "$skip" ]; then
 		probe_tap ok "cove logs one line per hostile chain ($n)"
 	else
 		probe_tap "not ok" "cove logged $n guest-driver errors, want at least 3"
+	fi
+	# The fast path: notifications through ioeventfd and interrupts through irqfd (or the
+	# fallback, named in the log, where KVM refuses them).
+	line=$(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -a 'virtio-blk: .* notifications by ioeventfd' | head -n 1)
+	kicks=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) notifications by ioeventfd.*/\1/p')
+	irqfd=$(printf '%s' "$line" | sed -n 's/.* \([0-9]*\) of them by irqfd.*/\1/p')
+	if [ "${kicks:-0}" -gt 0 ] && [ "${irqfd:-0}" -gt 0 ]; then
+		probe_tap ok "cove fast path: $kicks notifications by ioeventfd, $irqfd interrupts by irqfd"
+	elif printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -q -E 'KVM_IOEVENTFD: |irqfd: '; then
+		probe_tap ok "cove fast path" "SKIP KVM refused: $(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -E 'KVM_IOEVENTFD: |irqfd: ' | head -n 1)"
+	else
+		probe_tap "not ok" "cove fast path: no ioeventfd/irqfd use reported ($line)"
 	fi
 	if cmp -s "$work/ro.img" <(python3 -c "
 import sys
