@@ -130,13 +130,20 @@ static void pm_read(struct device *dev, uint64_t offset, void *data, unsigned le
 {
 	struct acpi_pm *p = to_pm(dev);
 	uint64_t v = 0;
+	/* Each register is read once per access, so a wide read of the timer cannot tear. */
+	uint32_t regs[5];
+	bool have[5] = {false};
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i < len && i < 8; i++) {
 		uint64_t at = offset + i;
 		uint8_t b = 0xFF;
 		if (at < LAYOUT_ACPI_PM_LEN) {
 			unsigned base = at >= 8 ? 8 : (unsigned)(at & ~1ULL);
-			b = (uint8_t)(reg_read(p, base) >> (8 * (at - base)));
+			if (!have[base / 2]) {
+				regs[base / 2] = reg_read(p, base);
+				have[base / 2] = true;
+			}
+			b = (uint8_t)(regs[base / 2] >> (8 * (at - base)));
 		}
 		v |= (uint64_t)b << (8 * i);
 	}

@@ -81,7 +81,7 @@ static void push(struct i8042 *k, uint8_t byte, bool aux)
 	k->queue[i] = byte;
 	k->queue_aux[i] = aux;
 	k->count++;
-	update_irq(k, true);
+	update_irq(k, false); /* a byte behind the first gets its edge when it moves up */
 }
 
 static uint8_t status(const struct i8042 *k)

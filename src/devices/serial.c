@@ -481,7 +481,7 @@ size_t serial_input(struct device *dev, const uint8_t *buf, size_t len)
 		s->rx_dropped += len - n;
 	}
 	if (n)
-		update_irq(s, true);
+		update_irq(s, false); /* like the pin: it stays high while data waits */
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

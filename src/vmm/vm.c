@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Three pages just below the BIOS area that KVM needs on VT-x: TSS and identity map. */
@@ -50,12 +51,17 @@ static int need_cap(int kvm_fd, int cap, const char *name, struct cove_err *err)
 
 static int get_supported_cpuid(struct vm *vm, struct cove_err *err)
 {
-	for (unsigned n = 64; n <= 4096; n *= 2) {
+	for (unsigned n = 128; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 		if (!c)
 			return cove_err_set(err, -ENOMEM, "out of memory");
 		c->nent = n;
 		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			/* KVM emulates the TSC-deadline timer but leaves its bit to userspace. */
+			if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+				for (unsigned i = 0; i < c->nent; i++)
+					if (c->entries[i].function == 1)
+						c->entries[i].ecx |= 1u << 24;
 			vm->supported_cpuid = c;
 			return 0;
 		}
@@ -79,6 +85,13 @@ static int set_slot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, v
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return cove_err_set(err, -errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 	return 0;
+}
+
+static uint64_t t_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static void kick_handler(int sig)
@@ -124,6 +137,7 @@ int vm_create(struct vm *vm, const char *kvm_path, uint64_t mem_size, bool hugep
 	if ((ret = get_supported_cpuid(vm, err)))
 		goto fail;
 
+	uint64_t t0 = t_us();
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		ret = cove_err_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));
@@ -136,16 +150,8 @@ int vm_create(struct vm *vm, const char *kvm_path, uint64_t mem_size, bool hugep
 		log_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS) < 0)
 		log_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		ret = cove_err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		goto fail;
-	}
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		ret = cove_err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
-		goto fail;
-	}
-
+	uint64_t t1 = t_us();
+	/* Memory first: adding a slot once the irqchip exists was seen to cost milliseconds. */
 	ret = guest_mem_init(&vm->mem, mem_size, hugepages);
 	if (ret == -EINVAL) {
 		cove_err_set(err, ret,
@@ -164,6 +170,18 @@ int vm_create(struct vm *vm, const char *kvm_path, uint64_t mem_size, bool hugep
 						 vm->mem.host + vm->mem.low_size, err)))
 		goto fail;
 
+	uint64_t t2 = t_us();
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		ret = cove_err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		goto fail;
+	}
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		ret = cove_err_set(err, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+		goto fail;
+	}
+
+	uint64_t t3 = t_us();
 	vm->pio = bus_new();
 	vm->mmio = bus_new();
 	if (!vm->pio || !vm->mmio) {
@@ -191,6 +209,9 @@ int vm_create(struct vm *vm, const char *kvm_path, uint64_t mem_size, bool hugep
 			goto fail;
 		}
 	}
+	log_debug("vm: create %llu us, memory %llu us, irqchip+pit %llu us, vcpus %llu us",
+		  (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+		  (unsigned long long)(t3 - t2), (unsigned long long)(t_us() - t3));
 	return 0;
 fail:
 	vm_destroy(vm);

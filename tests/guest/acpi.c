@@ -3,12 +3,34 @@
 
 struct acpi_info acpi;
 
+/* Byte sum of [a, a+n), eight bytes per step. */
+static long user_sum8(long addr, long len)
+{
+	uint64_t a = (uint64_t)addr, n = (uint64_t)len;
+	uint64_t total = 0, i = 0;
+	while (i < n && (a + i) % 8)
+		total += rd8(a + i++);
+	while (n - i >= 8) {
+		uint64_t lanes = 0; /* four 16-bit lanes, each < 2 * 255 per step */
+		for (int k = 0; k < 120 && n - i >= 8; k++, i += 8) {
+			uint64_t x = rd64(a + i);
+			lanes += (x & 0x00FF00FF00FF00FFULL) + ((x >> 8) & 0x00FF00FF00FF00FFULL);
+		}
+		for (int k = 0; k < 4; k++)
+			total += (lanes >> (16 * k)) & 0xFFFF;
+	}
+	while (i < n)
+		total += rd8(a + i++);
+	return (uint8_t)total;
+}
+
+/* Large tables are summed at CPL3 (native under PVM); small ones are not worth the trip. */
 static uint8_t sum8(uint64_t a, uint64_t n)
 {
-	uint8_t s = 0;
-	for (uint64_t i = 0; i < n; i++)
-		s += rd8(a + i);
-	return s;
+	if (n < 512)
+		return (uint8_t)user_sum8((long)a, (long)n);
+	long r = user_call(user_sum8, (long)a, (long)n);
+	return r < 0 ? 0xFF : (uint8_t)r;
 }
 
 static int rsdp_at(uint64_t a)
@@ -17,19 +39,33 @@ static int rsdp_at(uint64_t a)
 	       sum8(a, 20) == 0;
 }
 
+/* Runs at CPL3 (native speed under PVM, where CPL0 is emulated): the first RSDP in range. */
+static long user_rsdp_scan(long from, long to)
+{
+	for (uint64_t a = (uint64_t)from; a < (uint64_t)to; a += 16)
+		if (rd64(a) == 0x2052545020445352ULL /* "RSD PTR " */ && rsdp_at(a))
+			return (long)a;
+	return 0;
+}
+
+static uint64_t rsdp_scan(uint64_t from, uint64_t to)
+{
+	long r = user_call(user_rsdp_scan, (long)from, (long)to);
+	return r > 0 ? (uint64_t)r : 0;
+}
+
+/* The boot protocol's hint, else the EBDA's first KiB, else the BIOS area (F segment first). */
 static uint64_t rsdp_find(void)
 {
+	uint64_t r;
 	if (boot.rsdp_hint && rsdp_at(boot.rsdp_hint))
 		return boot.rsdp_hint;
 	uint64_t ebda = (uint64_t)rd16(0x40E) << 4;
-	if (ebda >= 0x80000 && ebda < 0xA0000)
-		for (uint64_t a = ebda; a < ebda + 1024; a += 16)
-			if (rsdp_at(a))
-				return a;
-	for (uint64_t a = 0xE0000; a < 0x100000; a += 16)
-		if (rsdp_at(a))
-			return a;
-	return 0;
+	if (ebda >= 0x80000 && ebda < 0xA0000 && (r = rsdp_scan(ebda, ebda + 1024)))
+		return r;
+	if ((r = rsdp_scan(0xF0000, 0x100000)))
+		return r;
+	return rsdp_scan(0xE0000, 0xF0000);
 }
 
 /* Records a table if its header is readable; returns its index or -1. */
@@ -82,7 +118,8 @@ static void parse_madt(const uint8_t *m, uint32_t len)
 static void find_s5(const uint8_t *d, uint32_t len)
 {
 	for (uint32_t i = 36; i + 8 < len; i++) {
-		if (memcmp(d + i, "_S5_", 4) || d[i + 4] != 0x12)
+		if (d[i] != '_' || d[i + 1] != 'S' || d[i + 2] != '5' || d[i + 3] != '_' ||
+		    d[i + 4] != 0x12)
 			continue;
 		uint32_t p = i + 5;
 		p += 1 + (d[p] >> 6); /* PkgLength */

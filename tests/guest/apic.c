@@ -94,8 +94,12 @@ static void pic_off(void)
 void idt_init(void)
 {
 	pic_off();
-	for (int v = 0; v < 256; v++)
+	/* Only the vectors in use (CPL0 is emulated: every instruction counts); others are not
+	 * present, so a stray interrupt shows up as #NP (11) with its vector in the error code. */
+	for (int v = 0; v < 32; v++)
 		set_gate(v, isr_stubs + 16 * v, 0);
+	set_gate(VEC_TIMER, isr_stubs + 16 * VEC_TIMER, 0);
+	set_gate(VEC_SPURIOUS, isr_stubs + 16 * VEC_SPURIOUS, 0);
 	load_idt();
 	tss.rsp[0] = (uint64_t)(uintptr_t)(ist_stack + sizeof(ist_stack));
 	tss.iomap = offsetof(struct tss, iobitmap);
@@ -201,8 +205,24 @@ static void send_ipi(uint32_t dest, uint32_t low)
 		__asm__ volatile("pause");
 }
 
-/* Brings up every enabled MADT CPU but this one, one at a time; returns how many came up. */
+static int smp_start(char *detail, size_t n);
+
+/* Brings up every enabled MADT CPU but this one (once); returns how many failed to start. */
 int smp_boot(char *detail, size_t n)
+{
+	static int done, result;
+	static char first_detail[96];
+	if (done) { /* APs are parked; INIT again would restart them */
+		ksnprintf(detail, n, "%s", first_detail);
+		return result;
+	}
+	done = 1;
+	result = smp_start(first_detail, sizeof(first_detail));
+	ksnprintf(detail, n, "%s", first_detail);
+	return result;
+}
+
+static int smp_start(char *detail, size_t n)
 {
 	uint32_t self = my_apic_id();
 	size_t len = (size_t)(ap_tramp_end - ap_tramp_start);
@@ -212,6 +232,9 @@ int smp_boot(char *detail, size_t n)
 	*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_cr3 - ap_tramp_start)) = cr3;
 	*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_entry - ap_tramp_start)) =
 	    (uint64_t)(uintptr_t)ap_entry64;
+	/* The trampoline hands out stacks upwards from here, 4 KiB each (lock xadd). */
+	*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_stack - ap_tramp_start)) =
+	    (uint64_t)(uintptr_t)(ap_stacks[1] + 4096);
 	int failed = 0, started = 0;
 	uint32_t bad = 0;
 	for (int i = 0; i < acpi.ncpus; i++) {
@@ -220,8 +243,6 @@ int smp_boot(char *detail, size_t n)
 			continue;
 		if (started + 1 >= MAX_CPUS)
 			break;
-		*(volatile uint64_t *)(uintptr_t)(TRAMP_BASE + (ap_tramp_stack - ap_tramp_start)) =
-		    (uint64_t)(uintptr_t)(ap_stacks[started + 1] + 4096);
 		int before = ap_count;
 		send_ipi(id, 0x4500); /* INIT, assert */
 		delay_us(10000);
@@ -246,7 +267,6 @@ int smp_boot(char *detail, size_t n)
 
 int timer_test(char *detail, size_t n)
 {
-	set_gate(VEC_TIMER, isr_stubs + 16 * VEC_TIMER, 0);
 	timer_ticks = 0;
 	lapic_write(LAPIC_TMR_DIV, 0x3);		    /* divide by 16 */
 	lapic_write(LAPIC_LVT_TMR, VEC_TIMER | (1U << 17)); /* periodic */

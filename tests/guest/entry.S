@@ -21,6 +21,9 @@
 entry32_linux: /* protected mode, paging off, ESI = boot_params */
 	cli
 	cld
+	rdtsc
+	movl %eax, entry_tsc
+	movl %edx, entry_tsc + 4
 	movl $BOOT_LINUX, %edi
 	jmp common32
 
@@ -28,6 +31,9 @@ entry32_linux: /* protected mode, paging off, ESI = boot_params */
 pvh_entry32: /* protected mode, paging off, EBX = hvm_start_info */
 	cli
 	cld
+	rdtsc
+	movl %eax, entry_tsc
+	movl %edx, entry_tsc + 4
 	movl $BOOT_PVH, %edi
 	movl %ebx, %esi
 	jmp common32
@@ -46,35 +52,11 @@ entry64_linux: /* long mode, identity map, RSI = boot_params */
 	cli
 	cld
 	movq %rsi, %r12
+	rdtsc
+	movl %eax, entry_tsc
+	movl %edx, entry_tsc + 4
 	movq $boot_stack_top, %rsp
-	/* The loader does not clear .bss: do it before building page tables there. */
-	movq $__bss_start, %rdi
-	movq $__bss_end, %rcx
-	subq %rdi, %rcx
-	shrq $3, %rcx
-	xorl %eax, %eax
-	rep stosq
-	/* PML4[0] -> PDPT; PDPT[0..3] -> PD0..3; PDs map 4 GiB in 2 MiB pages, user-accessible. */
-	movq $pdpt, %rax
-	orq $7, %rax
-	movq %rax, pml4
-	movq $pdpt, %rdi
-	movq $pd, %rax
-	orq $7, %rax
-	movl $4, %ecx
-1:	movq %rax, (%rdi)
-	addq $8, %rdi
-	addq $4096, %rax
-	decl %ecx
-	jnz 1b
-	movq $pd, %rdi
-	movq $0x87, %rax
-	movl $2048, %ecx
-1:	movq %rax, (%rdi)
-	addq $8, %rdi
-	addq $0x200000, %rax
-	decl %ecx
-	jnz 1b
+	/* .bss lives inside the loaded image (see probe.ld) and the page tables are prebuilt. */
 	/* No SMEP/SMAP: kernel and ring-3 code share pages. */
 	movq %cr4, %rax
 	andq $~0x300000, %rax
@@ -100,29 +82,6 @@ common32:
 	movl $boot_stack_top, %esp
 	movl %edi, %ebp /* boot kind */
 	movl %esi, %ebx /* boot data */
-	movl $__bss_start, %edi
-	movl $__bss_end, %ecx
-	subl %edi, %ecx
-	shrl $2, %ecx
-	xorl %eax, %eax
-	rep stosl
-	movl $pdpt + 7, pml4
-	movl $pdpt, %edi
-	movl $pd + 7, %eax
-	movl $4, %ecx
-1:	movl %eax, (%edi)
-	addl $8, %edi
-	addl $4096, %eax
-	decl %ecx
-	jnz 1b
-	movl $pd, %edi
-	movl $0x87, %eax
-	movl $2048, %ecx
-1:	movl %eax, (%edi)
-	addl $8, %edi
-	addl $0x200000, %eax
-	decl %ecx
-	jnz 1b
 	movl %cr4, %eax
 	andl $~0x300000, %eax
 	orl $0x20, %eax
@@ -222,10 +181,10 @@ isr_common:
 	iretq
 
 	/*
-	 * long enter_user(void *fn, void *stack, long a0, long a1): runs fn(a0, a1) at CPL3 with
-	 * IOPL 3, an I/O bitmap and interrupts off; fn ends with "ud2" (the #UD handler calls
-	 * user_resume with its RAX, which becomes the result). Not syscall: under PVM the kernel
-	 * then runs natively at CPL3 and its privileged instructions fault.
+	 * long enter_user(long (*fn)(long, long), void *stack, long a0, long a1): runs fn(a0, a1)
+	 * at CPL3 (IOPL 3, full I/O bitmap, interrupts off) through user_thunk, which ends in ud2;
+	 * the #UD handler calls user_resume with fn's RAX, which becomes the result. Not syscall:
+	 * under PVM the kernel then runs natively at CPL3 and its privileged instructions fault.
 	 */
 	.globl enter_user
 enter_user:
@@ -244,10 +203,16 @@ enter_user:
 	andq $~0x200, %rax
 	pushq %rax
 	pushq $SEL_UCODE64
-	pushq %rdi
+	pushq $user_thunk
+	movq %rdi, %rax
 	movq %rdx, %rdi
 	movq %rcx, %rsi
+	movq %rax, %rdx
 	iretq
+
+user_thunk: /* CPL3: RDX = fn, RDI/RSI = its arguments */
+	call *%rdx
+	ud2
 
 	.globl user_resume
 user_resume: /* from an exception raised at CPL3: RDI = result; DS/ES need no reload */
@@ -261,7 +226,7 @@ user_resume: /* from an exception raised at CPL3: RDI = result; DS/ES need no re
 	popq %rbx
 	ret
 
-	/* Ring 3: RDI = loops, RSI = port. Writes the port RDI times; RAX = TSC cycles taken. */
+	/* long user_exitloop(long loops, long port), run at CPL3: TSC cycles for `loops` outb. */
 	.globl user_exitloop
 user_exitloop:
 	movq %rdi, %r8
@@ -281,7 +246,7 @@ user_exitloop:
 	shlq $32, %rdx
 	orq %rdx, %rax
 	subq %r10, %rax
-	ud2
+	ret
 
 	/*
 	 * The AP trampoline: copied to TRAMP_BASE (below 1 MiB) and started by SIPI in real mode.
@@ -323,8 +288,10 @@ tr_pm32:
 	movl %eax, %cr0
 	ljmp $SEL_CODE64, $T(tr_lm64)
 	.code64
-tr_lm64:
-	movq T(ap_tramp_stack), %rsp
+tr_lm64: /* each AP takes its own stack, even one that checks in late */
+	movq $4096, %rax
+	lock xaddq %rax, T(ap_tramp_stack)
+	movq %rax, %rsp
 	movq T(ap_tramp_entry), %rax
 	jmp *%rax
 	.balign 8
@@ -347,6 +314,10 @@ ap_tramp_entry:
 ap_tramp_end:
 
 	.data
+	.balign 8
+	.globl entry_tsc
+entry_tsc: /* TSC at the first instruction (in .data: .bss is not cleared yet) */
+	.quad 0
 	.balign 16
 	.globl gdt, gdt_ptr
 gdt:
@@ -374,12 +345,25 @@ gdt_ptr:
 	.balign 4
 	.quad pvh_entry32
 
-	.section .bss.pagetables, "aw", @nobits
+	/*
+	 * Prebuilt identity map of the first 4 GiB in 2 MiB pages, user-accessible (ring-3 code
+	 * shares them); loaded with the image, so emulated CPL0 need not build or clear it.
+	 */
+	.section .data.pagetables, "aw"
 	.balign 4096
 	.globl pml4
-pml4:	.skip 4096
-pdpt:	.skip 4096
-pd:	.skip 4 * 4096
+pml4:
+	.quad pdpt + 7
+	.fill 511, 8, 0
+pdpt:
+	.quad pd + 7, pd + 0x1000 + 7, pd + 0x2000 + 7, pd + 0x3000 + 7
+	.fill 508, 8, 0
+pd:
+	.set addr, 0
+	.rept 2048
+	.quad addr + 0x87
+	.set addr, addr + 0x200000
+	.endr
 
 	.bss
 	.balign 8

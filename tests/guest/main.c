@@ -85,8 +85,11 @@ static void boot_timer_mark(void)
 	*(volatile uint8_t *)(uintptr_t)LAYOUT_BOOT_TIMER = 123;
 }
 
+extern uint64_t entry_tsc;
+
 void probe_main(int kind, uint64_t data)
 {
+	uint64_t main_tsc = rdtsc();
 	serial_init();
 	boot_collect(kind, data);
 	boot_timer_mark();
@@ -101,7 +104,9 @@ void probe_main(int kind, uint64_t data)
 		demo();
 		acpi_poweroff();
 	}
-	kprintf("PROBE: start: %s\n", boot_kind_name());
+	uint64_t now = rdtsc(), mhz = tsc_hz / 1000000;
+	kprintf("PROBE: start: %s, %lu us after the first instruction (%lu us to C)\n",
+		boot_kind_name(), (now - entry_tsc) / mhz, (main_tsc - entry_tsc) / mhz);
 	run_list(list, n);
 	kprintf("PROBE: %d passed, %d failed\n", passed, failed);
 	acpi_poweroff();

@@ -107,8 +107,9 @@ int timer_test(char *detail, size_t n);
 extern int smp_online;
 extern int lapic_x2;
 extern uint32_t ap_ids[MAX_CPUS];
-long enter_user(void *fn, void *stack, long a0, long a1);
-void user_exitloop(long loops, long port);
+long enter_user(long (*fn)(long, long), void *stack, long a0, long a1);
+long user_exitloop(long loops, long port);
+long user_call(long (*fn)(long, long), long a0, long a1);
 
 /* tests.c */
 typedef int (*test_fn)(char *detail, size_t n);

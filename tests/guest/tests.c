@@ -3,6 +3,17 @@
 
 static uint8_t user_stack[8192] __attribute__((section(".stacks"), aligned(16)));
 
+/* Runs fn(a0, a1) at CPL3, natively under PVM; a fault there returns -vector. */
+long user_call(long (*fn)(long, long), long a0, long a1)
+{
+	return enter_user(fn, user_stack + sizeof(user_stack), a0, a1);
+}
+
+static long user_crc32(long addr, long len)
+{
+	return crc32_update(0, (const uint8_t *)(uintptr_t)addr, (size_t)len);
+}
+
 static int opt_u64(const char *key, int base, uint64_t *v, int *bad)
 {
 	size_t n;
@@ -82,8 +93,13 @@ int test_initrd(char *d, size_t n)
 			  boot.initrd_addr, boot.initrd_size);
 		return FAIL;
 	}
-	uint32_t crc =
-	    crc32_update(0, (const uint8_t *)(uintptr_t)boot.initrd_addr, boot.initrd_size);
+	/* At CPL3: native speed under PVM, where CPL0 is emulated. */
+	long r = user_call(user_crc32, (long)boot.initrd_addr, (long)boot.initrd_size);
+	if (r < 0) {
+		ksnprintf(d, n, "exception %ld reading the initrd", -r);
+		return FAIL;
+	}
+	uint32_t crc = (uint32_t)r;
 	if (has && crc != want) {
 		ksnprintf(d, n, "crc32 %08x, host said %08lx (%lu bytes at 0x%lx)", crc, want,
 			  boot.initrd_size, boot.initrd_addr);
@@ -323,8 +339,7 @@ int test_exitloop(char *d, size_t n)
 		ksnprintf(d, n, "malformed probe.loops or probe.port");
 		return FAIL;
 	}
-	long cycles = enter_user((void *)user_exitloop, user_stack + sizeof(user_stack),
-				 (long)loops, (long)port);
+	long cycles = user_call(user_exitloop, (long)loops, (long)port);
 	if (cycles < 0) {
 		ksnprintf(d, n, "exception %ld at CPL3 (port I/O not allowed at CPL3?)", -cycles);
 		return FAIL;
@@ -454,7 +469,9 @@ void demo(void)
 		lapic_x2 ? "x2APIC" : "xAPIC", detail[0] ? ": " : "", detail);
 	kprintf("TSC: %lu MHz (%s)\n", tsc_hz / 1000000, tsc_source);
 	kprintf("devices:\n");
-	kprintf("  COM1 at 0x3f8\n");
+	outb(LAYOUT_PORT_COM1 + 7, 0x5A); /* scratch register: a 16450/16550 keeps it */
+	kprintf("  COM1 at 0x3f8: %s\n",
+		inb(LAYOUT_PORT_COM1 + 7) == 0x5A ? "16550" : "no scratch register");
 	struct rtc_time t;
 	char err[64];
 	if (!rtc_read(&t, err, sizeof(err)))

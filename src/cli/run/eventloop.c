@@ -1,5 +1,6 @@
 /* The event-loop thread: console input to the UART, signals to a clean stop, output flushing. */
 #include "cli/run/console.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "util/log.h"
 
@@ -25,15 +26,17 @@ struct event_loop {
 	int sigfd;
 	int timerfd;
 	int stopfd;
-	bool input;  /* stdin feeds the UART */
-	bool escape; /* Ctrl-A X quits */
+	int rtcfd;	     /* the RTC's periodic/alarm/update interrupts, when enabled */
+	uint64_t rtc_period; /* ns the rtcfd is armed with, 0 when disarmed */
+	bool input;	     /* stdin feeds the UART */
+	bool escape;	     /* Ctrl-A X quits */
 	bool in_paused;
 	bool in_polled; /* stdin is a file epoll refuses: read it on each tick */
 	bool saw_ctrl_a;
 	int stop_signal;
 };
 
-enum { EV_STDIN = 1, EV_SIGNAL, EV_TIMER, EV_STOP };
+enum { EV_STDIN = 1, EV_SIGNAL, EV_TIMER, EV_STOP, EV_RTC };
 
 static int watch(int epfd, int fd, uint64_t tag, bool on)
 {
@@ -82,12 +85,26 @@ static bool pump_stdin(struct event_loop *l)
 	return true;
 }
 
+/* Follows the guest's choice of RTC interrupts (checked on each flush tick). */
+static void rtc_rearm(struct event_loop *l)
+{
+	uint64_t period = l->m->rtc ? rtc_tick_interval_ns(l->m->rtc) : 0;
+	if (period == l->rtc_period)
+		return;
+	l->rtc_period = period;
+	struct itimerspec it = {
+	    .it_interval = {(time_t)(period / 1000000000), (long)(period % 1000000000)},
+	    .it_value = {(time_t)(period / 1000000000), (long)(period % 1000000000)},
+	};
+	timerfd_settime(l->rtcfd, 0, &it, NULL);
+}
+
 static void *loop_thread(void *arg)
 {
 	struct event_loop *l = arg;
 	for (;;) {
-		struct epoll_event evs[4];
-		int n = epoll_wait(l->epfd, evs, 4, -1);
+		struct epoll_event evs[8];
+		int n = epoll_wait(l->epfd, evs, 8, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -111,12 +128,21 @@ static void *loop_thread(void *arg)
 				if (read(l->timerfd, &ticks, sizeof(ticks)) < 0)
 					break;
 				serial_flush(l->m->serial);
+				rtc_rearm(l);
 				if (l->input && l->in_polled && !pump_stdin(l))
 					l->input = false;
 				if (l->in_paused && serial_rx_space(l->m->serial)) {
 					l->in_paused = false;
 					watch(l->epfd, STDIN_FILENO, EV_STDIN, true);
 				}
+				break;
+			}
+			case EV_RTC: {
+				uint64_t ticks;
+				if (read(l->rtcfd, &ticks, sizeof(ticks)) == sizeof(ticks) &&
+				    l->rtc_period)
+					rtc_tick(
+					    l->m->rtc); /* missed ticks coalesce, as on hardware */
 				break;
 			}
 			case EV_STDIN:
@@ -133,8 +159,8 @@ static void *loop_thread(void *arg)
 
 static void close_fds(struct event_loop *l)
 {
-	int *fds[] = {&l->epfd, &l->sigfd, &l->timerfd, &l->stopfd};
-	for (unsigned i = 0; i < 4; i++)
+	int *fds[] = {&l->epfd, &l->sigfd, &l->timerfd, &l->stopfd, &l->rtcfd};
+	for (unsigned i = 0; i < 5; i++)
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 }
@@ -144,6 +170,7 @@ struct event_loop *event_loop_start(struct machine *m, bool input, bool escape)
 	struct event_loop *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
+	l->epfd = l->sigfd = l->timerfd = l->stopfd = l->rtcfd = -1;
 	l->m = m;
 	l->input = input;
 	l->escape = escape;
@@ -156,7 +183,8 @@ struct event_loop *event_loop_start(struct machine *m, bool input, bool escape)
 	l->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->epfd < 0 || l->sigfd < 0 || l->timerfd < 0 || l->stopfd < 0)
+	l->rtcfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (l->epfd < 0 || l->sigfd < 0 || l->timerfd < 0 || l->stopfd < 0 || l->rtcfd < 0)
 		goto fail;
 	struct itimerspec it = {
 	    .it_interval = {0, FLUSH_INTERVAL_NS},

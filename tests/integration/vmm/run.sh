@@ -119,6 +119,47 @@ expect "--config FILE.json" 'pvh: cmdline=p from json' 'pvh: mem=95'
 run json-override --config "$tmp/vm.json" --cmdline "p from option" --memory 48
 expect "options override the config file" 'pvh: cmdline=p from option' 'pvh: mem=47'
 
+# On a terminal: raw mode while running, Ctrl-A X quits, the terminal settings come back.
+if python3 - "$COVE" "$PVH_GUEST" <<'PY'
+import os, pty, select, sys, termios, time
+cove, guest = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(cove, [cove, "run", "--kernel", guest, "--cmdline", "h", "--log-level", "error"])
+before = termios.tcgetattr(fd)
+out = b""
+deadline = time.time() + 10
+while b"pvh: mem=" not in out and time.time() < deadline:
+    if select.select([fd], [], [], 0.5)[0]:
+        out += os.read(fd, 1024)
+raw = termios.tcgetattr(fd)
+os.write(fd, b"\x01x")
+status = None
+while time.time() < deadline:
+    p, st = os.waitpid(pid, os.WNOHANG)
+    if p:
+        status = os.waitstatus_to_exitcode(st)
+        break
+    if select.select([fd], [], [], 0.1)[0]:
+        try:
+            out += os.read(fd, 1024)
+        except OSError:
+            pass
+after = termios.tcgetattr(fd)
+if status is None:
+    os.kill(pid, 9)
+ok = (status == 0 and not (raw[3] & termios.ICANON) and (after[3] & termios.ICANON)
+      and after[3] == before[3])
+if not ok:
+    print(f"# status {status}, lflag before {before[3]:#x} raw {raw[3]:#x} after {after[3]:#x}; {out!r}")
+sys.exit(0 if ok else 1)
+PY
+then
+	ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
+else
+	not_ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
+fi
+
 run hugepages --kernel "$PVH_GUEST" --cmdline p --hugepages --memory 64M
 expect "--hugepages (falls back when none are reserved)" 'pvh: cmdline=p'
 

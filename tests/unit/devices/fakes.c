@@ -13,13 +13,16 @@
 #include "devices/devutil.h"
 
 uint64_t fake_mono_ns = 1000000000ULL;
+uint64_t fake_mono_step;
 int64_t fake_real_ns = 1700000000LL * 1000000000LL; /* 2023-11-14 22:13:20 UTC */
 bool fake_irq_level[FAKE_GSIS];
 unsigned fake_irq_rises[FAKE_GSIS];
 
 uint64_t devclock_mono_ns(void)
 {
-	return fake_mono_ns;
+	uint64_t t = fake_mono_ns;
+	fake_mono_ns += fake_mono_step;
+	return t;
 }
 
 int64_t devclock_real_ns(void)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 extern uint64_t fake_mono_ns;
+extern uint64_t fake_mono_step; /* added after every read of the clock */
 extern int64_t fake_real_ns;
 
 #define FAKE_GSIS 24

@@ -24,7 +24,6 @@ for cpus in 1 4 255; do
 	fi
 	# iasl cannot disassemble a lone RSDP file; its checksums are checked by test_acpi.
 	for t in xsdt rsdt FACP FACS APIC DSDT; do
-		f=$dir/$t.dat
 		if (cd "$dir" && iasl -d "$t.dat") >"$dir/$t.log" 2>&1 && [ -s "$dir/$t.dsl" ] &&
 			! grep -qiE 'error|warning' "$dir/$t.log" &&
 			! grep -qiE 'invalid|incorrect|error' "$dir/$t.dsl"; then

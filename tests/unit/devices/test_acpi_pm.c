@@ -103,6 +103,21 @@ static void pm_timer(void **state)
 	d->ops->destroy(d);
 }
 
+/* A 32-bit read of a running timer is one value, not bytes from different moments. */
+static void pm_timer_does_not_tear(void **state)
+{
+	struct device *d = new_pm(true);
+	fake_mono_step = 280; /* about one tick per clock read */
+	uint64_t last = dev_rd(d, 8, 4);
+	for (int i = 0; i < 20000; i++) {
+		uint64_t now = dev_rd(d, 8, 4);
+		assert_true(now >= last && now - last < 8);
+		last = now;
+	}
+	fake_mono_step = 0;
+	d->ops->destroy(d);
+}
+
 static void pm_state_and_hostile(void **state)
 {
 	struct device *d = new_pm(true), *f = new_pm(true);
@@ -161,8 +176,11 @@ static void boot_timer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(poweroff_and_reset), cmocka_unit_test(sci_and_power_button),
-	    cmocka_unit_test(pm_timer),		  cmocka_unit_test(pm_state_and_hostile),
+	    cmocka_unit_test(poweroff_and_reset),
+	    cmocka_unit_test(sci_and_power_button),
+	    cmocka_unit_test(pm_timer),
+	    cmocka_unit_test(pm_timer_does_not_tear),
+	    cmocka_unit_test(pm_state_and_hostile),
 	    cmocka_unit_test(boot_timer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

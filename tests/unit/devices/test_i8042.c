@@ -68,7 +68,10 @@ static void keyboard(void **state)
 	struct device *c = i8042_command_port(d);
 	wr8(d, 0, 0xF2); /* identify */
 	assert_true(fake_irq_level[1]);
+	assert_int_equal(fake_irq_rises[1], 1);
+	/* Each byte that moves into the output buffer is a new interrupt edge. */
 	assert_int_equal(rd8(d, 0), 0xFA);
+	assert_int_equal(fake_irq_rises[1], 2);
 	assert_int_equal(rd8(d, 0), 0xAB);
 	assert_int_equal(rd8(d, 0), 0x83);
 	assert_false(fake_irq_level[1]);
