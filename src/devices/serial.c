@@ -80,7 +80,14 @@ struct serial {
 	uint8_t ier, fcr, lcr, mcr, lsr_err, msr, scr, dll, dlm;
 	bool thr_ipending;
 
-	/* Host input waiting for the guest; the first min(count, FIFO size) are "in the FIFO". */
+	/* The receiver: what the guest can read (16 bytes, or 1 with the FIFO off). */
+	uint8_t fifo[HW_FIFO];
+	uint8_t fifo_head, fifo_count;
+	/*
+	 * Host input not yet received: the "terminal" sends only while the guest asserts
+	 * DTR or RTS (flow control), so input that arrives before the guest has set up the
+	 * port survives its FIFO reset.
+	 */
 	uint8_t rx[SERIAL_RX_BUF];
 	size_t rx_head, rx_count;
 	uint64_t rx_dropped;
@@ -111,10 +118,9 @@ static uint8_t pending_iir(const struct serial *s)
 {
 	if ((s->ier & IER_RLSI) && (s->lsr_err & LSR_ERR))
 		return IIR_RLSI;
-	if ((s->ier & IER_RDI) && s->rx_count) {
-		size_t level = s->rx_count < hw_fifo_size(s) ? s->rx_count : hw_fifo_size(s);
+	if ((s->ier & IER_RDI) && s->fifo_count) {
 		/* Below the trigger level the character timeout fires; we do not wait for it. */
-		return level >= rx_trigger(s) ? IIR_RDI : IIR_TIMEOUT;
+		return s->fifo_count >= rx_trigger(s) ? IIR_RDI : IIR_TIMEOUT;
 	}
 	if ((s->ier & IER_THRI) && s->thr_ipending)
 		return IIR_THRI;
@@ -201,20 +207,38 @@ static void update_msr(struct serial *s)
 	s->msr = now | delta;
 }
 
-static void rx_push(struct serial *s, uint8_t byte)
+static void fifo_push(struct serial *s, uint8_t byte)
 {
-	s->rx[(s->rx_head + s->rx_count) % SERIAL_RX_BUF] = byte;
-	s->rx_count++;
+	s->fifo[(s->fifo_head + s->fifo_count) % HW_FIFO] = byte;
+	s->fifo_count++;
+}
+
+static void fifo_clear(struct serial *s)
+{
+	s->fifo_head = 0;
+	s->fifo_count = 0;
+}
+
+/* Moves host input into the receiver while it has room and the guest is ready for it. */
+static void pump(struct serial *s)
+{
+	if ((s->mcr & MCR_LOOP) || !(s->mcr & (MCR_DTR | MCR_RTS)))
+		return;
+	while (s->rx_count && s->fifo_count < hw_fifo_size(s)) {
+		fifo_push(s, s->rx[s->rx_head]);
+		s->rx_head = (s->rx_head + 1) % SERIAL_RX_BUF;
+		s->rx_count--;
+	}
 }
 
 static void transmit(struct serial *s, uint8_t byte)
 {
 	if (s->mcr & MCR_LOOP) {
 		/* Loopback: the byte arrives at the receiver; a full FIFO overruns. */
-		if (s->rx_count >= hw_fifo_size(s))
+		if (s->fifo_count >= hw_fifo_size(s))
 			s->lsr_err |= LSR_OE;
 		else
-			rx_push(s, byte);
+			fifo_push(s, byte);
 	} else {
 		s->tx[s->tx_len++] = byte;
 		if (byte == '\n' || s->tx_len == TX_BUF)
@@ -237,10 +261,11 @@ static void serial_read(struct device *dev, uint64_t offset, void *data, unsigne
 			break;
 		}
 		v = 0;
-		if (s->rx_count) {
-			v = s->rx[s->rx_head];
-			s->rx_head = (s->rx_head + 1) % SERIAL_RX_BUF;
-			s->rx_count--;
+		if (s->fifo_count) {
+			v = s->fifo[s->fifo_head];
+			s->fifo_head = (s->fifo_head + 1) % HW_FIFO;
+			s->fifo_count--;
+			pump(s);
 		}
 		update_irq(s, false);
 		break;
@@ -262,7 +287,7 @@ static void serial_read(struct device *dev, uint64_t offset, void *data, unsigne
 		v = s->mcr;
 		break;
 	case REG_LSR:
-		v = LSR_THRE | LSR_TEMT | s->lsr_err | (s->rx_count ? LSR_DR : 0);
+		v = LSR_THRE | LSR_TEMT | s->lsr_err | (s->fifo_count ? LSR_DR : 0);
 		s->lsr_err = 0;
 		update_irq(s, false);
 		break;
@@ -306,11 +331,10 @@ static void serial_write(struct device *dev, uint64_t offset, const void *data, 
 		uint8_t fcr = (v & FCR_ENABLE) ? (v & FCR_STORED) : 0;
 		if ((fcr ^ s->fcr) & FCR_ENABLE)
 			v |= FCR_CLEAR_RX | FCR_CLEAR_TX; /* switching FIFO mode empties them */
-		if (v & FCR_CLEAR_RX) {
-			s->rx_head = 0;
-			s->rx_count = 0;
-		}
+		if (v & FCR_CLEAR_RX)
+			fifo_clear(s);
 		s->fcr = fcr;
+		pump(s);
 		update_irq(s, false);
 		break;
 	}
@@ -320,6 +344,7 @@ static void serial_write(struct device *dev, uint64_t offset, const void *data, 
 	case REG_MCR:
 		s->mcr = v & MCR_MASK;
 		update_msr(s);
+		pump(s);
 		update_irq(s, false);
 		break;
 	case REG_SCR:
@@ -344,8 +369,7 @@ static void reset_locked(struct serial *s)
 	s->dll = 0x0C; /* 9600 baud */
 	s->dlm = 0;
 	s->thr_ipending = false;
-	s->rx_head = 0;
-	s->rx_count = 0;
+	fifo_clear(s); /* the host's pending input stays: the terminal still holds it */
 	update_irq(s, false);
 }
 
@@ -372,6 +396,9 @@ static int serial_save(struct device *dev, struct state_buf *buf)
 	sw_bytes(&w, regs, sizeof(regs));
 	sw_u8(&w, s->thr_ipending);
 	sw_u64(&w, s->rx_dropped);
+	sw_u8(&w, s->fifo_count);
+	for (size_t i = 0; i < s->fifo_count; i++)
+		sw_u8(&w, s->fifo[(s->fifo_head + i) % HW_FIFO]);
 	sw_u16(&w, (uint16_t)s->rx_count);
 	for (size_t i = 0; i < s->rx_count; i++)
 		sw_u8(&w, s->rx[(s->rx_head + i) % SERIAL_RX_BUF]);
@@ -388,13 +415,17 @@ static int serial_restore(struct device *dev, const void *data, size_t len)
 	sr_bytes(&r, regs, sizeof(regs));
 	uint8_t thr = sr_u8(&r);
 	uint64_t dropped = sr_u64(&r);
+	size_t fifo_count = sr_u8(&r);
+	if (fifo_count > HW_FIFO)
+		return -EINVAL;
+	const uint8_t *fifo = sr_take(&r, fifo_count);
 	size_t count = sr_u16(&r);
 	if (count > SERIAL_RX_BUF)
 		return -EINVAL;
 	const uint8_t *rx = sr_take(&r, count);
 	if (!sr_done(&r) || thr > 1 || (regs[0] & ~IER_MASK) || (regs[1] & ~FCR_STORED) ||
 	    ((regs[1] & ~FCR_ENABLE) && !(regs[1] & FCR_ENABLE)) || (regs[3] & ~MCR_MASK) ||
-	    (regs[4] & ~LSR_ERR))
+	    (regs[4] & ~LSR_ERR) || fifo_count > ((regs[1] & FCR_ENABLE) ? HW_FIFO : 1))
 		return -EINVAL;
 
 	pthread_mutex_lock(&s->lock);
@@ -410,6 +441,10 @@ static int serial_restore(struct device *dev, const void *data, size_t len)
 	s->dlm = regs[8];
 	s->thr_ipending = thr;
 	s->rx_dropped = dropped;
+	s->fifo_head = 0;
+	s->fifo_count = (uint8_t)fifo_count;
+	if (fifo_count)
+		memcpy(s->fifo, fifo, fifo_count);
 	s->rx_head = 0;
 	s->rx_count = count;
 	if (count)
@@ -474,14 +509,17 @@ size_t serial_input(struct device *dev, const uint8_t *buf, size_t len)
 	size_t room = SERIAL_RX_BUF - s->rx_count;
 	size_t n = len < room ? len : room;
 	for (size_t i = 0; i < n; i++)
-		rx_push(s, buf[i]);
+		s->rx[(s->rx_head + s->rx_count + i) % SERIAL_RX_BUF] = buf[i];
+	s->rx_count += n;
 	if (n < len) {
 		if (s->rx_dropped == 0)
 			log_warn("serial: input buffer full, dropping input");
 		s->rx_dropped += len - n;
 	}
-	if (n)
+	if (n) {
+		pump(s);
 		update_irq(s, false); /* like the pin: it stays high while data waits */
+	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

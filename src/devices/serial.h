@@ -26,6 +26,9 @@ struct device *serial_new(const struct irq_line *irq, int out_fd);
  * Feeds host input (the console) to the guest. Thread-safe against vCPU accesses.
  * Returns how many bytes were taken; the rest did not fit the RX buffer and were dropped
  * (counted in serial_rx_dropped). Call serial_rx_space() first to avoid dropping.
+ * Input moves on into the guest-visible FIFO only while the guest asserts DTR or RTS in
+ * MCR (as a terminal with flow control would), so what is typed before the guest has set
+ * up the port waits for it instead of being lost to its FIFO reset.
  */
 size_t serial_input(struct device *dev, const uint8_t *buf, size_t len);
 size_t serial_rx_space(struct device *dev);

@@ -114,6 +114,7 @@ static void receive_interrupts(void **state)
 	struct device *d = serial_new(&com1_irq, -1);
 	wr8(d, 2, 0x07); /* FIFO on, trigger 1 */
 	wr8(d, 1, 0x01); /* RX data interrupt */
+	wr8(d, 4, 0x03); /* DTR, RTS: ready to receive */
 	assert_false(fake_irq_level[LAYOUT_IRQ_COM1]);
 	assert_int_equal(rd8(d, 2), 0xC1);
 	assert_int_equal(serial_input(d, (const uint8_t *)"hi", 2), 2);
@@ -191,8 +192,52 @@ static void input_is_bounded(void **state)
 	assert_int_equal(serial_input(d, in, sizeof(in)), SERIAL_RX_BUF);
 	assert_int_equal(serial_rx_dropped(d), 100);
 	assert_int_equal(serial_rx_space(d), 0);
+	/* The guest gets ready: its FIFO fills from the buffer, which makes room. */
+	wr8(d, 2, 0x01);
+	wr8(d, 4, 0x03);
+	assert_int_equal(serial_rx_space(d), 16);
 	rd8(d, 0);
-	assert_int_equal(serial_rx_space(d), 1);
+	assert_int_equal(serial_rx_space(d), 17);
+	d->ops->destroy(d);
+}
+
+/* Input that arrives before the guest sets up the port survives its FIFO reset. */
+static void early_input_waits_for_the_guest(void **state)
+{
+	struct device *d = serial_new(&com1_irq, -1);
+	serial_input(d, (const uint8_t *)"early", 5);
+	assert_false(rd8(d, 5) & 0x01); /* nothing received yet: DTR and RTS are low */
+	/* The probe guest's and Linux's set-up: FIFO on and cleared, then DTR|RTS. */
+	wr8(d, 2, 0x07);
+	wr8(d, 4, 0x03);
+	char got[6] = {0};
+	for (int i = 0; i < 5; i++) {
+		assert_true(rd8(d, 5) & 0x01);
+		got[i] = (char)rd8(d, 0);
+	}
+	assert_string_equal(got, "early");
+	assert_false(rd8(d, 5) & 0x01);
+	/* A FIFO reset drops only what had been received (16 bytes), not what waits. */
+	static uint8_t many[40];
+	memset(many, 'm', sizeof(many));
+	serial_input(d, many, sizeof(many));
+	wr8(d, 2, 0x07);
+	int n = 0;
+	while (rd8(d, 5) & 0x01) {
+		rd8(d, 0);
+		n++;
+	}
+	assert_int_equal(n, 40 - 16);
+	/* Loopback disconnects the input; dropping DTR and RTS holds it. */
+	serial_input(d, (const uint8_t *)"x", 1);
+	rd8(d, 0);
+	wr8(d, 4, 0x00);
+	serial_input(d, (const uint8_t *)"y", 1);
+	assert_false(rd8(d, 5) & 0x01);
+	wr8(d, 4, 0x13);
+	assert_false(rd8(d, 5) & 0x01);
+	wr8(d, 4, 0x03);
+	assert_int_equal(rd8(d, 0), 'y');
 	d->ops->destroy(d);
 }
 
@@ -203,7 +248,10 @@ static void state_and_hostile(void **state)
 	wr8(d, 1, 0x05);
 	wr8(d, 3, 0x1B);
 	wr8(d, 7, 0x42);
+	wr8(d, 4, 0x0B);
 	serial_input(d, (const uint8_t *)"pending", 7);
+	static uint8_t waiting[100];
+	serial_input(d, waiting, sizeof(waiting));
 	check_save_restore(d, f);
 	assert_int_equal(rd8(f, 0), 'p');
 	assert_int_equal(rd8(f, 7), 0x42);
@@ -247,6 +295,7 @@ static void concurrent_use(void **state)
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	struct race r = {.dev = serial_new(&com1_irq, p[1]), .fd = p[0]};
+	wr8(r.dev, 4, 0x03);
 	pthread_t vcpu, reader;
 	assert_int_equal(pthread_create(&reader, NULL, reader_thread, &r), 0);
 	assert_int_equal(pthread_create(&vcpu, NULL, vcpu_thread, &r), 0);
@@ -273,7 +322,7 @@ int main(void)
 	    cmocka_unit_test(output_is_batched), cmocka_unit_test(receive_interrupts),
 	    cmocka_unit_test(thre_interrupts),	 cmocka_unit_test(loopback),
 	    cmocka_unit_test(input_is_bounded),	 cmocka_unit_test(state_and_hostile),
-	    cmocka_unit_test(concurrent_use),
+	    cmocka_unit_test(concurrent_use),	 cmocka_unit_test(early_input_waits_for_the_guest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
