@@ -249,6 +249,17 @@ void acpi_poweroff(void)
 		__asm__ volatile("cli; hlt");
 }
 
+/* The FADT's RESET_REG (if RESET_REG_SUP), else port 0xCF9. */
+void acpi_reset(void)
+{
+	const uint8_t *f = acpi.fadt;
+	kprintf("PROBE: resetting through the ACPI reset register\n");
+	if (f && acpi.fadt_len >= 129 && (*(const uint32_t *)(f + 112) & (1U << 10)))
+		gas_write(f + 116, f[128]);
+	else
+		outb(LAYOUT_PORT_RESET, 0x06);
+}
+
 const char *acpi_region_name(uint32_t type)
 {
 	switch (type) {

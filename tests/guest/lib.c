@@ -282,11 +282,17 @@ static int kvmclock_hz(void)
 	return 1;
 }
 
+/* The TSC rate from kvmclock, which needs no ACPI; returns 1 if known. */
+int tsc_calibrate_early(void)
+{
+	return kvmclock_hz();
+}
+
 /* TSC frequency: kvmclock, else the ACPI PM timer if the FADT has one, else PIT channel 2. */
 void tsc_calibrate(void)
 {
 	uint32_t r[4];
-	if (kvmclock_hz())
+	if (tsc_source[0] == 'k' || kvmclock_hz())
 		return;
 	if (acpi.pm_tmr_port) {
 		uint32_t mask = acpi.pm_tmr_32 ? 0xFFFFFFFFU : 0xFFFFFFU;

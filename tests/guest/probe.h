@@ -86,6 +86,7 @@ uint64_t rdtsc(void);
 uint64_t tsc_ms(uint64_t cycles);
 void delay_us(uint64_t us);
 void tsc_calibrate(void);
+int tsc_calibrate_early(void);
 int parse_u64(const char *s, size_t n, int base, uint64_t *out);
 const char *cmdline_get(const char *key, size_t *vlen);
 
@@ -97,6 +98,7 @@ const char *boot_kind_name(void);
 /* acpi.c */
 void acpi_scan(void);
 void acpi_poweroff(void);
+void acpi_reset(void);
 const char *acpi_region_name(uint32_t type);
 
 /* apic.c */
@@ -124,6 +126,7 @@ int test_timer(char *d, size_t n);
 int test_rtc(char *d, size_t n);
 int test_serial(char *d, size_t n);
 int test_exitloop(char *d, size_t n);
+int test_exitloop0(char *d, size_t n);
 void demo(void);
 
 static inline void outb(uint16_t port, uint8_t v)

@@ -329,17 +329,19 @@ int test_serial(char *d, size_t n)
 	return PASS;
 }
 
-int test_exitloop(char *d, size_t n)
+/* probe.loops outb to probe.port, timed; at CPL3 (native under PVM) or at CPL0 (emulated). */
+static int exitloop(char *d, size_t n, int cpl)
 {
 	int bad = 0;
 	uint64_t loops = 10000, port = 0x80;
 	opt_u64("probe.loops", 10, &loops, &bad);
 	opt_u64("probe.port", 16, &port, &bad);
-	if (bad || port > 0xFFFF) {
+	if (bad || port > 0xFFFF || loops > (1ULL << 40)) {
 		ksnprintf(d, n, "malformed probe.loops or probe.port");
 		return FAIL;
 	}
-	long cycles = user_call(user_exitloop, (long)loops, (long)port);
+	long cycles = cpl ? user_call(user_exitloop, (long)loops, (long)port)
+			  : user_exitloop((long)loops, (long)port);
 	if (cycles < 0) {
 		ksnprintf(d, n, "exception %ld at CPL3 (port I/O not allowed at CPL3?)", -cycles);
 		return FAIL;
@@ -348,10 +350,20 @@ int test_exitloop(char *d, size_t n)
 	uint64_t rate = us ? loops * 1000000 / us : 0;
 	uint64_t ns_each = loops ? us * 1000 / loops : 0;
 	ksnprintf(d, n,
-		  "%lu exits in %lu us from CPL3 (port 0x%lx): %lu exits/s, %lu ns each, TSC %lu "
+		  "%lu exits in %lu us from CPL%d (port 0x%lx): %lu exits/s, %lu ns each, TSC %lu "
 		  "MHz (%s)",
-		  loops, us, port, rate, ns_each, tsc_hz / 1000000, tsc_source);
+		  loops, us, cpl, port, rate, ns_each, tsc_hz / 1000000, tsc_source);
 	return PASS;
+}
+
+int test_exitloop(char *d, size_t n)
+{
+	return exitloop(d, n, 3);
+}
+
+int test_exitloop0(char *d, size_t n)
+{
+	return exitloop(d, n, 0);
 }
 
 /* Prints an EISA id (ACPI compressed form) such as PNP0501. */

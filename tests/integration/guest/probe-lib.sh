@@ -9,7 +9,8 @@
 #   probe_done
 #
 # probe_run prints one TAP line per expected test ("<label> <test>") plus "<label> poweroff"
-# (the command exited 0 after the guest's summary line, without a failed poweroff). With
+# (the command exited 0 after the guest's summary line, without a failed poweroff; with
+# --end NAME the line is called NAME, e.g. "reset" for runs with probe.exit=reset-*). With
 # --expect-fail, each listed test must report FAIL (tests of the tests). With --skip REASON,
 # every line is a TAP skip (for example when /dev/kvm is unavailable).
 # Environment: PROBE_TIMEOUT (seconds per run, default 60), PROBE_VERBOSE=1 echoes guest output.
@@ -74,22 +75,24 @@ probe_feed() { # $1: input, $2: output file, then COMMAND...
 	return $rc
 }
 
-# probe_run LABEL "TEST..." [--input STR] [--expect-fail] [--skip REASON] -- COMMAND...
+# probe_run LABEL "TEST..." [--input STR] [--expect-fail] [--skip REASON] [--end NAME] -- COMMAND...
 probe_run() {
 	local label=$1 tests=$2 input="" expect_fail=0 skip="" t line rc out start end first
+	local ending=poweroff
 	shift 2
 	while [ $# -gt 0 ] && [ "$1" != "--" ]; do
 		case $1 in
 		--input) input=$2; shift 2 ;;
 		--expect-fail) expect_fail=1; shift ;;
 		--skip) skip=$2; shift 2 ;;
+		--end) ending=$2; shift 2 ;;
 		*) echo "probe_run: unknown option $1" >&2; return 2 ;;
 		esac
 	done
 	[ "${1:-}" = "--" ] && shift
 	if [ -n "$skip" ]; then
 		for t in $tests; do probe_tap ok "$label $t" "SKIP $skip"; done
-		[ $expect_fail = 1 ] || probe_tap ok "$label poweroff" "SKIP $skip"
+		[ $expect_fail = 1 ] || probe_tap ok "$label $ending" "SKIP $skip"
 		return 0
 	fi
 	first=$PROBE_TAP_N
@@ -128,13 +131,13 @@ probe_run() {
 	done
 	if [ $expect_fail = 0 ]; then
 		if [ $rc -ne 0 ]; then
-			probe_tap "not ok" "$label poweroff: exit status $rc"
+			probe_tap "not ok" "$label $ending: exit status $rc"
 		elif ! printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -a -q -E 'PROBE: ([0-9]+ passed, [0-9]+ failed|demo done)'; then
-			probe_tap "not ok" "$label poweroff: exited before the summary line"
-		elif printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -a -q 'PROBE: poweroff failed'; then
-			probe_tap "not ok" "$label poweroff: ACPI poweroff had no effect (reset instead)"
+			probe_tap "not ok" "$label $ending: exited before the summary line"
+		elif printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -a -q -E 'PROBE: (poweroff failed|probe.exit had no effect)'; then
+			probe_tap "not ok" "$label $ending: $(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -a -E 'PROBE: (poweroff failed|probe.exit had no effect)' | head -n 1 | sed 's/.*PROBE: //')"
 		else
-			probe_tap ok "$label poweroff"
+			probe_tap ok "$label $ending"
 		fi
 	fi
 	if [ "$PROBE_TAP_N" -gt "$first" ] && [ -n "$PROBE_FAILED_AT" ] && [ "$PROBE_FAILED_AT" -gt "$first" ]; then

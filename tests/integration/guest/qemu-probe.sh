@@ -84,6 +84,16 @@ else
 	probe_tap ok "microvm-pvh-demo lists 2 CPUs online" "SKIP $skip"
 fi
 
+# Resets (probe.exit=): qemu-reset.sh runs QEMU without -no-reboot and succeeds once the
+# guest boots a second time, so a poweroff (or nothing) fails these.
+for e in reset-acpi triplefault; do
+	qemu_args microvm,rtc=on "$pvh" 1 128 "probe=rtc probe.exit=$e"
+	b=()
+	for x in "${a[@]}"; do [ "$x" = -no-reboot ] || b+=("$x"); done
+	probe_run "microvm-pvh-$e" "rtc" --end reset ${skip:+--skip "$skip"} -- \
+		"$here/qemu-reset.sh" "$qemu" "${b[@]}"
+done
+
 # The tests can fail: wrong expectations must each give FAIL.
 cmd="probe=boot,initrd,smp,serial,bogus probe.mem=$((mem * 2)) probe.cpus=3"
 cmd="$cmd probe.initrd_crc=deadbeef probe.serial_in=expected"
