@@ -97,6 +97,7 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 	    .rtc = true,
 	    .pm_timer_32bit = true,
 	    .power_button = true,
+	    .pci = virtio_machine_acpi(m->virtio), /* virtio: PCI root bridge + MCFG */
 	};
 	uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI;
 	uint8_t *dst = guest_mem_ptr(&m->vm.mem, LAYOUT_ACPI, size);

@@ -150,6 +150,8 @@ int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn
 	/* MSI-X: vector q for queue q, the config vector after them; all to this CPU. */
 	int msix = v->msix_table && v->msix_n > nq;
 	if (msix) {
+		for (int vec = VEC_VIRTIO; vec < VEC_VIRTIO + 16; vec++)
+			idt_enable_vector(vec);
 		for (unsigned i = 0; i <= nq; i++) {
 			uint64_t e = v->msix_table + 16 * i;
 			wr32(e, 0xFEE00000u | apic_id() << 12);

@@ -42,6 +42,7 @@ int pci_scan(struct pci_dev *out, int max);
 uint64_t pci_bar(const struct pci_dev *d, unsigned bar);
 extern volatile uint64_t virtio_irqs[16];
 void virtio_irq(uint64_t vec);
+void idt_enable_vector(int v); /* apic.c */
 
 /* virtio.c */
 /* Finds the n-th (0-based) virtio device with this id (2 blk, 4 rng...). Returns 0 or -1. */

@@ -2,6 +2,7 @@
 #include "devices/virtio/virtio_machine.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/log.h"
+#include "vmm/layout.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -135,4 +136,20 @@ void virtio_machine_destroy(struct virtio_machine *vmach)
 	pci_host_fini(&vmach->host);
 	msi_router_fini(&vmach->router);
 	free(vmach);
+}
+
+struct acpi_pci_config virtio_machine_acpi(const struct virtio_machine *vmach)
+{
+	if (!vmach)
+		return (struct acpi_pci_config){.present = false};
+	return (struct acpi_pci_config){
+	    .present = true,
+	    .ecam_base = LAYOUT_PCI_ECAM,
+	    .bus_start = 0,
+	    .bus_end = (uint8_t)((LAYOUT_PCI_ECAM_LEN >> 20) - 1),
+	    .mmio32_base = PCI_MMIO32_BASE,
+	    .mmio32_len = PCI_MMIO32_END - PCI_MMIO32_BASE,
+	    .mmio64_base = PCI_MMIO64_BASE,
+	    .mmio64_len = PCI_MMIO64_SIZE,
+	};
 }

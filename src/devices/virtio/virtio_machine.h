@@ -6,6 +6,7 @@
 #include "devices/virtio/msi_route.h"
 #include "devices/virtio/virtio_opts.h"
 #include "devices/virtio/virtio_pci.h"
+#include "vmm/acpi/acpi.h"
 #include "vmm/vm.h"
 
 #include <cove/error.h>
@@ -39,5 +40,8 @@ struct virtio_machine {
 int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct device *cf9,
 			  const struct virtio_opts *opts, struct cove_err *err);
 void virtio_machine_destroy(struct virtio_machine *vm);
+
+/* What the ACPI tables say about the host bridge (absent when vmach is NULL). */
+struct acpi_pci_config virtio_machine_acpi(const struct virtio_machine *vmach);
 
 #endif

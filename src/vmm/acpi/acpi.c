@@ -3,6 +3,7 @@
 
 #include "devices/rtc.h"
 #include "vmm/acpi/acpi_internal.h"
+#include "vmm/acpi/acpi_pci.h"
 #include "vmm/layout.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 #define RSDP_LEN    36
 #define FADT_LEN    276
 #define FACS_LEN    64
-#define NUM_TABLES  2 /* FADT, MADT in the XSDT and RSDT */
+#define NUM_TABLES  3 /* FADT, MADT (and MCFG with PCI) in the XSDT and RSDT */
 #define OEM_ID	    "COVE  "
 #define OEM_TABLE   "COVEMACH"
 #define CREATOR_ID  "COVE"
@@ -201,13 +202,12 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *dst, uint64_t dst_gpa, si
 	if (!cfg || !dst || cfg->ncpus < 1 || cfg->ncpus > ACPI_MAX_CPUS ||
 	    dst_gpa > LAYOUT_MMIO32_END || dst_size > LAYOUT_MMIO32_END - dst_gpa)
 		return -EINVAL;
-	if (cfg->pci.present)
-		return -EOPNOTSUPP;
 	memset(dst, 0, dst_size);
 
 	/* Layout: RSDP, XSDT, RSDT, FADT, FACS (64-byte aligned), MADT, DSDT. */
-	size_t xsdt = align_up(RSDP_LEN, 16), xsdt_len = HDR_LEN + 8 * NUM_TABLES;
-	size_t rsdt = align_up(xsdt + xsdt_len, 16), rsdt_len = HDR_LEN + 4 * NUM_TABLES;
+	int ntables = cfg->pci.present ? 3 : 2; /* PCI: MCFG after the DSDT */
+	size_t xsdt = align_up(RSDP_LEN, 16), xsdt_len = HDR_LEN + 8 * (size_t)ntables;
+	size_t rsdt = align_up(xsdt + xsdt_len, 16), rsdt_len = HDR_LEN + 4 * (size_t)ntables;
 	size_t fadt_at = align_up(rsdt + rsdt_len, 16);
 	size_t facs = align_up(fadt_at + FADT_LEN, 64);
 	size_t madt_at = align_up(facs + FACS_LEN, 16);
@@ -220,6 +220,14 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *dst, uint64_t dst_gpa, si
 	uint32_t dsdt_len = (uint32_t)(HDR_LEN + (size_t)body);
 	header(dst + dsdt, "DSDT", dsdt_len, 2);
 	finish(dst + dsdt, dsdt_len);
+	size_t mcfg = align_up(dsdt + dsdt_len, 16);
+	if (cfg->pci.present) {
+		if (mcfg + ACPI_PCI_MCFG_LEN > dst_size)
+			return -ENOSPC;
+		header(dst + mcfg, "MCFG", ACPI_PCI_MCFG_LEN, 1);
+		acpi_pci_mcfg(dst + mcfg, &cfg->pci);
+		finish(dst + mcfg, ACPI_PCI_MCFG_LEN);
+	}
 
 	uint32_t base = (uint32_t)dst_gpa;
 	madt(dst + madt_at, cfg->ncpus);
@@ -231,10 +239,10 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *dst, uint64_t dst_gpa, si
 
 	fadt(dst + fadt_at, cfg, base + (uint32_t)facs, base + (uint32_t)dsdt);
 
-	const size_t tables[NUM_TABLES] = {fadt_at, madt_at};
+	const size_t tables[NUM_TABLES] = {fadt_at, madt_at, mcfg};
 	header(dst + xsdt, "XSDT", (uint32_t)xsdt_len, 1);
 	header(dst + rsdt, "RSDT", (uint32_t)rsdt_len, 1);
-	for (int i = 0; i < NUM_TABLES; i++) {
+	for (int i = 0; i < ntables; i++) {
 		put64(dst + xsdt + HDR_LEN + 8 * i, base + tables[i]);
 		put32(dst + rsdt + HDR_LEN + 4 * i, base + (uint32_t)tables[i]);
 	}

@@ -9,7 +9,7 @@
 /* APIC ids are 0..ncpus-1 in xAPIC MADT entries; 255 is the broadcast id. */
 #define ACPI_MAX_CPUS 255
 
-/* A PCI host bridge (issue 3): \_SB.PCI0 with _CRS, and an MCFG table. Not yet built. */
+/* A PCI host bridge (issue 3): \_SB.PCI0 with _CRS and _PRT, and an MCFG table (acpi_pci.c). */
 struct acpi_pci_config {
 	bool present;
 	uint64_t ecam_base; /* LAYOUT_PCI_ECAM */
@@ -25,7 +25,7 @@ struct acpi_config {
 	bool rtc;	     /* \_SB.RTC (PNP0B00); without it IAPC_BOOT_ARCH says "no CMOS RTC" */
 	bool pm_timer_32bit; /* TMR_VAL_EXT: must match acpi_pm_config.timer_32bit */
 	bool power_button;   /* fixed-feature power button (acpi_pm_power_button) */
-	struct acpi_pci_config pci; /* pci.present must be false for now (-EOPNOTSUPP) */
+	struct acpi_pci_config pci; /* PCI root bridge and MCFG when pci.present */
 };
 
 /*

@@ -3,6 +3,7 @@
 
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "vmm/acpi/acpi_pci.h"
 #include "vmm/acpi/aml.h"
 #include "vmm/layout.h"
 
@@ -69,6 +70,8 @@ long acpi_dsdt_body(const struct acpi_config *cfg, uint8_t *dst, size_t cap)
 		keyboard(&a);
 	if (cfg->rtc)
 		rtc(&a);
+	if (cfg->pci.present)
+		acpi_pci_dsdt(&a, &cfg->pci);
 	aml_close(&a);
 	/* \_S5: SLP_TYPa, SLP_TYPb (PM1b does not exist), two reserved. */
 	aml_name(&a, "\\_S5");
