@@ -27,6 +27,10 @@ static void *io_main(void *arg)
 			struct virtio_kick *k = ev[i].data.ptr;
 			if (!k)
 				return NULL; /* the stop eventfd */
+			if (k->q == VIRTIO_KICK_BACKEND) {
+				virtio_pci_backend(k->vp);
+				continue;
+			}
 			uint64_t cnt;
 			if (read(k->vp->kick_fd[k->q], &cnt, sizeof(cnt)) == sizeof(cnt))
 				virtio_pci_kick(k->vp, k->q);
@@ -59,6 +63,19 @@ static int start_io(struct virtio_machine *vmach, struct cove_err *err)
 			if (epoll_ctl(vmach->epfd, EPOLL_CTL_ADD, vp->kick_fd[q], &ev) < 0)
 				return cove_err_set(err, -errno, "epoll: %s", strerror(errno));
 		}
+	}
+	/* Backend fds (tap, sockets): one-shot, armed now, re-armed by their devices. */
+	for (unsigned i = 0; i < vmach->ndev; i++) {
+		struct virtio_pci *vp = vmach->dev[i];
+		if (!vp->ops->backend_fd)
+			continue;
+		struct virtio_kick *k = &vmach->kick[vmach->nkick++];
+		*k = (struct virtio_kick){vp, VIRTIO_KICK_BACKEND};
+		vp->io_epfd = vmach->epfd;
+		vp->io_tag = k;
+		ev = (struct epoll_event){.events = EPOLLIN | EPOLLONESHOT, .data.ptr = k};
+		if (epoll_ctl(vmach->epfd, EPOLL_CTL_ADD, vp->ops->backend_fd(vp), &ev) < 0)
+			return cove_err_set(err, -errno, "epoll: %s", strerror(errno));
 	}
 	int ret = pthread_create(&vmach->io_thread, NULL, io_main, vmach);
 	if (ret)
@@ -103,6 +120,8 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 	static const struct virtio_opts none;
 	if (!opts)
 		opts = &none;
+	for (unsigned i = 0; i < opts->nnics && !ret; i++)
+		ret = add(vmach, vm, virtio_net_new(&opts->net[i], &vm->mem, &vm->irq, err), err);
 	for (unsigned i = 0; i < opts->ndisks && !ret; i++)
 		ret = add(vmach, vm, virtio_blk_new(&opts->disk[i], &vm->mem, &vm->irq, err), err);
 	if (!ret && opts->rng)

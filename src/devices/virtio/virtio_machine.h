@@ -13,6 +13,8 @@
 
 #define VIRTIO_MACHINE_MAX_DEVS 24
 
+#define VIRTIO_KICK_BACKEND 0xFFFFu /* virtio_kick.q of a backend fd */
+
 struct virtio_kick {
 	struct virtio_pci *vp;
 	unsigned q;
@@ -27,7 +29,7 @@ struct virtio_machine {
 	int epfd, stop_fd;
 	pthread_t io_thread;
 	bool io_started;
-	struct virtio_kick kick[VIRTIO_MACHINE_MAX_DEVS * VIRTIO_MAX_QUEUES];
+	struct virtio_kick kick[VIRTIO_MACHINE_MAX_DEVS * (VIRTIO_MAX_QUEUES + 1)];
 	unsigned nkick;
 };
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -408,6 +409,22 @@ int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router)
 	return 0;
 }
 
+void virtio_pci_watch_backend(struct virtio_pci *vp)
+{
+	if (vp->io_epfd < 0 || !vp->ops->backend_fd)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = vp->io_tag};
+	epoll_ctl(vp->io_epfd, EPOLL_CTL_MOD, vp->ops->backend_fd(vp), &ev);
+}
+
+void virtio_pci_backend(struct virtio_pci *vp)
+{
+	pthread_mutex_lock(&vp->lock);
+	if (vp->ops->backend_ready)
+		vp->ops->backend_ready(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
 int virtio_pci_kick_init(struct virtio_pci *vp)
 {
 	for (unsigned q = 0; q < vp->nqueues; q++) {
@@ -533,6 +550,7 @@ void virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_config *cfg)
 		vp->kick_fd[q] = -1;
 	for (unsigned v = 0; v < VIRTIO_MAX_VECTORS; v++)
 		vp->irq_fd[v] = -1;
+	vp->io_epfd = -1;
 
 	struct pci_func *f = &vp->pci;
 	pci_func_init(f, 0x1AF4, (uint16_t)(0x1040 + cfg->device_id), cfg->class_code, 0x1AF4,

@@ -53,6 +53,11 @@ struct virtio_dev_ops {
 	int (*save)(struct virtio_pci *vp, struct state_buf *buf);
 	int (*restore)(struct virtio_pci *vp, struct state_r *r);
 	void (*destroy)(struct virtio_pci *vp);
+	/* A host fd (tap, socket) the I/O thread watches for input, one-shot: backend_ready
+	 * runs once it is readable, and the device re-arms it with virtio_pci_watch_backend.
+	 * Both may be NULL. */
+	int (*backend_fd)(struct virtio_pci *vp);
+	void (*backend_ready)(struct virtio_pci *vp);
 };
 
 struct virtio_pci {
@@ -100,6 +105,10 @@ struct virtio_pci {
 	int irq_gsi[VIRTIO_MAX_VECTORS];
 	bool route_ok[VIRTIO_MAX_VECTORS];
 	uint64_t irqfd_sends;
+
+	/* The I/O thread's epoll and this device's entry in it (virtio_machine sets them). */
+	int io_epfd;
+	void *io_tag;
 };
 
 struct virtio_pci_config {
@@ -126,6 +135,10 @@ int virtio_pci_kick_init(struct virtio_pci *vp);
 void virtio_pci_kick(struct virtio_pci *vp, unsigned q);
 /* Gives each MSI-X vector an irqfd on a GSI from router. Returns 0 or -errno (then the
  * device keeps using KVM_SIGNAL_MSI). */
+/* Re-arms the backend fd's one-shot watch (call with vp->lock held or not). */
+void virtio_pci_watch_backend(struct virtio_pci *vp);
+/* Runs ops->backend_ready under vp->lock (from the I/O thread). */
+void virtio_pci_backend(struct virtio_pci *vp);
 struct msi_router;
 int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
 

@@ -108,6 +108,63 @@ probe_run qemu-q35 "$tests" ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 -accel k
 	-device virtio-blk-pci,drive=d1,disable-legacy=on -device virtio-rng-pci,disable-legacy=on
 [ -z "$qskip" ] && check_disk qemu-q35 "$work/q0.img"
 
+# --- virtio-net: a tap in a network namespace this test makes (and removes) ---
+# The guest (10.77.0.2) sends a UDP datagram to a listener on the tap's side (10.77.0.1:7777)
+# that answers it; nothing leaves the namespace.
+net_skip=$skip
+if [ -z "$net_skip" ] && [ "$(id -u)" != 0 ]; then
+	net_skip="needs root for ip netns and tap devices"
+elif [ -z "$net_skip" ] && ! command -v ip >/dev/null; then
+	net_skip="iproute2 (ip) not installed"
+elif [ -z "$net_skip" ] && [ ! -c /dev/net/tun ]; then
+	net_skip="no /dev/net/tun"
+fi
+ns=cove-vt-$$
+mac=52:54:00:c0:7e:42
+netns_up() {
+	ip netns add "$ns" || return 1
+	ip -n "$ns" link set lo up
+	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 \
+		net.ipv6.conf.default.disable_ipv6=1
+	ip -n "$ns" tuntap add dev vtap0 mode tap &&
+		ip -n "$ns" addr add 10.77.0.1/24 dev vtap0 &&
+		ip -n "$ns" link set vtap0 up &&
+		ip -n "$ns" neigh add 10.77.0.2 lladdr "$mac" dev vtap0 nud permanent
+}
+netns_down() { ip netns del "$ns" 2>/dev/null; }
+echo_server() { # answers one datagram, for at most 60 s
+	ip netns exec "$ns" timeout 60 python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.1", 7777))
+d, a = s.recvfrom(2048)
+s.sendto(d.replace(b"cove-ping-", b"cove-pong-"), a)
+' &
+	echo_pid=$!
+	sleep 0.3
+}
+if [ -z "$net_skip" ]; then
+	trap 'netns_down; rm -rf "$work"' EXIT
+	netns_up || net_skip="cannot make a network namespace with a tap"
+fi
+peer=""
+[ -z "$net_skip" ] && peer=$(ip netns exec "$ns" cat /sys/class/net/vtap0/address)
+netcmd="probe=vnet probe.net_peer=$peer probe.net_mac=$mac"
+[ -z "$net_skip" ] && echo_server
+probe_run cove-net vnet ${net_skip:+--skip "$net_skip"} -- ip netns exec "$ns" "$cove" run \
+	--kernel "$pvh" --memory 256M --net "tap=vtap0,mac=$mac" --cmdline "$netcmd"
+[ -z "$net_skip" ] && { kill "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null; }
+qnet_skip=$net_skip
+[ -z "$qnet_skip" ] && qnet_skip=$qskip
+[ -z "$qnet_skip" ] && echo_server
+probe_run qemu-q35-net vnet ${qnet_skip:+--skip "$qnet_skip"} -- ip netns exec "$ns" "$qemu" \
+	-M q35 -accel kvm -nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 256 \
+	-kernel "$pvh" -append "$netcmd" \
+	-netdev tap,id=n0,ifname=vtap0,script=no,downscript=no,vhost=off \
+	-device "virtio-net-pci,netdev=n0,mac=$mac,disable-legacy=on"
+[ -z "$qnet_skip" ] && { kill "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null; }
+[ -z "$net_skip" ] && netns_down
+
 # --- Option errors: one clear line, status 2, no crash ---
 bad() { # $1: description, $2: regex the message must match, then options
 	local desc=$1 want=$2 out rc
@@ -127,5 +184,6 @@ bad "--disk id too long" "at most 20 bytes" --disk "path=$work/d0.img,id=1234567
 bad "a missing disk image" "no-such.img: No such file" --disk "path=$work/no-such.img"
 bad "--net with a bad mac" "mac 'zz'" --net "tap=t0,mac=zz"
 bad "--vsock without uds" "cid= and uds= are required" --vsock cid=3
+bad "--net with a tap name too long" "tap '0123456789abcdefg': 1 to 15 bytes" --net tap=0123456789abcdefg
 
 probe_done
