@@ -192,30 +192,15 @@ out:
 	return written + 1;
 }
 
+static uint32_t blk_serve(struct virtio_pci *vp, const struct virtq_chain *c)
+{
+	return serve(vp->dev, vp, c);
+}
+
 static void blk_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vblk *b = vp->dev;
-	struct virtq *vq = &vp->vq[q];
-	bool any = false;
-	/* A batch ends when the ring is empty after re-enabling notifications. */
-	for (unsigned rounds = 0; rounds < 64; rounds++) {
-		const char *why;
-		int r = 0;
-		unsigned n = 0;
-		while (n < vq->size && (r = virtq_pop(vq, &b->chain, &why)) == 1) {
-			virtq_push(vq, b->chain.head, serve(b, vp, &b->chain));
-			any = true;
-			n++;
-		}
-		if (r < 0) {
-			virtio_pci_needs_reset(vp, why);
-			return;
-		}
-		if (!virtq_enable_notify(vq))
-			break;
-	}
-	if (any && virtq_should_notify(vq))
-		virtio_pci_notify_queue(vp, q);
+	virtio_pci_serve(vp, q, &b->chain, blk_serve);
 }
 
 static void blk_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)

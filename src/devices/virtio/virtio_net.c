@@ -135,38 +135,23 @@ out:
 		virtio_pci_notify_queue(vp, RXQ);
 }
 
+static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *c)
+{
+	struct vnet *n = vp->dev;
+	if (c->out_len < TAP_VNET_HDR_LEN || c->out_len > FRAME_MAX) {
+		n->tx_dropped++;
+		return 0;
+	}
+	if (writev(n->tap, c->iov, (int)c->nout) < 0)
+		n->tx_dropped++;
+	else
+		n->tx_frames++;
+	return 0;
+}
+
 static void tx(struct virtio_pci *vp, struct vnet *n)
 {
-	struct virtq *vq = &vp->vq[TXQ];
-	bool any = false;
-	for (unsigned rounds = 0; rounds < 64; rounds++) {
-		const char *why;
-		int r = 0;
-		unsigned k = 0;
-		while (k < vq->size && (r = virtq_pop(vq, &n->chain, &why)) == 1) {
-			k++;
-			any = true;
-			struct virtq_chain *c = &n->chain;
-			if (c->out_len < TAP_VNET_HDR_LEN || c->out_len > FRAME_MAX) {
-				n->tx_dropped++;
-			} else {
-				ssize_t w = writev(n->tap, c->iov, (int)c->nout);
-				if (w < 0)
-					n->tx_dropped++;
-				else
-					n->tx_frames++;
-			}
-			virtq_push(vq, c->head, 0);
-		}
-		if (r < 0) {
-			virtio_pci_needs_reset(vp, why);
-			return;
-		}
-		if (!virtq_enable_notify(vq))
-			break;
-	}
-	if (any && virtq_should_notify(vq))
-		virtio_pci_notify_queue(vp, TXQ);
+	virtio_pci_serve(vp, TXQ, &n->chain, tx_one);
 }
 
 static void net_notify(struct virtio_pci *vp, unsigned q)

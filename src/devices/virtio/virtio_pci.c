@@ -112,6 +112,38 @@ void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q)
 		raise_vector(vp, vp->vq[q].msix_vector, 1);
 }
 
+void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
+		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c))
+{
+	struct virtq *vq = &vp->vq[q];
+	unsigned budget = 4u * vq->size;
+	for (;;) {
+		const char *why = NULL;
+		int r = 0;
+		bool any = false;
+		while (budget && (r = virtq_pop(vq, chain, &why)) == 1) {
+			virtq_push(vq, chain->head, serve(vp, chain));
+			budget--;
+			any = true;
+		}
+		if (r < 0) {
+			virtio_pci_needs_reset(vp, why);
+			return;
+		}
+		if (any && virtq_should_notify(vq))
+			virtio_pci_notify_queue(vp, q);
+		if (!budget) {
+			/* Come back later through the kick eventfd (tests without one: stop). */
+			uint64_t one = 1;
+			if (vp->kick_fd[q] >= 0 && write(vp->kick_fd[q], &one, sizeof(one)) < 0)
+				log_debug("%s: cannot requeue queue %u", vp->name, q);
+			return;
+		}
+		if (!virtq_enable_notify(vq))
+			return;
+	}
+}
+
 void virtio_pci_config_changed(struct virtio_pci *vp)
 {
 	vp->config_gen++;

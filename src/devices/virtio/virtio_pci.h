@@ -142,6 +142,16 @@ void virtio_pci_backend(struct virtio_pci *vp);
 struct msi_router;
 int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
 
+/*
+ * Serves queue q: each available chain goes to serve(), which returns the bytes it wrote
+ * into the chain's writable part; the chain is then used. The walk is bounded: after a
+ * budget of chains it asks the I/O thread to come back (the queue's kick eventfd), so a busy
+ * driver cannot starve the other devices. A broken chain puts the device into NEEDS_RESET.
+ * Holds vp->lock.
+ */
+void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
+		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c));
+
 /* Signals the driver that queue q has used buffers (if it asked for it). Holds vp->lock. */
 void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q);
 /* Config change interrupt. Holds vp->lock. */

@@ -29,31 +29,18 @@ static uint32_t fill(const struct virtq_chain *c)
 	return done;
 }
 
+static uint32_t rng_serve(struct virtio_pci *vp, const struct virtq_chain *c)
+{
+	struct vrng *g = vp->dev;
+	uint32_t len = fill(c);
+	g->bytes += len;
+	return len;
+}
+
 static void rng_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vrng *g = vp->dev;
-	struct virtq *vq = &vp->vq[q];
-	bool any = false;
-	for (unsigned rounds = 0; rounds < 64; rounds++) {
-		const char *why;
-		int r = 0;
-		unsigned n = 0;
-		while (n < vq->size && (r = virtq_pop(vq, &g->chain, &why)) == 1) {
-			uint32_t len = fill(&g->chain);
-			g->bytes += len;
-			virtq_push(vq, g->chain.head, len);
-			any = true;
-			n++;
-		}
-		if (r < 0) {
-			virtio_pci_needs_reset(vp, why);
-			return;
-		}
-		if (!virtq_enable_notify(vq))
-			break;
-	}
-	if (any && virtq_should_notify(vq))
-		virtio_pci_notify_queue(vp, q);
+	virtio_pci_serve(vp, q, &g->chain, rng_serve);
 }
 
 static void rng_destroy(struct virtio_pci *vp)
