@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 cove=$build/src/cli/cove
 guest=$build/tests/integration/vmm/pvh.elf
-[ -x "$cove" ] && [ -f "$guest" ] || { echo "build first: scripts/build $build" >&2; exit 1; }
+if [ ! -x "$cove" ] || [ ! -f "$guest" ]; then
+	echo "build first: scripts/build $build" >&2
+	exit 1
+fi
 exec python3 - "$cove" "$guest" <<'PY'
 import subprocess, sys, time
 cove, guest = sys.argv[1], sys.argv[2]

@@ -8,7 +8,10 @@ build=${1:-build}
 runs=${2:-10}
 cove=$build/src/cli/cove
 guest=$build/tests/integration/vmm/pvh.elf
-[ -x "$cove" ] && [ -f "$guest" ] || { echo "build first: scripts/build $build" >&2; exit 1; }
+if [ ! -x "$cove" ] || [ ! -f "$guest" ]; then
+	echo "build first: scripts/build $build" >&2
+	exit 1
+fi
 exec python3 - "$runs" "$cove" "$guest" <<'PY'
 import statistics, subprocess, sys, time
 runs, cove, guest = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -23,6 +26,7 @@ res = {}
 for name, cmd in cmds.items():
     first, total = [], []
     for _ in range(runs):
+        time.sleep(0.1)  # let the previous VM's teardown (in the background for cove) finish
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                              stdin=subprocess.DEVNULL)

@@ -40,6 +40,8 @@ int guest_mem_init(struct guest_mem *mem, uint64_t size, bool hugepages)
 		return -ENOMEM;
 	if (hugepages && !mem->hugetlb)
 		madvise(p, size, MADV_HUGEPAGE); /* best effort: THP may be off */
+	/* A child process (cove forks one at exit) never needs guest RAM. */
+	madvise(p, size, MADV_DONTFORK);
 	mem->host = p;
 	return 0;
 }

@@ -11,7 +11,36 @@
 #include "vmm/loader.h"
 
 #include <errno.h>
+#include <linux/kvm.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define PORT_POST 0x80 /* POST codes; Linux's outb_p() writes it as an I/O delay */
+
+/*
+ * Port 0x80 is a write-only sink with no device behind it, written twice per outb_p() by
+ * Linux's legacy drivers. An ioeventfd lets KVM complete those writes in the kernel, which
+ * under PVM is several times cheaper than an exit to this process. Best effort: without it
+ * the writes are unclaimed port I/O like any other.
+ */
+static void sink_port80(struct machine *m)
+{
+	m->port80_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->port80_fd < 0)
+		return;
+	struct kvm_ioeventfd io = {
+	    .addr = PORT_POST,
+	    .len = 1,
+	    .fd = m->port80_fd,
+	    .flags = KVM_IOEVENTFD_FLAG_PIO,
+	};
+	if (ioctl(m->vm.vm_fd, KVM_IOEVENTFD, &io) < 0) {
+		close(m->port80_fd);
+		m->port80_fd = -1;
+	}
+}
 
 static void on_poweroff(void *opaque)
 {
@@ -112,11 +141,13 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 int machine_create(struct machine *m, const struct machine_config *cfg, struct cove_err *err)
 {
 	memset(m, 0, sizeof(*m));
+	m->port80_fd = -1;
 	int ret = vm_create(&m->vm, cfg->kvm_path, cfg->mem_size, cfg->hugepages, cfg->ncpus, err);
 	if (ret)
 		return ret;
 	if ((ret = add_devices(m, cfg, err)))
 		goto fail;
+	sink_port80(m);
 	struct boot_config boot = {
 	    .kernel = cfg->kernel,
 	    .kernel_len = cfg->kernel_len,
@@ -149,6 +180,9 @@ void machine_destroy(struct machine *m)
 	vm_destroy(&m->vm);
 	virtio_machine_destroy(m->virtio); /* virtio */
 	m->virtio = NULL;
+	if (m->port80_fd >= 0)
+		close(m->port80_fd);
+	m->port80_fd = -1;
 	destroy_dev(&serial);
 	destroy_dev(&i8042);
 	destroy_dev(&rtc);

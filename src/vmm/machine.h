@@ -42,6 +42,7 @@ struct machine {
 	struct irq_line kbd_irq;
 	struct boot_entry entry;
 	uint64_t rsdp;
+	int port80_fd; /* eventfd that takes port 0x80 writes in the kernel, or -1 */
 	char reset_why[64];
 };
 

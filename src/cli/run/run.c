@@ -218,24 +218,57 @@ static int open_console(const struct run_config *cfg, struct cove_err *err)
 }
 
 /*
- * There is no reliable marker of a PVM guest kernel in an image, so every kernel but the
- * probe guest gets the warning.
+ * Kernel-mode code runs natively on PVM only in kernels built as PVM guests. No header field
+ * says so; an uncompressed kernel (ELF vmlinux) carries the PVM guest code's message prefix
+ * "pvm-guest: ", so that is taken as the marker. A compressed bzImage cannot be checked and
+ * is warned about. The probe guest (built-in, or as a file: it carries its banner) is
+ * written for emulated CPL0 and is never warned about.
  */
 static void warn_pvm(const struct machine_config *mc)
 {
 	if (access("/sys/module/kvm_pvm", F_OK) != 0)
 		return;
-#ifdef COVE_HAVE_PROBE
-	if (mc->kernel_len == cove_probe_pvh_size &&
-	    memcmp(mc->kernel, cove_probe_pvh, mc->kernel_len) == 0)
+	static const char probe_banner[] = "Cove probe guest";
+	static const char pvm_marker[] = "pvm-guest: ";
+	if (memmem(mc->kernel, mc->kernel_len, probe_banner, sizeof(probe_banner) - 1) ||
+	    memmem(mc->kernel, mc->kernel_len, pvm_marker, sizeof(pvm_marker) - 1))
 		return;
-#endif
 	log_warn("this host's KVM is PVM: the guest's kernel-mode code is emulated instruction by "
 		 "instruction and may fail or be slow unless the kernel is a PVM guest kernel");
 }
 
+/*
+ * The host kernel takes 10-20 ms to tear a VM down here (PVM), and nothing needs to wait
+ * for it: a child holding the last references to the VM's file descriptors lets go of them
+ * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
+ * (MADV_DONTFORK). Without a child, the teardown simply happens here.
+ */
+static void destroy_in_background(struct machine *m)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			/* Let go of stdio at once, so that nobody reading cove's output waits. */
+			close(STDIN_FILENO);
+			close(STDOUT_FILENO);
+			close(STDERR_FILENO);
+			close(p[1]);
+			char c;
+			while (read(p[0], &c, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		close(p[0]);
+		if (pid < 0)
+			close(p[1]);
+		/* else p[1] stays open until cove exits */
+	}
+	machine_destroy(m);
+}
+
 /* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
-static int run_machine(const struct run_config *cfg, struct machine_config *mc, int console_fd)
+static int run_machine(const struct run_config *cfg, struct machine_config *mc)
 {
 	bool input = cfg->console == CONSOLE_STDIO;
 	bool raw = input && term_raw_enter();
@@ -264,7 +297,11 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 		uint64_t unclaimed = bus_unclaimed_count(m.vm.pio) + bus_unclaimed_count(m.vm.mmio);
 		char msg[sizeof(m.vm.stop_msg)];
 		snprintf(msg, sizeof(msg), "%s", m.vm.stop_msg);
-		machine_destroy(&m);
+		bool again = stop == VM_RESET && cfg->on_reboot == ON_REBOOT_RESTART && !sig;
+		if (again)
+			machine_destroy(&m);
+		else
+			destroy_in_background(&m);
 		if (unclaimed)
 			log_info("%llu accesses to unclaimed ports or addresses were ignored",
 				 (unsigned long long)unclaimed);
@@ -293,7 +330,6 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc, 
 			log_error("%s", msg[0] ? msg : "the machine stopped unexpectedly");
 			return 1;
 		}
-		(void)console_fd;
 	}
 }
 
@@ -365,7 +401,7 @@ int cli_run_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	status = run_machine(&cfg, &mc, console_fd);
+	status = run_machine(&cfg, &mc);
 	goto out;
 fail:
 	log_error("%s", err.msg);

@@ -1,9 +1,8 @@
-/* Builds the ACPI tables of a Cove machine: RSDP, XSDT, RSDT, FADT, FACS, MADT, DSDT. */
+/* Builds the ACPI tables of a Cove machine: RSDP, XSDT, RSDT, FADT, FACS, MADT, MCFG, DSDT. */
 #include "vmm/acpi/acpi.h"
 
 #include "devices/rtc.h"
 #include "vmm/acpi/acpi_internal.h"
-#include "vmm/acpi/acpi_pci.h"
 #include "vmm/layout.h"
 
 #include <errno.h>
@@ -13,7 +12,8 @@
 #define RSDP_LEN    36
 #define FADT_LEN    276
 #define FACS_LEN    64
-#define NUM_TABLES  3 /* FADT, MADT (and MCFG with PCI) in the XSDT and RSDT */
+#define MAX_TABLES  3 /* FADT, MADT and MCFG in the XSDT and RSDT */
+#define MCFG_LEN    (HDR_LEN + 8 + 16)
 #define OEM_ID	    "COVE  "
 #define OEM_TABLE   "COVEMACH"
 #define CREATOR_ID  "COVE"
@@ -196,22 +196,49 @@ static void madt(uint8_t *t, unsigned ncpus)
 	finish(t, (uint32_t)len);
 }
 
+/* The PCI windows must be non-empty, must not wrap, and the 32-bit one must stay below 4 GiB. */
+static bool pci_ok(const struct acpi_pci_config *p)
+{
+	const uint64_t mib = 1ULL << 20;
+	if (p->bus_start > p->bus_end || p->ecam_base % mib ||
+	    p->ecam_base > UINT64_MAX - ((uint64_t)p->bus_end + 1) * mib)
+		return false;
+	if (!p->mmio32_len || p->mmio32_base >= LAYOUT_MMIO32_END ||
+	    p->mmio32_len > LAYOUT_MMIO32_END - p->mmio32_base)
+		return false;
+	return !p->mmio64_len || p->mmio64_base <= UINT64_MAX - (p->mmio64_len - 1);
+}
+
+static void mcfg(uint8_t *t, const struct acpi_pci_config *p)
+{
+	header(t, "MCFG", MCFG_LEN, 1);
+	uint8_t *e = t + HDR_LEN + 8;
+	put64(e, p->ecam_base); /* the address of bus 0, even when bus_start > 0 */
+	put16(e + 8, 0);	/* segment */
+	e[10] = p->bus_start;
+	e[11] = p->bus_end;
+	finish(t, MCFG_LEN);
+}
+
 int acpi_build(const struct acpi_config *cfg, uint8_t *dst, uint64_t dst_gpa, size_t dst_size,
 	       uint64_t *rsdp_gpa)
 {
 	if (!cfg || !dst || cfg->ncpus < 1 || cfg->ncpus > ACPI_MAX_CPUS ||
 	    dst_gpa > LAYOUT_MMIO32_END || dst_size > LAYOUT_MMIO32_END - dst_gpa)
 		return -EINVAL;
+	if (cfg->pci.present && !pci_ok(&cfg->pci))
+		return -EINVAL;
 	memset(dst, 0, dst_size);
 
-	/* Layout: RSDP, XSDT, RSDT, FADT, FACS (64-byte aligned), MADT, DSDT. */
-	int ntables = cfg->pci.present ? 3 : 2; /* PCI: MCFG after the DSDT */
-	size_t xsdt = align_up(RSDP_LEN, 16), xsdt_len = HDR_LEN + 8 * (size_t)ntables;
-	size_t rsdt = align_up(xsdt + xsdt_len, 16), rsdt_len = HDR_LEN + 4 * (size_t)ntables;
+	/* Layout: RSDP, XSDT, RSDT, FADT, FACS (64-byte aligned), MADT, MCFG, DSDT. */
+	unsigned ntables = cfg->pci.present ? 3 : 2;
+	size_t xsdt = align_up(RSDP_LEN, 16), xsdt_len = HDR_LEN + 8 * ntables;
+	size_t rsdt = align_up(xsdt + xsdt_len, 16), rsdt_len = HDR_LEN + 4 * ntables;
 	size_t fadt_at = align_up(rsdt + rsdt_len, 16);
 	size_t facs = align_up(fadt_at + FADT_LEN, 64);
 	size_t madt_at = align_up(facs + FACS_LEN, 16);
-	size_t dsdt = align_up(madt_at + madt_len(cfg->ncpus), 16);
+	size_t mcfg_at = align_up(madt_at + madt_len(cfg->ncpus), 16);
+	size_t dsdt = cfg->pci.present ? align_up(mcfg_at + MCFG_LEN, 16) : mcfg_at;
 	if (dsdt + HDR_LEN > dst_size)
 		return -ENOSPC;
 	long body = acpi_dsdt_body(cfg, dst + dsdt + HDR_LEN, dst_size - dsdt - HDR_LEN);
@@ -220,17 +247,11 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *dst, uint64_t dst_gpa, si
 	uint32_t dsdt_len = (uint32_t)(HDR_LEN + (size_t)body);
 	header(dst + dsdt, "DSDT", dsdt_len, 2);
 	finish(dst + dsdt, dsdt_len);
-	size_t mcfg = align_up(dsdt + dsdt_len, 16);
-	if (cfg->pci.present) {
-		if (mcfg + ACPI_PCI_MCFG_LEN > dst_size)
-			return -ENOSPC;
-		header(dst + mcfg, "MCFG", ACPI_PCI_MCFG_LEN, 1);
-		acpi_pci_mcfg(dst + mcfg, &cfg->pci);
-		finish(dst + mcfg, ACPI_PCI_MCFG_LEN);
-	}
 
 	uint32_t base = (uint32_t)dst_gpa;
 	madt(dst + madt_at, cfg->ncpus);
+	if (cfg->pci.present)
+		mcfg(dst + mcfg_at, &cfg->pci);
 
 	uint8_t *f = dst + facs;
 	memcpy(f, "FACS", 4);
@@ -239,10 +260,10 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *dst, uint64_t dst_gpa, si
 
 	fadt(dst + fadt_at, cfg, base + (uint32_t)facs, base + (uint32_t)dsdt);
 
-	const size_t tables[NUM_TABLES] = {fadt_at, madt_at, mcfg};
+	const size_t tables[MAX_TABLES] = {fadt_at, madt_at, mcfg_at};
 	header(dst + xsdt, "XSDT", (uint32_t)xsdt_len, 1);
 	header(dst + rsdt, "RSDT", (uint32_t)rsdt_len, 1);
-	for (int i = 0; i < ntables; i++) {
+	for (unsigned i = 0; i < ntables; i++) {
 		put64(dst + xsdt + HDR_LEN + 8 * i, base + tables[i]);
 		put32(dst + rsdt + HDR_LEN + 4 * i, base + (uint32_t)tables[i]);
 	}

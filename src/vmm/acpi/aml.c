@@ -308,6 +308,51 @@ void aml_res_irq(struct aml *a, uint16_t mask)
 	aml_raw(a, d, sizeof(d));
 }
 
+enum { RES_MEM = 0, RES_IO = 1, RES_BUS = 2 };
+#define RES_FIXED_PRODUCER 0x0C /* MinFixed, MaxFixed, PosDecode, ResourceProducer */
+
+/*
+ * A Word/DWord/QWord address space descriptor (ACPI 6.5, 6.4.3.5): granularity 0,
+ * translation 0, length max - min + 1.
+ */
+static void res_addr(struct aml *a, uint8_t tag, unsigned size, uint8_t type, uint8_t tflags,
+		     uint64_t min, uint64_t max)
+{
+	uint8_t d[3 + 3 + 5 * 8];
+	unsigned n = 0, body = 3 + 5 * size;
+	d[n++] = tag;
+	d[n++] = (uint8_t)body;
+	d[n++] = (uint8_t)(body >> 8);
+	d[n++] = type;
+	d[n++] = RES_FIXED_PRODUCER;
+	d[n++] = tflags;
+	const uint64_t f[5] = {0, min, max, 0, max - min + 1};
+	for (int i = 0; i < 5; i++)
+		for (unsigned k = 0; k < size; k++)
+			d[n++] = (uint8_t)(f[i] >> (8 * k));
+	aml_raw(a, d, n);
+}
+
+void aml_res_word_bus(struct aml *a, uint16_t min, uint16_t max)
+{
+	res_addr(a, 0x88, 2, RES_BUS, 0, min, max);
+}
+
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max)
+{
+	res_addr(a, 0x88, 2, RES_IO, 0x03 /* EntireRange */, min, max);
+}
+
+void aml_res_dword_mem(struct aml *a, uint32_t min, uint32_t max)
+{
+	res_addr(a, 0x87, 4, RES_MEM, 0x01 /* ReadWrite, NonCacheable */, min, max);
+}
+
+void aml_res_qword_mem(struct aml *a, uint64_t min, uint64_t max)
+{
+	res_addr(a, 0x8A, 8, RES_MEM, 0x01, min, max);
+}
+
 void aml_res_end(struct aml *a)
 {
 	uint8_t d[2] = {0x79, 0x00}; /* checksum 0: "treat as correct" */

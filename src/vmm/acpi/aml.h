@@ -51,6 +51,11 @@ void aml_raw(struct aml *a, const void *p, size_t n);
 /* Resource descriptors, inside aml_buffer_open(): Name(_CRS, ResourceTemplate() {...}). */
 void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len);
 void aml_res_irq(struct aml *a, uint16_t mask); /* IRQNoFlags: edge, active high */
+/* Address space descriptors a bridge produces (fixed min and max, positive decode). */
+void aml_res_word_bus(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_dword_mem(struct aml *a, uint32_t min, uint32_t max);
+void aml_res_qword_mem(struct aml *a, uint64_t min, uint64_t max);
 void aml_res_end(struct aml *a);
 
 /*

@@ -59,6 +59,37 @@ static void rtc(struct aml *a)
 	aml_close(a);
 }
 
+#define PCI_CONFIG_PORT 0xCF8 /* the legacy configuration mechanism: 0xCF8-0xCFF */
+
+static void pci_host(struct aml *a, const struct acpi_pci_config *pci)
+{
+	aml_device_open(a, "PCI0");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A08");
+	aml_name(a, "_CID");
+	aml_eisaid(a, "PNP0A03");
+	aml_name(a, "_SEG");
+	aml_int(a, 0);
+	aml_name(a, "_BBN");
+	aml_int(a, pci->bus_start);
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_name(a, "_CRS");
+	aml_buffer_open(a);
+	aml_res_word_bus(a, pci->bus_start, pci->bus_end);
+	io_port(a, PCI_CONFIG_PORT, 8);
+	aml_res_word_io(a, 0x0000, PCI_CONFIG_PORT - 1);
+	aml_res_word_io(a, PCI_CONFIG_PORT + 8, 0xFFFF);
+	aml_res_dword_mem(a, (uint32_t)pci->mmio32_base,
+			  (uint32_t)(pci->mmio32_base + pci->mmio32_len - 1));
+	if (pci->mmio64_len)
+		aml_res_qword_mem(a, pci->mmio64_base, pci->mmio64_base + pci->mmio64_len - 1);
+	aml_res_end(a);
+	aml_close(a);
+	acpi_pci_prt(a); /* virtio: INTx routing (acpi_pci.c) */
+	aml_close(a);
+}
+
 long acpi_dsdt_body(const struct acpi_config *cfg, uint8_t *dst, size_t cap)
 {
 	struct aml a;
@@ -71,7 +102,7 @@ long acpi_dsdt_body(const struct acpi_config *cfg, uint8_t *dst, size_t cap)
 	if (cfg->rtc)
 		rtc(&a);
 	if (cfg->pci.present)
-		acpi_pci_dsdt(&a, &cfg->pci);
+		pci_host(&a, &cfg->pci);
 	aml_close(&a);
 	/* \_S5: SLP_TYPa, SLP_TYPb (PM1b does not exist), two reserved. */
 	aml_name(&a, "\\_S5");

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # probe-lib.sh: runs the probe guest under any VMM and turns its PROBE lines into TAP.
 # Source it from a bash test script. It works the same for QEMU and for `cove run`:
 #
@@ -67,7 +68,8 @@ probe_feed() { # $1: input, $2: output file, then COMMAND...
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	printf '%s' "$input" >&"$fd" 2>/dev/null
+	# A subshell ignoring SIGPIPE: the VMM may have exited without reading.
+	(trap '' PIPE; printf '%s' "$input" >&"$fd") 2>/dev/null
 	exec {fd}>&-
 	wait "$pid"
 	local rc=$?

@@ -29,7 +29,7 @@ head -c 200000 /dev/urandom >"$initrd"
 serial_in="cove-serial-$RANDOM"
 mem=268435456
 tests="boot initrd acpi smp timer rtc serial exitloop"
-list=$(echo $tests | tr ' ' ,)
+list=${tests// /,}
 
 qemu_args() { # $1: machine, $2: kernel, $3: cpus, $4: memory (MiB), $5: cmdline, [$6: initrd]
 	a=(-M "$1" -accel kvm -nodefaults -no-user-config -nographic

@@ -1,5 +1,6 @@
 #!/bin/bash
 # Bad input to cove run: each gets one line on stderr and a non-zero status, never a crash.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # bad NAME PATTERN ARGS...: expects status 1-127 (not a signal), exactly one stderr line
@@ -19,6 +20,7 @@ bad() {
 }
 
 COVE_KVM_DEV=/nonexistent/kvm bad "no /dev/kvm" 'no such device' --kernel "$PVH_GUEST"
+COVE_KVM_DEV=/dev/null bad "a device that is not KVM" 'not a KVM device' --kernel "$PVH_GUEST"
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	# As nobody, a root-only device node is not accessible.
 	touch "$tmp/kvm" && chmod 600 "$tmp/kvm" && chmod 755 "$tmp"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared TAP helpers for the vmm integration tests (sourced).
 n=0
 failed=0

@@ -1,5 +1,6 @@
 #!/bin/bash
 # cove run boots the tiny PVH and bzImage test guests: boot data, exits, signals, restart.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 if ! kvm_usable; then
@@ -48,7 +49,7 @@ expect "bzImage: 4G splits around the hole" 'bz: mem=4095'
 for kind in r:"ACPI reset register" k:"i8042 reset line" t:"triple fault"; do
 	c=${kind%%:*}
 	what=${kind#*:}
-	run reset-$c --kernel "$PVH_GUEST" --cmdline "$c"
+	run "reset-$c" --kernel "$PVH_GUEST" --cmdline "$c"
 	nlines=$(grep -v 'warning: this host.s KVM is PVM' <<<"$err" | grep -c .)
 	if [ "$status" -eq 0 ] && grep -q "guest reset ($what" <<<"$err" && [ "$nlines" -eq 1 ]; then
 		ok "reset by $what: exit 0 with one line"
@@ -158,6 +159,26 @@ then
 	ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
 else
 	not_ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
+fi
+
+# On a PVM host: one warning for a kernel that is not a PVM guest, none for one that is.
+if is_pvm; then
+	# Across restarts too: the guest resets, cove boots it again, SIGTERM ends it.
+	"$COVE" run --kernel "$PVH_GUEST" --cmdline r --on-reboot restart >/dev/null 2>"$tmp/warn.err" </dev/null &
+	pid=$!
+	sleep 0.5
+	kill -TERM $pid
+	wait $pid
+	n=$(grep -c "warning: this host's KVM is PVM" "$tmp/warn.err")
+	cp "$PVH_GUEST" "$tmp/pvm-guest.elf" && printf 'pvm-guest: marker' >>"$tmp/pvm-guest.elf"
+	run pvm-nowarn --kernel "$tmp/pvm-guest.elf" --cmdline p
+	if [ "$n" -eq 1 ] && ! grep -q 'KVM is PVM' <<<"$err" && [ "$status" -eq 0 ]; then
+		ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel"
+	else
+		not_ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel" "$n warnings; $err"
+	fi
+else
+	skip "PVM host: the emulation warning" "not a PVM host"
 fi
 
 run hugepages --kernel "$PVH_GUEST" --cmdline p --hugepages --memory 64M

@@ -25,8 +25,8 @@ static int dump(const char *dir, const char *name, const uint8_t *p, size_t len)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: acpi_dump DIR NCPUS\n");
+	if (argc != 3 && !(argc == 4 && strcmp(argv[3], "pci") == 0)) {
+		fprintf(stderr, "usage: acpi_dump DIR NCPUS [pci]\n");
 		return 2;
 	}
 	static uint8_t mem[LAYOUT_ACPI_END - LAYOUT_ACPI];
@@ -36,6 +36,15 @@ int main(int argc, char **argv)
 				  .rtc = true,
 				  .pm_timer_32bit = true,
 				  .power_button = true};
+	if (argc == 4)
+		cfg.pci =
+		    (struct acpi_pci_config){.present = true,
+					     .ecam_base = LAYOUT_PCI_ECAM,
+					     .bus_end = 255,
+					     .mmio32_base = LAYOUT_MMIO32_START + 0x10000000ULL,
+					     .mmio32_len = 0x10000000ULL,
+					     .mmio64_base = 0x8000000000ULL,
+					     .mmio64_len = 0x8000000000ULL};
 	uint64_t rsdp;
 	int rc = acpi_build(&cfg, mem, LAYOUT_ACPI, sizeof(mem), &rsdp);
 	if (rc) {

@@ -70,6 +70,19 @@ static const uint8_t *xsdt_entry(const char *sig)
 	return NULL;
 }
 
+static struct acpi_pci_config pci_config(void)
+{
+	struct acpi_pci_config p = {.present = true,
+				    .ecam_base = LAYOUT_PCI_ECAM,
+				    .bus_start = 0,
+				    .bus_end = 255,
+				    .mmio32_base = LAYOUT_MMIO32_START + 0x10000000ULL,
+				    .mmio32_len = 0x10000000ULL,
+				    .mmio64_base = 0x8000000000ULL,
+				    .mmio64_len = 0x8000000000ULL};
+	return p;
+}
+
 static void rsdp_and_checksums(void **state)
 {
 	struct acpi_config c = full(4);
@@ -239,6 +252,43 @@ static void dsdt_aml(void **state)
 	assert_int_equal(aml_find(aml, len, "\\_S5", &off), 0);
 }
 
+static uint64_t get64(const uint8_t *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void pci_host_bridge(void **state)
+{
+	struct acpi_config c = full(2);
+	uint64_t rsdp, v;
+	size_t len, off;
+	c.pci = pci_config();
+	c.pci.bus_end = 15;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), 0);
+	const uint8_t *m = xsdt_entry("MCFG");
+	assert_int_equal(get32(m + 4), 60);
+	assert_int_equal(get64(m + 44), LAYOUT_PCI_ECAM);
+	assert_int_equal(get16(m + 52), 0);
+	assert_int_equal(m[54], 0);
+	assert_int_equal(m[55], 15);
+	const uint8_t *aml = dsdt_body(&len);
+	assert_int_equal(aml_find(aml, len, "\\_SB.PCI0._HID", &off), 0);
+	assert_int_equal(aml_read_int(aml, len, off, &v, NULL), 0);
+	assert_int_equal(v, 0x080AD041); /* EISAID("PNP0A08") */
+	assert_int_equal(aml_find(aml, len, "\\_SB.PCI0._CRS", &off), 0);
+	/* WordBusNumber 0-15 and DWordMemory over the 32-bit window, as descriptors. */
+	const uint8_t bus[] = {0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, 0, 0, 15, 0, 0, 0, 16, 0};
+	assert_non_null(memmem(aml + off, len - off, bus, sizeof(bus)));
+	const uint8_t mem32[] = {0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0, 0, 0, 0, 0, 0, 0, 0xD0};
+	assert_non_null(memmem(aml + off, len - off, mem32, sizeof(mem32)));
+	/* Without the 64-bit window there is no QWord descriptor. */
+	c.pci.mmio64_len = 0;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), 0);
+	aml = dsdt_body(&len);
+	assert_int_equal(aml_find(aml, len, "\\_SB.PCI0._CRS", &off), 0);
+	assert_null(memchr(aml + off, 0x8A, len - off));
+}
+
 static void emitter(void **state)
 {
 	static uint8_t buf[16384];
@@ -294,9 +344,23 @@ static void bad_configs(void **state)
 	assert_int_equal(acpi_build(&c, mem, 0xFFFFF000ULL, SPAN, &rsdp), -EINVAL);
 	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, 100, &rsdp), -ENOSPC);
 	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, 700, &rsdp), -ENOSPC);
-	c.pci.present = true; /* virtio: with PCI the tables still fit and build */
-	c.pci.bus_end = 255;
-	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), 0);
+	/* PCI windows that are empty, cross 4 GiB, wrap, or an ECAM base not 1 MiB aligned. */
+	c.pci = pci_config();
+	c.pci.mmio32_len = 0;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), -EINVAL);
+	c.pci = pci_config();
+	c.pci.mmio32_len = 0x40000001ULL;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), -EINVAL);
+	c.pci = pci_config();
+	c.pci.mmio64_base = UINT64_MAX - 10;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), -EINVAL);
+	c.pci = pci_config();
+	c.pci.ecam_base += 4096;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), -EINVAL);
+	c.pci = pci_config();
+	c.pci.bus_start = 3;
+	c.pci.bus_end = 2;
+	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, SPAN, &rsdp), -EINVAL);
 	/* 255 CPUs with everything fits the area with room to spare. */
 	c = full(ACPI_MAX_CPUS);
 	assert_int_equal(acpi_build(&c, mem, LAYOUT_ACPI, 8192, &rsdp), 0);
@@ -305,11 +369,9 @@ static void bad_configs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(rsdp_and_checksums),
-	    cmocka_unit_test(madt_per_cpu_count),
-	    cmocka_unit_test(fadt_fields),
-	    cmocka_unit_test(dsdt_aml),
-	    cmocka_unit_test(emitter),
+	    cmocka_unit_test(rsdp_and_checksums), cmocka_unit_test(madt_per_cpu_count),
+	    cmocka_unit_test(fadt_fields),	  cmocka_unit_test(dsdt_aml),
+	    cmocka_unit_test(pci_host_bridge),	  cmocka_unit_test(emitter),
 	    cmocka_unit_test(bad_configs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
