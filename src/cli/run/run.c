@@ -46,6 +46,7 @@ static void usage(FILE *out)
 	      "  --vsock cid=N,uds=PATH  virtio-vsock, host side on a Unix socket\n"
 	      "  --rng               virtio-rng (host getrandom)\n"
 	      "  --balloon           virtio-balloon\n"
+	      "  --hvc uds=PATH|file=PATH  virtio-console (hvc0) on a Unix socket or to a file\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -68,6 +69,7 @@ static const struct option options[] = {
     {"vsock", required_argument, NULL, 'V'},
     {"rng", no_argument, NULL, 'R'},
     {"balloon", no_argument, NULL, 'B'},
+    {"hvc", required_argument, NULL, 'C'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };

@@ -15,6 +15,8 @@ struct virtio_pci *virtio_rng_new(const struct guest_mem *mem, struct irq_chip *
 				  struct cove_err *err);
 struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct guest_mem *mem,
 				  struct irq_chip *chip, struct cove_err *err);
+struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct guest_mem *mem,
+				      struct irq_chip *chip, struct cove_err *err);
 void virtio_dev_free(struct virtio_pci *vp);
 
 #endif

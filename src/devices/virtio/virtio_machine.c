@@ -124,6 +124,8 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 		ret = add(vmach, vm, virtio_net_new(&opts->net[i], &vm->mem, &vm->irq, err), err);
 	for (unsigned i = 0; i < opts->ndisks && !ret; i++)
 		ret = add(vmach, vm, virtio_blk_new(&opts->disk[i], &vm->mem, &vm->irq, err), err);
+	if (!ret && opts->hvc)
+		ret = add(vmach, vm, virtio_console_new(opts, &vm->mem, &vm->irq, err), err);
 	if (!ret && opts->rng)
 		ret = add(vmach, vm, virtio_rng_new(&vm->mem, &vm->irq, err), err);
 	if (!ret && vmach->ndev)

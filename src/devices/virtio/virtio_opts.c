@@ -8,7 +8,7 @@
 
 bool virtio_opts_is_key(const char *key)
 {
-	static const char *const keys[] = {"disk", "net", "vsock", "rng", "balloon"};
+	static const char *const keys[] = {"disk", "net", "vsock", "rng", "balloon", "hvc"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strcmp(key, keys[i]))
 			return true;
@@ -116,6 +116,11 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 			return parse_u64("bps", v, UINT64_MAX / 2, &t->bps, err);
 		if (!strcmp(k, "pps"))
 			return parse_u64("pps", v, UINT64_MAX / 2, &t->pps, err);
+	} else if (!strcmp(dev, "hvc")) {
+		if (!strcmp(k, "uds"))
+			return dup_str(&o->hvc_uds, v, err);
+		if (!strcmp(k, "file"))
+			return dup_str(&o->hvc_file, v, err);
 	} else {
 		if (!strcmp(k, "cid")) {
 			int r = parse_u64("cid", v, 0xFFFFFFFEu, &n, err);
@@ -137,8 +142,8 @@ int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value, s
 		return parse_bool("rng", value, &o->rng, err);
 	if (!strcmp(key, "balloon"))
 		return parse_bool("balloon", value, &o->balloon, err);
-	bool disk = !strcmp(key, "disk"), net = !strcmp(key, "net");
-	if (!disk && !net && strcmp(key, "vsock"))
+	bool disk = !strcmp(key, "disk"), net = !strcmp(key, "net"), hvc = !strcmp(key, "hvc");
+	if (!disk && !net && !hvc && strcmp(key, "vsock"))
 		return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
 	if (disk && o->ndisks == VIRTIO_MAX_DISKS)
 		return cove_err_set(err, -EINVAL, "at most %d disks", VIRTIO_MAX_DISKS);
@@ -188,6 +193,11 @@ int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value, s
 				       6);
 			o->nnics++;
 		}
+	} else if (!ret && hvc) {
+		if (!!o->hvc_uds == !!o->hvc_file)
+			ret = cove_err_set(err, -EINVAL, "hvc: give one of uds=PATH or file=PATH");
+		else
+			o->hvc = true;
 	} else if (!ret) {
 		if (!o->vsock_cid || !o->vsock_uds)
 			ret = cove_err_set(err, -EINVAL, "vsock: cid= and uds= are required");
@@ -204,5 +214,7 @@ void virtio_opts_free(struct virtio_opts *o)
 	for (unsigned i = 0; i < VIRTIO_MAX_NICS; i++)
 		free(o->net[i].tap);
 	free(o->vsock_uds);
+	free(o->hvc_uds);
+	free(o->hvc_file);
 	memset(o, 0, sizeof(*o));
 }

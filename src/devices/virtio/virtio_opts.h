@@ -35,14 +35,18 @@ struct virtio_opts {
 	bool vsock;
 	uint32_t vsock_cid;
 	char *vsock_uds;
+	bool hvc;	/* virtio-console (hvc0) */
+	char *hvc_uds;	/* its host side: a Unix socket to connect to... */
+	char *hvc_file; /* ...or a file that gets the guest's output */
 };
 
-/* True when key is one of disk, net, vsock, rng, balloon. */
+/* True when key is one of disk, net, vsock, rng, balloon, hvc. */
 bool virtio_opts_is_key(const char *key);
 /*
  * Applies one setting: disk "path=P[,readonly=on|off][,id=S][,cache=none|writeback]
  * [,queues=N][,bps=N][,iops=N]", net "tap=NAME[,mac=xx:..]", vsock "cid=N,uds=PATH",
- * rng/balloon "on|off|true|false" (empty: on). Returns 0 or -EINVAL with err set.
+ * hvc "uds=PATH" or "file=PATH", rng/balloon "on|off|true|false" (empty: on). Returns 0 or -EINVAL
+ * with err set.
  */
 int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
 		    struct cove_err *err);

@@ -108,6 +108,29 @@ probe_run qemu-q35 "$tests" ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 -accel k
 	-device virtio-blk-pci,drive=d1,disable-legacy=on -device virtio-rng-pci,disable-legacy=on
 [ -z "$qskip" ] && check_disk qemu-q35 "$work/q0.img"
 
+# --- virtio-console: both ways through a Unix socket (QEMU: virtconsole on a socket) ---
+hvc_run() { # $1: label, $2: skip reason, then the VMM command
+	local label=$1 why=$2 cpid
+	shift 2
+	rm -f "$work/hvc.sock"
+	if [ -z "$why" ]; then
+		python3 "$here/hvc_client.py" "$work/hvc.sock" >"$work/hvc.out" 2>&1 &
+		cpid=$!
+	fi
+	probe_run "$label" vcon ${why:+--skip "$why"} -- "$@"
+	[ -n "$why" ] && return
+	if wait "$cpid"; then
+		probe_tap ok "$label host side got the guest's answer"
+	else
+		probe_tap "not ok" "$label host side: $(tr -d '\n' <"$work/hvc.out")"
+	fi
+}
+hvc_run cove-hvc "$skip" "$cove" run --kernel "$pvh" --hvc "uds=$work/hvc.sock" --cmdline probe=vcon
+hvc_run qemu-q35-hvc "$qskip" "$qemu" -M q35 -accel kvm -nodefaults -no-user-config -nographic \
+	-serial stdio -no-reboot -m 256 -kernel "$pvh" -append probe=vcon \
+	-chardev "socket,id=c0,path=$work/hvc.sock,server=on,wait=off" \
+	-device virtio-serial-pci,disable-legacy=on -device virtconsole,chardev=c0
+
 # --- virtio-net: a tap in a network namespace this test makes (and removes) ---
 # The guest (10.77.0.2) sends a UDP datagram to a listener on the tap's side (10.77.0.1:7777)
 # that answers it; nothing leaves the namespace.
@@ -184,6 +207,7 @@ bad "--disk id too long" "at most 20 bytes" --disk "path=$work/d0.img,id=1234567
 bad "a missing disk image" "no-such.img: No such file" --disk "path=$work/no-such.img"
 bad "--net with a bad mac" "mac 'zz'" --net "tap=t0,mac=zz"
 bad "--vsock without uds" "cid= and uds= are required" --vsock cid=3
+bad "--hvc with both ends" "one of uds=PATH or file=PATH" --hvc "uds=/tmp/x,file=/tmp/y"
 bad "--net with a tap name too long" "tap '0123456789abcdefg': 1 to 15 bytes" --net tap=0123456789abcdefg
 
 probe_done
