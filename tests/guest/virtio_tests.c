@@ -446,3 +446,77 @@ fail:
 	vdev_reset(&v);
 	return FAIL;
 }
+
+/* ---- virtio-balloon ------------------------------------------------------------ */
+
+#define BALLOON_REGION 0x5000000ULL /* 80 MiB: 64 pages the test gives away and takes back */
+
+int test_vballoon(char *d, size_t n)
+{
+	struct vdev v;
+	dma_reset();
+	if (boot_ram_total() < BALLOON_REGION + (1 << 20)) {
+		ksnprintf(d, n, "needs at least 96 MiB of RAM");
+		return SKIP;
+	}
+	if (vdev_find(5, 0, &v, d, n) || vdev_init(&v, (1ULL << 1) | (1ULL << 2), 3, d, n))
+		return FAIL;
+	uint32_t target = rd32(v.devcfg);
+	/* Statistics: free, total and available memory, as Linux reports them. */
+	uint8_t *st = dma_alloc(30);
+	uint16_t tags[3] = {4, 5, 8};
+	uint64_t vals[3] = {100ULL << 20, boot_ram_total(), 120ULL << 20};
+	for (int i = 0; i < 3; i++) {
+		memcpy(st + 10 * i, &tags[i], 2);
+		memcpy(st + 10 * i + 2, &vals[i], 8);
+	}
+	uint64_t a = pa(st);
+	uint32_t l = 30, used;
+	int w = 0;
+	if ((v.features & (1ULL << 1)) && vq_add(&v, 2, &a, &l, &w, 1, 0) < 0) {
+		ksnprintf(d, n, "cannot post statistics");
+		goto fail;
+	}
+	/* Inflate 64 pages that hold a pattern, then deflate them. */
+	volatile uint8_t *r = (volatile uint8_t *)(uintptr_t)BALLOON_REGION;
+	for (int p = 0; p < 64; p++)
+		r[4096 * p] = 0xAA;
+	uint32_t *pfns = (uint32_t *)dma_alloc(256);
+	for (int p = 0; p < 64; p++)
+		pfns[p] = (uint32_t)(BALLOON_REGION / 4096) + (uint32_t)p;
+	a = pa(pfns);
+	l = 256;
+	if (vq_add(&v, 0, &a, &l, &w, 1, 0) < 0 || vq_wait(&v, 0, &used, 2000)) {
+		ksnprintf(d, n, "inflate did not complete");
+		goto fail;
+	}
+	*(volatile uint32_t *)(uintptr_t)(v.devcfg + 4) = 64;
+	int zeroed = 0;
+	for (int p = 0; p < 64; p++)
+		zeroed += r[4096 * p] == 0;
+	size_t sl;
+	if (cmdline_get("probe.balloon_zero", &sl) && zeroed != 64) {
+		ksnprintf(d, n, "host kept %d of 64 inflated pages", 64 - zeroed);
+		goto fail;
+	}
+	if (vq_add(&v, 1, &a, &l, &w, 1, 0) < 0 || vq_wait(&v, 1, &used, 2000)) {
+		ksnprintf(d, n, "deflate did not complete");
+		goto fail;
+	}
+	*(volatile uint32_t *)(uintptr_t)(v.devcfg + 4) = 0;
+	for (int p = 0; p < 64; p++)
+		r[4096 * p + 1] = (uint8_t)p;
+	for (int p = 0; p < 64; p++)
+		if (r[4096 * p + 1] != (uint8_t)p) {
+			ksnprintf(d, n, "page %d unusable after deflate", p);
+			goto fail;
+		}
+	ksnprintf(d, n,
+		  "target %u pages; 64 pages inflated (%d came back zeroed), deflated; stats %s",
+		  target, zeroed, (v.features & (1ULL << 1)) ? "posted" : "not offered");
+	vdev_reset(&v);
+	return PASS;
+fail:
+	vdev_reset(&v);
+	return FAIL;
+}

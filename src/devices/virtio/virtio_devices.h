@@ -17,6 +17,10 @@ struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct 
 				  struct irq_chip *chip, struct cove_err *err);
 struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct guest_mem *mem,
 				      struct irq_chip *chip, struct cove_err *err);
+struct virtio_pci *virtio_balloon_new(uint32_t target_pages, const struct guest_mem *mem,
+				      struct irq_chip *chip, struct cove_err *err);
+/* Sets the balloon's target (pages of 4 KiB) and tells the driver. */
+void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages);
 void virtio_dev_free(struct virtio_pci *vp);
 
 #endif

@@ -131,6 +131,21 @@ hvc_run qemu-q35-hvc "$qskip" "$qemu" -M q35 -accel kvm -nodefaults -no-user-con
 	-chardev "socket,id=c0,path=$work/hvc.sock,server=on,wait=off" \
 	-device virtio-serial-pci,disable-legacy=on -device virtconsole,chardev=c0
 
+# --- virtio-balloon: inflate (the host drops the pages: they read back as zero), deflate,
+# statistics (Cove logs them) ---
+probe_run cove-balloon vballoon ${skip:+--skip "$skip"} -- "$cove" run --log-level info \
+	--kernel "$pvh" --memory 256M --balloon --cmdline "probe=vballoon probe.balloon_zero=1"
+if [ -z "$skip" ]; then
+	if printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -q 'virtio-balloon: 64 pages inflated, 64 deflated, 0 held; stats: free 102400 KiB'; then
+		probe_tap ok "cove-balloon host saw the inflation, deflation and statistics"
+	else
+		probe_tap "not ok" "cove-balloon host-side log: $(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep balloon | head -n 2)"
+	fi
+fi
+probe_run qemu-q35-balloon vballoon ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 -accel kvm \
+	-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 256 -kernel "$pvh" \
+	-append probe=vballoon -device virtio-balloon-pci,disable-legacy=on,deflate-on-oom=on
+
 # --- virtio-net: a tap in a network namespace this test makes (and removes) ---
 # The guest (10.77.0.2) sends a UDP datagram to a listener on the tap's side (10.77.0.1:7777)
 # that answers it; nothing leaves the namespace.
