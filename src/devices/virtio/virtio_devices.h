@@ -21,6 +21,8 @@ struct virtio_pci *virtio_balloon_new(uint32_t target_pages, const struct guest_
 				      struct irq_chip *chip, struct cove_err *err);
 /* Sets the balloon's target (pages of 4 KiB) and tells the driver. */
 void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages);
+struct virtio_pci *virtio_vsock_new(uint32_t cid, const char *uds, const struct guest_mem *mem,
+				    struct irq_chip *chip, struct cove_err *err);
 void virtio_dev_free(struct virtio_pci *vp);
 
 #endif

@@ -126,6 +126,11 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 		ret = add(vmach, vm, virtio_blk_new(&opts->disk[i], &vm->mem, &vm->irq, err), err);
 	if (!ret && opts->hvc)
 		ret = add(vmach, vm, virtio_console_new(opts, &vm->mem, &vm->irq, err), err);
+	if (!ret && opts->vsock)
+		ret =
+		    add(vmach, vm,
+			virtio_vsock_new(opts->vsock_cid, opts->vsock_uds, &vm->mem, &vm->irq, err),
+			err);
 	if (!ret && opts->balloon)
 		ret = add(vmach, vm, virtio_balloon_new(0, &vm->mem, &vm->irq, err), err);
 	if (!ret && opts->rng)

@@ -146,6 +146,24 @@ probe_run qemu-q35-balloon vballoon ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 
 	-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 256 -kernel "$pvh" \
 	-append probe=vballoon -device virtio-balloon-pci,disable-legacy=on,deflate-on-oom=on
 
+# --- virtio-vsock both ways through Firecracker's Unix-socket host side ---
+rm -f "$work"/vs.sock*
+if [ -z "$skip" ]; then
+	python3 "$here/vsock_host.py" "$work/vs.sock" >"$work/vs.out" 2>&1 &
+	vpid=$!
+	for _ in $(seq 50); do [ -S "$work/vs.sock_1234" ] && break; sleep 0.1; done
+fi
+probe_run cove-vsock vvsock ${skip:+--skip "$skip"} -- "$cove" run --kernel "$pvh" \
+	--vsock "cid=3,uds=$work/vs.sock" --cmdline probe=vvsock
+if [ -z "$skip" ]; then
+	if wait "$vpid"; then
+		probe_tap ok "cove-vsock host side: $(tail -n 1 "$work/vs.out")"
+	else
+		probe_tap "not ok" "cove-vsock host side: $(tr '\n' ' ' <"$work/vs.out")"
+	fi
+fi
+probe_tap ok "qemu-q35-vsock vvsock" "SKIP QEMU's vhost-vsock-pci needs /dev/vhost-vsock, which this machine lacks"
+
 # --- virtio-net: a tap in a network namespace this test makes (and removes) ---
 # The guest (10.77.0.2) sends a UDP datagram to a listener on the tap's side (10.77.0.1:7777)
 # that answers it; nothing leaves the namespace.
@@ -222,6 +240,7 @@ bad "--disk id too long" "at most 20 bytes" --disk "path=$work/d0.img,id=1234567
 bad "a missing disk image" "no-such.img: No such file" --disk "path=$work/no-such.img"
 bad "--net with a bad mac" "mac 'zz'" --net "tap=t0,mac=zz"
 bad "--vsock without uds" "cid= and uds= are required" --vsock cid=3
+bad "--vsock cid=2" "cid 2: must be 3 or more" --vsock cid=2,uds=/tmp/x
 bad "--hvc with both ends" "one of uds=PATH or file=PATH" --hvc "uds=/tmp/x,file=/tmp/y"
 bad "--net with a tap name too long" "tap '0123456789abcdefg': 1 to 15 bytes" --net tap=0123456789abcdefg
 
