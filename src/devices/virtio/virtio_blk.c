@@ -1,6 +1,8 @@
 /* virtio-blk (virtio 1.2 §5.2) over a raw image: read, write, flush, discard, write-zeroes, id. */
 #include "devices/devutil.h"
+#include "devices/virtio/ratelimit.h"
 #include "devices/virtio/virtio_devices.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BLK_F_SIZE_MAX	   (1ULL << 1)
@@ -43,8 +47,17 @@ struct vblk {
 	char id[21];
 	struct virtq_chain chain;
 	struct iovec iov[VIRTQ_MAX_SEGS];
-	uint64_t reqs, bytes_read, bytes_written;
+	uint64_t reqs, bytes_read, bytes_written, throttled;
+	struct rate_limiter rl;
+	int timer_fd; /* wakes the device when its rate limit allows more (-1: no limit) */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 struct blk_hdr {
 	uint32_t type;
@@ -141,6 +154,17 @@ static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_
 		goto out;
 	}
 	uint64_t data_out = c->out_len - sizeof(h);
+	if (b->timer_fd >= 0 && ratelimit_active(&b->rl)) {
+		uint64_t bytes = h.type == BLK_T_OUT ? data_out : h.type == BLK_T_IN ? data_in : 0;
+		uint64_t wait;
+		if (!ratelimit_take(&b->rl, bytes, now_ns(), &wait)) {
+			struct itimerspec its = {.it_value = {(time_t)(wait / 1000000000ULL),
+							      (long)(wait % 1000000000ULL)}};
+			timerfd_settime(b->timer_fd, 0, &its, NULL);
+			b->throttled++;
+			return VIRTIO_SERVE_RETRY;
+		}
+	}
 	b->reqs++;
 	switch (h.type) {
 	case BLK_T_IN:
@@ -203,6 +227,33 @@ static void blk_notify(struct virtio_pci *vp, unsigned q)
 	virtio_pci_serve(vp, q, &b->chain, blk_serve);
 }
 
+/* The rate limit's timer: serve every queue again. */
+static void blk_backend_ready(struct virtio_pci *vp)
+{
+	struct vblk *b = vp->dev;
+	uint64_t n;
+	if (read(b->timer_fd, &n, sizeof(n)) < 0)
+		n = 0;
+	virtio_pci_watch_backend(vp);
+	for (unsigned q = 0; q < vp->nqueues; q++)
+		if (vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+			virtio_pci_serve(vp, q, &b->chain, blk_serve);
+}
+
+static int blk_backend_fd(struct virtio_pci *vp)
+{
+	return ((struct vblk *)vp->dev)->timer_fd;
+}
+
+void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
+{
+	struct vblk *b = vp->dev;
+	pthread_mutex_lock(&vp->lock);
+	ratelimit_set(&b->rl, bps, iops, now_ns());
+	pthread_mutex_unlock(&vp->lock);
+}
+
 static void blk_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)
 {
 	struct vblk *b = vp->dev;
@@ -254,8 +305,23 @@ static void blk_destroy(struct virtio_pci *vp)
 	struct vblk *b = vp->dev;
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->timer_fd >= 0)
+		close(b->timer_fd);
+	if (b->throttled)
+		log_info("virtio-blk: throttled %llu times by its rate limit",
+			 (unsigned long long)b->throttled);
 	free(b);
 }
+
+static const struct virtio_dev_ops blk_limited_ops = {
+    .notify = blk_notify,
+    .cfg_read = blk_cfg_read,
+    .save = blk_save,
+    .restore = blk_restore,
+    .destroy = blk_destroy,
+    .backend_fd = blk_backend_fd,
+    .backend_ready = blk_backend_ready,
+};
 
 static const struct virtio_dev_ops blk_ops = {
     .notify = blk_notify,
@@ -275,6 +341,19 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 		free(vp);
 		cove_err_set(err, -ENOMEM, "out of memory");
 		return NULL;
+	}
+	b->timer_fd = -1;
+	/* A limit set at start gets its timer; without one the device has no timer at all
+	 * (virtio_blk_set_limits then changes rates only of disks started with a limit). */
+	if (o->bps || o->iops) {
+		b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (b->timer_fd < 0) {
+			cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
+			free(b);
+			free(vp);
+			return NULL;
+		}
+		ratelimit_set(&b->rl, o->bps, o->iops, now_ns());
 	}
 	int flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (o->direct ? O_DIRECT : 0);
 	b->fd = open(o->path, flags);
@@ -305,7 +384,7 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 	    .features = feat,
 	    .nqueues = o->queues ? o->queues : 1,
 	    .qmax = 256,
-	    .ops = &blk_ops,
+	    .ops = b->timer_fd >= 0 ? &blk_limited_ops : &blk_ops,
 	    .dev = b,
 	    .mem = mem,
 	    .chip = chip,
@@ -315,6 +394,8 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 fail:
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->timer_fd >= 0)
+		close(b->timer_fd);
 	free(b);
 	free(vp);
 	return NULL;

@@ -23,6 +23,9 @@ struct virtio_pci *virtio_balloon_new(uint32_t target_pages, const struct guest_
 void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages);
 struct virtio_pci *virtio_vsock_new(uint32_t cid, const char *uds, const struct guest_mem *mem,
 				    struct irq_chip *chip, struct cove_err *err);
+/* Changes a disk's limits at run time (bytes/s, requests/s; 0: none). Disks started
+ * without a limit have no timer and ignore it (start them with one to adjust later). */
+void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops);
 void virtio_dev_free(struct virtio_pci *vp);
 
 #endif

@@ -1,5 +1,6 @@
 /* virtio-net (virtio 1.2 §5.1) over a tap device: offloads, mergeable receive buffers, MAC. */
 #include "devices/devutil.h"
+#include "devices/virtio/ratelimit.h"
 #include "devices/virtio/virtio_devices.h"
 #include "net/tap.h"
 
@@ -7,6 +8,9 @@
 #include <linux/if_tun.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NET_F_CSUM	 (1ULL << 0)
@@ -37,8 +41,18 @@ struct vnet {
 	uint16_t heads[MAX_BUFS];
 	uint32_t lens[MAX_BUFS];
 	uint8_t frame[FRAME_MAX];
-	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
+	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped, throttled;
+	struct rate_limiter rl; /* on transmit (guest to host) */
+	int timer_fd;		/* wakes transmit when the limit allows more (-1: no limit) */
+	bool timer_watched;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 /* Puts the pending frame into one (or, with MRG_RXBUF, several) receive chains.
  * Returns 1 done (delivered or dropped), 0 no buffers yet (keep it), -1 broken driver. */
@@ -142,6 +156,15 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *c)
 		n->tx_dropped++;
 		return 0;
 	}
+	uint64_t wait;
+	if (n->timer_fd >= 0 &&
+	    !ratelimit_take(&n->rl, c->out_len - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
+		struct itimerspec its = {
+		    .it_value = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)}};
+		timerfd_settime(n->timer_fd, 0, &its, NULL);
+		n->throttled++;
+		return VIRTIO_SERVE_RETRY;
+	}
 	if (writev(n->tap, c->iov, (int)c->nout) < 0)
 		n->tx_dropped++;
 	else
@@ -167,7 +190,15 @@ static void net_notify(struct virtio_pci *vp, unsigned q)
 
 static void net_backend_ready(struct virtio_pci *vp)
 {
-	rx(vp, vp->dev);
+	struct vnet *n = vp->dev;
+	uint64_t cnt;
+	/* The tap or the rate limit's timer: try both directions. */
+	if (n->timer_fd >= 0 && read(n->timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt) &&
+	    vp->vq[TXQ].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+	    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		tx(vp, n);
+	if (!n->rx_waiting)
+		rx(vp, n);
 }
 
 static int net_backend_fd(struct virtio_pci *vp)
@@ -189,6 +220,10 @@ static void net_activate(struct virtio_pci *vp)
 			f |= TUN_F_TSO_ECN;
 	}
 	tap_set_offload(n->tap, f);
+	if (n->timer_fd >= 0 && !n->timer_watched && vp->io_epfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = vp->io_tag};
+		n->timer_watched = epoll_ctl(vp->io_epfd, EPOLL_CTL_ADD, n->timer_fd, &ev) == 0;
+	}
 	n->rx_waiting = false;
 	rx(vp, n);
 }
@@ -239,6 +274,8 @@ static void net_destroy(struct virtio_pci *vp)
 	struct vnet *n = vp->dev;
 	if (n->tap >= 0)
 		close(n->tap);
+	if (n->timer_fd >= 0)
+		close(n->timer_fd);
 	free(n);
 }
 
@@ -265,8 +302,21 @@ struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct 
 		cove_err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
+	n->timer_fd = -1;
+	if (o->bps || o->pps) {
+		n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (n->timer_fd < 0) {
+			cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
+			free(n);
+			free(vp);
+			return NULL;
+		}
+		ratelimit_set(&n->rl, o->bps, o->pps, now_ns());
+	}
 	n->tap = tap_open(o->tap, err);
 	if (n->tap < 0) {
+		if (n->timer_fd >= 0)
+			close(n->timer_fd);
 		free(n);
 		free(vp);
 		return NULL;

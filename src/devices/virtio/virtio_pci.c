@@ -122,7 +122,15 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 		int r = 0;
 		bool any = false;
 		while (budget && (r = virtq_pop(vq, chain, &why)) == 1) {
-			virtq_push(vq, chain->head, serve(vp, chain));
+			uint32_t len = serve(vp, chain);
+			if (len == VIRTIO_SERVE_RETRY) {
+				/* Throttled: the device calls again when its bucket refills. */
+				virtq_unpop(vq);
+				if (any && virtq_should_notify(vq))
+					virtio_pci_notify_queue(vp, q);
+				return;
+			}
+			virtq_push(vq, chain->head, len);
 			budget--;
 			any = true;
 		}

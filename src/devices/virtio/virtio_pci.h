@@ -149,6 +149,7 @@ int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
  * driver cannot starve the other devices. A broken chain puts the device into NEEDS_RESET.
  * Holds vp->lock.
  */
+#define VIRTIO_SERVE_RETRY UINT32_MAX /* serve(): not now (rate limit): the chain goes back */
 void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
 		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c));
 

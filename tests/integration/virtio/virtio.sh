@@ -88,6 +88,23 @@ sys.stdout.buffer.write(b''.join(bytes(((s * 31 + j) & 255) for j in range(512))
 	fi
 fi
 
+# Rate limits: 20 MB/s and 1000 requests/s on a disk; the guest's loop must see about that.
+truncate -s 64M "$work/rl.img"
+probe_run cove-ratelimit vblkbench ${skip:+--skip "$skip"} -- "$cove" run --memory 256M \
+	--kernel "$pvh" --disk "path=$work/rl.img,bps=20000000,iops=1000" \
+	--cmdline "probe=vblkbench probe.bench_mb=16 probe.bench_rand=500"
+if [ -z "$skip" ]; then
+	line=$(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -a 'ok vblkbench')
+	rd=$(printf '%s' "$line" | sed -n 's/.*seqread \([0-9]*\) MB.s.*/\1/p')
+	wr=$(printf '%s' "$line" | sed -n 's/.*seqwrite \([0-9]*\) MB.s.*/\1/p')
+	io=$(printf '%s' "$line" | sed -n 's/.*randread \([0-9]*\) IOPS.*/\1/p')
+	if [ "${rd:-999}" -le 30 ] && [ "${wr:-999}" -le 30 ] && [ "${io:-99999}" -le 1500 ]; then
+		probe_tap ok "cove-ratelimit held: $rd MB/s read, $wr MB/s write, $io IOPS"
+	else
+		probe_tap "not ok" "cove-ratelimit not held: $line"
+	fi
+fi
+
 # The same disks and tests through the JSON config.
 mkdisk "$work/d0.img"
 cat >"$work/cfg.json" <<JSON
