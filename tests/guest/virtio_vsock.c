@@ -16,6 +16,8 @@ struct vs_hdr {
 
 static uint8_t *rxbuf_of[VQ_SIZE];
 static uint64_t my_cid;
+static struct vs_hdr stash; /* a connection request that came while waiting for another port */
+static int stashed;
 static uint32_t fwd; /* bytes received on the current connection */
 
 static void vs_post(struct vdev *v, uint8_t *b)
@@ -58,6 +60,12 @@ static int vs_send(struct vdev *v, uint32_t sp, uint32_t dp, uint16_t op, const 
 static int vs_recv(struct vdev *v, uint32_t gport, uint16_t op, struct vs_hdr *h, char *data,
 		   size_t max, unsigned ms)
 {
+	if (stashed && stash.dst_port == gport && stash.op == op) {
+		*h = stash;
+		data[0] = 0;
+		stashed = 0;
+		return 0;
+	}
 	for (int i = 0; i < 16; i++) {
 		uint32_t used;
 		if (vq_wait(v, 0, &used, ms))
@@ -75,6 +83,11 @@ static int vs_recv(struct vdev *v, uint32_t gport, uint16_t op, struct vs_hdr *h
 		vs_post(v, b);
 		if (h->op == 5)
 			fwd += h->len;
+		if (h->dst_port != gport && h->op == 1 && !stashed) {
+			stash = *h; /* control packets may overtake data: keep it for later */
+			stashed = 1;
+			continue;
+		}
 		if (h->dst_port != gport || h->op == 6 || (h->op != op && h->op != 3))
 			continue;
 		return 0;
@@ -87,6 +100,7 @@ int test_vvsock(char *d, size_t n)
 	struct vdev v;
 	dma_reset();
 	fwd = 0;
+	stashed = 0;
 	if (vdev_find(19, 0, &v, d, n) || vdev_init(&v, 0, 3, d, n))
 		return FAIL;
 	my_cid = rd64(v.devcfg);
