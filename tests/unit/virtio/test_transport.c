@@ -360,6 +360,51 @@ static void test_host_bridge(void **state)
 	bus_free(mmio);
 }
 
+/* save → restore into a fresh device → save: the same bytes, for every device model. */
+static struct virtio_pci *make(int kind)
+{
+	struct cove_err err = {0};
+	static char uds[64];
+	struct virtio_opts co = {.hvc = true, .hvc_file = "/dev/null"};
+	switch (kind) {
+	case 0:
+		return virtio_balloon_new(7, &mem, NULL, &err);
+	case 1:
+		return virtio_console_new(&co, &mem, NULL, &err);
+	default:
+		snprintf(uds, sizeof(uds), "/tmp/cove-unit-vsock-%d-%d", getpid(), kind);
+		unlink(uds);
+		return virtio_vsock_new(42, uds, &mem, NULL, &err);
+	}
+}
+
+static void test_save_restore_models(void **state)
+{
+	struct virtio_pci *blk = vp;
+	for (int kind = 0; kind < 3; kind++) {
+		vp = make(kind);
+		assert_non_null(vp);
+		drive_init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+		if (kind == 0) {
+			wr(VPCI_DEVCFG + 4, 4, 3); /* balloon: actual */
+			assert_int_equal(rd(VPCI_DEVCFG, 4), 7);
+		}
+		struct state_buf a = {0}, b = {0};
+		assert_int_equal(virtio_pci_save(vp, &a), 0);
+		struct virtio_pci *other = make(kind + 3 * (kind == 2));
+		assert_non_null(other);
+		assert_int_equal(virtio_pci_restore(other, a.data, a.len), 0);
+		assert_int_equal(virtio_pci_save(other, &b), 0);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.data, b.data, a.len);
+		state_buf_free(&a);
+		state_buf_free(&b);
+		virtio_dev_free(other);
+		virtio_dev_free(vp);
+	}
+	vp = blk;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -373,6 +418,7 @@ int main(void)
 	    T(test_save_restore),
 	    T(test_rng),
 	    T(test_host_bridge),
+	    T(test_save_restore_models),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
