@@ -274,14 +274,20 @@ int vm_run(struct vm *vm, const struct boot_entry *entry)
 		vm_request_stop(vm, VM_ERROR, msg);
 		return VM_ERROR;
 	}
-	/* vCPU threads take SIGUSR1 (the kick) and nothing else. */
+	/* vCPU threads (this one too, while it runs the boot vCPU) take SIGUSR1, the kick, only. */
 	sigset_t all, old;
 	sigfillset(&all);
 	sigdelset(&all, SIGUSR1);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	bool failed = false;
 	pthread_mutex_lock(&vm->lock);
-	for (unsigned i = 0; i < vm->ncpus; i++) {
+	/* The boot vCPU runs on this thread: one thread fewer to start before the guest runs. */
+	struct vcpu *bsp = &vm->vcpus[0];
+	bsp->thread = pthread_self();
+	bsp->thread_started = true;
+	bsp->on_caller = true;
+	vm->running++;
+	for (unsigned i = 1; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (pthread_create(&v->thread, NULL, vcpu_thread, v) != 0) {
 			failed = true;
@@ -294,19 +300,20 @@ int vm_run(struct vm *vm, const struct boot_entry *entry)
 		pthread_setname_np(v->thread, name);
 	}
 	pthread_mutex_unlock(&vm->lock);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (failed)
 		vm_request_stop(vm, VM_ERROR, "cannot start a vCPU thread");
+	vcpu_thread(bsp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* Wait until every thread has ended, so that no kick can reach a joined thread. */
 	pthread_mutex_lock(&vm->lock);
 	while (vm->running)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		if (v->thread_started) {
+		if (v->thread_started && !v->on_caller)
 			pthread_join(v->thread, NULL);
-			v->thread_started = false;
-		}
+		v->thread_started = false;
+		v->on_caller = false;
 	}
 	pthread_mutex_unlock(&vm->lock);
 	return atomic_load(&vm->stop);

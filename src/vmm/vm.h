@@ -48,6 +48,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	bool on_caller;	   /* runs on vm_run's thread (the boot vCPU), not its own */
 	uint64_t io_exits; /* port-I/O exits handled */
 };
 
