@@ -177,9 +177,10 @@ void machine_destroy(struct machine *m)
 	/* The vCPUs are stopped; the buses go with the VM, the devices after them. */
 	struct device *serial = m->serial, *i8042 = m->i8042, *rtc = m->rtc, *pm = m->pm,
 		      *bt = m->boot_timer;
-	vm_destroy(&m->vm);
-	virtio_machine_destroy(m->virtio); /* virtio */
+	/* virtio first: its I/O thread touches guest RAM and its eventfds are bound to the VM. */
+	virtio_machine_destroy(m->virtio);
 	m->virtio = NULL;
+	vm_destroy(&m->vm);
 	if (m->port80_fd >= 0)
 		close(m->port80_fd);
 	m->port80_fd = -1;
