@@ -6,10 +6,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -35,8 +38,21 @@
 #define BLK_S_IOERR  1
 #define BLK_S_UNSUPP 2
 
-#define SECTOR	       512ULL
-#define SEG_MAX	       (VIRTQ_MAX_SEGS - 2)
+#define SECTOR	  512ULL
+#define SEG_MAX	  (VIRTQ_MAX_SEGS - 2)
+#define AIO_SLOTS 32  /* requests in flight per disk through io_uring */
+#define AIO_SEGS  256 /* segments per request then (seg_max says so) */
+
+/* One request in flight through io_uring. */
+struct aio_req {
+	bool busy;
+	bool write, flush;
+	uint16_t head, q;
+	uint32_t gen; /* the device's reset generation when submitted */
+	uint32_t len;
+	uint8_t *status; /* the status byte in guest RAM */
+	struct iovec iov[AIO_SEGS];
+};
 #define MAX_DZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes segment */
 #define MAX_DZ_SEGS    32
 
@@ -50,6 +66,16 @@ struct vblk {
 	uint64_t reqs, bytes_read, bytes_written, throttled;
 	struct rate_limiter rl;
 	int timer_fd; /* wakes the device when its rate limit allows more (-1: no limit) */
+	bool timer_watched;
+	/* io_uring engine (when it could be set up): completions signal aio_efd. */
+	bool uring;
+	struct io_uring ring;
+	int aio_efd;
+	struct aio_req *aio;
+	unsigned inflight;
+	uint32_t gen;
+	bool stalled;	/* a request waits for a free slot */
+	unsigned cur_q; /* the queue being served */
 };
 
 static uint64_t now_ns(void)
@@ -140,6 +166,59 @@ static uint8_t do_dz(struct vblk *b, const struct virtq_chain *c, bool zeroes)
 	return BLK_S_OK;
 }
 
+/* Starts a read, write or flush through io_uring; its completion uses the chain. Returns 0,
+ * -EAGAIN (no slot or no submission entry: retry later) or -EIO (the chain cannot be
+ * described in AIO_SEGS segments). */
+static int aio_submit(struct vblk *b, const struct virtq_chain *c, bool wr, bool flush,
+		      uint64_t len, uint64_t off, uint64_t data_in)
+{
+	unsigned i = 0;
+	while (i < AIO_SLOTS && b->aio[i].busy)
+		i++;
+	if (i == AIO_SLOTS)
+		return -EAGAIN;
+	struct aio_req *r = &b->aio[i];
+	struct iovec st;
+	if (virtq_chain_slice(c, true, data_in, 1, &st, 1) != 1)
+		return -EIO;
+	int n = 0;
+	if (!flush) {
+		n = virtq_chain_slice(c, !wr, wr ? sizeof(struct blk_hdr) : 0, len, r->iov,
+				      AIO_SEGS);
+		if (n <= 0)
+			return -EIO;
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+	if (!sqe)
+		return -EAGAIN;
+	if (flush)
+		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+	else if (wr)
+		io_uring_prep_writev(sqe, b->fd, r->iov, (unsigned)n, off);
+	else
+		io_uring_prep_readv(sqe, b->fd, r->iov, (unsigned)n, off);
+	io_uring_sqe_set_data64(sqe, i);
+	/* Field by field: r->iov already holds the segments. */
+	r->busy = true;
+	r->write = wr;
+	r->flush = flush;
+	r->head = c->head;
+	r->q = (uint16_t)b->cur_q;
+	r->gen = b->gen;
+	r->len = (uint32_t)len;
+	r->status = st.iov_base;
+	if (io_uring_submit(&b->ring) < 0) {
+		r->busy = false;
+		return -EIO;
+	}
+	b->inflight++;
+	if (wr)
+		b->bytes_written += len;
+	else
+		b->bytes_read += len;
+	return 0;
+}
+
 /* Serves one request; returns the bytes written into the chain (status included). */
 static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_chain *c)
 {
@@ -154,6 +233,12 @@ static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_
 		goto out;
 	}
 	uint64_t data_out = c->out_len - sizeof(h);
+	bool async =
+	    b->uring && (h.type == BLK_T_IN || h.type == BLK_T_OUT || h.type == BLK_T_FLUSH);
+	if (async && b->inflight == AIO_SLOTS) {
+		b->stalled = true; /* a completion serves the queues again */
+		return VIRTIO_SERVE_RETRY;
+	}
 	if (b->timer_fd >= 0 && ratelimit_active(&b->rl)) {
 		uint64_t bytes = h.type == BLK_T_OUT ? data_out : h.type == BLK_T_IN ? data_in : 0;
 		uint64_t wait;
@@ -179,6 +264,17 @@ static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_
 			st = BLK_S_IOERR;
 			break;
 		}
+		if (async && len) {
+			int r = aio_submit(b, c, wr, false, len, h.sector * SECTOR, data_in);
+			if (r == 0)
+				return VIRTIO_SERVE_ASYNC;
+			if (r == -EAGAIN) {
+				b->stalled = true;
+				return VIRTIO_SERVE_RETRY;
+			}
+			st = BLK_S_IOERR;
+			break;
+		}
 		int n = virtq_chain_slice(c, !wr, wr ? sizeof(h) : 0, len, b->iov, VIRTQ_MAX_SEGS);
 		if (len && (n <= 0 || do_rw(b, wr, h.sector * SECTOR, n))) {
 			st = BLK_S_IOERR;
@@ -193,6 +289,15 @@ static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_
 		break;
 	}
 	case BLK_T_FLUSH:
+		if (async && !b->readonly) {
+			int r = aio_submit(b, c, false, true, 0, 0, data_in);
+			if (r == 0)
+				return VIRTIO_SERVE_ASYNC;
+			if (r == -EAGAIN) {
+				b->stalled = true;
+				return VIRTIO_SERVE_RETRY;
+			}
+		}
 		if (!b->readonly && fdatasync(b->fd))
 			st = BLK_S_IOERR;
 		break;
@@ -224,26 +329,82 @@ static uint32_t blk_serve(struct virtio_pci *vp, const struct virtq_chain *c)
 static void blk_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vblk *b = vp->dev;
+	b->cur_q = q;
 	virtio_pci_serve(vp, q, &b->chain, blk_serve);
 }
 
-/* The rate limit's timer: serve every queue again. */
+/* Finished io_uring requests: status byte, used ring, interrupt. */
+static void aio_complete(struct virtio_pci *vp, struct vblk *b)
+{
+	bool done[VIRTIO_MAX_QUEUES] = {false};
+	struct io_uring_cqe *cqe;
+	while (io_uring_peek_cqe(&b->ring, &cqe) == 0) {
+		uint64_t i = io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&b->ring, cqe);
+		if (i >= AIO_SLOTS || !b->aio[i].busy)
+			continue;
+		struct aio_req *r = &b->aio[i];
+		r->busy = false;
+		b->inflight--;
+		if (r->gen != b->gen || r->q >= vp->nqueues)
+			continue; /* the driver reset the device meanwhile: nothing to report */
+		bool ok = r->flush ? res == 0 : res >= 0 && (uint32_t)res == r->len;
+		*r->status = ok ? BLK_S_OK : BLK_S_IOERR;
+		virtq_push(&vp->vq[r->q], r->head, (r->write || r->flush ? 0 : r->len) + 1);
+		done[r->q] = true;
+	}
+	for (unsigned q = 0; q < vp->nqueues; q++)
+		if (done[q] && virtq_should_notify(&vp->vq[q]))
+			virtio_pci_notify_queue(vp, q);
+}
+
+/* io_uring completions or the rate limit's timer: finish what is done, serve again. */
 static void blk_backend_ready(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
 	uint64_t n;
-	if (read(b->timer_fd, &n, sizeof(n)) < 0)
-		n = 0;
+	bool again = false;
+	if (b->timer_fd >= 0 && read(b->timer_fd, &n, sizeof(n)) == sizeof(n))
+		again = true;
+	if (b->uring) {
+		if (read(b->aio_efd, &n, sizeof(n)) < 0)
+			n = 0;
+		aio_complete(vp, b);
+		again |= b->stalled;
+		b->stalled = false;
+	}
 	virtio_pci_watch_backend(vp);
-	for (unsigned q = 0; q < vp->nqueues; q++)
+	for (unsigned q = 0; again && q < vp->nqueues; q++) {
 		if (vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
+			b->cur_q = q;
 			virtio_pci_serve(vp, q, &b->chain, blk_serve);
+		}
+	}
 }
 
 static int blk_backend_fd(struct virtio_pci *vp)
 {
-	return ((struct vblk *)vp->dev)->timer_fd;
+	struct vblk *b = vp->dev;
+	return b->uring ? b->aio_efd : b->timer_fd;
+}
+
+static void blk_activate(struct virtio_pci *vp)
+{
+	struct vblk *b = vp->dev;
+	/* With io_uring the eventfd is the backend fd: the timer joins the epoll here. */
+	if (b->uring && b->timer_fd >= 0 && !b->timer_watched && vp->io_epfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = vp->io_tag};
+		b->timer_watched = epoll_ctl(vp->io_epfd, EPOLL_CTL_ADD, b->timer_fd, &ev) == 0;
+	}
+}
+
+static void blk_reset(struct virtio_pci *vp)
+{
+	struct vblk *b = vp->dev;
+	if (b)
+		b->gen++; /* requests still in flight complete into nothing */
 }
 
 void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
@@ -259,7 +420,7 @@ static void blk_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsign
 	struct vblk *b = vp->dev;
 	uint8_t c[64] = {0};
 	uint64_t cap = b->size / SECTOR;
-	uint32_t size_max = 1u << 20, seg_max = SEG_MAX, blk_size = 512;
+	uint32_t size_max = 1u << 20, seg_max = b->uring ? AIO_SEGS : SEG_MAX, blk_size = 512;
 	uint16_t nq = (uint16_t)vp->nqueues;
 	uint32_t max_dz = MAX_DZ_SECTORS, dz_segs = MAX_DZ_SEGS, align = 1;
 	memcpy(&c[0], &cap, 8);
@@ -303,6 +464,23 @@ static int blk_restore(struct virtio_pci *vp, struct state_r *r)
 static void blk_destroy(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
+	if (b->uring) {
+		/* Wait for what is in flight (file I/O always completes), then tear down. */
+		while (b->inflight) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&b->ring, &cqe))
+				break;
+			uint64_t i = io_uring_cqe_get_data64(cqe);
+			io_uring_cqe_seen(&b->ring, cqe);
+			if (i < AIO_SLOTS && b->aio[i].busy) {
+				b->aio[i].busy = false;
+				b->inflight--;
+			}
+		}
+		io_uring_queue_exit(&b->ring);
+		close(b->aio_efd);
+	}
+	free(b->aio);
 	if (b->fd >= 0)
 		close(b->fd);
 	if (b->timer_fd >= 0)
@@ -316,6 +494,8 @@ static void blk_destroy(struct virtio_pci *vp)
 static const struct virtio_dev_ops blk_limited_ops = {
     .notify = blk_notify,
     .cfg_read = blk_cfg_read,
+    .reset = blk_reset,
+    .activate = blk_activate,
     .save = blk_save,
     .restore = blk_restore,
     .destroy = blk_destroy,
@@ -325,6 +505,7 @@ static const struct virtio_dev_ops blk_limited_ops = {
 
 static const struct virtio_dev_ops blk_ops = {
     .notify = blk_notify,
+    .reset = blk_reset,
     .cfg_read = blk_cfg_read,
     .save = blk_save,
     .restore = blk_restore,
@@ -369,6 +550,26 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 	b->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size & ~(SECTOR - 1)
 				      : (uint64_t)lseek(b->fd, 0, SEEK_END);
 	b->readonly = o->readonly;
+	/* The io_uring engine; without it (old kernel, seccomp) requests run synchronously. */
+	if (!o->sync_io) {
+		b->aio = calloc(AIO_SLOTS, sizeof(*b->aio));
+		b->aio_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (b->aio && b->aio_efd >= 0 &&
+		    io_uring_queue_init(2 * AIO_SLOTS, &b->ring, 0) == 0) {
+			if (io_uring_register_eventfd(&b->ring, b->aio_efd) == 0) {
+				b->uring = true;
+			} else {
+				io_uring_queue_exit(&b->ring);
+			}
+		}
+		if (!b->uring) {
+			log_info("disk %s: io_uring unavailable, synchronous I/O", o->path);
+			if (b->aio_efd >= 0)
+				close(b->aio_efd);
+			free(b->aio);
+			b->aio = NULL;
+		}
+	}
 	snprintf(b->id, sizeof(b->id), "%s", o->id);
 	uint64_t feat = BLK_F_SIZE_MAX | BLK_F_SEG_MAX | BLK_F_BLK_SIZE | BLK_F_FLUSH;
 	if (o->readonly)
@@ -384,7 +585,7 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 	    .features = feat,
 	    .nqueues = o->queues ? o->queues : 1,
 	    .qmax = 256,
-	    .ops = b->timer_fd >= 0 ? &blk_limited_ops : &blk_ops,
+	    .ops = b->timer_fd >= 0 || b->uring ? &blk_limited_ops : &blk_ops,
 	    .dev = b,
 	    .mem = mem,
 	    .chip = chip,

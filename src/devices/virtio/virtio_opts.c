@@ -97,6 +97,16 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 			d->queues = (unsigned)n;
 			return r;
 		}
+		if (!strcmp(k, "aio")) {
+			if (!strcmp(v, "io_uring"))
+				d->sync_io = false;
+			else if (!strcmp(v, "sync"))
+				d->sync_io = true;
+			else
+				return cove_err_set(err, -EINVAL,
+						    "aio '%s': expected io_uring or sync", v);
+			return 0;
+		}
 		if (!strcmp(k, "bps"))
 			return parse_u64("bps", v, UINT64_MAX / 2, &d->bps, err);
 		if (!strcmp(k, "iops"))

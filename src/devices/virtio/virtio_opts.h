@@ -16,6 +16,7 @@ struct virtio_disk_opts {
 	bool direct;	    /* cache=none: O_DIRECT */
 	unsigned queues;    /* 1..8 */
 	uint64_t bps, iops; /* rate limits (0: none) */
+	bool sync_io;	    /* aio=sync: preadv/pwritev instead of io_uring */
 };
 
 struct virtio_net_opts {

@@ -130,9 +130,11 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 					virtio_pci_notify_queue(vp, q);
 				return;
 			}
-			virtq_push(vq, chain->head, len);
+			if (len != VIRTIO_SERVE_ASYNC) {
+				virtq_push(vq, chain->head, len);
+				any = true;
+			}
 			budget--;
-			any = true;
 		}
 		if (r < 0) {
 			virtio_pci_needs_reset(vp, why);

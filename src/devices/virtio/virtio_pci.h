@@ -149,7 +149,8 @@ int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
  * driver cannot starve the other devices. A broken chain puts the device into NEEDS_RESET.
  * Holds vp->lock.
  */
-#define VIRTIO_SERVE_RETRY UINT32_MAX /* serve(): not now (rate limit): the chain goes back */
+#define VIRTIO_SERVE_RETRY UINT32_MAX	    /* serve(): not now (rate limit): the chain goes back */
+#define VIRTIO_SERVE_ASYNC (UINT32_MAX - 1) /* serve(): taken; the device uses it later */
 void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
 		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c));
 

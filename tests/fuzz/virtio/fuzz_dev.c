@@ -28,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	struct virtio_disk_opts o = {.path = path, .queues = 1};
+	struct virtio_disk_opts o = {.path = path, .queues = 1, .sync_io = true};
 	struct cove_err err = {0};
 	devs[0] = virtio_blk_new(&o, &mem, NULL, &err);
 	devs[1] = virtio_rng_new(&mem, NULL, &err);

@@ -109,7 +109,7 @@ fi
 mkdisk "$work/d0.img"
 cat >"$work/cfg.json" <<JSON
 {"kernel": "$pvh", "memory": "256M", "rng": true,
- "disk": ["path=$work/d0.img,id=cove-test", "path=$work/ro.img,readonly=on"],
+ "disk": ["path=$work/d0.img,id=cove-test,aio=sync", "path=$work/ro.img,readonly=on"],
  "cmdline": "probe=pci,vblk,vblk_ro,vrng probe.blk_id=cove-test"}
 JSON
 probe_run cove-json "pci vblk vblk_ro vrng" ${skip:+--skip "$skip"} -- "$cove" run --config "$work/cfg.json"

@@ -52,7 +52,7 @@ static int setup(void **state)
 			return -1;
 	}
 	close(fd);
-	struct virtio_disk_opts o = {.path = path, .queues = 2};
+	struct virtio_disk_opts o = {.path = path, .queues = 2, .sync_io = true};
 	snprintf(o.id, sizeof(o.id), "unit-disk");
 	struct cove_err err = {0};
 	vp = virtio_blk_new(&o, &mem, NULL, &err);
@@ -262,7 +262,7 @@ static void test_save_restore(void **state)
 	struct state_buf a = {0}, b = {0};
 	assert_int_equal(virtio_pci_save(vp, &a), 0);
 
-	struct virtio_disk_opts o = {.path = path, .queues = 2};
+	struct virtio_disk_opts o = {.path = path, .queues = 2, .sync_io = true};
 	struct cove_err err = {0};
 	struct virtio_pci *other = virtio_blk_new(&o, &mem, NULL, &err);
 	assert_non_null(other);
