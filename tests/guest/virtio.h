@@ -64,7 +64,8 @@ void dma_reset(void);
 #define VIRTIO_PROBE_TESTS                                                                      \
 	{"pci", test_pci}, {"vblk", test_vblk}, {"vblk_ro", test_vblk_ro}, {"vrng", test_vrng}, \
 	    {"vhostile", test_vhostile}, {"vnet", test_vnet}, {"vblkbench", test_vblkbench},    \
-	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},
+	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
+	    {"vnetbench", test_vnetbench},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -77,5 +78,6 @@ int test_vballoon(char *d, size_t n);
 int test_vvsock(char *d, size_t n);    /* virtio_vsock.c */
 int test_vnet(char *d, size_t n);      /* virtio_net.c */
 int test_vblkbench(char *d, size_t n); /* virtio_bench.c */
+int test_vnetbench(char *d, size_t n);
 
 #endif
