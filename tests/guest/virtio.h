@@ -65,7 +65,7 @@ void dma_reset(void);
 	{"pci", test_pci}, {"vblk", test_vblk}, {"vblk_ro", test_vblk_ro}, {"vrng", test_vrng}, \
 	    {"vhostile", test_vhostile}, {"vnet", test_vnet}, {"vblkbench", test_vblkbench},    \
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
-	    {"vnetbench", test_vnetbench},
+	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -79,5 +79,6 @@ int test_vvsock(char *d, size_t n);    /* virtio_vsock.c */
 int test_vnet(char *d, size_t n);      /* virtio_net.c */
 int test_vblkbench(char *d, size_t n); /* virtio_bench.c */
 int test_vnetbench(char *d, size_t n);
+int test_vblk_mq(char *d, size_t n);
 
 #endif

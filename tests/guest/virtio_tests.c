@@ -20,6 +20,8 @@ static uint8_t write_pat(uint64_t s, unsigned j)
 	return (uint8_t)(s * 7 + j * 13 + 0x5A);
 }
 
+static unsigned blk_q; /* the queue blk_req uses */
+
 struct blk_hdr {
 	uint32_t type, rsv;
 	uint64_t sector;
@@ -54,10 +56,10 @@ static int blk_req(struct vdev *v, uint32_t type, uint64_t sector, uint8_t *buf,
 		off += part;
 	}
 	a[n] = pa(st), l[n] = 1, w[n++] = 1;
-	if (vq_add(v, 0, a, l, w, n, indirect) < 0)
+	if (vq_add(v, blk_q, a, l, w, n, indirect) < 0)
 		return -1;
 	uint32_t used;
-	if (vq_wait(v, 0, &used, 2000))
+	if (vq_wait(v, blk_q, &used, 2000))
 		return -1;
 	if (*st == 0 && wr && used != len + 1)
 		return 0x100;
@@ -519,4 +521,40 @@ int test_vballoon(char *d, size_t n)
 fail:
 	vdev_reset(&v);
 	return FAIL;
+}
+
+/* Several request queues (VIRTIO_BLK_F_MQ): a read through each queue. */
+int test_vblk_mq(char *d, size_t n)
+{
+	struct vdev v;
+	dma_reset();
+	if (vdev_find(2, 0, &v, d, n))
+		return FAIL;
+	if (vdev_init(&v, (1ULL << 12) | F_EVENT_IDX, 1, d, n))
+		return FAIL;
+	unsigned nq = (v.features & (1ULL << 12)) ? rd16(v.devcfg + 34) : 1;
+	if (nq < 2) {
+		vdev_reset(&v);
+		ksnprintf(d, n, "the disk has one queue (start it with queues=N)");
+		return SKIP;
+	}
+	if (nq > VQ_MAX)
+		nq = VQ_MAX;
+	dma_reset();
+	if (vdev_init(&v, (1ULL << 12) | F_EVENT_IDX, nq, d, n))
+		return FAIL;
+	for (blk_q = 0; blk_q < nq; blk_q++) {
+		uint8_t *buf = dma_alloc(512);
+		int r = blk_req(&v, 0, 5 + blk_q, buf, 512, 1, 0);
+		if (r || buf[9] != disk_pat(5 + blk_q, 9)) {
+			ksnprintf(d, n, "read through queue %u: status %d", blk_q, r);
+			blk_q = 0;
+			vdev_reset(&v);
+			return FAIL;
+		}
+	}
+	blk_q = 0;
+	vdev_reset(&v);
+	ksnprintf(d, n, "a read through each of %u queues", nq);
+	return PASS;
 }

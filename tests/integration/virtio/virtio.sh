@@ -50,14 +50,14 @@ for s in range(4096):
 	fi
 }
 
-tests="pci vblk vblk_ro vrng vhostile"
+tests="pci vblk vblk_ro vrng vhostile vblk_mq"
 list=$(echo $tests | tr ' ' ,)
 
 # --- Cove ---
 mkdisk "$work/d0.img"
 cp "$work/d0.img" "$work/ro.img"
 probe_run cove "$tests" ${skip:+--skip "$skip"} -- "$cove" run --log-level info --kernel "$pvh" --memory 256M \
-	--disk "path=$work/d0.img,id=cove-test" --disk "path=$work/ro.img,readonly=on" --rng \
+	--disk "path=$work/d0.img,id=cove-test,queues=4" --disk "path=$work/ro.img,readonly=on" --rng \
 	--cmdline "probe=$list probe.blk_id=cove-test"
 if [ -z "$skip" ]; then
 	check_disk cove "$work/d0.img"
@@ -120,7 +120,7 @@ probe_run qemu-q35 "$tests" ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 -accel k
 	-no-user-config -nographic -serial stdio -no-reboot -m 256 -kernel "$pvh" \
 	-append "probe=$list probe.blk_id=cove-test" \
 	-drive "file=$work/q0.img,if=none,id=d0,format=raw" \
-	-device virtio-blk-pci,drive=d0,serial=cove-test,disable-legacy=on \
+	-device virtio-blk-pci,drive=d0,serial=cove-test,disable-legacy=on,num-queues=4 \
 	-drive "file=$work/ro.img,if=none,id=d1,format=raw,readonly=on" \
 	-device virtio-blk-pci,drive=d1,disable-legacy=on -device virtio-rng-pci,disable-legacy=on
 [ -z "$qskip" ] && check_disk qemu-q35 "$work/q0.img"
