@@ -4,8 +4,12 @@
 
 volatile uint64_t virtio_irqs[16];
 
+uint64_t intx_isr; /* the ISR register of the device on INTx (read to lower the line) */
+
 void virtio_irq(uint64_t vec)
 {
+	if (vec == VEC_INTX && intx_isr)
+		(void)rd8(intx_isr); /* before the EOI, or the level line fires again */
 	if (vec >= VEC_VIRTIO && vec < VEC_VIRTIO + 16)
 		virtio_irqs[vec - VEC_VIRTIO]++;
 }

@@ -9,6 +9,8 @@
 #define F_VERSION_1    (1ULL << 32)
 #define F_EVENT_IDX    (1ULL << 29)
 
+int vdev_no_msix;
+
 static uint8_t dma_pool[1 << 20] __attribute__((aligned(4096)));
 static size_t dma_used;
 
@@ -148,7 +150,7 @@ int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn
 		return -1;
 	}
 	/* MSI-X: vector q for queue q, the config vector after them; all to this CPU. */
-	int msix = v->msix_table && v->msix_n > nq;
+	int msix = v->msix_table && v->msix_n > nq && !vdev_no_msix;
 	if (msix) {
 		for (int vec = VEC_VIRTIO; vec < VEC_VIRTIO + 16; vec++)
 			idt_enable_vector(vec);
@@ -162,7 +164,9 @@ int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn
 		pci_write(&v->pci, v->msix_cap + 2, 2,
 			  pci_read(&v->pci, v->msix_cap + 2, 2) | 0x8000);
 		wr16(c + 0x10, (uint16_t)nq);
-	}
+	} else if (v->msix_cap) /* INTx: MSI-X off (an earlier user may have turned it on) */
+		pci_write(&v->pci, v->msix_cap + 2, 2,
+			  pci_read(&v->pci, v->msix_cap + 2, 2) & ~0x8000u);
 	v->nq = nq;
 	for (unsigned q = 0; q < nq; q++) {
 		struct vq *vq = &v->q[q];

@@ -8,6 +8,7 @@
 #define VQ_SIZE	   64
 #define VQ_MAX	   4
 #define VEC_VIRTIO 0x50 /* MSI-X vectors 0x50.. (one per queue, config at +15) */
+#define VEC_INTX   0x5E /* the INTx test's IOAPIC vector */
 
 struct pci_dev {
 	uint8_t bus, dev, fn;
@@ -41,6 +42,8 @@ void pci_write(const struct pci_dev *d, unsigned off, unsigned len, uint32_t v);
 int pci_scan(struct pci_dev *out, int max);
 uint64_t pci_bar(const struct pci_dev *d, unsigned bar);
 extern volatile uint64_t virtio_irqs[16];
+extern uint64_t intx_isr;
+extern int vdev_no_msix; /* vdev_init leaves MSI-X off (INTx test) */
 void virtio_irq(uint64_t vec);
 void idt_enable_vector(int v); /* apic.c */
 
@@ -65,7 +68,8 @@ void dma_reset(void);
 	{"pci", test_pci}, {"vblk", test_vblk}, {"vblk_ro", test_vblk_ro}, {"vrng", test_vrng}, \
 	    {"vhostile", test_vhostile}, {"vnet", test_vnet}, {"vblkbench", test_vblkbench},    \
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
-	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},
+	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
+	    {"vblk_intx", test_vblk_intx},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -80,5 +84,6 @@ int test_vnet(char *d, size_t n);      /* virtio_net.c */
 int test_vblkbench(char *d, size_t n); /* virtio_bench.c */
 int test_vnetbench(char *d, size_t n);
 int test_vblk_mq(char *d, size_t n);
+int test_vblk_intx(char *d, size_t n);
 
 #endif

@@ -52,13 +52,15 @@ for s in range(4096):
 
 tests="pci vblk vblk_ro vrng vhostile vblk_mq"
 list=$(echo $tests | tr ' ' ,)
+# INTx through the IOAPIC runs under Cove only: under QEMU q35 the Interrupt Line register
+# holds the firmware's PIC routing, not the IOAPIC input the probe would need.
 
 # --- Cove ---
 mkdisk "$work/d0.img"
 cp "$work/d0.img" "$work/ro.img"
-probe_run cove "$tests" ${skip:+--skip "$skip"} -- "$cove" run --log-level info --kernel "$pvh" --memory 256M \
+probe_run cove "$tests vblk_intx" ${skip:+--skip "$skip"} -- "$cove" run --log-level info --kernel "$pvh" --memory 256M \
 	--disk "path=$work/d0.img,id=cove-test,queues=4" --disk "path=$work/ro.img,readonly=on" --rng \
-	--cmdline "probe=$list probe.blk_id=cove-test"
+	--cmdline "probe=$list,vblk_intx probe.blk_id=cove-test"
 if [ -z "$skip" ]; then
 	check_disk cove "$work/d0.img"
 	n=$(printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -c 'virtio-blk: guest driver error')
