@@ -14,7 +14,10 @@ nrand=${3:-20000}
 rounds=${4:-3}
 cove=$build/src/cli/cove
 guest=$build/tests/guest/probe-pvh.elf
-[ -x "$cove" ] && [ -f "$guest" ] || { echo "build first: scripts/build $build" >&2; exit 1; }
+if [ ! -x "$cove" ] || [ ! -f "$guest" ]; then
+	echo "build first: scripts/build $build" >&2
+	exit 1
+fi
 img=$(mktemp /tmp/cove-bench-XXXXXX.img)
 trap 'rm -f "$img"' EXIT
 # A fully written file (not sparse), warm in the page cache for all three.

@@ -11,7 +11,10 @@ frames=${2:-100000}
 rounds=${3:-3}
 cove=$build/src/cli/cove
 guest=$build/tests/guest/probe-pvh.elf
-[ -x "$cove" ] && [ -f "$guest" ] || { echo "build first: scripts/build $build" >&2; exit 1; }
+if [ ! -x "$cove" ] || [ ! -f "$guest" ]; then
+	echo "build first: scripts/build $build" >&2
+	exit 1
+fi
 [ "$(id -u)" = 0 ] || { echo "needs root (ip netns, tap)" >&2; exit 1; }
 ns=cove-nb-$$
 ip netns add "$ns"

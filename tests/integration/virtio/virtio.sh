@@ -5,6 +5,7 @@
 # Env: COVE, PROBE_PVH (set by meson), QEMU.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/integration/guest/probe-lib.sh
 . "$here/../guest/probe-lib.sh"
 
 cove=${COVE:?set COVE to the cove binary}
@@ -51,7 +52,7 @@ for s in range(4096):
 }
 
 tests="pci vblk vblk_ro vrng vhostile vblk_mq"
-list=$(echo $tests | tr ' ' ,)
+list=$(echo "$tests" | tr " " ,)
 # INTx through the IOAPIC runs under Cove only: under QEMU q35 the Interrupt Line register
 # holds the firmware's PIC routing, not the IOAPIC input the probe would need.
 
