@@ -239,6 +239,18 @@ probe_run qemu-q35-net vnet ${qnet_skip:+--skip "$qnet_skip"} -- ip netns exec "
 	-netdev tap,id=n0,ifname=vtap0,script=no,downscript=no,vhost=off \
 	-device "virtio-net-pci,netdev=n0,mac=$mac,disable-legacy=on"
 [ -z "$qnet_skip" ] && { kill "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null; }
+# A NIC limited to 10 MB/s of transmit: the guest's send loop must see about 80 Mbit/s.
+probe_run cove-net-ratelimit vnetbench ${net_skip:+--skip "$net_skip"} -- ip netns exec "$ns" \
+	"$cove" run --kernel "$pvh" --memory 256M --net "tap=vtap0,mac=$mac,bps=10000000" \
+	--cmdline "probe=vnetbench probe.bench_frames=15000"
+if [ -z "$net_skip" ]; then
+	mbit=$(printf '%s\n' "$PROBE_LAST_OUTPUT" | sed -n 's/.*frames\/s, \([0-9]*\) Mbit\/s.*/\1/p')
+	if [ -n "$mbit" ] && [ "$mbit" -le 100 ]; then
+		probe_tap ok "cove-net-ratelimit held: $mbit Mbit/s"
+	else
+		probe_tap "not ok" "cove-net-ratelimit not held: ${mbit:-no figure} Mbit/s"
+	fi
+fi
 [ -z "$net_skip" ] && netns_down
 
 # --- Option errors: one clear line, status 2, no crash ---
