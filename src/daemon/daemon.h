@@ -40,7 +40,7 @@ struct coved {
 	char pool_dir[2100];
 	char vmm[PATH_MAX];	/* the `cove` binary (or a stand-in) run as `VMM run ...` */
 	bool vmm_api_sock;	/* the VMM understands --api-sock */
-	bool vmm_disk, vmm_net; /* ... --disk PATH[,readonly], --net TAP[,mac=MAC] */
+	bool vmm_disk, vmm_net; /* ... --disk path=P[,readonly=on], --net tap=NAME[,mac=MAC] */
 	bool vmm_seccomp;	/* ... --seccomp (the allow-list alone) */
 	bool confine;		/* run VMMs confined (--confine USER) */
 	uid_t confine_uid;

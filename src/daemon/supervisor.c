@@ -290,13 +290,13 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 	argv[ac++] = "--memory";
 	argv[ac++] = mem;
 	for (unsigned i = 0; i < def->ndisks; i++, nd++) {
-		snprintf(devs[nd], sizeof(devs[nd]), "%s%s", def->disks[i].path,
-			 def->disks[i].readonly ? ",readonly" : "");
+		snprintf(devs[nd], sizeof(devs[nd]), "path=%s%s", def->disks[i].path,
+			 def->disks[i].readonly ? ",readonly=on" : "");
 		argv[ac++] = "--disk";
 		argv[ac++] = devs[nd];
 	}
 	for (unsigned i = 0; i < def->nnics; i++, nd++) {
-		snprintf(devs[nd], sizeof(devs[nd]), "%s%s%s", def->nics[i].tap,
+		snprintf(devs[nd], sizeof(devs[nd]), "tap=%s%s%s", def->nics[i].tap,
 			 def->nics[i].mac[0] ? ",mac=" : "", def->nics[i].mac);
 		argv[ac++] = "--net";
 		argv[ac++] = devs[nd];

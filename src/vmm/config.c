@@ -26,6 +26,7 @@ void run_config_free(struct run_config *c)
 	free(c->cmdline);
 	free(c->console_path);
 	sandbox_opts_free(&c->sandbox);
+	virtio_opts_free(&c->virtio);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -146,6 +147,8 @@ int run_config_set(struct run_config *c, const char *key, const char *value, str
 		c->log_level = (int)lvl;
 		return 0;
 	}
+	if (virtio_opts_is_key(key))
+		return virtio_opts_set(&c->virtio, key, value, err);
 	return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
 }
 
@@ -170,7 +173,7 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 	static const char *const known[] = {"kernel",	 "initrd",    "cmdline",
 					    "cpus",	 "memory",    "console",
 					    "on-reboot", "log-level", "hugepages"};
-	bool ok = false;
+	bool ok = virtio_opts_is_key(key); /* virtio */
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
 		ok = key_is(key, known[i]);
 	bool sb = sandbox_opts_is_key(key); /* sandbox: flags are booleans, ids may be numbers */
@@ -196,11 +199,22 @@ static int apply_field(struct run_config *c, const char *key, struct json_object
 		text = buf;
 		break;
 	case json_type_boolean:
-		if (!key_is(key, "hugepages") && !sb_flag)
+		if (!key_is(key, "hugepages") && !sb_flag && !key_is(key, "rng") &&
+		    !key_is(key, "balloon"))
 			return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
 					    key_is(key, "cpus") ? "number" : "string");
 		text = json_object_get_boolean(v) ? "true" : "false";
 		break;
+	case json_type_array: /* virtio: "disk": ["path=a", "path=b"] */
+		if (virtio_opts_is_key(key)) {
+			for (size_t i = 0; i < json_object_array_length(v); i++) {
+				int r = apply_field(c, key, json_object_array_get_idx(v, i), err);
+				if (r)
+					return r;
+			}
+			return 0;
+		}
+		__attribute__((fallthrough));
 	default:
 		return cove_err_set(err, -EINVAL, "field '%s': expected a %s", key,
 				    key_is(key, "cpus")			  ? "number"

@@ -2,6 +2,7 @@
 #ifndef COVE_VMM_CONFIG_H
 #define COVE_VMM_CONFIG_H
 
+#include "devices/virtio/virtio_opts.h"
 #include "vmm/sandbox.h"
 
 #include <cove/error.h>
@@ -34,6 +35,7 @@ struct run_config {
 	int log_level; /* enum log_level, -1: unset */
 	bool hugepages;
 	struct sandbox_opts sandbox; /* --sandbox, --sandbox-uid/gid, --jail-dir, --seccomp-log */
+	struct virtio_opts virtio;   /* disk, net, vsock, rng, balloon */
 };
 
 void run_config_init(struct run_config *c);

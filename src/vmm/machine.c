@@ -5,6 +5,7 @@
 #include "devices/i8042.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/virtio/virtio_machine.h"
 #include "vmm/acpi/acpi.h"
 #include "vmm/layout.h"
 #include "vmm/loader.h"
@@ -108,8 +109,10 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 	m->pm = acpi_pm_new(&pm);
 	if ((ret = add(m, BUS_PIO, LAYOUT_PORT_ACPI_PM, LAYOUT_ACPI_PM_LEN, m->pm, "ACPI PM block",
 		       err)) ||
-	    (ret = add(m, BUS_PIO, LAYOUT_PORT_RESET, 1, acpi_pm_reset_port(m->pm),
-		       "ACPI reset register", err)))
+	    /* virtio: the PCI host bridge owns 0xCF8..0xCFB and passes 0xCF9 to the reset
+	     * register; then the virtio devices. */
+	    (ret = virtio_machine_create(&m->virtio, &m->vm, acpi_pm_reset_port(m->pm), cfg->virtio,
+					 err)))
 		return ret;
 	m->boot_timer = boot_timer_new(cfg->start_ns);
 	if ((ret = add(m, BUS_MMIO, LAYOUT_BOOT_TIMER, BOOT_TIMER_LEN, m->boot_timer, "boot timer",
@@ -123,6 +126,7 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 	    .rtc = true,
 	    .pm_timer_32bit = true,
 	    .power_button = true,
+	    .pci = virtio_machine_acpi(m->virtio), /* virtio: PCI root bridge + MCFG */
 	};
 	uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI;
 	uint8_t *dst = guest_mem_ptr(&m->vm.mem, LAYOUT_ACPI, size);
@@ -173,6 +177,9 @@ void machine_destroy(struct machine *m)
 	/* The vCPUs are stopped; the buses go with the VM, the devices after them. */
 	struct device *serial = m->serial, *i8042 = m->i8042, *rtc = m->rtc, *pm = m->pm,
 		      *bt = m->boot_timer;
+	/* virtio first: its I/O thread touches guest RAM and its eventfds are bound to the VM. */
+	virtio_machine_destroy(m->virtio);
+	m->virtio = NULL;
 	vm_destroy(&m->vm);
 	if (m->port80_fd >= 0)
 		close(m->port80_fd);

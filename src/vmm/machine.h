@@ -5,6 +5,9 @@
 #include "vmm/irq.h"
 #include "vmm/vm.h"
 
+struct virtio_opts;
+struct virtio_machine;
+
 #include <cove/error.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,8 +23,9 @@ struct machine_config {
 	const uint8_t *initrd;
 	size_t initrd_len;
 	const char *cmdline;
-	int console_fd;	   /* guest COM1 output, -1 to discard */
-	uint64_t start_ns; /* CLOCK_MONOTONIC when cove started (boot-time marker) */
+	int console_fd;			  /* guest COM1 output, -1 to discard */
+	uint64_t start_ns;		  /* CLOCK_MONOTONIC when cove started (boot-time marker) */
+	const struct virtio_opts *virtio; /* virtio devices, or NULL */
 };
 
 struct machine {
@@ -31,6 +35,7 @@ struct machine {
 	struct device *rtc;
 	struct device *pm;
 	struct device *boot_timer;
+	struct virtio_machine *virtio; /* PCI host bridge + virtio devices */
 	struct irq_line com1_irq;
 	struct irq_line rtc_irq;
 	struct irq_line sci_irq;

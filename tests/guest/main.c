@@ -1,5 +1,6 @@
 /* The probe guest's main: reads the test list from the command line, runs it, powers off. */
 #include "probe.h"
+#include "virtio.h"
 
 static const struct {
 	const char *name;
@@ -8,6 +9,7 @@ static const struct {
     {"boot", test_boot},     {"initrd", test_initrd},	  {"acpi", test_acpi},
     {"smp", test_smp},	     {"timer", test_timer},	  {"rtc", test_rtc},
     {"serial", test_serial}, {"exitloop", test_exitloop}, {"exitloop0", test_exitloop0},
+    VIRTIO_PROBE_TESTS /* tests/guest/virtio.h */
 };
 
 #define NTESTS (sizeof(tests) / sizeof(tests[0]))

@@ -51,6 +51,14 @@ static void usage(FILE *out)
 	      "  --api-sock PATH     serve the Firecracker-compatible API on this Unix socket;\n"
 	      "                      with no machine settings (--kernel, --cpus, --config...),\n"
 	      "                      wait for the API to configure it and send InstanceStart\n"
+	      "  --disk path=P[,readonly=on|off][,id=S][,cache=none|writeback][,queues=N]\n"
+	      "       [,aio=io_uring|sync][,bps=N][,iops=N]\n"
+	      "                      a virtio-blk disk (raw image); repeat for more\n"
+	      "  --net tap=NAME[,mac=xx:xx:xx:xx:xx:xx][,bps=N][,pps=N]  virtio-net on a tap\n"
+	      "  --vsock cid=N,uds=PATH  virtio-vsock, host side on a Unix socket\n"
+	      "  --rng               virtio-rng (host getrandom)\n"
+	      "  --balloon           virtio-balloon\n"
+	      "  --hvc uds=PATH|file=PATH  virtio-console (hvc0) on a Unix socket or to a file\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",
@@ -75,6 +83,12 @@ static const struct option options[] = {
     {"jail-dir", required_argument, NULL, 'J'},
     {"seccomp-log", no_argument, NULL, 'X'},
     {"api-sock", required_argument, NULL, 'A'},
+    {"disk", required_argument, NULL, 'D'},
+    {"net", required_argument, NULL, 'N'},
+    {"vsock", required_argument, NULL, 'V'},
+    {"rng", no_argument, NULL, 'R'},
+    {"balloon", no_argument, NULL, 'B'},
+    {"hvc", required_argument, NULL, 'C'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -424,6 +438,7 @@ int cli_run_main(int argc, char **argv)
 	    .hugepages = cfg.hugepages,
 	    .cmdline = cfg.cmdline,
 	    .start_ns = start,
+	    .virtio = &cfg.virtio,
 	};
 	if (cfg.kernel) {
 		if (read_file("kernel", cfg.kernel, MAX_KERNEL_SIZE, &kernel, &kernel_len, &err))
@@ -465,6 +480,16 @@ int cli_run_main(int argc, char **argv)
 			sandbox_needs_add(&needs, cfg.kernel, SANDBOX_BIND_RO);
 		if (cfg.initrd)
 			sandbox_needs_add(&needs, cfg.initrd, SANDBOX_BIND_RO);
+		for (unsigned i = 0; i < cfg.virtio.ndisks; i++) /* virtio: disks, sockets, taps */
+			sandbox_needs_add(&needs, cfg.virtio.disk[i].path,
+					  cfg.virtio.disk[i].readonly ? SANDBOX_BIND_RO : 0);
+		if (cfg.virtio.vsock_uds)
+			sandbox_needs_add(&needs, cfg.virtio.vsock_uds, SANDBOX_BIND_DIR_OF);
+		if (cfg.virtio.hvc_uds)
+			sandbox_needs_add(&needs, cfg.virtio.hvc_uds, SANDBOX_BIND_DIR_OF);
+		if (cfg.virtio.hvc_file)
+			sandbox_needs_add(&needs, cfg.virtio.hvc_file, SANDBOX_BIND_DIR_OF);
+		needs.tun = cfg.virtio.nnics > 0;
 		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
 			goto fail;
 		mc.kvm_path = SANDBOX_KVM_PATH;

@@ -3,6 +3,7 @@
 
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "vmm/acpi/acpi_pci.h"
 #include "vmm/acpi/aml.h"
 #include "vmm/layout.h"
 
@@ -85,6 +86,7 @@ static void pci_host(struct aml *a, const struct acpi_pci_config *pci)
 		aml_res_qword_mem(a, pci->mmio64_base, pci->mmio64_base + pci->mmio64_len - 1);
 	aml_res_end(a);
 	aml_close(a);
+	acpi_pci_prt(a); /* virtio: INTx routing (acpi_pci.c) */
 	aml_close(a);
 }
 

@@ -3,7 +3,7 @@
 # console input, and ends as told: "poweroff" exits 0, "crash" exits 3, SIGTERM exits 0.
 # Its --help lists --disk and --net but no --api-sock, so coved drives it with signals.
 if [ "${2-}" = "--help" ]; then
-	echo "usage: fake-vmm run [--cpus N] [--memory M] [--disk PATH[,readonly]] [--net TAP[,mac=MAC]]"
+	echo "usage: fake-vmm run [--cpus N] [--memory M] [--disk path=P[,readonly=on]] [--net tap=NAME[,mac=MAC]]"
 	exit 0
 fi
 trap 'echo "fake-vmm: power button"; exit 0' TERM

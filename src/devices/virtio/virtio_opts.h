@@ -1,0 +1,56 @@
+/* Settings of the virtio devices of a machine (--disk, --net, --vsock, --rng, --balloon). */
+#ifndef COVE_DEVICES_VIRTIO_VIRTIO_OPTS_H
+#define COVE_DEVICES_VIRTIO_VIRTIO_OPTS_H
+
+#include <cove/error.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VIRTIO_MAX_DISKS 8
+#define VIRTIO_MAX_NICS	 4
+
+struct virtio_disk_opts {
+	char *path;
+	char id[21]; /* VIRTIO_BLK_ID_BYTES (20) + NUL */
+	bool readonly;
+	bool direct;	    /* cache=none: O_DIRECT */
+	unsigned queues;    /* 1..8 */
+	uint64_t bps, iops; /* rate limits (0: none) */
+	bool sync_io;	    /* aio=sync: preadv/pwritev instead of io_uring */
+};
+
+struct virtio_net_opts {
+	char *tap;
+	uint8_t mac[6];
+	bool mac_set;
+	uint64_t bps, pps;
+};
+
+struct virtio_opts {
+	struct virtio_disk_opts disk[VIRTIO_MAX_DISKS];
+	unsigned ndisks;
+	struct virtio_net_opts net[VIRTIO_MAX_NICS];
+	unsigned nnics;
+	bool rng;
+	bool balloon;
+	bool vsock;
+	uint32_t vsock_cid;
+	char *vsock_uds;
+	bool hvc;	/* virtio-console (hvc0) */
+	char *hvc_uds;	/* its host side: a Unix socket to connect to... */
+	char *hvc_file; /* ...or a file that gets the guest's output */
+};
+
+/* True when key is one of disk, net, vsock, rng, balloon, hvc. */
+bool virtio_opts_is_key(const char *key);
+/*
+ * Applies one setting: disk "path=P[,readonly=on|off][,id=S][,cache=none|writeback]
+ * [,queues=N][,bps=N][,iops=N]", net "tap=NAME[,mac=xx:..]", vsock "cid=N,uds=PATH",
+ * hvc "uds=PATH" or "file=PATH", rng/balloon "on|off|true|false" (empty: on). Returns 0 or -EINVAL
+ * with err set.
+ */
+int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
+		    struct cove_err *err);
+void virtio_opts_free(struct virtio_opts *o);
+
+#endif

@@ -1,0 +1,536 @@
+/* virtio-vsock (virtio 1.2 §5.10) with Firecracker's host side: the host reaches the guest's
+ * port N by connecting to the Unix socket PATH and sending "CONNECT N\n" (answered with
+ * "OK <host port>\n"); the guest reaches host port N through the Unix socket PATH_N. */
+#include "devices/devutil.h"
+#include "devices/virtio/virtio_devices.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define RXQ	  0
+#define TXQ	  1
+#define HOST_CID  2
+#define HDR	  44
+#define MAX_CONN  64
+#define BUF_ALLOC (256u << 10)
+#define MAX_PKT	  (64u << 10)
+#define NCTL	  128
+
+enum {
+	OP_REQUEST = 1,
+	OP_RESPONSE,
+	OP_RST,
+	OP_SHUTDOWN,
+	OP_RW,
+	OP_CREDIT_UPDATE,
+	OP_CREDIT_REQUEST
+};
+enum conn_state { C_FREE = 0, C_CONNECT_LINE, C_REQUEST_SENT, C_OPEN };
+
+struct conn {
+	enum conn_state state;
+	int fd;
+	uint32_t host_port, guest_port;
+	uint32_t peer_buf_alloc, peer_fwd_cnt; /* the guest's receive credit */
+	uint32_t tx_cnt;		       /* bytes we sent the guest */
+	uint32_t fwd_cnt;		       /* bytes from the guest we passed on */
+	char line[32];
+	unsigned line_len;
+};
+
+struct pkt {
+	uint32_t src_port, dst_port;
+	uint16_t op;
+	struct conn *c;
+};
+
+struct vvsock {
+	uint64_t cid;
+	char path[108];
+	int listen_fd;
+	uint32_t next_port;
+	struct conn conn[MAX_CONN];
+	struct pkt ctl[NCTL]; /* control packets waiting for receive buffers */
+	unsigned nctl;
+	bool rx_waiting;
+	struct virtq_chain chain;
+	uint8_t buf[MAX_PKT];
+};
+
+static void put_hdr(uint8_t *h, uint64_t src_cid, uint64_t dst_cid, uint32_t sp, uint32_t dp,
+		    uint32_t len, uint16_t op, const struct conn *c)
+{
+	memset(h, 0, HDR);
+	memcpy(h, &src_cid, 8);
+	memcpy(h + 8, &dst_cid, 8);
+	memcpy(h + 16, &sp, 4);
+	memcpy(h + 20, &dp, 4);
+	memcpy(h + 24, &len, 4);
+	uint16_t type = 1; /* STREAM */
+	memcpy(h + 28, &type, 2);
+	memcpy(h + 30, &op, 2);
+	uint32_t ba = BUF_ALLOC, fc = c ? c->fwd_cnt : 0;
+	memcpy(h + 36, &ba, 4);
+	memcpy(h + 40, &fc, 4);
+}
+
+static void watch(struct virtio_pci *vp, int fd, int op)
+{
+	if (vp->io_epfd < 0 || fd < 0)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = vp->io_tag};
+	epoll_ctl(vp->io_epfd, op, fd, &ev);
+}
+
+static void conn_close(struct virtio_pci *vp, struct conn *c)
+{
+	if (c->fd >= 0) {
+		if (vp->io_epfd >= 0)
+			epoll_ctl(vp->io_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static struct conn *conn_new(struct vvsock *s)
+{
+	for (int i = 0; i < MAX_CONN; i++)
+		if (s->conn[i].state == C_FREE)
+			return &s->conn[i];
+	return NULL;
+}
+
+static struct conn *conn_find(struct vvsock *s, uint32_t host_port, uint32_t guest_port)
+{
+	for (int i = 0; i < MAX_CONN; i++)
+		if (s->conn[i].state != C_FREE && s->conn[i].state != C_CONNECT_LINE &&
+		    s->conn[i].host_port == host_port && s->conn[i].guest_port == guest_port)
+			return &s->conn[i];
+	return NULL;
+}
+
+static void ctl(struct vvsock *s, uint32_t host_port, uint32_t guest_port, uint16_t op,
+		struct conn *c)
+{
+	log_debug("vsock: to guest port %u from host port %u: op %u", guest_port, host_port, op);
+	if (s->nctl < NCTL)
+		s->ctl[s->nctl++] = (struct pkt){host_port, guest_port, op, c};
+}
+
+/* Fills receive buffers: control packets first, then data the sockets have for the guest. */
+static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
+{
+	struct virtq *vq = &vp->vq[RXQ];
+	bool any = false;
+	const char *why;
+	if (!vq->enabled || !(vp->status & VIRTIO_STATUS_DRIVER_OK) ||
+	    (vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		s->rx_waiting = true;
+		return;
+	}
+	for (int guard = 0; guard < 256; guard++) {
+		/* What to send next? */
+		struct pkt p = {0};
+		uint32_t len = 0;
+		if (s->nctl) {
+			p = s->ctl[0];
+		} else {
+			int i;
+			for (i = 0; i < MAX_CONN; i++) {
+				struct conn *c = &s->conn[i];
+				uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
+				if (c->state == C_OPEN && credit > 0 && c->peer_buf_alloc)
+					break;
+			}
+			if (i == MAX_CONN)
+				break;
+			/* Try each open connection with credit once per pass. */
+			bool got = false;
+			for (; i < MAX_CONN && !got; i++) {
+				struct conn *c = &s->conn[i];
+				uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
+				if (c->state != C_OPEN || !credit || credit > c->peer_buf_alloc)
+					continue;
+				if (!virtq_has_avail(vq) && !virtq_enable_notify(vq)) {
+					s->rx_waiting = true;
+					goto out;
+				}
+				uint32_t want = credit < MAX_PKT - HDR ? credit : MAX_PKT - HDR;
+				ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
+				if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+					ctl(s, c->host_port, c->guest_port, OP_SHUTDOWN, NULL);
+					conn_close(vp, c);
+					got = true;
+				} else if (r > 0) {
+					p = (struct pkt){c->host_port, c->guest_port, OP_RW, c};
+					len = (uint32_t)r;
+					got = true;
+				} else {
+					watch(vp, c->fd, EPOLL_CTL_MOD);
+				}
+			}
+			if (!got)
+				break;
+			if (!len) /* a SHUTDOWN was queued: loop to send it */
+				continue;
+		}
+		int r = virtq_pop(vq, &s->chain, &why);
+		if (r < 0) {
+			virtio_pci_needs_reset(vp, why);
+			return;
+		}
+		if (r == 0) {
+			if (len) { /* keep the data: no buffer for it (rare: checked above) */
+				ctl(s, p.src_port, p.dst_port, OP_RST, NULL);
+				conn_close(vp, p.c);
+			}
+			s->rx_waiting = true;
+			goto out;
+		}
+		if (s->chain.in_len < HDR + (uint64_t)len) {
+			virtq_unpop(vq);
+			virtio_pci_needs_reset(vp, "vsock receive buffer too small");
+			return;
+		}
+		if (!len) /* a control packet leaves the queue */
+			memmove(s->ctl, s->ctl + 1, --s->nctl * sizeof(s->ctl[0]));
+		put_hdr(s->buf, HOST_CID, s->cid, p.src_port, p.dst_port, len, p.op, p.c);
+		virtq_chain_write(&s->chain, 0, s->buf, HDR + (uint64_t)len);
+		virtq_push(vq, s->chain.head, HDR + len);
+		if (p.op == OP_RW && p.c)
+			p.c->tx_cnt += len;
+		any = true;
+	}
+out:
+	if (any && virtq_should_notify(vq))
+		virtio_pci_notify_queue(vp, RXQ);
+}
+
+static int connect_path(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* Writes block at most 100 ms (a peer that stops reading loses its connection). */
+	struct timeval tv = {0, 100000};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One packet from the guest. */
+static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
+{
+	struct vvsock *s = vp->dev;
+	uint8_t h[HDR];
+	if (virtq_chain_read(ch, 0, h, HDR) != HDR)
+		return 0;
+	uint64_t src_cid, dst_cid;
+	uint32_t sp, dp, len, ba, fc;
+	uint16_t type, op;
+	memcpy(&src_cid, h, 8);
+	memcpy(&dst_cid, h + 8, 8);
+	memcpy(&sp, h + 16, 4);
+	memcpy(&dp, h + 20, 4);
+	memcpy(&len, h + 24, 4);
+	memcpy(&type, h + 28, 2);
+	memcpy(&op, h + 30, 2);
+	memcpy(&ba, h + 36, 4);
+	memcpy(&fc, h + 40, 4);
+	log_debug("vsock: from guest port %u to host port %u: op %u len %u", sp, dp, op, len);
+	if (src_cid != s->cid || dst_cid != HOST_CID || type != 1)
+		return 0; /* not for us: dropped (the spec allows a RST; nothing to reset) */
+	struct conn *c = conn_find(s, dp, sp);
+	if (c) {
+		c->peer_buf_alloc = ba;
+		c->peer_fwd_cnt = fc;
+	}
+	switch (op) {
+	case OP_REQUEST: {
+		if (c) {
+			ctl(s, dp, sp, OP_RST, NULL);
+			conn_close(vp, c);
+			break;
+		}
+		char path[140];
+		snprintf(path, sizeof(path), "%s_%u", s->path, dp);
+		struct conn *n = conn_new(s);
+		int fd = n ? connect_path(path) : -1;
+		if (fd < 0) {
+			ctl(s, dp, sp, OP_RST, NULL);
+			break;
+		}
+		*n = (struct conn){.state = C_OPEN,
+				   .fd = fd,
+				   .host_port = dp,
+				   .guest_port = sp,
+				   .peer_buf_alloc = ba,
+				   .peer_fwd_cnt = fc};
+		watch(vp, fd, EPOLL_CTL_ADD);
+		ctl(s, dp, sp, OP_RESPONSE, n);
+		break;
+	}
+	case OP_RESPONSE:
+		if (c && c->state == C_REQUEST_SENT) {
+			char ok[32];
+			int k = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
+			if (write(c->fd, ok, (size_t)k) != k) {
+				ctl(s, dp, sp, OP_RST, NULL);
+				conn_close(vp, c);
+				break;
+			}
+			c->state = C_OPEN;
+			watch(vp, c->fd, EPOLL_CTL_MOD);
+		}
+		break;
+	case OP_RW:
+		if (!c || c->state != C_OPEN || len != ch->out_len - HDR || len > BUF_ALLOC) {
+			ctl(s, dp, sp, OP_RST, NULL);
+			if (c)
+				conn_close(vp, c);
+			break;
+		}
+		for (unsigned i = 0, off = 0; i < ch->nout && len; i++) {
+			/* The payload may start inside the header's descriptor. */
+			size_t l = ch->iov[i].iov_len;
+			uint8_t *b = ch->iov[i].iov_base;
+			if (off + l <= HDR) {
+				off += (unsigned)l;
+				continue;
+			}
+			size_t skip = off < HDR ? HDR - off : 0;
+			off += (unsigned)l;
+			if (send(c->fd, b + skip, l - skip, MSG_NOSIGNAL) != (ssize_t)(l - skip)) {
+				ctl(s, dp, sp, OP_RST, NULL);
+				conn_close(vp, c);
+				return 0;
+			}
+		}
+		c->fwd_cnt += len;
+		if (c->fwd_cnt % (BUF_ALLOC / 4) < len) /* tell the guest its credit grew */
+			ctl(s, dp, sp, OP_CREDIT_UPDATE, c);
+		break;
+	case OP_CREDIT_REQUEST:
+		if (c)
+			ctl(s, dp, sp, OP_CREDIT_UPDATE, c);
+		break;
+	case OP_CREDIT_UPDATE:
+		break;
+	case OP_SHUTDOWN:
+	case OP_RST:
+		if (c) {
+			if (op == OP_SHUTDOWN)
+				ctl(s, dp, sp, OP_RST, NULL);
+			conn_close(vp, c);
+		}
+		break;
+	default:
+		ctl(s, dp, sp, OP_RST, NULL);
+	}
+	return 0;
+}
+
+/* A host connection on PATH: reads "CONNECT N\n", then asks the guest. */
+static void connect_line(struct virtio_pci *vp, struct vvsock *s, struct conn *c)
+{
+	ssize_t r = recv(c->fd, c->line + c->line_len, sizeof(c->line) - 1 - c->line_len,
+			 MSG_DONTWAIT | MSG_PEEK);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+		conn_close(vp, c);
+		return;
+	}
+	if (r < 0) {
+		watch(vp, c->fd, EPOLL_CTL_MOD);
+		return;
+	}
+	/* Take bytes up to the newline only: what follows is the stream's data. */
+	char *nl = memchr(c->line + c->line_len, '\n', (size_t)r);
+	size_t take = nl ? (size_t)(nl - (c->line + c->line_len)) + 1 : (size_t)r;
+	if (recv(c->fd, c->line + c->line_len, take, MSG_DONTWAIT) != (ssize_t)take) {
+		conn_close(vp, c);
+		return;
+	}
+	c->line_len += (unsigned)take;
+	c->line[c->line_len] = 0;
+	if (!nl) {
+		if (c->line_len >= sizeof(c->line) - 1)
+			conn_close(vp, c);
+		else
+			watch(vp, c->fd, EPOLL_CTL_MOD);
+		return;
+	}
+	unsigned port;
+	char tail;
+	if (sscanf(c->line, "CONNECT %u%c", &port, &tail) != 2 || tail != '\n') {
+		conn_close(vp, c);
+		return;
+	}
+	c->guest_port = port;
+	c->host_port = s->next_port++;
+	c->state = C_REQUEST_SENT;
+	c->peer_buf_alloc = 0;
+	ctl(s, c->host_port, c->guest_port, OP_REQUEST, c);
+}
+
+static void vsock_notify(struct virtio_pci *vp, unsigned q)
+{
+	struct vvsock *s = vp->dev;
+	if (q == TXQ) {
+		virtio_pci_serve(vp, TXQ, &s->chain, tx_one);
+		rx_pump(vp, s);
+	} else if (q == RXQ) {
+		s->rx_waiting = false;
+		rx_pump(vp, s);
+	}
+	/* The event queue (2) only ever gets transport resets from us: nothing to do. */
+}
+
+static void vsock_backend_ready(struct virtio_pci *vp)
+{
+	struct vvsock *s = vp->dev;
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		struct conn *c = conn_new(s);
+		if (!c) {
+			close(fd);
+		} else {
+			struct timeval tv = {0, 100000};
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			*c = (struct conn){.state = C_CONNECT_LINE, .fd = fd};
+			watch(vp, fd, EPOLL_CTL_ADD);
+		}
+	}
+	virtio_pci_watch_backend(vp);
+	for (int i = 0; i < MAX_CONN; i++)
+		if (s->conn[i].state == C_CONNECT_LINE)
+			connect_line(vp, s, &s->conn[i]);
+	rx_pump(vp, s);
+}
+
+static int vsock_backend_fd(struct virtio_pci *vp)
+{
+	return ((struct vvsock *)vp->dev)->listen_fd;
+}
+
+static void vsock_reset(struct virtio_pci *vp)
+{
+	struct vvsock *s = vp->dev;
+	if (!s)
+		return;
+	for (int i = 0; i < MAX_CONN; i++)
+		if (s->conn[i].state != C_FREE)
+			conn_close(vp, &s->conn[i]);
+	s->nctl = 0;
+}
+
+static void vsock_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)
+{
+	struct vvsock *s = vp->dev;
+	uint8_t c[8];
+	memcpy(c, &s->cid, 8);
+	if (off + len <= sizeof(c))
+		memcpy(data, &c[off], len);
+}
+
+static int vsock_save(struct virtio_pci *vp, struct state_buf *buf)
+{
+	struct vvsock *s = vp->dev;
+	struct state_w w = {buf, 0};
+	sw_u64(&w, s->cid); /* connections do not survive a snapshot (as in Firecracker) */
+	return w.err;
+}
+
+static int vsock_restore(struct virtio_pci *vp, struct state_r *r)
+{
+	struct vvsock *s = vp->dev;
+	return sr_u64(r) == s->cid && !r->bad ? 0 : -EINVAL;
+}
+
+static void vsock_destroy(struct virtio_pci *vp)
+{
+	struct vvsock *s = vp->dev;
+	for (int i = 0; i < MAX_CONN; i++)
+		if (s->conn[i].fd >= 0 && s->conn[i].state != C_FREE)
+			close(s->conn[i].fd);
+	if (s->listen_fd >= 0) {
+		close(s->listen_fd);
+		unlink(s->path);
+	}
+	free(s);
+}
+
+static const struct virtio_dev_ops vsock_ops = {
+    .notify = vsock_notify,
+    .cfg_read = vsock_cfg_read,
+    .reset = vsock_reset,
+    .save = vsock_save,
+    .restore = vsock_restore,
+    .destroy = vsock_destroy,
+    .backend_fd = vsock_backend_fd,
+    .backend_ready = vsock_backend_ready,
+};
+
+struct virtio_pci *virtio_vsock_new(uint32_t cid, const char *uds, const struct guest_mem *mem,
+				    struct irq_chip *chip, struct cove_err *err)
+{
+	struct vvsock *s = calloc(1, sizeof(*s));
+	struct virtio_pci *vp = calloc(1, sizeof(*vp));
+	if (!s || !vp) {
+		free(s);
+		free(vp);
+		cove_err_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(uds) + 12 >= sizeof(sa.sun_path)) {
+		cove_err_set(err, -ENAMETOOLONG, "vsock uds %s: path too long", uds);
+		goto fail;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	snprintf(s->path, sizeof(s->path), "%s", uds);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(s->listen_fd, 16)) {
+		cove_err_set(err, -errno, "vsock uds %s: %s", uds, strerror(errno));
+		if (s->listen_fd >= 0)
+			close(s->listen_fd);
+		goto fail;
+	}
+	for (int i = 0; i < MAX_CONN; i++)
+		s->conn[i].fd = -1;
+	s->cid = cid;
+	s->next_port = 1u << 30;
+	struct virtio_pci_config cfg = {
+	    .name = "virtio-vsock",
+	    .device_id = 19,
+	    .class_code = 0x00FF00,
+	    .nqueues = 3,
+	    .qmax = 128,
+	    .ops = &vsock_ops,
+	    .dev = s,
+	    .mem = mem,
+	    .chip = chip,
+	};
+	virtio_pci_init(vp, &cfg);
+	return vp;
+fail:
+	free(s);
+	free(vp);
+	return NULL;
+}
