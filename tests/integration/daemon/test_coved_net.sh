@@ -34,7 +34,7 @@ check "start a VM with a NIC on default" '"$COVECTL" start netvm >/dev/null'
 check "the bridge is up with the gateway address" 'ip -n "$NS" addr show covebr0 | grep -q "inet 192.168.124.1/24"'
 tap=$(ip -n "$NS" -o link show master covebr0 | awk -F': ' '{print $2}' | head -1)
 check "the VM's tap ($tap) is on the bridge" '[[ $tap == ct* ]]'
-check "the VMM was given the tap" 'wait_for "grep -q -- \"--net $tap\" \"$STATE/run/netvm/vmm.log\""'
+check "the VMM was given the tap" 'wait_for "grep -q -- \"--net tap=$tap\" \"$STATE/run/netvm/vmm.log\""'
 check "nftables masquerades the subnet" 'ip netns exec "$NS" nft list table ip cove_nat | grep -q "ip saddr 192.168.124.0/24 ip daddr != 192.168.124.0/24 masquerade"'
 check "dnsmasq runs for the network" '"$COVECTL" --json net-list | grep -q "\"dnsmasq_pid\""'
 check "net-list shows it active" '"$COVECTL" net-list | grep -q "default .*true"'
