@@ -1,0 +1,786 @@
+/* qcow2: guest reads, writes, zeroes, discards and block status through the L1/L2 tables. */
+#include "block/qcow2.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t q2_l2_get(const struct qcow2 *q, const uint8_t *l2, uint64_t i, uint64_t *bitmap)
+{
+	const uint8_t *p = l2 + i * q->l2_entry_size;
+	if (bitmap)
+		*bitmap = q->extl2 ? be64(p + 8) : 0;
+	return be64(p);
+}
+
+void q2_l2_set(const struct qcow2 *q, uint8_t *l2, uint64_t i, uint64_t e, uint64_t bitmap)
+{
+	uint8_t *p = l2 + i * q->l2_entry_size;
+	put64(p, e);
+	if (q->extl2)
+		put64(p + 8, bitmap);
+}
+
+void q2_compressed_range(const struct qcow2 *q, uint64_t e, uint64_t *off, uint64_t *len)
+{
+	unsigned x = 62 - (q->cluster_bits - 8);
+	*off = e & ((1ull << x) - 1);
+	uint64_t nsec = ((e >> x) & ((1ull << (q->cluster_bits - 8)) - 1)) + 1;
+	*len = nsec * 512 - (*off & 511);
+}
+
+int q2_set_l1(struct qcow2 *q, uint64_t i, uint64_t v)
+{
+	q->l1[i] = v;
+	if (!q->l1_dirty) {
+		q->l1_dlo = q->l1_dhi = (uint32_t)i;
+		q->l1_dirty = true;
+	} else {
+		if (i < q->l1_dlo)
+			q->l1_dlo = (uint32_t)i;
+		if (i > q->l1_dhi)
+			q->l1_dhi = (uint32_t)i;
+	}
+	return 0;
+}
+
+int q2_write_l1(struct qcow2 *q)
+{
+	if (!q->l1_dirty)
+		return 0;
+	uint64_t lo = q->l1_dlo, n = (uint64_t)q->l1_dhi - lo + 1;
+	uint64_t *tmp = malloc(n * 8);
+	if (!tmp)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++)
+		tmp[i] = htobe64(q->l1[lo + i]);
+	int ret = file_pwrite(q->file, tmp, n * 8, q->l1_offset + lo * 8);
+	free(tmp);
+	if (!ret)
+		q->l1_dirty = false;
+	return ret;
+}
+
+int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t *l2off)
+{
+	uint64_t cs = q->cluster_size;
+	*l2 = NULL;
+	if (l1i >= q->l1_size)
+		return alloc ? -EINVAL : 0;
+	uint64_t e = q->l1[l1i], off = e & QCOW2_L1_OFFSET_MASK;
+	if (off % cs)
+		return -EIO;
+	if (!off && !alloc)
+		return 0;
+	if (off && (!alloc || (e & QCOW2_OFLAG_COPIED))) {
+		*l2off = off;
+		return q2_cache_get(q, &q->l2c, off, false, l2);
+	}
+	/* A new table, or a copy of one shared with a snapshot. */
+	uint64_t noff, got;
+	int ret = q2_alloc_clusters(q, 1, &noff, &got);
+	if (ret)
+		return ret;
+	if (off) {
+		uint8_t *old;
+		ret = q2_cache_get(q, &q->l2c, off, false, &old);
+		if (ret)
+			return ret;
+		memcpy(q->ctmp, old, cs);
+		ret = q2_cache_get(q, &q->l2c, noff, true, l2);
+		if (ret)
+			return ret;
+		memcpy(*l2, q->ctmp, cs);
+		ret = q2_free_later(q, off, cs);
+		if (ret)
+			return ret;
+	} else {
+		ret = q2_cache_get(q, &q->l2c, noff, true, l2);
+		if (ret)
+			return ret;
+	}
+	q2_set_l1(q, l1i, noff | QCOW2_OFLAG_COPIED);
+	*l2off = noff;
+	return 0;
+}
+
+/* Status of subcluster sc of entry (e, bm). */
+static enum q2_kind unit_kind(const struct qcow2 *q, uint64_t e, uint64_t bm, unsigned sc,
+			      uint64_t *host)
+{
+	*host = 0;
+	if (e & QCOW2_OFLAG_COMPRESSED) {
+		*host = e;
+		return Q2_COMPRESSED;
+	}
+	uint64_t off = e & QCOW2_OFFSET_MASK;
+	if (q->extl2) {
+		if (bm & (1ull << sc)) {
+			*host = off + ((uint64_t)sc << q->sc_bits);
+			return Q2_DATA;
+		}
+		return (bm & (1ull << (sc + 32))) ? Q2_ZERO : Q2_UNALLOC;
+	}
+	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO))
+		return Q2_ZERO;
+	if (!off && !(q->ext_data && (e & QCOW2_OFLAG_COPIED)))
+		return Q2_UNALLOC;
+	*host = off;
+	return Q2_DATA;
+}
+
+/* Maps guest pos: the kind, host offset (of pos, for DATA) and how far the same mapping runs. */
+static int q2_map(struct qcow2 *q, uint64_t pos, uint64_t maxlen, enum q2_kind *kind,
+		  uint64_t *host, uint64_t *run)
+{
+	unsigned cb = q->cluster_bits;
+	uint64_t l1i = pos >> (cb + q->l2_bits);
+	uint64_t span_end = (l1i + 1) << (cb + q->l2_bits);
+	uint64_t limit = min_u64(pos + maxlen, span_end);
+	uint8_t *l2;
+	uint64_t l2off;
+	int ret = q2_get_l2(q, l1i, false, &l2, &l2off);
+	if (ret)
+		return ret;
+	if (!l2) {
+		*kind = Q2_UNALLOC;
+		*host = 0;
+		*run = limit - pos;
+		return 0;
+	}
+	uint64_t ci = (pos >> cb) & (q->l2_entries - 1);
+	uint64_t bm, e = q2_l2_get(q, l2, ci, &bm);
+	unsigned sc = (unsigned)((pos & (q->cluster_size - 1)) >> q->sc_bits);
+	uint64_t h;
+	enum q2_kind k = unit_kind(q, e, bm, sc, &h);
+	if (k == Q2_DATA && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
+		return -EIO;
+	if (k == Q2_COMPRESSED) {
+		if (q->ext_data)
+			return -EIO;
+		*kind = k;
+		*host = e;
+		*run = min_u64(limit, ((pos >> cb) + 1) << cb) - pos;
+		return 0;
+	}
+	*kind = k;
+	*host = k == Q2_DATA ? h + (pos & (q->sc_size - 1)) : 0;
+	/* Extend over following units with the same kind (and contiguous host offsets). */
+	uint64_t u = ((pos >> q->sc_bits) + 1) << q->sc_bits;
+	uint64_t expect = k == Q2_DATA ? h + q->sc_size : 0;
+	while (u < limit) {
+		uint64_t uci = (u >> cb) & (q->l2_entries - 1);
+		if (uci != ci) {
+			ci = uci;
+			e = q2_l2_get(q, l2, ci, &bm);
+			if (k == Q2_DATA && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
+				break;
+		}
+		unsigned usc = (unsigned)((u & (q->cluster_size - 1)) >> q->sc_bits);
+		enum q2_kind uk = unit_kind(q, e, bm, usc, &h);
+		if (uk != k || (k == Q2_DATA && h != expect))
+			break;
+		expect += q->sc_size;
+		u += q->sc_size;
+	}
+	*run = min_u64(u, limit) - pos;
+	return 0;
+}
+
+typedef int (*vec_fn)(void *ctx, const struct iovec *iov, int n, uint64_t off);
+
+static int sliced(vec_fn fn, void *ctx, const struct iovec *iov, int iovcnt, uint64_t ioff,
+		  uint64_t len, uint64_t off)
+{
+	struct iovec loc[BLK_IOV_BATCH];
+	while (len) {
+		uint64_t got;
+		int n = iov_slice(iov, iovcnt, ioff, len, loc, BLK_IOV_BATCH, &got);
+		if (!n || !got)
+			return -EINVAL;
+		int ret = fn(ctx, loc, n, off);
+		if (ret)
+			return ret;
+		ioff += got;
+		off += got;
+		len -= got;
+	}
+	return 0;
+}
+
+static int file_rd(void *ctx, const struct iovec *iov, int n, uint64_t off)
+{
+	return file_preadv(ctx, iov, n, off);
+}
+
+static int blk_rd(void *ctx, const struct iovec *iov, int n, uint64_t off)
+{
+	return blk_preadv(ctx, iov, n, off);
+}
+
+static int read_compressed(struct qcow2 *q, uint64_t e)
+{
+	if (q->cbuf_off == e)
+		return 0;
+	uint64_t coff, clen;
+	q2_compressed_range(q, e, &coff, &clen);
+	q->cbuf_off = ~0ull;
+	int ret = file_pread(q->file, q->ctmp, clen, coff);
+	if (ret)
+		return ret;
+	ret = q2_decompress(q, q->ctmp, clen, q->cbuf, q->cluster_size);
+	if (ret)
+		return ret;
+	q->cbuf_off = e;
+	return 0;
+}
+
+int qcow2_preadv(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len)
+{
+	struct qcow2 *q = b->q;
+	uint64_t done = 0;
+	while (done < len) {
+		uint64_t pos = off + done, host, run;
+		enum q2_kind k;
+		int ret = q2_map(q, pos, len - done, &k, &host, &run);
+		if (ret)
+			return ret;
+		switch (k) {
+		case Q2_DATA:
+			ret = sliced(file_rd, &q->data, iov, iovcnt, done, run, host);
+			break;
+		case Q2_ZERO:
+			iov_memset(iov, iovcnt, done, 0, run);
+			break;
+		case Q2_UNALLOC: {
+			uint64_t n = 0;
+			if (b->backing && pos < b->backing->size)
+				n = min_u64(run, b->backing->size - pos);
+			if (n)
+				ret = sliced(blk_rd, b->backing, iov, iovcnt, done, n, pos);
+			if (!ret && n < run)
+				iov_memset(iov, iovcnt, done + n, 0, run - n);
+			break;
+		}
+		case Q2_COMPRESSED:
+			ret = read_compressed(q, host);
+			if (!ret)
+				iov_from_buf(iov, iovcnt, done,
+					     q->cbuf + (pos & (q->cluster_size - 1)), run);
+			break;
+		}
+		if (ret)
+			return ret;
+		done += run;
+	}
+	return 0;
+}
+
+static int q2_pread(struct qcow2 *q, void *buf, uint64_t len, uint64_t off)
+{
+	struct iovec v = {buf, len};
+	return len ? qcow2_preadv(q->b, &v, 1, off, len) : 0;
+}
+
+int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_status *st)
+{
+	struct qcow2 *q = b->q;
+	enum q2_kind k;
+	uint64_t host, run;
+	int ret = q2_map(q, off, len, &k, &host, &run);
+	if (ret)
+		return ret;
+	st->len = run;
+	st->depth = 0;
+	st->file_name = q->ext_data ? q->data_file : b->filename;
+	st->file_offset = 0;
+	switch (k) {
+	case Q2_DATA:
+		st->flags = BLK_STATUS_DATA | BLK_STATUS_ALLOCATED | BLK_STATUS_OFFSET;
+		st->file_offset = host;
+		break;
+	case Q2_ZERO:
+		st->flags = BLK_STATUS_ZERO | BLK_STATUS_ALLOCATED;
+		break;
+	case Q2_COMPRESSED:
+		st->flags = BLK_STATUS_DATA | BLK_STATUS_ALLOCATED | BLK_STATUS_COMPRESSED;
+		break;
+	case Q2_UNALLOC:
+		if (b->backing && off < b->backing->size) {
+			struct blk_status bs;
+			ret = blk_block_status(b->backing, off,
+					       min_u64(run, b->backing->size - off), &bs);
+			if (ret)
+				return ret;
+			*st = bs;
+			st->depth = bs.depth + 1;
+			st->flags &= ~BLK_STATUS_ALLOCATED;
+			return 0;
+		}
+		st->flags = BLK_STATUS_ZERO;
+		if (b->backing)
+			st->depth = 1;
+		break;
+	}
+	return 0;
+}
+
+static int lazy_mark_dirty(struct qcow2 *q)
+{
+	if (!(q->compat & QCOW2_COMPAT_LAZY) || q->dirty_bit_set || q->version < 3)
+		return 0;
+	q->incompat |= QCOW2_INCOMPAT_DIRTY;
+	int ret = qcow2_write_header(q);
+	if (!ret)
+		ret = file_sync(q->file);
+	if (!ret)
+		q->dirty_bit_set = true;
+	return ret;
+}
+
+static int check_writable(struct qcow2 *q)
+{
+	if (q->b->readonly)
+		return -EROFS;
+	if (q->incompat & QCOW2_INCOMPAT_CORRUPT)
+		return -EROFS;
+	return lazy_mark_dirty(q);
+}
+
+/* May guest data be written in place at host cluster h (refcount exactly one, no metadata)? */
+static int inplace_ok(struct qcow2 *q, uint64_t h)
+{
+	if (h % q->cluster_size || h < q->cluster_size)
+		return -EIO;
+	uint64_t rc;
+	int ret = q2_refcount_get(q, h >> q->cluster_bits, &rc);
+	if (ret)
+		return ret;
+	if (rc != 1)
+		return rc == 0 ? -EIO : 0;
+	if (h >= q->l1_offset && h < q->l1_offset + (uint64_t)q->l1_size * 8)
+		return -EIO;
+	if (h >= q->rt_offset && h < q->rt_offset + (uint64_t)q->rt_clusters * q->cluster_size)
+		return -EIO;
+	return 1;
+}
+
+struct wc {
+	uint64_t e, bm, host;
+	uint32_t ws, we, fs, fe;
+	bool fresh, full;
+};
+
+static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t ioff,
+		       uint64_t start, uint64_t end)
+{
+	uint64_t cs = q->cluster_size, scs = q->sc_size;
+	unsigned cb = q->cluster_bits;
+	uint64_t l1i = start >> (cb + q->l2_bits);
+	uint8_t *l2;
+	uint64_t l2off;
+	int ret = q2_get_l2(q, l1i, true, &l2, &l2off);
+	if (ret)
+		return ret;
+	uint64_t c0 = start >> cb, c1 = (end - 1) >> cb, n = c1 - c0 + 1;
+	struct wc *w = calloc(n, sizeof(*w));
+	uint8_t *head = NULL, *tail = NULL;
+	if (!w)
+		return -ENOMEM;
+	uint64_t nfresh = 0;
+	for (uint64_t k = 0; k < n; k++) {
+		struct wc *x = &w[k];
+		uint64_t ci = (c0 + k) & (q->l2_entries - 1);
+		x->e = q2_l2_get(q, l2, ci, &x->bm);
+		x->ws = k == 0 ? (uint32_t)(start & (cs - 1)) : 0;
+		x->we = k == n - 1 ? (uint32_t)(((end - 1) & (cs - 1)) + 1) : (uint32_t)cs;
+		uint64_t h = x->e & QCOW2_OFFSET_MASK;
+		bool comp = x->e & QCOW2_OFLAG_COMPRESSED;
+		bool inplace = false;
+		if (q->ext_data) {
+			if (comp) {
+				ret = -EIO;
+				goto out;
+			}
+			inplace = true;
+			h = (c0 + k) << cb;
+		} else if (!comp && h && (x->e & QCOW2_OFLAG_COPIED)) {
+			ret = inplace_ok(q, h);
+			if (ret < 0)
+				goto out;
+			inplace = ret == 1;
+			ret = 0;
+		}
+		x->fs = x->ws;
+		x->fe = x->we;
+		if (inplace) {
+			x->host = h;
+			if (q->extl2) {
+				unsigned s0 = x->ws >> q->sc_bits, s1 = (x->we - 1) >> q->sc_bits;
+				if (!(x->bm & (1ull << s0)))
+					x->fs = (uint32_t)(x->ws & ~(scs - 1));
+				if (!(x->bm & (1ull << s1)))
+					x->fe =
+					    (uint32_t)min_u64(cs, (x->we + scs - 1) & ~(scs - 1));
+			} else if (q->version >= 3 && (x->e & QCOW2_OFLAG_ZERO)) {
+				x->fs = 0;
+				x->fe = (uint32_t)cs;
+			}
+		} else {
+			x->fresh = true;
+			nfresh++;
+			if (!q->extl2 || comp || (h && (x->bm & 0xffffffffull))) {
+				x->fs = 0;
+				x->fe = (uint32_t)cs;
+				x->full = true;
+			} else {
+				x->fs = (uint32_t)(x->ws & ~(scs - 1));
+				x->fe = (uint32_t)min_u64(cs, (x->we + scs - 1) & ~(scs - 1));
+			}
+		}
+	}
+	/* Old contents around the written range (only the first and last cluster have any). */
+	if (w[0].fs < w[0].ws) {
+		head = malloc(w[0].ws - w[0].fs);
+		if (!head) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = q2_pread(q, head, w[0].ws - w[0].fs, (c0 << cb) + w[0].fs);
+		if (ret)
+			goto out;
+	}
+	if (w[n - 1].fe > w[n - 1].we) {
+		tail = malloc(w[n - 1].fe - w[n - 1].we);
+		if (!tail) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = q2_pread(q, tail, w[n - 1].fe - w[n - 1].we, (c1 << cb) + w[n - 1].we);
+		if (ret)
+			goto out;
+	}
+	/* New clusters, in as few contiguous runs as the allocator gives. */
+	for (uint64_t k = 0, left = nfresh; left;) {
+		uint64_t off, got;
+		ret = q2_alloc_clusters(q, left, &off, &got);
+		if (ret)
+			goto out;
+		for (; got && k < n; k++) {
+			if (!w[k].fresh)
+				continue;
+			w[k].host = off;
+			off += cs;
+			got--;
+			left--;
+		}
+	}
+	/* Data: one pwritev per contiguous host run. */
+	{
+		struct iovec v[BLK_IOV_BATCH];
+		int nv = 0;
+		uint64_t run_start = 0, run_end = 0;
+		uint64_t io = ioff;
+		for (uint64_t k = 0; k <= n; k++) {
+			struct wc *x = k < n ? &w[k] : NULL;
+			uint64_t dst = x ? x->host + x->fs : 0;
+			if (nv && (!x || dst != run_end || nv + 3 + 1 > BLK_IOV_BATCH)) {
+				ret = file_pwritev(&q->data, v, nv, run_start);
+				if (ret)
+					goto out;
+				nv = 0;
+			}
+			if (!x)
+				break;
+			if (!nv)
+				run_start = run_end = dst;
+			if (k == 0 && x->fs < x->ws)
+				v[nv++] = (struct iovec){head, x->ws - x->fs};
+			uint64_t got;
+			int m = iov_slice(iov, iovcnt, io, x->we - x->ws, v + nv,
+					  BLK_IOV_BATCH - 2 - nv, &got);
+			if (got != x->we - x->ws) {
+				/* Too many pieces: write what we have, then the rest alone. */
+				nv += m;
+				ret = file_pwritev(&q->data, v, nv, run_start);
+				if (ret)
+					goto out;
+				struct iovec rest[BLK_IOV_BATCH];
+				uint64_t rem = x->we - x->ws - got,
+					 roff = dst + (x->ws - x->fs) + got;
+				uint64_t rio = io + got;
+				while (rem) {
+					uint64_t g;
+					int rm = iov_slice(iov, iovcnt, rio, rem, rest,
+							   BLK_IOV_BATCH, &g);
+					ret = file_pwritev(&q->data, rest, rm, roff);
+					if (ret)
+						goto out;
+					rem -= g;
+					roff += g;
+					rio += g;
+				}
+				nv = 0;
+				run_start = x->host + x->we;
+			} else {
+				nv += m;
+			}
+			io += x->we - x->ws;
+			if (k == n - 1 && x->fe > x->we)
+				v[nv++] = (struct iovec){tail, x->fe - x->we};
+			run_end = x->host + x->fe;
+			if (!nv)
+				run_start = run_end;
+		}
+	}
+	if (nfresh)
+		q->data_unsynced = true;
+	/* Metadata: the L2 entries (in the cache) and deferred frees of replaced clusters. */
+	ret = q2_get_l2(q, l1i, true, &l2, &l2off);
+	if (ret)
+		goto out;
+	for (uint64_t k = 0; k < n; k++) {
+		struct wc *x = &w[k];
+		uint64_t ci = (c0 + k) & (q->l2_entries - 1);
+		uint64_t bm = x->bm;
+		if (q->extl2) {
+			if (x->full) {
+				bm = 0xffffffffull;
+			} else {
+				unsigned s0 = x->fs >> q->sc_bits, s1 = (x->fe - 1) >> q->sc_bits;
+				for (unsigned s = s0; s <= s1; s++) {
+					bm |= 1ull << s;
+					bm &= ~(1ull << (s + 32));
+				}
+			}
+		}
+		uint64_t ne = (q->ext_data ? ((c0 + k) << cb) : x->host) | QCOW2_OFLAG_COPIED;
+		q2_l2_set(q, l2, ci, ne, bm);
+		if (x->fresh && !q->ext_data) {
+			uint64_t oh = x->e & QCOW2_OFFSET_MASK;
+			if (x->e & QCOW2_OFLAG_COMPRESSED) {
+				uint64_t co, cl;
+				q2_compressed_range(q, x->e, &co, &cl);
+				ret = q2_free_later(q, co, cl);
+			} else if (oh) {
+				ret = q2_free_later(q, oh, cs);
+			}
+			if (ret)
+				goto out;
+		}
+	}
+	q2_cache_mark_dirty(&q->l2c, l2off);
+	q->cbuf_off = ~0ull;
+out:
+	free(head);
+	free(tail);
+	free(w);
+	return ret;
+}
+
+int qcow2_pwritev(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len)
+{
+	struct qcow2 *q = b->q;
+	int ret = check_writable(q);
+	if (ret)
+		return ret;
+	uint64_t span = 1ull << (q->cluster_bits + q->l2_bits);
+	uint64_t done = 0;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t n = min_u64(len - done, ((pos / span) + 1) * span - pos);
+		ret = write_chunk(q, iov, iovcnt, done, pos, pos + n);
+		if (ret)
+			return ret;
+		done += n;
+	}
+	return 0;
+}
+
+static int write_zero_bytes(struct qcow2 *q, uint64_t off, uint64_t len)
+{
+	while (len) {
+		uint64_t n = min_u64(len, q->cluster_size);
+		struct iovec v = {q->zero_buf, n};
+		int ret = qcow2_pwritev(q->b, &v, 1, off, n);
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* One whole cluster made to read as zero (or deallocated). */
+static int zero_cluster(struct qcow2 *q, uint64_t guest, bool unmap, bool discard)
+{
+	uint64_t cs = q->cluster_size;
+	uint64_t l1i = guest >> (q->cluster_bits + q->l2_bits);
+	uint8_t *l2;
+	uint64_t l2off;
+	int ret;
+	if (discard || (q->version < 3 && !q->b->backing && unmap)) {
+		ret = q2_get_l2(q, l1i, false, &l2, &l2off);
+		if (ret || !l2)
+			return ret;
+		/* An unallocated L1 span is already deallocated. */
+		if (!(q->l1[l1i] & QCOW2_OFLAG_COPIED)) {
+			ret = q2_get_l2(q, l1i, true, &l2, &l2off);
+			if (ret)
+				return ret;
+		}
+	} else if (q->version < 3) {
+		return write_zero_bytes(q, guest, cs);
+	} else {
+		ret = q2_get_l2(q, l1i, true, &l2, &l2off);
+		if (ret)
+			return ret;
+	}
+	uint64_t ci = (guest >> q->cluster_bits) & (q->l2_entries - 1);
+	uint64_t bm, e = q2_l2_get(q, l2, ci, &bm);
+	uint64_t h = e & QCOW2_OFFSET_MASK;
+	bool comp = e & QCOW2_OFLAG_COMPRESSED;
+	bool keep = !discard && !unmap && !comp && h && (e & QCOW2_OFLAG_COPIED) && !q->ext_data;
+	if (keep) {
+		ret = inplace_ok(q, h);
+		if (ret < 0)
+			return ret;
+		keep = ret == 1;
+	}
+	uint64_t ne, nbm = 0;
+	if (discard || (q->version < 3)) {
+		ne = 0;
+	} else if (q->extl2) {
+		ne = keep ? (h | QCOW2_OFLAG_COPIED) : 0;
+		nbm = 0xffffffffull << 32;
+	} else {
+		ne = keep ? (h | QCOW2_OFLAG_COPIED | QCOW2_OFLAG_ZERO) : QCOW2_OFLAG_ZERO;
+	}
+	if (q->ext_data && !discard && h) {
+		ne = e | QCOW2_OFLAG_ZERO;
+		if (q->extl2)
+			ne = e;
+	}
+	q2_l2_set(q, l2, ci, ne, nbm);
+	q2_cache_mark_dirty(&q->l2c, l2off);
+	if (!keep && !q->ext_data) {
+		if (comp) {
+			uint64_t co, cl;
+			q2_compressed_range(q, e, &co, &cl);
+			ret = q2_free_later(q, co, cl);
+		} else if (h) {
+			ret = q2_free_later(q, h, cs);
+		}
+	}
+	q->cbuf_off = ~0ull;
+	return ret;
+}
+
+int qcow2_zero(struct blk *b, uint64_t off, uint64_t len, bool unmap, bool discard)
+{
+	struct qcow2 *q = b->q;
+	int ret = check_writable(q);
+	if (ret)
+		return ret;
+	uint64_t cs = q->cluster_size, end = off + len;
+	uint64_t a = (off + cs - 1) & ~(cs - 1), z = end & ~(cs - 1);
+	if (end == q->size)
+		z = (end + cs - 1) & ~(cs - 1); /* the last, partial cluster counts as whole */
+	if (a >= z) {
+		return discard ? 0 : write_zero_bytes(q, off, len);
+	}
+	if (!discard && a > off) {
+		ret = write_zero_bytes(q, off, a - off);
+		if (ret)
+			return ret;
+	}
+	for (uint64_t c = a; c < z; c += cs) {
+		ret = zero_cluster(q, c, unmap, discard);
+		if (ret)
+			return ret;
+	}
+	if (!discard && z < end)
+		ret = write_zero_bytes(q, z, end - z);
+	return ret;
+}
+
+int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off)
+{
+	struct qcow2 *q = b->q;
+	uint64_t cs = q->cluster_size;
+	if (off % cs || len > cs || len == 0 || (len < cs && off + len != q->size))
+		return -EINVAL;
+	if (q->ext_data)
+		return -ENOTSUP;
+	int ret = check_writable(q);
+	if (ret)
+		return ret;
+	const uint8_t *src = buf;
+	uint8_t *pad = NULL;
+	if (len < cs) {
+		pad = calloc(1, cs);
+		if (!pad)
+			return -ENOMEM;
+		memcpy(pad, buf, len);
+		src = pad;
+	}
+	uint8_t *cbuf = malloc(cs);
+	if (!cbuf) {
+		free(pad);
+		return -ENOMEM;
+	}
+	long clen = q2_compress(q->compression_type, src, cs, cbuf, cs - 1);
+	if (clen < 0 || (uint64_t)clen >= cs) {
+		struct iovec v = {(void *)src, cs};
+		ret = qcow2_pwritev(b, &v, 1, off, min_u64(cs, q->size - off));
+		goto out;
+	}
+	uint64_t coff;
+	ret = q2_alloc_bytes(q, (uint64_t)clen, &coff);
+	if (ret)
+		goto out;
+	ret = file_pwrite(q->file, cbuf, (uint64_t)clen, coff);
+	if (ret)
+		goto out;
+	q->data_unsynced = true;
+	uint8_t *l2;
+	uint64_t l2off;
+	uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
+	ret = q2_get_l2(q, l1i, true, &l2, &l2off);
+	if (ret)
+		goto out;
+	uint64_t ci = (off >> q->cluster_bits) & (q->l2_entries - 1);
+	uint64_t e = q2_l2_get(q, l2, ci, NULL);
+	unsigned x = 62 - (q->cluster_bits - 8);
+	uint64_t nsec = ((coff + (uint64_t)clen - 1) >> 9) - (coff >> 9);
+	q2_l2_set(q, l2, ci, QCOW2_OFLAG_COMPRESSED | (nsec << x) | coff, 0);
+	q2_cache_mark_dirty(&q->l2c, l2off);
+	if (e & QCOW2_OFLAG_COMPRESSED) {
+		uint64_t co, cl;
+		q2_compressed_range(q, e, &co, &cl);
+		ret = q2_free_later(q, co, cl);
+	} else if (e & QCOW2_OFFSET_MASK) {
+		ret = q2_free_later(q, e & QCOW2_OFFSET_MASK, cs);
+	}
+	q->cbuf_off = ~0ull;
+out:
+	free(cbuf);
+	free(pad);
+	return ret;
+}
+
+int qcow2_flush(struct blk *b)
+{
+	struct qcow2 *q = b->q;
+	if (b->readonly)
+		return 0;
+	int ret = q2_flush_meta(q);
+	uint64_t fsz;
+	if (!ret && !file_size(q->file, &fsz) && fsz < q->file_end)
+		ret = file_truncate(q->file, q->file_end);
+	if (!ret)
+		ret = file_sync(q->file);
+	if (!ret && q->ext_data)
+		ret = file_sync(&q->data);
+	return ret;
+}
