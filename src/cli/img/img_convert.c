@@ -9,11 +9,13 @@
 #include "cli/img/img.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #define CONV_CHUNK	 (4u << 20) /* bytes per data job */
@@ -325,6 +327,17 @@ out:
 	return ret;
 }
 
+/* A sparse raw file, for when the block layer cannot create images yet. */
+static int create_raw(const char *path, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int ret = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
 struct conv_args {
 	const char *src_fmt, *dst_fmt, *backing, *backing_fmt;
 	struct img_opts opts;
@@ -585,6 +598,8 @@ int img_cmd_convert(int argc, char **argv)
 		}
 		struct cove_err err = {0};
 		r = blk_create(tmp, &co, false, &err);
+		if (img_unsupported(r) && dfmt == BLK_FMT_RAW && co.prealloc == BLK_PREALLOC_OFF)
+			r = create_raw(tmp, cv.size);
 		if (r < 0) {
 			img_err_lib(dst_path, r, &err);
 			goto out;

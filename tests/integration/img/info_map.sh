@@ -75,7 +75,7 @@ name="map human refuses compressed clusters like qemu-img"
 cv map comp.qcow2
 qi map comp.qcow2
 if unimpl; then skip "$name" "block layer: $(head -n1 "$T/err")"; else
-	check "$name" [ $rc -eq $qrc ] -a $rc -ne 0; fi
+	check "$name" [ $rc -eq $qrc -a $rc -ne 0 ]; fi
 name="map --start-offset/--max-length"
 if need "$name" map --output json --start-offset 1M --max-length 1536k over.qcow2; then
 	qi map --output json --start-offset 1M --max-length 1536k over.qcow2

@@ -51,7 +51,7 @@ qi() {
 }
 # True when the last cove run failed because the block layer lacks the feature.
 unimpl() {
-	grep -qE 'Function not implemented|Operation not supported|not implemented by the block layer|block layer is not built' "$T/err"
+	grep -qE 'not implemented|Operation not supported|block layer is not built' "$T/err"
 }
 # need NAME ARGS: runs cove img ARGS; on failure reports NAME as SKIP (feature missing in
 # the block layer) or failed, and returns 1.

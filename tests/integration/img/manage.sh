@@ -68,7 +68,9 @@ name="resize to a smaller size needs --shrink"
 cv resize r.qcow2 1M
 check "$name" clean_error
 name="resize --shrink -- -1G"
-if need "$name" resize --shrink r.qcow2 -1G; then
+if [ "$(qemu-img info --output json r.qcow2 | jq '."virtual-size"')" -le 1073741824 ]; then
+	skip "$name" "needs the grown image of the test before"
+elif need "$name" resize --shrink r.qcow2 -1G; then
 	if qcheck r.qcow2 && qemu-img compare -q -s data.raw r.qcow2; then ok "$name"; else
 		fail "$name" "$(cat "$T/qck")" "$(qemu-img compare data.raw r.qcow2)"; fi
 fi
