@@ -222,11 +222,15 @@ int q2_alloc_bytes(struct qcow2 *q, uint64_t len, uint64_t *off)
 		uint64_t cur = q->comp_next & ~(cs - 1);
 		if (q->comp_next + len <= cur + cs) {
 			int ret = q2_refcount_update(q, cur, 1, 1);
-			if (ret)
+			if (!ret) {
+				*off = q->comp_next;
+				q->comp_next = (q->comp_next + len) % cs ? q->comp_next + len : 0;
+				return 0;
+			}
+			if (ret != -ERANGE)
 				return ret;
-			*off = q->comp_next;
-			q->comp_next = (q->comp_next + len) % cs ? q->comp_next + len : 0;
-			return 0;
+			/* Narrow refcounts: this cluster cannot be shared further; take a new one.
+			 */
 		}
 	}
 	uint64_t start, got;

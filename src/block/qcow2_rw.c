@@ -646,6 +646,7 @@ static int zero_cluster(struct qcow2 *q, uint64_t guest, bool unmap, bool discar
 		if (ret < 0)
 			return ret;
 		keep = ret == 1;
+		ret = 0;
 	}
 	uint64_t ne, nbm = 0;
 	if (discard || (q->version < 3)) {

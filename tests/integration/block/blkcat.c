@@ -1,7 +1,20 @@
 /* blkcat: a small tool for the block layer's integration tests.
- *   blkcat cat IMAGE [OUT]          dump the virtual disk (raw) to OUT or stdout
- *   blkcat write IMAGE SEED N        N random writes/discards/zeroes (deterministic by SEED)
- *   blkcat ...                      see usage() */
+ *   blkcat cat IMAGE [OUT]                 dump the virtual disk (raw) to OUT or stdout
+ *   blkcat stress IMAGE REF SEED N [OPS]   N random operations on IMAGE through the block layer,
+ *                                          mirrored into the raw file REF (OPS: letters w write,
+ *                                          z zeroes, u zeroes+unmap, d discard, c compressed,
+ *                                          f flush; default "wzudcf")
+ *   blkcat create FMT IMAGE SIZE [k=v...]  blk_create (cluster_size, refcount_bits, compat,
+ *                                          lazy_refcounts, extended_l2, compression_type,
+ *                                          backing_file, backing_fmt, preallocation)
+ *   blkcat snap IMAGE c|a|d|l [NAME]       snapshots
+ *   blkcat check IMAGE [leaks|all]         blk_check; exit 0 clean, 2 corrupt, 3 leaks
+ *   blkcat resize IMAGE SIZE [shrink]
+ *   blkcat info IMAGE                      a few blk_get_info fields
+ *   blkcat map IMAGE                       block status runs
+ *   blkcat amend IMAGE [k=v...]
+ *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
+ *   blkcat aio IMAGE REF SEED N            random async reads/writes, verified */
 #include <cove/block.h>
 
 #include <errno.h>
@@ -13,21 +26,27 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: blkcat cat IMAGE [OUT]\n");
+	fprintf(stderr, "usage: see the comment at the top of blkcat.c\n");
 	return 2;
+}
+
+static struct blk *open_or_die(const char *path, bool ro)
+{
+	struct blk_open_opts o = {.readonly = ro};
+	struct blk *b;
+	struct cove_err err = {0};
+	if (blk_open(path, &o, &b, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		exit(1);
+	}
+	return b;
 }
 
 static int cmd_cat(int argc, char **argv)
 {
 	if (argc < 3)
 		return usage();
-	struct blk_open_opts o = {.readonly = true};
-	struct blk *b;
-	struct cove_err err = {0};
-	if (blk_open(argv[2], &o, &b, &err)) {
-		fprintf(stderr, "blkcat: %s\n", err.msg);
-		return 1;
-	}
+	struct blk *b = open_or_die(argv[2], true);
 	int fd = argc > 3 ? open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644) : 1;
 	if (fd < 0) {
 		perror(argv[3]);
@@ -55,11 +74,369 @@ static int cmd_cat(int argc, char **argv)
 	return 0;
 }
 
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static int fail(const char *what, int ret)
+{
+	fprintf(stderr, "blkcat: %s: %s\n", what, strerror(-ret));
+	return 1;
+}
+
+static int cmd_stress(int argc, char **argv)
+{
+	if (argc < 6)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	int ref = open(argv[3], O_RDWR);
+	if (ref < 0) {
+		perror(argv[3]);
+		return 1;
+	}
+	rng_state = strtoull(argv[4], NULL, 0) * 2654435761u + 1;
+	long n = atol(argv[5]);
+	const char *ops = argc > 6 ? argv[6] : "wzudcf";
+	size_t nops = strlen(ops);
+	uint64_t size = blk_size(b), cs = blk_cluster_size(b);
+	uint8_t *buf = malloc(4 << 20), *zero = calloc(1, 4 << 20);
+	for (long i = 0; i < n; i++) {
+		char op = ops[rnd() % nops];
+		uint64_t len = 1 + rnd() % (rnd() % 4 ? 16384 : (1 << 20));
+		if (len > size)
+			len = size;
+		uint64_t off = rnd() % (size - len + 1);
+		if (rnd() % 2)
+			off &= ~511ull;
+		int ret = 0;
+		switch (op) {
+		case 'w': {
+			uint8_t v = (uint8_t)rnd();
+			for (uint64_t j = 0; j < len; j++)
+				buf[j] = (uint8_t)(v + j / 512 + (j % 7 == 0 ? j : 0));
+			ret = blk_pwrite(b, buf, len, off);
+			if (ret)
+				return fail("write", ret);
+			if (pwrite(ref, buf, len, (off_t)off) != (ssize_t)len)
+				return 1;
+			break;
+		}
+		case 'z':
+		case 'u':
+			ret = blk_write_zeroes(b, off, len, op == 'u' ? BLK_ZERO_MAY_UNMAP : 0);
+			if (ret)
+				return fail("write_zeroes", ret);
+			if (pwrite(ref, zero, len, (off_t)off) != (ssize_t)len)
+				return 1;
+			break;
+		case 'd': {
+			/* whole clusters only, so that the result is defined */
+			uint64_t a = (off + cs - 1) / cs * cs, e = (off + len) / cs * cs;
+			if (e <= a)
+				break;
+			ret = blk_discard(b, a, e - a);
+			if (ret)
+				return fail("discard", ret);
+			if (pwrite(ref, zero, e - a, (off_t)a) != (ssize_t)(e - a))
+				return 1;
+			break;
+		}
+		case 'c': {
+			if (blk_get_format(b) != BLK_FMT_QCOW2)
+				break;
+			uint64_t c = (off / cs) * cs, l = size - c < cs ? size - c : cs;
+			uint8_t v = (uint8_t)rnd();
+			for (uint64_t j = 0; j < l; j++)
+				buf[j] = (uint8_t)(j % 64 < 8 ? v : j / 1000);
+			ret = blk_write_compressed(b, buf, l, c);
+			if (ret)
+				return fail("write_compressed", ret);
+			if (pwrite(ref, buf, l, (off_t)c) != (ssize_t)l)
+				return 1;
+			break;
+		}
+		case 'f':
+			ret = blk_flush(b);
+			if (ret)
+				return fail("flush", ret);
+			break;
+		}
+	}
+	free(buf);
+	free(zero);
+	close(ref);
+	blk_close(b);
+	return 0;
+}
+
+static int parse_kv(struct blk_create_opts *o, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq)
+		return -1;
+	const char *v = eq + 1;
+	size_t kl = (size_t)(eq - kv);
+#define K(s) (kl == strlen(s) && !strncmp(kv, s, kl))
+	if (K("cluster_size"))
+		o->cluster_size = (uint32_t)strtoul(v, NULL, 0);
+	else if (K("refcount_bits"))
+		o->refcount_bits = (unsigned)atoi(v);
+	else if (K("compat"))
+		o->compat_v2 = !strcmp(v, "0.10");
+	else if (K("lazy_refcounts"))
+		o->lazy_refcounts = !strcmp(v, "on");
+	else if (K("extended_l2"))
+		o->extended_l2 = !strcmp(v, "on");
+	else if (K("compression_type"))
+		o->compression = !strcmp(v, "zstd") ? BLK_COMPRESS_ZSTD : BLK_COMPRESS_DEFLATE;
+	else if (K("backing_file"))
+		o->backing_file = v;
+	else if (K("backing_fmt"))
+		o->backing_fmt = v;
+	else if (K("preallocation"))
+		return blk_prealloc_parse(v, &o->prealloc);
+	else
+		return -1;
+	return 0;
+#undef K
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	if (argc < 5)
+		return usage();
+	struct blk_create_opts o = {0};
+	if (blk_format_parse(argv[2], &o.format))
+		return usage();
+	o.size = strtoull(argv[4], NULL, 0);
+	for (int i = 5; i < argc; i++)
+		if (parse_kv(&o, argv[i]))
+			return usage();
+	struct cove_err err = {0};
+	if (blk_create(argv[3], &o, true, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_snap(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk *b = open_or_die(argv[2], argv[3][0] == 'l');
+	struct cove_err err = {0};
+	int ret = 0;
+	switch (argv[3][0]) {
+	case 'c':
+		ret = blk_snapshot_create(b, argc > 4 ? argv[4] : "snap", &err);
+		break;
+	case 'a':
+		ret = blk_snapshot_apply(b, argc > 4 ? argv[4] : "snap", &err);
+		break;
+	case 'd':
+		ret = blk_snapshot_delete(b, argc > 4 ? argv[4] : "snap", &err);
+		break;
+	case 'l': {
+		struct blk_snapshot_info *s;
+		unsigned n;
+		ret = blk_snapshot_list(b, &s, &n);
+		for (unsigned i = 0; !ret && i < n; i++)
+			printf("%s %s %llu\n", s[i].id, s[i].name,
+			       (unsigned long long)s[i].disk_size);
+		if (!ret)
+			free(s);
+		break;
+	}
+	default:
+		return usage();
+	}
+	if (ret) {
+		fprintf(stderr, "blkcat: %s\n", err.msg[0] ? err.msg : strerror(-ret));
+		return 1;
+	}
+	blk_close(b);
+	return 0;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	if (argc < 3)
+		return usage();
+	unsigned fix = 0;
+	if (argc > 3)
+		fix = !strcmp(argv[3], "all") ? BLK_CHECK_FIX_LEAKS | BLK_CHECK_FIX_ERRORS
+					      : BLK_CHECK_FIX_LEAKS;
+	struct blk_open_opts o = {.readonly = !fix, .no_backing = true, .no_repair = true};
+	struct blk *b;
+	struct cove_err err = {0};
+	if (blk_open(argv[2], &o, &b, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	struct blk_check_result r;
+	int ret = blk_check(b, fix, &r, &err);
+	if (ret) {
+		fprintf(stderr, "blkcat: check: %s\n", err.msg);
+		return 1;
+	}
+	printf("corruptions=%llu leaks=%llu fixed_corruptions=%llu fixed_leaks=%llu "
+	       "allocated=%llu compressed=%llu end=%llu%s%s\n",
+	       (unsigned long long)r.corruptions, (unsigned long long)r.leaks,
+	       (unsigned long long)r.corruptions_fixed, (unsigned long long)r.leaks_fixed,
+	       (unsigned long long)r.allocated_clusters, (unsigned long long)r.compressed_clusters,
+	       (unsigned long long)r.image_end_offset, r.first_problem[0] ? " first: " : "",
+	       r.first_problem);
+	blk_close(b);
+	if (r.corruptions || r.check_errors)
+		return 2;
+	return r.leaks ? 3 : 0;
+}
+
+static int cmd_resize(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	struct cove_err err = {0};
+	if (blk_resize(b, strtoull(argv[3], NULL, 0), argc > 4, BLK_PREALLOC_OFF, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	blk_close(b);
+	return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	if (argc < 3)
+		return usage();
+	struct blk *b = open_or_die(argv[2], true);
+	struct blk_info i;
+	if (blk_get_info(b, &i))
+		return 1;
+	printf("format=%s size=%llu cluster_size=%u version=%u refcount_bits=%u lazy=%d extl2=%d "
+	       "compression=%d backing=%s backing_fmt=%s snapshots=%u dirty=%d corrupt=%d\n",
+	       blk_format_name(i.format), (unsigned long long)i.virtual_size, i.cluster_size,
+	       i.version, i.refcount_bits, i.lazy_refcounts, i.extended_l2, i.compression,
+	       i.backing_file, i.backing_fmt, i.nb_snapshots, i.dirty, i.corrupt);
+	free(i.snapshots);
+	blk_close(b);
+	return 0;
+}
+
+static int cmd_map(int argc, char **argv)
+{
+	if (argc < 3)
+		return usage();
+	struct blk *b = open_or_die(argv[2], true);
+	uint64_t size = blk_size(b);
+	for (uint64_t off = 0; off < size;) {
+		struct blk_status st;
+		int ret = blk_block_status(b, off, size - off, &st);
+		if (ret)
+			return fail("block status", ret);
+		printf("%llu %llu flags=%u depth=%d off=%llu\n", (unsigned long long)off,
+		       (unsigned long long)st.len, st.flags, st.depth,
+		       (unsigned long long)st.file_offset);
+		off += st.len;
+	}
+	blk_close(b);
+	return 0;
+}
+
+static int cmd_amend(int argc, char **argv)
+{
+	if (argc < 3)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	struct blk_info i;
+	if (blk_get_info(b, &i))
+		return 1;
+	free(i.snapshots);
+	struct blk_create_opts o = {.format = BLK_FMT_QCOW2,
+				    .cluster_size = i.cluster_size,
+				    .refcount_bits = i.refcount_bits,
+				    .compat_v2 = i.version == 2,
+				    .lazy_refcounts = i.lazy_refcounts,
+				    .extended_l2 = i.extended_l2,
+				    .compression = i.compression};
+	for (int k = 3; k < argc; k++)
+		if (parse_kv(&o, argv[k]))
+			return usage();
+	struct cove_err err = {0};
+	if (blk_amend(b, &o, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	blk_close(b);
+	return 0;
+}
+
+static int cmd_measure(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk_create_opts o = {0};
+	if (blk_format_parse(argv[2], &o.format))
+		return usage();
+	struct blk *src = NULL;
+	if (argv[3][0] >= '0' && argv[3][0] <= '9')
+		o.size = strtoull(argv[3], NULL, 0);
+	else
+		src = open_or_die(argv[3], true);
+	for (int k = 4; k < argc; k++)
+		if (parse_kv(&o, argv[k]))
+			return usage();
+	struct blk_measure m;
+	struct cove_err err = {0};
+	if (blk_measure(&o, src, &m, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	printf("required size: %llu\nfully allocated size: %llu\n", (unsigned long long)m.required,
+	       (unsigned long long)m.fully_allocated);
+	blk_close(src);
+	return 0;
+}
+
+int cmd_aio(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
 	if (!strcmp(argv[1], "cat"))
 		return cmd_cat(argc, argv);
+	if (!strcmp(argv[1], "stress"))
+		return cmd_stress(argc, argv);
+	if (!strcmp(argv[1], "create"))
+		return cmd_create(argc, argv);
+	if (!strcmp(argv[1], "snap"))
+		return cmd_snap(argc, argv);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(argv[1], "resize"))
+		return cmd_resize(argc, argv);
+	if (!strcmp(argv[1], "info"))
+		return cmd_info(argc, argv);
+	if (!strcmp(argv[1], "map"))
+		return cmd_map(argc, argv);
+	if (!strcmp(argv[1], "amend"))
+		return cmd_amend(argc, argv);
+	if (!strcmp(argv[1], "measure"))
+		return cmd_measure(argc, argv);
+	if (!strcmp(argv[1], "aio"))
+		return cmd_aio(argc, argv);
 	return usage();
+}
+
+int cmd_aio(int argc, char **argv)
+{
+	return 77;
 }
