@@ -21,6 +21,7 @@
 #define CONV_CHUNK	 (4u << 20) /* bytes per data job */
 #define CONV_MAX_SPARSE	 (16u << 20)
 #define CONV_MAX_WORKERS 16
+#define CONV_WB		 (32u << 20) /* start writeback of the new file every 32 MiB */
 
 enum job_kind { JOB_DATA, JOB_ZERO, JOB_SKIP };
 enum job_state { JS_FREE, JS_QUEUED, JS_BUSY, JS_DONE };
@@ -49,6 +50,8 @@ struct conv {
 	bool skip_unallocated; /* -B: leave what the source's backing has to the target's */
 	bool in_order;	       /* not -W */
 	unsigned zero_flags;   /* flags for blk_write_zeroes */
+	int wb_fd;	       /* the new target file, to start its writeback early; or -1 */
+	uint64_t wb_pending;   /* bytes written since writeback was last started */
 	/* Job ring, shared with the workers under lock. */
 	struct conv_job *jobs;
 	unsigned njobs;
@@ -314,6 +317,12 @@ static int conv_run(struct conv *cv, struct img_progress *prog, const char **whe
 		}
 		written += w->len;
 		img_progress_update(prog, written, cv->size);
+		if (w->kind == JOB_DATA && cv->wb_fd >= 0 &&
+		    (cv->wb_pending += w->len) >= CONV_WB) {
+			/* Start writing back now, so that the final sync has little left to do. */
+			sync_file_range(cv->wb_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			cv->wb_pending = 0;
+		}
 		pthread_mutex_lock(&cv->lock);
 		w->state = JS_FREE;
 		write_seq++;
@@ -371,7 +380,11 @@ static void conv_free(struct conv *cv)
 static int conv_setup(struct conv *cv, const struct conv_args *a, const char *src_path,
 		      enum blk_format sfmt)
 {
-	cv->nworkers = a->workers;
+	/* -m bounds the jobs in flight; threads beyond one per CPU (plus one while the main
+	 * thread waits on the target) only add switches. */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned maxthreads = ncpu > 0 && ncpu < CONV_MAX_WORKERS ? (unsigned)ncpu + 1 : 4;
+	cv->nworkers = a->workers < maxthreads ? a->workers : maxthreads;
 	cv->njobs = 2 * a->workers + 2;
 	cv->chunk = CONV_CHUNK;
 	if (cv->unit_len > cv->chunk)
@@ -507,6 +520,7 @@ int img_cmd_convert(int argc, char **argv)
 	char tmp[PATH_MAX] = "";
 	int ret = 1;
 
+	cv.wb_fd = -1;
 	pthread_mutex_init(&cv.lock, NULL);
 	pthread_cond_init(&cv.work_cv, NULL);
 	pthread_cond_init(&cv.done_cv, NULL);
@@ -606,6 +620,7 @@ int img_cmd_convert(int argc, char **argv)
 		}
 		if (img_open(tmp, dfmt, false, true, &dst))
 			goto out;
+		cv.wb_fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	}
 	cv.dst = dst;
 	cv.compress = a.compress;
@@ -621,6 +636,11 @@ int img_cmd_convert(int argc, char **argv)
 		}
 	} else {
 		cv.unit_len = (uint32_t)a.sparse;
+		/* Whole clusters: the zeroes around data are in the buffer already, and a full
+		 * cluster write spares the target a partial-cluster fill. */
+		uint32_t cl = blk_cluster_size(dst);
+		if (cv.unit_len && dfmt == BLK_FMT_QCOW2 && cl > cv.unit_len && cl <= CONV_CHUNK)
+			cv.unit_len = cl;
 	}
 	if (conv_setup(&cv, &a, src_path, sfmt))
 		goto out_stop;
@@ -651,6 +671,8 @@ out_stop:
 	conv_stop(&cv);
 out:
 	conv_free(&cv);
+	if (cv.wb_fd >= 0)
+		close(cv.wb_fd);
 	blk_close(src);
 	blk_close(dst);
 	if (tmp[0]) {
