@@ -258,12 +258,14 @@ int blk_measure(const struct blk_create_opts *opts, struct blk *src, struct blk_
 		required = vsize;
 	}
 	if (o.format == BLK_FMT_RAW) {
-		out->fully_allocated = vsize;
-		out->required = o.prealloc != BLK_PREALLOC_OFF ? vsize : required;
+		/* As QEMU: a raw image needs its whole (sector-rounded) size. */
+		out->fully_allocated = out->required = (vsize + 511) / 512 * 512;
 		return 0;
 	}
 	uint64_t av = (vsize + cs - 1) / cs * cs;
-	if (!src || o.prealloc == BLK_PREALLOC_FULL || o.prealloc == BLK_PREALLOC_FALLOC)
+	if (!src)
+		required = 0;
+	if (o.prealloc == BLK_PREALLOC_FULL || o.prealloc == BLK_PREALLOC_FALLOC)
 		required = av;
 	out->fully_allocated =
 	    qcow2_prealloc_size(av, cs, (unsigned)__builtin_ctz(o.refcount_bits), o.extended_l2);

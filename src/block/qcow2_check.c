@@ -211,13 +211,17 @@ static int compare(struct ck *k, bool fix_flags)
 		uint64_t l2off = q->l1[i] & QCOW2_L1_OFFSET_MASK;
 		if (!l2off || l2off % cs || (l2off >> q->cluster_bits) >= k->n)
 			continue;
-		bool want = k->refs[l2off >> q->cluster_bits] == 1;
+		uint64_t rc;
+		int ret = q2_refcount_get(q, l2off >> q->cluster_bits, &rc);
+		if (ret)
+			return ret;
+		bool want = rc == 1;
 		if (want != !!(q->l1[i] & QCOW2_OFLAG_COPIED)) {
 			if (!fix_flags)
-				problem(k, false, "L1 entry %u: COPIED flag wrong (refcount %u)", i,
-					k->refs[l2off >> q->cluster_bits]);
+				problem(k, false, "L1 entry %u: COPIED flag wrong (refcount %llu)",
+					i, (unsigned long long)rc);
 		}
-		int ret = file_pread(q->file, k->l2buf, cs, l2off);
+		ret = file_pread(q->file, k->l2buf, cs, l2off);
 		if (ret)
 			return ret;
 		for (uint64_t j = 0; j < q->l2_entries && !q->ext_data; j++) {
@@ -231,19 +235,31 @@ static int compare(struct ck *k, bool fix_flags)
 			}
 			if (!h || h % cs || (h >> q->cluster_bits) >= k->n)
 				continue;
-			bool w = k->refs[h >> q->cluster_bits] == 1;
-			if (w != !!(e & QCOW2_OFLAG_COPIED) && !fix_flags)
-				problem(k, false, "cluster 0x%llx: COPIED flag wrong (refcount %u)",
-					(unsigned long long)h, k->refs[h >> q->cluster_bits]);
+			ret = q2_refcount_get(q, h >> q->cluster_bits, &rc);
+			if (ret)
+				return ret;
+			if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED) && !fix_flags)
+				problem(k, false,
+					"cluster 0x%llx: COPIED flag wrong (refcount %llu)",
+					(unsigned long long)h, (unsigned long long)rc);
 		}
 	}
 	return 0;
 }
 
 /* Writes a new refcount table and blocks (width 1 << order) at the end of the file from refs. */
-static int rebuild(struct qcow2 *q, const uint32_t *refs, uint64_t n, unsigned order)
+static int rebuild(struct qcow2 *q, uint32_t *refs, uint64_t n, unsigned order)
 {
 	uint64_t cs = q->cluster_size;
+	/* The old refcount table and blocks are not referenced once the new ones are in place. */
+	for (uint64_t c = q->rt_offset / cs; c < q->rt_offset / cs + q->rt_clusters && c < n; c++)
+		if (refs[c])
+			refs[c]--;
+	for (uint64_t i = 0; i < q->rt_entries; i++) {
+		uint64_t o = q->rt[i] & QCOW2_RT_OFFSET_MASK;
+		if (o && o % cs == 0 && o / cs < n && refs[o / cs])
+			refs[o / cs]--;
+	}
 	uint64_t rbe = cs * 8 / (1u << order);
 	uint64_t maxv = order == 6 ? UINT64_MAX : (1ull << (1u << order)) - 1;
 	for (uint64_t c = 0; c < n; c++)

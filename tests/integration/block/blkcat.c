@@ -436,7 +436,109 @@ int main(int argc, char **argv)
 	return usage();
 }
 
+struct aio_slot {
+	struct blk_aio_req req;
+	struct iovec iov;
+	uint8_t *buf;
+	int ret;
+	bool fin;
+};
+
+static void aio_done(struct blk_aio_req *r, int ret)
+{
+	struct aio_slot *s = r->opaque;
+	s->ret = ret;
+	s->fin = true;
+}
+
 int cmd_aio(int argc, char **argv)
 {
-	return 77;
+	if (argc < 6)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	int ref = open(argv[3], O_RDWR);
+	if (ref < 0)
+		return 1;
+	rng_state = strtoull(argv[4], NULL, 0) * 2654435761u + 1;
+	long rounds = atol(argv[5]);
+	enum { Q = 32, BS = 4096 };
+	if (blk_aio_setup(b, Q))
+		return fail("aio setup", -EINVAL);
+	struct aio_slot slot[Q];
+	uint8_t *check = malloc(BS);
+	for (int i = 0; i < Q; i++)
+		slot[i].buf = malloc(BS);
+	uint64_t nblk = blk_size(b) / BS;
+	for (long r = 0; r < rounds; r++) {
+		uint64_t used[Q];
+		for (int i = 0; i < Q; i++) {
+			uint64_t blkno;
+			bool dup;
+			do {
+				blkno = rnd() % nblk;
+				dup = false;
+				for (int j = 0; j < i; j++)
+					dup |= used[j] == blkno;
+			} while (dup);
+			used[i] = blkno;
+			struct aio_slot *s = &slot[i];
+			bool wr = rnd() % 2;
+			if (wr)
+				for (int j = 0; j < BS; j++)
+					s->buf[j] = (uint8_t)(rnd() >> 7);
+			s->iov = (struct iovec){s->buf, BS};
+			s->req = (struct blk_aio_req){.op = wr ? BLK_AIO_WRITE : BLK_AIO_READ,
+						      .iov = &s->iov,
+						      .iovcnt = 1,
+						      .offset = blkno * BS,
+						      .done = aio_done,
+						      .opaque = s};
+			s->fin = false;
+			int ret = blk_aio_submit(b, &s->req);
+			if (ret)
+				return fail("aio submit", ret);
+		}
+		blk_aio_flush_submissions(b);
+		int left = Q;
+		while (left > 0) {
+			int n = blk_aio_complete(b);
+			if (n < 0)
+				return fail("aio complete", n);
+			left -= n;
+		}
+		for (int i = 0; i < Q; i++) {
+			struct aio_slot *s = &slot[i];
+			if (!s->fin || s->ret)
+				return fail("aio request", s->ret ? s->ret : -EIO);
+			if (s->req.op == BLK_AIO_WRITE) {
+				if (pwrite(ref, s->buf, BS, (off_t)s->req.offset) != BS)
+					return 1;
+			} else {
+				if (pread(ref, check, BS, (off_t)s->req.offset) != BS)
+					return 1;
+				if (memcmp(check, s->buf, BS)) {
+					fprintf(stderr, "blkcat: aio read mismatch at %llu\n",
+						(unsigned long long)s->req.offset);
+					return 1;
+				}
+			}
+		}
+	}
+	struct aio_slot *s = &slot[0];
+	s->req = (struct blk_aio_req){.op = BLK_AIO_FLUSH, .done = aio_done, .opaque = s};
+	s->fin = false;
+	if (blk_aio_submit(b, &s->req))
+		return 1;
+	blk_aio_flush_submissions(b);
+	while (!s->fin)
+		if (blk_aio_complete(b) < 0)
+			return 1;
+	if (s->ret)
+		return fail("aio flush", s->ret);
+	for (int i = 0; i < Q; i++)
+		free(slot[i].buf);
+	free(check);
+	blk_close(b);
+	close(ref);
+	return 0;
 }
