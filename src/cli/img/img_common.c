@@ -248,20 +248,22 @@ void img_opts_describe(const struct blk_create_opts *c, char *buf, size_t len)
 				 prealloc_name(c->prealloc));
 		return;
 	}
-	n = snprintf(buf, len, "fmt=qcow2 cluster_size=%u extended_l2=%s compression_type=%s",
-		     c->cluster_size ? c->cluster_size : 65536, c->extended_l2 ? "on" : "off",
-		     c->compression == BLK_COMPRESS_ZSTD ? "zstd" : "zlib");
+	/* The order qemu-img prints them in. */
+	n = snprintf(buf, len, "fmt=qcow2 cluster_size=%u extended_l2=%s",
+		     c->cluster_size ? c->cluster_size : 65536, c->extended_l2 ? "on" : "off");
+	if (c->prealloc != BLK_PREALLOC_OFF && n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " preallocation=%s",
+			      prealloc_name(c->prealloc));
+	if (n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " compression_type=%s size=%llu",
+			      c->compression == BLK_COMPRESS_ZSTD ? "zstd" : "zlib",
+			      (unsigned long long)c->size);
 	if (c->compat_v2 && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n, " compat=0.10");
-	if (n > 0 && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " size=%llu", (unsigned long long)c->size);
 	if (c->backing_file && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n, " backing_file=%s", c->backing_file);
 	if (c->backing_fmt && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n, " backing_fmt=%s", c->backing_fmt);
-	if (c->prealloc != BLK_PREALLOC_OFF && n > 0 && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " preallocation=%s",
-			      prealloc_name(c->prealloc));
 	if (n > 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, " lazy_refcounts=%s refcount_bits=%u",
 			 c->lazy_refcounts ? "on" : "off",
