@@ -97,6 +97,20 @@ void img_opts_free(struct img_opts *o)
 	o->strings = NULL;
 }
 
+/* An -o error, prefixed with the image name when it is known. */
+static int opt_err(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int opt_err(const char *path, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (path && path[0])
+		return img_err("%s: %s", path, msg);
+	return img_err("%s", msg);
+}
+
 static int set_opt(struct img_opts *o, const char *key, const char *val, const char *path)
 {
 	struct blk_create_opts *c = &o->c;
@@ -108,17 +122,16 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		return 0;
 	}
 	if (!val)
-		return img_err("%s: Invalid parameter '%s'", path, key);
+		return opt_err(path, "Invalid parameter '%s'", key);
 	if (!strcmp(key, "size")) {
 		if (img_parse_size(val, &n) < 0)
-			return img_err("%s: Invalid image size '%s'", path, val);
+			return opt_err(path, "Invalid image size '%s'", val);
 		c->size = n;
 		o->set |= IMG_OPT_SIZE;
 	} else if (!strcmp(key, "cluster_size")) {
 		if (img_parse_size(val, &n) < 0 || n < 512 || n > (2u << 20) || (n & (n - 1)))
-			return img_err("%s: Cluster size must be a power of two between 512 and "
-				       "2048k",
-				       path);
+			return opt_err(path, "Cluster size must be a power of two between 512 and "
+				       "2048k");
 		c->cluster_size = (uint32_t)n;
 		o->set |= IMG_OPT_CLUSTER;
 	} else if (!strcmp(key, "compression_type")) {
@@ -127,7 +140,7 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		else if (!strcmp(val, "zstd"))
 			c->compression = BLK_COMPRESS_ZSTD;
 		else
-			return img_err("%s: Invalid compression_type '%s' (zlib or zstd)", path,
+			return opt_err(path, "Invalid compression_type '%s' (zlib or zstd)",
 				       val);
 		o->set |= IMG_OPT_COMPRESSION;
 	} else if (!strcmp(key, "backing_file")) {
@@ -137,7 +150,7 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 	} else if (!strcmp(key, "backing_fmt")) {
 		enum blk_format f;
 		if (blk_format_parse(val, &f) < 0)
-			return img_err("%s: Unknown backing format '%s'", path, val);
+			return opt_err(path, "Unknown backing format '%s'", val);
 		if (!(c->backing_fmt = keep(o, val)))
 			return img_err("out of memory");
 		o->set |= IMG_OPT_BACKING_FMT;
@@ -147,19 +160,17 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		o->set |= IMG_OPT_DATA_FILE;
 	} else if (!strcmp(key, "preallocation")) {
 		if (blk_prealloc_parse(val, &c->prealloc) < 0)
-			return img_err("%s: Invalid preallocation mode '%s' (off, metadata, "
-				       "falloc, full)",
-				       path, val);
+			return opt_err(path, "Invalid preallocation mode '%s' (off, metadata, "
+				       "falloc, full)", val);
 		o->set |= IMG_OPT_PREALLOC;
 	} else if (!strcmp(key, "lazy_refcounts")) {
 		if (parse_bool(val, &b) < 0)
-			return img_err("%s: Parameter 'lazy_refcounts' expects 'on' or 'off'",
-				       path);
+			return opt_err(path, "Parameter 'lazy_refcounts' expects 'on' or 'off'");
 		c->lazy_refcounts = b;
 		o->set |= IMG_OPT_LAZY;
 	} else if (!strcmp(key, "extended_l2")) {
 		if (parse_bool(val, &b) < 0)
-			return img_err("%s: Parameter 'extended_l2' expects 'on' or 'off'", path);
+			return opt_err(path, "Parameter 'extended_l2' expects 'on' or 'off'");
 		c->extended_l2 = b;
 		o->set |= IMG_OPT_EXTL2;
 	} else if (!strcmp(key, "refcount_bits")) {
@@ -167,9 +178,8 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		errno = 0;
 		unsigned long v = strtoul(val, &end, 10);
 		if (errno || *end || v == 0 || v > 64 || (v & (v - 1)))
-			return img_err("%s: Refcount width must be a power of two and may not "
-				       "exceed 64 bits",
-				       path);
+			return opt_err(path, "Refcount width must be a power of two and may not "
+				       "exceed 64 bits");
 		c->refcount_bits = (unsigned)v;
 		o->set |= IMG_OPT_REFBITS;
 	} else if (!strcmp(key, "compat")) {
@@ -178,12 +188,11 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		else if (!strcmp(val, "1.1") || !strcmp(val, "v3"))
 			c->compat_v2 = false;
 		else
-			return img_err("%s: Invalid parameter value for 'compat': '%s' (0.10, "
-				       "1.1, v2 or v3)",
-				       path, val);
+			return opt_err(path, "Invalid parameter value for 'compat': '%s' (0.10, "
+				       "1.1, v2 or v3)", val);
 		o->set |= IMG_OPT_COMPAT;
 	} else {
-		return img_err("%s: Invalid parameter '%s'", path, key);
+		return opt_err(path, "Invalid parameter '%s'", key);
 	}
 	return 0;
 }
