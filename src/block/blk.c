@@ -196,7 +196,8 @@ int blk_open_depth(const char *path, const struct blk_open_opts *opts, int depth
 		struct blk_chain me = {b->dev, b->ino, chain};
 		ret = blk_open_depth(bp, &bo, depth + 1, &me, &b->backing, err);
 		if (ret) {
-			cove_err_prefix(err, "%s: cannot open backing file", path);
+			if (depth == 0)
+				cove_err_prefix(err, "%s: cannot open backing file", path);
 			free(bp);
 			goto fail;
 		}

@@ -416,6 +416,16 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *res, struc
 	}
 	bool need = ((fix & BLK_CHECK_FIX_LEAKS) && res->leaks) ||
 		    ((fix & BLK_CHECK_FIX_ERRORS) && res->corruptions);
+	if (!need && !b->readonly && (fix & BLK_CHECK_FIX_ERRORS) && !res->corruptions &&
+	    (q->incompat & QCOW2_INCOMPAT_CORRUPT)) {
+		/* Nothing wrong after all: the image may be written again. */
+		q->incompat &= ~QCOW2_INCOMPAT_CORRUPT;
+		ret = qcow2_write_header(q);
+		if (!ret)
+			ret = file_sync(q->file);
+		ck_free(&k);
+		return ret ? cove_err_set(err, ret, "qcow2: cannot clear the corrupt bit") : 0;
+	}
 	if (!need || b->readonly) {
 		ck_free(&k);
 		return 0;

@@ -144,6 +144,10 @@ static int load_tables(struct qcow2 *q, uint64_t fsize, struct cove_err *err)
 	for (uint64_t i = 0; i < q->rt_entries; i++) {
 		q->rt[i] = be64toh(q->rt[i]);
 		uint64_t o = q->rt[i] & QCOW2_RT_OFFSET_MASK;
+		if (o && (o >= q->rt_offset && o < q->rt_offset + (uint64_t)q->rt_clusters * cs))
+			return cove_err_set(
+			    err, -EINVAL, "qcow2: refcount block %llu overlaps the refcount table",
+			    (unsigned long long)i);
 		if (o && (o % cs || o > fsize - cs) && !q->in_check)
 			return cove_err_set(err, -EINVAL,
 					    "qcow2: refcount block %llu points outside the image "
@@ -323,6 +327,14 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 	if (q->incompat & QCOW2_INCOMPAT_CORRUPT) {
 		/* Opened, but writes fail (blk_check with fixes may still repair it). */
 	}
+	/* Metadata structures must not overlap each other or the header. */
+	uint64_t l1_end = q->l1_offset + (uint64_t)q->l1_size * 8;
+	uint64_t rt_end = q->rt_offset + (uint64_t)q->rt_clusters * cs;
+	if ((q->l1_size && q->l1_offset < cs) || q->rt_offset < cs ||
+	    (q->l1_size && q->l1_offset < rt_end && q->rt_offset < l1_end) ||
+	    (q->nsnaps && q->snap_offset < cs))
+		return cove_err_set(
+		    err, -EINVAL, "qcow2: overlapping metadata (header, L1 table, refcount table)");
 	ret = load_tables(q, fsize, err);
 	if (ret)
 		return ret;

@@ -157,6 +157,9 @@ int q2_refcount_update(struct qcow2 *q, uint64_t off, uint64_t len, int64_t delt
 		q2_cache_mark_dirty(&q->rbc, q->rt[ri] & QCOW2_RT_OFFSET_MASK);
 		if (v == 0 && c < q->free_hint)
 			q->free_hint = c;
+		/* A freed cluster can no longer take packed compressed data. */
+		if (v == 0 && q->comp_next && (q->comp_next >> q->cluster_bits) == c)
+			q->comp_next = 0;
 	}
 	return 0;
 }

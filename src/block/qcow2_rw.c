@@ -61,6 +61,8 @@ int q2_write_l1(struct qcow2 *q)
 	return ret;
 }
 
+static int inplace_ok(struct qcow2 *q, uint64_t h);
+
 int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t *l2off)
 {
 	uint64_t cs = q->cluster_size;
@@ -72,6 +74,14 @@ int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t 
 		return -EIO;
 	if (!off && !alloc)
 		return 0;
+	if (off && alloc && (e & QCOW2_OFLAG_COPIED)) {
+		/* About to modify it: it must be ours alone and not other metadata. */
+		int ret = inplace_ok(q, off);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			e &= ~QCOW2_OFLAG_COPIED;
+	}
 	if (off && (!alloc || (e & QCOW2_OFLAG_COPIED))) {
 		*l2off = off;
 		return q2_cache_get(q, &q->l2c, off, false, l2);
@@ -362,6 +372,10 @@ static int inplace_ok(struct qcow2 *q, uint64_t h)
 		return -EIO;
 	if (h >= q->rt_offset && h < q->rt_offset + (uint64_t)q->rt_clusters * q->cluster_size)
 		return -EIO;
+	for (unsigned i = 0; i < q->nsnaps; i++)
+		if (h >= q->snaps[i].l1_offset &&
+		    h < q->snaps[i].l1_offset + (uint64_t)q->snaps[i].l1_size * 8)
+			return -EIO;
 	return 1;
 }
 

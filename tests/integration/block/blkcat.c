@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int usage(void)
@@ -67,7 +68,8 @@ static int cmd_cat(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (fd != 1 && ftruncate(fd, (off_t)size))
+	struct stat st;
+	if (fd != 1 && !fstat(fd, &st) && S_ISREG(st.st_mode) && ftruncate(fd, (off_t)size))
 		return 1;
 	free(buf);
 	blk_close(b);
