@@ -83,6 +83,12 @@ void img_backing_path(const char *image, const char *backing, char *out, size_t 
 void img_snapshot_header(FILE *out);
 void img_snapshot_line(FILE *out, const struct blk_snapshot_info *sn);
 
+/* Image sizes are whole 512-byte sectors, as in qemu-img (rounded up; v <= INT64_MAX). */
+static inline uint64_t img_round_sector(uint64_t v)
+{
+	return (v + 511) & ~(uint64_t)511;
+}
+
 /* Buffer helpers. */
 bool img_is_zero(const void *buf, size_t len);
 void *img_alloc(size_t len); /* page-aligned; NULL on failure */

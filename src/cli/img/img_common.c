@@ -131,7 +131,7 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 	} else if (!strcmp(key, "cluster_size")) {
 		if (img_parse_size(val, &n) < 0 || n < 512 || n > (2u << 20) || (n & (n - 1)))
 			return opt_err(path, "Cluster size must be a power of two between 512 and "
-				       "2048k");
+					     "2048k");
 		c->cluster_size = (uint32_t)n;
 		o->set |= IMG_OPT_CLUSTER;
 	} else if (!strcmp(key, "compression_type")) {
@@ -140,8 +140,7 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		else if (!strcmp(val, "zstd"))
 			c->compression = BLK_COMPRESS_ZSTD;
 		else
-			return opt_err(path, "Invalid compression_type '%s' (zlib or zstd)",
-				       val);
+			return opt_err(path, "Invalid compression_type '%s' (zlib or zstd)", val);
 		o->set |= IMG_OPT_COMPRESSION;
 	} else if (!strcmp(key, "backing_file")) {
 		if (!(c->backing_file = keep(o, val)))
@@ -160,8 +159,10 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		o->set |= IMG_OPT_DATA_FILE;
 	} else if (!strcmp(key, "preallocation")) {
 		if (blk_prealloc_parse(val, &c->prealloc) < 0)
-			return opt_err(path, "Invalid preallocation mode '%s' (off, metadata, "
-				       "falloc, full)", val);
+			return opt_err(path,
+				       "Invalid preallocation mode '%s' (off, metadata, "
+				       "falloc, full)",
+				       val);
 		o->set |= IMG_OPT_PREALLOC;
 	} else if (!strcmp(key, "lazy_refcounts")) {
 		if (parse_bool(val, &b) < 0)
@@ -179,7 +180,7 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		unsigned long v = strtoul(val, &end, 10);
 		if (errno || *end || v == 0 || v > 64 || (v & (v - 1)))
 			return opt_err(path, "Refcount width must be a power of two and may not "
-				       "exceed 64 bits");
+					     "exceed 64 bits");
 		c->refcount_bits = (unsigned)v;
 		o->set |= IMG_OPT_REFBITS;
 	} else if (!strcmp(key, "compat")) {
@@ -188,8 +189,10 @@ static int set_opt(struct img_opts *o, const char *key, const char *val, const c
 		else if (!strcmp(val, "1.1") || !strcmp(val, "v3"))
 			c->compat_v2 = false;
 		else
-			return opt_err(path, "Invalid parameter value for 'compat': '%s' (0.10, "
-				       "1.1, v2 or v3)", val);
+			return opt_err(path,
+				       "Invalid parameter value for 'compat': '%s' (0.10, "
+				       "1.1, v2 or v3)",
+				       val);
 		o->set |= IMG_OPT_COMPAT;
 	} else {
 		return opt_err(path, "Invalid parameter '%s'", key);

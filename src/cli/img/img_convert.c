@@ -599,7 +599,7 @@ int img_cmd_convert(int argc, char **argv)
 	} else {
 		struct blk_create_opts co = a.opts.c;
 		co.format = dfmt;
-		co.size = cv.size;
+		co.size = img_round_sector(cv.size);
 		if (dfmt == BLK_FMT_RAW && (a.opts.set & ~(IMG_OPT_SIZE | IMG_OPT_PREALLOC))) {
 			img_err("%s: this option is not supported by the raw format", dst_path);
 			goto out;
@@ -620,6 +620,10 @@ int img_cmd_convert(int argc, char **argv)
 		}
 		if (img_open(tmp, dfmt, false, true, &dst))
 			goto out;
+		if (blk_size(dst) < cv.size) {
+			img_err("%s: the new image is smaller than the source", dst_path);
+			goto out;
+		}
 		cv.wb_fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	}
 	cv.dst = dst;

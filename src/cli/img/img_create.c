@@ -136,6 +136,7 @@ int img_cmd_create(int argc, char **argv)
 		fflush(stdout);
 	}
 	struct cove_err err = {0};
+	o.c.size = img_round_sector(o.c.size);
 	int r = blk_create(path, &o.c, true, &err);
 	if (r < 0) {
 		img_err_lib(path, r, &err);

@@ -98,6 +98,7 @@ int img_cmd_measure(int argc, char **argv)
 	o.c.format = tfmt;
 	if (!(o.set & IMG_OPT_SIZE))
 		o.c.size = size;
+	o.c.size = img_round_sector(o.c.size);
 	struct blk_measure m = {0};
 	struct cove_err err = {0};
 	int r = blk_measure(&o.c, src, &m, &err);

@@ -86,6 +86,10 @@ int img_cmd_resize(int argc, char **argv)
 		img_err("New image size must be positive");
 		goto out;
 	}
+	if (target % 512 && blk_get_format(b) == BLK_FMT_QCOW2) {
+		img_err("The new size must be a multiple of 512");
+		goto out;
+	}
 	if (target < cur && !shrink) {
 		img_err("Use the --shrink option to perform a shrink operation.");
 		fprintf(stderr, "cove img: warning: Shrinking an image will delete all data "

@@ -80,6 +80,9 @@ write_case "qcow2 out of order (-W -m 16)" src.raw -O qcow2 -W -m 16
 write_case "raw output" src.raw -O raw
 write_case "qcow2 to qcow2 (chain flattened)" top.qcow2 -O qcow2
 write_case "compressed to compressed zstd" qc-zlib.qcow2 -O qcow2 -c -o compression_type=zstd
+head -c 1000001 src.raw >odd.raw
+write_case "odd-sized raw source (size rounded up to 512)" odd.raw -O qcow2
+write_case "odd-sized raw source, compressed" odd.raw -O qcow2 -c
 
 # -B: only what the top allocates is copied; the result reads the same as the source.
 name="write: -B keeps the backing file"

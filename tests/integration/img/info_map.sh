@@ -17,7 +17,8 @@ qemu-io -c 'write -P 0x22 512k 1M' over.qcow2 >/dev/null
 mkdir -p sub
 qemu-img create -q -f qcow2 -b ../base.qcow2 -F qcow2 sub/rel.qcow2
 qemu-img create -q -f raw empty.raw 1M
-images="src.raw plain.qcow2 comp.qcow2 zstd.qcow2 v2.qcow2 lazy.qcow2 ext.qcow2 base.qcow2 over.qcow2 sub/rel.qcow2 empty.raw"
+head -c 1000001 src.raw >odd.raw
+images="odd.raw src.raw plain.qcow2 comp.qcow2 zstd.qcow2 v2.qcow2 lazy.qcow2 ext.qcow2 base.qcow2 over.qcow2 sub/rel.qcow2 empty.raw"
 
 # Fields both tools print; snapshot dates are compared too (same file).
 FIELDS='{"virtual-size","filename","cluster-size","format","actual-size","dirty-flag",
