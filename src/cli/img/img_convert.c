@@ -50,8 +50,14 @@ struct conv {
 	bool skip_unallocated; /* -B: leave what the source's backing has to the target's */
 	bool in_order;	       /* not -W */
 	unsigned zero_flags;   /* flags for blk_write_zeroes */
-	int wb_fd;	       /* the new target file, to start its writeback early; or -1 */
-	uint64_t wb_pending;   /* bytes written since writeback was last started */
+	/* Writeback of the new file is started early by a flusher thread, so that the final
+	 * sync has little left to do and the writer never waits for it. */
+	int wb_fd; /* the new target file, or -1 */
+	uint64_t wb_pending;
+	pthread_t wb_thread;
+	bool wb_started, wb_kicked, wb_stop;
+	pthread_mutex_t wb_lock;
+	pthread_cond_t wb_cv;
 	/* Job ring, shared with the workers under lock. */
 	struct conv_job *jobs;
 	unsigned njobs;
@@ -137,6 +143,50 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&cv->lock);
 	return NULL;
+}
+
+static void *wb_main(void *arg)
+{
+	struct conv *cv = arg;
+	pthread_mutex_lock(&cv->wb_lock);
+	for (;;) {
+		while (!cv->wb_kicked && !cv->wb_stop)
+			pthread_cond_wait(&cv->wb_cv, &cv->wb_lock);
+		if (cv->wb_stop)
+			break;
+		cv->wb_kicked = false;
+		pthread_mutex_unlock(&cv->wb_lock);
+		sync_file_range(cv->wb_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		pthread_mutex_lock(&cv->wb_lock);
+	}
+	pthread_mutex_unlock(&cv->wb_lock);
+	return NULL;
+}
+
+static void wb_kick(struct conv *cv)
+{
+	pthread_mutex_lock(&cv->wb_lock);
+	cv->wb_kicked = true;
+	pthread_cond_signal(&cv->wb_cv);
+	pthread_mutex_unlock(&cv->wb_lock);
+}
+
+static void wb_start(struct conv *cv)
+{
+	if (cv->wb_fd >= 0 && !pthread_create(&cv->wb_thread, NULL, wb_main, cv))
+		cv->wb_started = true;
+}
+
+static void wb_stop(struct conv *cv)
+{
+	if (!cv->wb_started)
+		return;
+	pthread_mutex_lock(&cv->wb_lock);
+	cv->wb_stop = true;
+	pthread_cond_signal(&cv->wb_cv);
+	pthread_mutex_unlock(&cv->wb_lock);
+	pthread_join(cv->wb_thread, NULL);
+	cv->wb_started = false;
 }
 
 static uint64_t round_down(uint64_t v, uint64_t a)
@@ -247,6 +297,7 @@ static void conv_stop(struct conv *cv)
 	for (unsigned i = 0; i < cv->nworkers; i++)
 		if (cv->workers[i].started)
 			pthread_join(cv->workers[i].thread, NULL);
+	wb_stop(cv);
 }
 
 /* Runs the copy. Returns 0 or -errno; *where names the failing side. */
@@ -317,10 +368,9 @@ static int conv_run(struct conv *cv, struct img_progress *prog, const char **whe
 		}
 		written += w->len;
 		img_progress_update(prog, written, cv->size);
-		if (w->kind == JOB_DATA && cv->wb_fd >= 0 &&
+		if (w->kind == JOB_DATA && cv->wb_started &&
 		    (cv->wb_pending += w->len) >= CONV_WB) {
-			/* Start writing back now, so that the final sync has little left to do. */
-			sync_file_range(cv->wb_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			wb_kick(cv);
 			cv->wb_pending = 0;
 		}
 		pthread_mutex_lock(&cv->lock);
@@ -373,6 +423,8 @@ static void conv_free(struct conv *cv)
 		free(cv->jobs);
 	}
 	pthread_mutex_destroy(&cv->lock);
+	pthread_mutex_destroy(&cv->wb_lock);
+	pthread_cond_destroy(&cv->wb_cv);
 	pthread_cond_destroy(&cv->work_cv);
 	pthread_cond_destroy(&cv->done_cv);
 }
@@ -522,6 +574,8 @@ int img_cmd_convert(int argc, char **argv)
 
 	cv.wb_fd = -1;
 	pthread_mutex_init(&cv.lock, NULL);
+	pthread_mutex_init(&cv.wb_lock, NULL);
+	pthread_cond_init(&cv.wb_cv, NULL);
 	pthread_cond_init(&cv.work_cv, NULL);
 	pthread_cond_init(&cv.done_cv, NULL);
 	if (parse_args(argc, argv, &a))
@@ -648,6 +702,7 @@ int img_cmd_convert(int argc, char **argv)
 	}
 	if (conv_setup(&cv, &a, src_path, sfmt))
 		goto out_stop;
+	wb_start(&cv);
 
 	struct img_progress prog;
 	img_progress_init(&prog, a.progress);
