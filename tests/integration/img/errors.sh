@@ -95,6 +95,17 @@ for h in $hostile; do
 	if [ $rc -eq 0 ] || { clean_error && [ "$(wc -l <"$T/err")" -le 2 ]; }; then ok "$name"; else
 		fail "$name" "exit $rc" "$(cat "$T/err")"; fi
 done
+# An interrupted convert removes its temporary file and leaves no target.
+truncate -s 2G sparse.raw
+"$COVE" img convert -S 0 -O qcow2 sparse.raw interrupted.qcow2 >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+name="convert interrupted by SIGINT leaves nothing behind"
+if [ -z "$(ls -A | grep -E 'interrupted|cove-')" ]; then ok "$name"; else fail "$name" "exit $rc" "$(ls -A)"; fi
+rm -f sparse.raw
 name="no temporary files left behind"
 check "$name" [ -z "$(ls -A | grep cove-)" ]
 done_testing
