@@ -181,7 +181,12 @@ int img_cmd_map(int argc, char **argv)
 		}
 		cur = next;
 	}
-	if (cur.length && dump(&cur, json, true) < 0) {
+	if (!cur.length && start >= end) {
+		/* Nothing to map: qemu-img prints one empty, absent extent. */
+		cur.start = start;
+		if (json)
+			dump(&cur, json, true);
+	} else if (cur.length && dump(&cur, json, true) < 0) {
 		ret = 1;
 		goto out;
 	}

@@ -77,6 +77,15 @@ cv map comp.qcow2
 qi map comp.qcow2
 if unimpl; then skip "$name" "block layer: $(head -n1 "$T/err")"; else
 	check "$name" [ $rc -eq $qrc -a $rc -ne 0 ]; fi
+qemu-img create -q -f qcow2 zero.qcow2 0
+for args in "zero.qcow2" "--start-offset 20M src.raw"; do
+	name="map --output json $args (nothing to map)"
+	# shellcheck disable=SC2086
+	need "$name" map --output json $args || continue
+	# shellcheck disable=SC2086
+	qi map --output json $args
+	if diff -q "$T/qout" "$T/out" >/dev/null; then ok "$name"; else fail "$name" "$(diff "$T/qout" "$T/out")"; fi
+done
 name="map --start-offset/--max-length"
 if need "$name" map --output json --start-offset 1M --max-length 1536k over.qcow2; then
 	qi map --output json --start-offset 1M --max-length 1536k over.qcow2

@@ -41,6 +41,10 @@ ccase "qcow2 zstd, extended L2, lazy" -f qcow2 -o compression_type=zstd,extended
 ccase "qcow2 preallocation=metadata" -f qcow2 -o preallocation=metadata
 ccase "qcow2 preallocation=falloc" -f qcow2 -o preallocation=falloc
 ccase "qcow2 preallocation=full" -f qcow2 -o preallocation=full
+name="create a 0-byte qcow2: qemu-img check passes"
+if need "$name" create -q -f qcow2 zero.qcow2 0; then
+	if qcheck zero.qcow2; then ok "$name"; else fail "$name" "$(cat "$T/qck")"; fi
+fi
 qemu-img create -q -f qcow2 base.qcow2 32M
 qemu-io -c 'write -P 0x5a 0 4M' base.qcow2 >/dev/null
 name="create -b -F takes the backing size"
