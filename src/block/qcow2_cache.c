@@ -34,6 +34,8 @@ static int find(const struct q2_cache *c, uint64_t off)
 
 int q2_cache_get(struct qcow2 *q, struct q2_cache *c, uint64_t off, bool fresh, uint8_t **out)
 {
+	if (!off || off % q->cluster_size)
+		return -EIO; /* offset 0 is the header: never a table */
 	int i = find(c, off);
 	if (i >= 0) {
 		c->e[i].lru = ++c->tick;

@@ -23,6 +23,8 @@ struct ck {
 };
 
 static void problem(struct ck *k, bool leak, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problem(struct ck *k, bool leak, const char *fmt, ...)
 {
 	if (leak)
 		k->res->leaks++;

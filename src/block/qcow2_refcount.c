@@ -69,6 +69,18 @@ int q2_write_rt(struct qcow2 *q, uint64_t lo, uint64_t hi)
 	return ret;
 }
 
+/* Clusters that a corrupt image may show as free but that hold the main metadata. */
+static bool reserved(const struct qcow2 *q, uint64_t c)
+{
+	uint64_t o = c << q->cluster_bits;
+	if (c == 0)
+		return true;
+	if (q->l1_size && o + q->cluster_size > q->l1_offset &&
+	    o < q->l1_offset + (uint64_t)q->l1_size * 8)
+		return true;
+	return o >= q->rt_offset && o < q->rt_offset + (uint64_t)q->rt_clusters * q->cluster_size;
+}
+
 static int grow_rt(struct qcow2 *q, uint64_t min_entries);
 
 /* Creates the refcount block of range ri as the first cluster of that range, describing itself. */
@@ -80,12 +92,14 @@ static int ensure_refblock(struct qcow2 *q, uint64_t ri)
 		if (ret)
 			return ret;
 	}
-	if (q->rt[ri])
+	if (q->rt[ri] & QCOW2_RT_OFFSET_MASK)
 		return 0;
 	uint64_t cs = q->cluster_size;
 	uint64_t c = ri * q->rb_entries;
 	if (c > (QCOW2_OFFSET_MASK >> q->cluster_bits))
 		return -ENOSPC;
+	if (reserved(q, c))
+		return -EIO; /* a corrupt image: the range of the header has no refcount block */
 	uint64_t off = c * cs;
 	uint8_t *blk;
 	ret = q2_cache_get(q, &q->rbc, off, true, &blk);
@@ -174,7 +188,7 @@ int q2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off, uint64_t *got)
 			if (c > max_cluster)
 				return -ENOSPC;
 			uint64_t ri = c / q->rb_entries;
-			if (ri >= q->rt_entries || !q->rt[ri]) {
+			if (ri >= q->rt_entries || !(q->rt[ri] & QCOW2_RT_OFFSET_MASK)) {
 				int ret = ensure_refblock(q, ri);
 				if (ret)
 					return ret;
@@ -188,7 +202,8 @@ int q2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off, uint64_t *got)
 			uint64_t end = (ri + 1) * q->rb_entries;
 			bool stop = false;
 			for (; c < end && run < n; c++) {
-				if (q2_rc_get_entry(q, blk, c % q->rb_entries) == 0) {
+				if (q2_rc_get_entry(q, blk, c % q->rb_entries) == 0 &&
+				    !reserved(q, c)) {
 					if (!run)
 						start = c;
 					run++;
