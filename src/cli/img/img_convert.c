@@ -84,7 +84,21 @@ struct conv_worker {
 /* True when data will not shrink under compression (random or already compressed). */
 static bool incompressible(struct conv_worker *w, const void *buf, size_t len)
 {
-	if (!w->zc)
+	if (!w->zc || len < 4096)
+		return false;
+	/* Cheap first look: text, tables and code use few distinct byte values in a sample;
+	 * random or compressed data uses nearly all 256. Only those go on to the real test. */
+	bool seen[256] = {false};
+	unsigned distinct = 0;
+	const uint8_t *p = buf;
+	for (size_t i = 0; i < len; i += 61) {
+		if (!seen[p[i]]) {
+			seen[p[i]] = true;
+			distinct++;
+		}
+	}
+	size_t samples = (len + 60) / 61;
+	if (distinct < (samples < 1024 ? samples / 5 : 200))
 		return false;
 	size_t cap = len - len / 64;
 	size_t r = ZSTD_compressCCtx(w->zc, w->zbuf, cap, buf, len, 1);
@@ -260,15 +274,24 @@ static int write_job(struct conv *cv, struct conv_job *j)
 	uint64_t nunits = (j->len + cv->unit_len - 1) / cv->unit_len;
 	int ret = 0;
 	if (cv->compress) {
-		for (uint64_t u = 0; u < nunits && ret == 0; u++) {
+		for (uint64_t u = 0; u < nunits && ret == 0;) {
 			uint64_t o = u * cv->unit_len;
 			uint64_t n = j->len - o < cv->unit_len ? j->len - o : cv->unit_len;
-			if (j->unit[u] == UNIT_ZERO)
-				ret = write_zero_range(cv, j->off + o, n);
-			else if (j->unit[u] == UNIT_RAW)
-				ret = blk_pwrite(cv->dst, j->buf + o, n, j->off + o);
-			else
+			if (j->unit[u] == UNIT_DATA) {
 				ret = blk_write_compressed(cv->dst, j->buf + o, n, j->off + o);
+				u++;
+				continue;
+			}
+			/* Zero and incompressible clusters: one request per run. */
+			uint64_t v = u + 1;
+			while (v < nunits && j->unit[v] == j->unit[u])
+				v++;
+			uint64_t e = v * cv->unit_len < j->len ? v * cv->unit_len : j->len;
+			if (j->unit[u] == UNIT_ZERO)
+				ret = write_zero_range(cv, j->off + o, e - o);
+			else
+				ret = blk_pwrite(cv->dst, j->buf + o, e - o, j->off + o);
+			u = v;
 		}
 		return ret;
 	}
