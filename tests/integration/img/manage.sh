@@ -159,6 +159,19 @@ if need "$name" commit ct.qcow2; then
 		fail "$name" "$(qemu-img compare ct.raw cb.qcow2)" "$(qemu-img map --output json ct.qcow2)"
 	fi
 fi
+qemu-img create -q -f qcow2 db.qcow2 8M
+qemu-img create -q -f qcow2 -b db.qcow2 -F qcow2 dt.qcow2
+qemu-io -c 'write -P 0x43 2M 1M' dt.qcow2 >/dev/null
+raw_of dt.qcow2 dt.raw
+name="commit -d keeps the top image's data"
+if need "$name" commit -d dt.qcow2; then
+	if qcheck db.qcow2 && qemu-img compare -q dt.raw db.qcow2 &&
+		[ "$(qemu-img map --output json dt.qcow2 | jq '[.[] | select(.depth == 0 and .data)] | length')" -ge 1 ]; then
+		ok "$name"
+	else
+		fail "$name" "$(qemu-img map --output json dt.qcow2)"
+	fi
+fi
 name="commit of an image without backing fails"
 cv commit cb.qcow2
 check "$name" clean_error
