@@ -39,6 +39,8 @@ struct blk_open_opts {
 	bool no_repair;		 /* do not repair a dirty image on a read-write open */
 	const char *backing_fmt; /* override the backing format recorded in the image, or NULL */
 	uint64_t cache_bytes;	 /* bound on cached metadata (L2/refcount tables); 0 = default */
+	bool unsafe;		 /* cache=unsafe: never fdatasync (qemu-img convert's default for
+				    its target); metadata is still written in order */
 };
 
 /*
@@ -77,6 +79,17 @@ int blk_write_zeroes(struct blk *b, uint64_t offset, uint64_t len, unsigned flag
  * Returns -ENOTSUP for formats without compression.
  */
 int blk_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t offset);
+
+/*
+ * The two halves of blk_write_compressed, so that a tool can compress on several threads:
+ * blk_compress_cluster is thread-safe (it only reads b's settings) and returns the compressed
+ * length of one cluster (len as for blk_write_compressed), -ENOSPC when compression would not
+ * save space (write the cluster uncompressed instead), or -ENOTSUP for raw images.
+ * blk_write_precompressed then stores that output for the cluster at offset.
+ */
+long blk_compress_cluster(const struct blk *b, const void *src, uint64_t len, void *dst,
+			  uint64_t cap);
+int blk_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t offset);
 
 /* Block status of a range, as `qemu-img map` reports it. */
 #define BLK_STATUS_DATA	      (1u << 0) /* reads return data (not known zero) */

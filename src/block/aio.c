@@ -103,7 +103,7 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 	if (a->inflight >= a->max)
 		return -EAGAIN;
 	bool rw = req->op == BLK_AIO_READ || req->op == BLK_AIO_WRITE;
-	if (a->uring && (rw || req->op == BLK_AIO_FLUSH)) {
+	if (a->uring && (rw || (req->op == BLK_AIO_FLUSH && !b->file.nosync))) {
 		if (rw) {
 			uint64_t len = iov_total(req->iov, req->iovcnt);
 			if (req->iovcnt <= 0 || req->iovcnt > 1024 || req->offset > b->size ||

@@ -125,6 +125,7 @@ int blk_open_depth(const char *path, const struct blk_open_opts *opts, int depth
 		goto fail;
 	}
 	b->file.direct = opts->direct;
+	b->file.nosync = opts->unsafe;
 	struct stat st;
 	if (fstat(b->file.fd, &st)) {
 		ret = cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
@@ -339,6 +340,40 @@ int blk_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t 
 	if (b->readonly)
 		return -EROFS;
 	return qcow2_write_compressed(b, buf, len, offset);
+}
+
+long blk_compress_cluster(const struct blk *b, const void *src, uint64_t len, void *dst,
+			  uint64_t cap)
+{
+	if (!b->q)
+		return -ENOTSUP;
+	uint64_t cs = b->q->cluster_size;
+	if (!len || len > cs)
+		return -EINVAL;
+	uint8_t *pad = NULL;
+	if (len < cs) {
+		pad = calloc(1, cs);
+		if (!pad)
+			return -ENOMEM;
+		memcpy(pad, src, len);
+		src = pad;
+	}
+	if (cap > cs - 1)
+		cap = cs - 1; /* it must end up smaller than a cluster */
+	long n = q2_compress(b->q->compression_type, src, cs, dst, cap);
+	free(pad);
+	return n < 0 ? -ENOSPC : n;
+}
+
+int blk_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t offset)
+{
+	if (!b->q)
+		return -ENOTSUP;
+	if (offset >= b->size)
+		return -EINVAL;
+	if (b->readonly)
+		return -EROFS;
+	return qcow2_write_precompressed(b, cdata, clen, offset);
 }
 
 int blk_block_status(struct blk *b, uint64_t offset, uint64_t len, struct blk_status *st)

@@ -21,6 +21,8 @@ struct blk_aio;
 struct blk_file {
 	int fd;
 	bool direct;
+	uint64_t *wend; /* if set: raised to the end of every write (what was ever written) */
+	bool nosync;	/* cache=unsafe */
 };
 
 struct blk {

@@ -93,10 +93,17 @@ int file_pread(const struct blk_file *f, void *buf, uint64_t len, uint64_t off)
 	return raw_read_full(f->fd, buf, len, off);
 }
 
+static void note_write(const struct blk_file *f, uint64_t end)
+{
+	if (f->wend && end > *f->wend)
+		*f->wend = end;
+}
+
 int file_pwrite(const struct blk_file *f, const void *buf, uint64_t len, uint64_t off)
 {
 	if (off > INT64_MAX || len > INT64_MAX - off)
 		return -EINVAL;
+	note_write(f, off + len);
 	if (f->direct && !aligned(buf, len, off))
 		return bounce(f, NULL, buf, len, off);
 	return raw_write_full(f->fd, buf, len, off);
@@ -118,6 +125,8 @@ static int vec_io(const struct blk_file *f, const struct iovec *iov, int iovcnt,
 	uint64_t total = iov_total(iov, iovcnt);
 	if (off > INT64_MAX || total > INT64_MAX - off)
 		return -EINVAL;
+	if (write)
+		note_write(f, off + total);
 	if (f->direct && !iov_aligned(iov, iovcnt, off)) {
 		/* Gather into one bounce buffer. */
 		void *tmp;
@@ -172,6 +181,8 @@ int file_pwritev(const struct blk_file *f, const struct iovec *iov, int iovcnt, 
 
 int file_sync(const struct blk_file *f)
 {
+	if (f->nosync)
+		return 0;
 	return fdatasync(f->fd) ? -errno : 0;
 }
 
@@ -204,6 +215,7 @@ int file_zero(const struct blk_file *f, uint64_t off, uint64_t len, bool punch)
 		return 0;
 	if (off > INT64_MAX || len > INT64_MAX - off)
 		return -EINVAL;
+	note_write(f, off + len);
 	int mode = punch ? (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) : FALLOC_FL_ZERO_RANGE;
 	if (!f->direct || (off % BLK_DIRECT_ALIGN == 0 && len % BLK_DIRECT_ALIGN == 0)) {
 		if (fallocate(f->fd, mode, (off_t)off, (off_t)len) == 0)

@@ -127,7 +127,7 @@ int blk_create(const char *path, const struct blk_create_opts *opts, bool overwr
 		return ret;
 	}
 	fchmod(fd, 0644);
-	struct blk_file f = {fd, false};
+	struct blk_file f = {.fd = fd};
 	if (o.format == BLK_FMT_RAW) {
 		ret = file_truncate(&f, size);
 		if (!ret && o.prealloc == BLK_PREALLOC_FULL)

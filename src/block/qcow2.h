@@ -131,6 +131,7 @@ struct qcow2 {
 	struct q2_snap *snaps;
 	uint64_t snap_offset;
 	uint64_t file_end; /* bytes: end of the highest cluster in use or the file length */
+	uint64_t phys_end; /* bytes: nothing was ever written at or past this offset */
 	uint64_t free_hint;
 	struct q2_cache l2c, rbc;
 	bool l1_dirty;
@@ -144,6 +145,9 @@ struct qcow2 {
 	uint64_t cbuf_off;  /* host offset of the cached compressed cluster, or ~0 */
 	uint8_t *ctmp;	    /* compressed bytes scratch (2 clusters) */
 	bool dirty_bit_set; /* we set the dirty bit (lazy refcounts) */
+	void *zdctx;	    /* ZSTD_DCtx, made on first use */
+	struct z_stream_s *zs;
+	bool zinit;
 	bool in_check;
 };
 
@@ -220,6 +224,7 @@ int qcow2_pwritev(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t o
 int qcow2_zero(struct blk *b, uint64_t off, uint64_t len, bool unmap, bool discard);
 int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_status *st);
 int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off);
+int qcow2_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t off);
 int qcow2_flush(struct blk *b);
 /* L2 access: table of guest offset off (NULL when unallocated, unless alloc). */
 int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t *l2off);
@@ -230,7 +235,8 @@ int q2_set_l1(struct qcow2 *q, uint64_t i, uint64_t v);
 int q2_write_l1(struct qcow2 *q);
 
 /* qcow2_compress.c */
-int q2_decompress(const struct qcow2 *q, const void *src, size_t slen, void *dst, size_t dlen);
+int q2_decompress(struct qcow2 *q, const void *src, size_t slen, void *dst, size_t dlen);
+void q2_compress_free(struct qcow2 *q);
 /* Returns the compressed length, or -ENOSPC when it does not fit in dcap. */
 long q2_compress(int type, const void *src, size_t slen, void *dst, size_t dcap);
 

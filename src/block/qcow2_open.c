@@ -1,6 +1,8 @@
 /* qcow2: header parsing and validation, header extensions, header rewrite, open and close. */
 #include "block/qcow2.h"
 
+#include <zlib.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -170,6 +172,7 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 	b->q = q;
 	q->b = b;
 	q->file = &b->file;
+	b->file.wend = &q->phys_end;
 	q->data = b->file;
 	q->cbuf_off = ~0ull;
 	uint64_t fsize;
@@ -342,6 +345,7 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 	if (ret)
 		return ret;
 	q->file_end = (fsize + cs - 1) & ~(cs - 1);
+	q->phys_end = max_u64(q->phys_end, fsize);
 
 	uint64_t cap = opts && opts->cache_bytes ? opts->cache_bytes : QCOW2_DEFAULT_CACHE;
 	uint64_t want = q->l1_size ? q->l1_size : 1;
@@ -370,6 +374,8 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 		free(p);
 		q->data.fd = fd;
 		q->data.direct = b->file.direct;
+		q->data.wend = NULL;
+		q->data.nosync = b->file.nosync;
 	}
 	b->size = q->size;
 
@@ -430,6 +436,7 @@ void qcow2_close(struct blk *b)
 	free(q->zero_buf);
 	free(q->cbuf);
 	free(q->ctmp);
+	q2_compress_free(q);
 	free(q);
 	b->q = NULL;
 }

@@ -381,9 +381,18 @@ static int inplace_ok(struct qcow2 *q, uint64_t h)
 
 struct wc {
 	uint64_t e, bm, host;
-	uint32_t ws, we, fs, fe;
+	uint32_t ws, we, fs, fe; /* written range; range made valid (filled) */
+	uint32_t ds, de;	 /* range actually sent to the file */
 	bool fresh, full;
 };
+
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
 
 static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t ioff,
 		       uint64_t start, uint64_t end)
@@ -474,6 +483,7 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 		if (ret)
 			goto out;
 	}
+	uint64_t phys_end = q->phys_end; /* before anything of this request is written */
 	/* New clusters, in as few contiguous runs as the allocator gives. */
 	for (uint64_t k = 0, left = nfresh; left;) {
 		uint64_t off, got;
@@ -489,6 +499,18 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 			left--;
 		}
 	}
+	/* A fresh cluster that was never written reads as zero: zero fills need not be sent. */
+	for (uint64_t k = 0; k < n; k++) {
+		w[k].ds = w[k].fs;
+		w[k].de = w[k].fe;
+	}
+	bool never = !q->ext_data && q->data.wend;
+	if (never && w[0].fresh && head && w[0].host >= phys_end &&
+	    all_zero(head, w[0].ws - w[0].fs))
+		w[0].ds = w[0].ws;
+	if (never && w[n - 1].fresh && tail && w[n - 1].host >= phys_end &&
+	    all_zero(tail, w[n - 1].fe - w[n - 1].we))
+		w[n - 1].de = w[n - 1].we;
 	/* Data: one pwritev per contiguous host run. */
 	{
 		struct iovec v[BLK_IOV_BATCH];
@@ -497,7 +519,7 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 		uint64_t io = ioff;
 		for (uint64_t k = 0; k <= n; k++) {
 			struct wc *x = k < n ? &w[k] : NULL;
-			uint64_t dst = x ? x->host + x->fs : 0;
+			uint64_t dst = x ? x->host + x->ds : 0;
 			if (nv && (!x || dst != run_end || nv + 3 + 1 > BLK_IOV_BATCH)) {
 				ret = file_pwritev(&q->data, v, nv, run_start);
 				if (ret)
@@ -508,8 +530,8 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 				break;
 			if (!nv)
 				run_start = run_end = dst;
-			if (k == 0 && x->fs < x->ws)
-				v[nv++] = (struct iovec){head, x->ws - x->fs};
+			if (k == 0 && x->ds < x->ws)
+				v[nv++] = (struct iovec){head, x->ws - x->ds};
 			uint64_t got;
 			int m = iov_slice(iov, iovcnt, io, x->we - x->ws, v + nv,
 					  BLK_IOV_BATCH - 2 - nv, &got);
@@ -521,7 +543,7 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 					goto out;
 				struct iovec rest[BLK_IOV_BATCH];
 				uint64_t rem = x->we - x->ws - got,
-					 roff = dst + (x->ws - x->fs) + got;
+					 roff = dst + (x->ws - x->ds) + got;
 				uint64_t rio = io + got;
 				while (rem) {
 					uint64_t g;
@@ -540,9 +562,9 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 				nv += m;
 			}
 			io += x->we - x->ws;
-			if (k == n - 1 && x->fe > x->we)
-				v[nv++] = (struct iovec){tail, x->fe - x->we};
-			run_end = x->host + x->fe;
+			if (k == n - 1 && x->de > x->we)
+				v[nv++] = (struct iovec){tail, x->de - x->we};
+			run_end = x->host + x->de;
 			if (!nv)
 				run_start = run_end;
 		}
@@ -719,55 +741,35 @@ int qcow2_zero(struct blk *b, uint64_t off, uint64_t len, bool unmap, bool disca
 	return ret;
 }
 
-int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off)
+int qcow2_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t off)
 {
 	struct qcow2 *q = b->q;
 	uint64_t cs = q->cluster_size;
-	if (off % cs || len > cs || len == 0 || (len < cs && off + len != q->size))
+	if (off % cs || clen == 0 || clen >= cs)
 		return -EINVAL;
 	if (q->ext_data)
 		return -ENOTSUP;
 	int ret = check_writable(q);
 	if (ret)
 		return ret;
-	const uint8_t *src = buf;
-	uint8_t *pad = NULL;
-	if (len < cs) {
-		pad = calloc(1, cs);
-		if (!pad)
-			return -ENOMEM;
-		memcpy(pad, buf, len);
-		src = pad;
-	}
-	uint8_t *cbuf = malloc(cs);
-	if (!cbuf) {
-		free(pad);
-		return -ENOMEM;
-	}
-	long clen = q2_compress(q->compression_type, src, cs, cbuf, cs - 1);
-	if (clen < 0 || (uint64_t)clen >= cs) {
-		struct iovec v = {(void *)src, cs};
-		ret = qcow2_pwritev(b, &v, 1, off, min_u64(cs, q->size - off));
-		goto out;
-	}
 	uint64_t coff;
-	ret = q2_alloc_bytes(q, (uint64_t)clen, &coff);
+	ret = q2_alloc_bytes(q, clen, &coff);
 	if (ret)
-		goto out;
-	ret = file_pwrite(q->file, cbuf, (uint64_t)clen, coff);
+		return ret;
+	ret = file_pwrite(q->file, cdata, clen, coff);
 	if (ret)
-		goto out;
+		return ret;
 	q->data_unsynced = true;
 	uint8_t *l2;
 	uint64_t l2off;
 	uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
 	ret = q2_get_l2(q, l1i, true, &l2, &l2off);
 	if (ret)
-		goto out;
+		return ret;
 	uint64_t ci = (off >> q->cluster_bits) & (q->l2_entries - 1);
 	uint64_t e = q2_l2_get(q, l2, ci, NULL);
 	unsigned x = 62 - (q->cluster_bits - 8);
-	uint64_t nsec = ((coff + (uint64_t)clen - 1) >> 9) - (coff >> 9);
+	uint64_t nsec = ((coff + clen - 1) >> 9) - (coff >> 9);
 	q2_l2_set(q, l2, ci, QCOW2_OFLAG_COMPRESSED | (nsec << x) | coff, 0);
 	q2_cache_mark_dirty(&q->l2c, l2off);
 	if (e & QCOW2_OFLAG_COMPRESSED) {
@@ -778,10 +780,37 @@ int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_
 		ret = q2_free_later(q, e & QCOW2_OFFSET_MASK, cs);
 	}
 	q->cbuf_off = ~0ull;
-out:
-	free(cbuf);
-	free(pad);
 	return ret;
+}
+
+int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off)
+{
+	struct qcow2 *q = b->q;
+	uint64_t cs = q->cluster_size;
+	if (off % cs || len > cs || len == 0 || (len < cs && off + len != q->size))
+		return -EINVAL;
+	if (q->ext_data)
+		return -ENOTSUP;
+	long clen = blk_compress_cluster(b, buf, len, q->ctmp, cs - 1);
+	if (clen == -ENOSPC) {
+		/* Incompressible: store it as a normal cluster. */
+		uint8_t *pad = NULL;
+		const void *src = buf;
+		if (len < cs) {
+			pad = calloc(1, cs);
+			if (!pad)
+				return -ENOMEM;
+			memcpy(pad, buf, len);
+			src = pad;
+		}
+		struct iovec v = {(void *)src, min_u64(cs, q->size - off)};
+		int ret = qcow2_pwritev(b, &v, 1, off, v.iov_len);
+		free(pad);
+		return ret;
+	}
+	if (clen < 0)
+		return (int)clen;
+	return qcow2_write_precompressed(b, q->ctmp, (uint64_t)clen, off);
 }
 
 int qcow2_flush(struct blk *b)

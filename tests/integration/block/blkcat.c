@@ -14,7 +14,12 @@
  *   blkcat map IMAGE                       block status runs
  *   blkcat amend IMAGE [k=v...]
  *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
- *   blkcat aio IMAGE REF SEED N            random async reads/writes, verified */
+ *   blkcat aio IMAGE REF SEED N            random async reads/writes, verified
+ *   blkcat copy SRC DST [c]                 copy SRC into the existing image DST, skipping zero
+ *                                          ranges (c: compressed clusters)
+ *   blkcat bench IMAGE COUNT DEPTH SIZE STEP r|w [direct]
+ *                                          requests as `qemu-img bench` issues them (offset
+ *                                          advances by STEP, modulo the image size) */
 #include <cove/block.h>
 
 #include <errno.h>
@@ -408,6 +413,8 @@ static int cmd_measure(int argc, char **argv)
 }
 
 int cmd_aio(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
@@ -435,6 +442,10 @@ int main(int argc, char **argv)
 		return cmd_measure(argc, argv);
 	if (!strcmp(argv[1], "aio"))
 		return cmd_aio(argc, argv);
+	if (!strcmp(argv[1], "copy"))
+		return cmd_copy(argc, argv);
+	if (!strcmp(argv[1], "bench"))
+		return cmd_bench(argc, argv);
 	return usage();
 }
 
@@ -542,5 +553,122 @@ int cmd_aio(int argc, char **argv)
 	free(check);
 	blk_close(b);
 	close(ref);
+	return 0;
+}
+
+struct bench_slot {
+	struct blk_aio_req req;
+	struct iovec iov;
+	bool busy;
+};
+
+static int bench_fails;
+static void bench_done(struct blk_aio_req *r, int ret)
+{
+	struct bench_slot *s = r->opaque;
+	s->busy = false;
+	if (ret)
+		bench_fails++;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	if (argc < 8)
+		return usage();
+	struct blk_open_opts o = {.direct = argc > 8 && !strcmp(argv[8], "direct")};
+	struct blk *b;
+	struct cove_err err = {0};
+	if (blk_open(argv[2], &o, &b, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	long count = atol(argv[3]);
+	unsigned depth = (unsigned)atoi(argv[4]);
+	uint64_t bs = strtoull(argv[5], NULL, 0), step = strtoull(argv[6], NULL, 0);
+	bool wr = argv[7][0] == 'w';
+	uint64_t size = blk_size(b);
+	if (!depth || depth > 256 || !bs || bs > size || blk_aio_setup(b, depth))
+		return usage();
+	struct bench_slot *slot = calloc(depth, sizeof(*slot));
+	uint8_t *bufs;
+	if (posix_memalign((void **)&bufs, 4096, depth * bs))
+		return 1;
+	memset(bufs, 0xa5, depth * bs);
+	uint64_t off = 0;
+	long issued = 0, finished = 0;
+	while (finished < count) {
+		for (unsigned i = 0; i < depth && issued < count; i++) {
+			struct bench_slot *s = &slot[i];
+			if (s->busy)
+				continue;
+			if (off + bs > size)
+				off = 0;
+			s->iov = (struct iovec){bufs + i * bs, bs};
+			s->req = (struct blk_aio_req){.op = wr ? BLK_AIO_WRITE : BLK_AIO_READ,
+						      .iov = &s->iov,
+						      .iovcnt = 1,
+						      .offset = off,
+						      .done = bench_done,
+						      .opaque = s};
+			if (blk_aio_submit(b, &s->req))
+				break;
+			s->busy = true;
+			issued++;
+			off = (off + step) % size;
+		}
+		blk_aio_flush_submissions(b);
+		int n = blk_aio_complete(b);
+		if (n < 0)
+			return fail("aio", n);
+		finished += n;
+	}
+	if (wr)
+		blk_flush(b);
+	blk_close(b);
+	free(slot);
+	free(bufs);
+	return bench_fails ? 1 : 0;
+}
+
+int cmd_copy(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk *src = open_or_die(argv[2], true), *dst;
+	bool comp = argc > 4 && argv[4][0] == 'c';
+	struct blk_open_opts o = {.unsafe = true};
+	struct cove_err err = {0};
+	if (blk_open(argv[3], &o, &dst, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	uint64_t size = blk_size(src), chunk = 2 << 20, cs = blk_cluster_size(dst);
+	if (blk_size(dst) < size)
+		return usage();
+	uint8_t *buf = malloc(chunk);
+	for (uint64_t off = 0; off < size;) {
+		struct blk_status st;
+		int ret = blk_block_status(src, off, size - off < chunk ? size - off : chunk, &st);
+		if (ret)
+			return fail("block status", ret);
+		uint64_t n = st.len;
+		if (!(st.flags & BLK_STATUS_ZERO)) {
+			if ((ret = blk_pread(src, buf, n, off)))
+				return fail("read", ret);
+			if (comp) {
+				for (uint64_t c = 0; c < n; c += cs) {
+					uint64_t l = n - c < cs ? n - c : cs;
+					if ((ret = blk_write_compressed(dst, buf + c, l, off + c)))
+						return fail("write", ret);
+				}
+			} else if ((ret = blk_pwrite(dst, buf, n, off))) {
+				return fail("write", ret);
+			}
+		}
+		off += n;
+	}
+	free(buf);
+	blk_close(src);
+	blk_close(dst);
 	return 0;
 }

@@ -256,7 +256,7 @@ static void cache_lru(void **state)
 		fwrite(blk, 1, sizeof(blk), f);
 	}
 	fflush(f);
-	struct blk_file file = {fileno(f), false};
+	struct blk_file file = {.fd = fileno(f)};
 	struct qcow2 q = {.cluster_size = 512, .cluster_bits = 9, .file = &file};
 	assert_int_equal(q2_cache_init(&q.l2c, 2, 512), 0);
 	assert_int_equal(q2_cache_init(&q.rbc, 2, 512), 0);
