@@ -34,6 +34,9 @@ struct conv_job {
 	uint64_t off, len;
 	uint8_t *buf;  /* chunk bytes */
 	uint8_t *unit; /* class of each unit of unit_len bytes */
+	/* -c with precompression: each UNIT_DATA cluster's compressed bytes in cbuf. */
+	uint8_t *cbuf;
+	uint32_t *clen, *coff;
 	int ret;
 };
 
@@ -46,6 +49,7 @@ struct conv {
 	uint32_t unit_len;     /* classification granularity: sparse size or cluster */
 	uint32_t chunk;	       /* max data job length */
 	bool compress;	       /* -c */
+	bool precompress;      /* -c: workers compress (blk_compress_cluster) */
 	bool zero_init;	       /* the target reads zero everywhere before we write */
 	bool skip_unallocated; /* -B: leave what the source's backing has to the target's */
 	bool in_order;	       /* not -W */
@@ -105,23 +109,41 @@ static bool incompressible(struct conv_worker *w, const void *buf, size_t len)
 	return ZSTD_isError(r);
 }
 
-static void classify(struct conv_worker *w, struct conv_job *j)
+/* Classifies each unit of a read job; with precompression, compresses the data units. */
+static int classify(struct conv_worker *w, struct conv_job *j)
 {
 	struct conv *cv = w->cv;
 	if (!cv->unit_len)
-		return;
+		return 0;
 	uint64_t nunits = (j->len + cv->unit_len - 1) / cv->unit_len;
+	uint32_t cpos = 0;
 	for (uint64_t u = 0; u < nunits; u++) {
 		uint64_t o = u * cv->unit_len;
 		size_t n = (size_t)(j->len - o < cv->unit_len ? j->len - o : cv->unit_len);
 		const uint8_t *p = j->buf + o;
-		if (img_is_zero(p, n))
+		if (img_is_zero(p, n)) {
 			j->unit[u] = UNIT_ZERO;
-		else if (cv->compress && incompressible(w, p, n))
+		} else if (cv->compress && incompressible(w, p, n)) {
 			j->unit[u] = UNIT_RAW;
-		else
+		} else {
 			j->unit[u] = UNIT_DATA;
+			if (!cv->precompress)
+				continue;
+			/* Each result is shorter than its cluster, so cbuf (chunk bytes) holds
+			 * them all. */
+			long c = blk_compress_cluster(cv->dst, p, n, j->cbuf + cpos, n);
+			if (c == -ENOSPC) {
+				j->unit[u] = UNIT_RAW;
+			} else if (c < 0) {
+				return (int)c;
+			} else {
+				j->coff[u] = cpos;
+				j->clen[u] = (uint32_t)c;
+				cpos += (uint32_t)c;
+			}
+		}
 	}
+	return 0;
 }
 
 static void *worker_main(void *arg)
@@ -149,7 +171,7 @@ static void *worker_main(void *arg)
 
 		j->ret = blk_pread(w->src, j->buf, j->len, j->off);
 		if (j->ret == 0)
-			classify(w, j);
+			j->ret = classify(w, j);
 
 		pthread_mutex_lock(&cv->lock);
 		j->state = JS_DONE;
@@ -278,7 +300,12 @@ static int write_job(struct conv *cv, struct conv_job *j)
 			uint64_t o = u * cv->unit_len;
 			uint64_t n = j->len - o < cv->unit_len ? j->len - o : cv->unit_len;
 			if (j->unit[u] == UNIT_DATA) {
-				ret = blk_write_compressed(cv->dst, j->buf + o, n, j->off + o);
+				if (cv->precompress)
+					ret = blk_write_precompressed(cv->dst, j->cbuf + j->coff[u],
+								      j->clen[u], j->off + o);
+				else
+					ret = blk_write_compressed(cv->dst, j->buf + o, n,
+								   j->off + o);
 				u++;
 				continue;
 			}
@@ -409,6 +436,16 @@ out:
 	return ret;
 }
 
+/* Whether the block layer can compress outside the writer (blk_compress_cluster). */
+static bool precompress_works(struct blk *dst, uint32_t cluster)
+{
+	uint8_t *in = calloc(1, cluster), *out = malloc(cluster);
+	long r = in && out ? blk_compress_cluster(dst, in, cluster, out, cluster) : -ENOMEM;
+	free(in);
+	free(out);
+	return r >= 0 || r == -ENOSPC;
+}
+
 /* A sparse raw file, for when the block layer cannot create images yet. */
 static int create_raw(const char *path, uint64_t size)
 {
@@ -442,6 +479,9 @@ static void conv_free(struct conv *cv)
 		for (unsigned i = 0; i < cv->njobs; i++) {
 			free(cv->jobs[i].buf);
 			free(cv->jobs[i].unit);
+			free(cv->jobs[i].cbuf);
+			free(cv->jobs[i].clen);
+			free(cv->jobs[i].coff);
 		}
 		free(cv->jobs);
 	}
@@ -474,6 +514,13 @@ static int conv_setup(struct conv *cv, const struct conv_args *a, const char *sr
 		cv->jobs[i].unit = calloc(maxunits, 1);
 		if (!cv->jobs[i].buf || !cv->jobs[i].unit)
 			return img_err("out of memory");
+		if (cv->precompress) {
+			cv->jobs[i].cbuf = malloc(cv->chunk);
+			cv->jobs[i].clen = calloc(maxunits, sizeof(uint32_t));
+			cv->jobs[i].coff = calloc(maxunits, sizeof(uint32_t));
+			if (!cv->jobs[i].cbuf || !cv->jobs[i].clen || !cv->jobs[i].coff)
+				return img_err("out of memory");
+		}
 	}
 	for (unsigned i = 0; i < cv->nworkers; i++) {
 		struct conv_worker *w = &cv->workers[i];
@@ -695,8 +742,15 @@ int img_cmd_convert(int argc, char **argv)
 			img_err_lib(dst_path, r, &err);
 			goto out;
 		}
-		if (img_open(tmp, dfmt, false, true, &dst))
+		/* No syncs while the file is still private: img_tmp_commit syncs it once,
+		 * before the rename that makes it visible. */
+		struct blk_open_opts oo = {.format = dfmt, .no_backing = true, .unsafe = true};
+		cove_err_clear(&err);
+		r = blk_open(tmp, &oo, &dst, &err);
+		if (r < 0) {
+			img_err_lib(dst_path, r, &err);
 			goto out;
+		}
 		if (blk_size(dst) < cv.size) {
 			img_err("%s: the new image is smaller than the source", dst_path);
 			goto out;
@@ -715,6 +769,7 @@ int img_cmd_convert(int argc, char **argv)
 			img_err("%s: unexpected cluster size %u", dst_path, cv.unit_len);
 			goto out;
 		}
+		cv.precompress = precompress_works(dst, cv.unit_len);
 	} else {
 		cv.unit_len = (uint32_t)a.sparse;
 		/* Whole clusters: the zeroes around data are in the buffer already, and a full
