@@ -2,13 +2,15 @@
 # Times `cove img convert` against `qemu-img convert` on the same 1 GiB image of mixed
 # content (random, text, written zeros, holes; reproducible), and prints the ratios.
 # usage: bench/img-convert.sh [BUILDDIR]   (env: BENCH_DIR, default /tmp/cove-bench-img;
-#        SIZE_MIB, default 1024; REPEAT, default 3 for the fast conversions)
+#        SIZE_MIB, default 1024; REPEAT, default 5 runs for the fast conversions and
+#        CREPEAT, default 2 for the compressed ones)
 set -eu
 cd "$(dirname "$0")/.."
 COVE=${COVE:-${1:-build}/src/cli/cove}
 DIR=${BENCH_DIR:-/tmp/cove-bench-img}
 SIZE_MIB=${SIZE_MIB:-1024}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
+CREPEAT=${CREPEAT:-2}
 [ -x "$COVE" ] || { echo "no cove binary at $COVE (build first)" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img is not installed" >&2; exit 1; }
 mkdir -p "$DIR"
@@ -54,42 +56,45 @@ fi
 cat "$SRC" "$DIR/src.qcow2" >/dev/null # warm the page cache
 
 now() { date +%s.%N; }
-# best_of N CMD...: the shortest wall time of N runs, in seconds.
-best_of() {
-	local n=$1 best="" t0 t1 d
+# once NAME CMD...: one timed run, its seconds added to the list in $DIR/t.NAME.
+once() {
+	local name=$1 t0 t1
 	shift
-	for _ in $(seq "$n"); do
-		rm -f "$DIR/out"
-		t0=$(now)
-		if ! "$@" >/dev/null 2>"$DIR/err"; then
-			echo "FAILED($(head -c 60 "$DIR/err" | tr '\n' ' '))"
-			return
-		fi
-		t1=$(now)
-		d=$(echo "$t1 - $t0" | bc -l)
-		if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then best=$d; fi
-	done
-	echo "$best"
+	rm -f "$DIR/out"
+	t0=$(now)
+	if ! "$@" >/dev/null 2>"$DIR/err"; then
+		echo "FAILED($(head -c 60 "$DIR/err" | tr '\n' ' '))" >"$DIR/t.$name"
+		return 1
+	fi
+	t1=$(now)
+	echo "$t1 - $t0" | bc -l >>"$DIR/t.$name"
 }
+best() { sort -g "$DIR/t.$1" | head -n1; }
 printf '%-22s %10s %10s %8s  %s\n' conversion qemu-img cove ratio same-content
-run() { # NAME REPEAT SRC ARGS...
-	local name=$1 n=$2 src=$3
+# run NAME N SRC ARGS...: N runs of each tool, alternating (the machine is shared and its
+# load changes: alternating gives both the same conditions), best time of each.
+run() {
+	local name=$1 n=$2 src=$3 q c same=yes
 	shift 3
-	local q c same
-	q=$(best_of "$n" qemu-img convert "$@" "$src" "$DIR/out")
-	mv "$DIR/out" "$DIR/out.qemu"
-	c=$(best_of "$n" "$COVE" img convert "$@" "$src" "$DIR/out")
-	case "$c" in FAILED*)
-		printf '%-22s %9.3fs %s\n' "$name" "$q" "cove $c"
-		rm -f "$DIR/out.qemu"
+	rm -f "$DIR/t.q" "$DIR/t.c"
+	for _ in $(seq "$n"); do
+		once q qemu-img convert "$@" "$src" "$DIR/out" || break
+		mv "$DIR/out" "$DIR/out.qemu"
+		once c "$COVE" img convert "$@" "$src" "$DIR/out" || break
+		qemu-img compare -q "$DIR/out.qemu" "$DIR/out" >/dev/null 2>&1 || same=NO
+	done
+	q=$(best q)
+	c=$(best c)
+	case "$q$c" in *FAILED*)
+		printf '%-22s %10s %10s\n' "$name" "$q" "$c"
+		rm -f "$DIR/out" "$DIR/out.qemu"
 		return ;;
 	esac
-	same=$(qemu-img compare -q "$DIR/out.qemu" "$DIR/out" >/dev/null 2>&1 && echo yes || echo NO)
 	printf '%-22s %9.3fs %9.3fs %8.2f  %s\n' "$name" "$q" "$c" "$(echo "$c / $q" | bc -l)" "$same"
-	rm -f "$DIR/out" "$DIR/out.qemu"
+	rm -f "$DIR/out" "$DIR/out.qemu" "$DIR/t.q" "$DIR/t.c"
 }
 run "raw -> qcow2" "$REPEAT" "$SRC" -O qcow2
 run "qcow2 -> raw" "$REPEAT" "$DIR/src.qcow2" -O raw
-run "raw -> qcow2 deflate" 1 "$SRC" -O qcow2 -c
-run "raw -> qcow2 zstd" 1 "$SRC" -O qcow2 -c -o compression_type=zstd
-echo "(ratio = cove / qemu-img; below 1 means cove is faster; best of $REPEAT for uncompressed)"
+run "raw -> qcow2 deflate" "$CREPEAT" "$SRC" -O qcow2 -c
+run "raw -> qcow2 zstd" "$CREPEAT" "$SRC" -O qcow2 -c -o compression_type=zstd
+echo "(ratio = cove / qemu-img; below 1 means cove is faster; best of $REPEAT runs, $CREPEAT compressed)"
