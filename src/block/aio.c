@@ -1,6 +1,7 @@
 /* Asynchronous block I/O: io_uring for raw images; qcow2 runs each request at submission and
  * completes it through an eventfd (the metadata paths are synchronous). */
 #include "block/blk_int.h"
+#include "block/qcow2.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -68,7 +69,7 @@ int blk_aio_setup(struct blk *b, unsigned max_in_flight)
 		free(a);
 		return ret;
 	}
-	if (!b->q && io_uring_queue_init(max_in_flight, &a->ring, 0) == 0) {
+	if (io_uring_queue_init(max_in_flight, &a->ring, 0) == 0) {
 		if (io_uring_register_eventfd(&a->ring, a->efd) == 0)
 			a->uring = true;
 		else
@@ -95,6 +96,47 @@ static int run_sync(struct blk *b, struct blk_aio_req *r)
 	return -EINVAL;
 }
 
+static int finish_short(struct blk *b, struct blk_aio_req *r, uint64_t done);
+
+/* Waits for every request in the ring; their results wait in the done list. Metadata changes
+ * (allocation, frees) happen only with nothing of the image's data in flight. */
+static void drain(struct blk *b)
+{
+	struct blk_aio *a = b->aio;
+	if (!a->uring)
+		return;
+	if (a->queued) {
+		io_uring_submit(&a->ring);
+		a->queued = 0;
+	}
+	while (a->inflight > a->ndone) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe(&a->ring, &cqe))
+			break;
+		struct blk_aio_req *r = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&a->ring, cqe);
+		int ret = res < 0 ? res : 0;
+		if (res >= 0 && (r->op == BLK_AIO_READ || r->op == BLK_AIO_WRITE) &&
+		    (uint64_t)res < r->priv[1])
+			ret = finish_short(b, r, (uint64_t)res);
+		r->priv[2] = (uint64_t)(int64_t)ret;
+		a->done[a->ndone++] = r;
+	}
+}
+
+/* O_DIRECT through the ring needs aligned buffers, lengths and offsets (else: bounce, sync). */
+static bool dio_ok(const struct blk_aio_req *r, uint64_t len)
+{
+	if (r->offset % BLK_DIRECT_ALIGN || len % BLK_DIRECT_ALIGN)
+		return false;
+	for (int i = 0; i < r->iovcnt; i++)
+		if ((uintptr_t)r->iov[i].iov_base % BLK_DIRECT_ALIGN ||
+		    r->iov[i].iov_len % BLK_DIRECT_ALIGN)
+			return false;
+	return true;
+}
+
 int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 {
 	struct blk_aio *a = b->aio;
@@ -103,18 +145,32 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 	if (a->inflight >= a->max)
 		return -EAGAIN;
 	bool rw = req->op == BLK_AIO_READ || req->op == BLK_AIO_WRITE;
-	if (a->uring && (rw || (req->op == BLK_AIO_FLUSH && !b->file.nosync))) {
-		if (rw) {
-			uint64_t len = iov_total(req->iov, req->iovcnt);
-			if (req->iovcnt <= 0 || req->iovcnt > 1024 || req->offset > b->size ||
-			    len > b->size - req->offset)
-				return -EINVAL;
-			if (req->op == BLK_AIO_WRITE && b->readonly)
-				return -EROFS;
-			req->priv[0] =
-			    0; /* bytes done so far (short transfers resume synchronously) */
-			req->priv[1] = len;
+	/* Which requests go through the ring: raw reads, raw O_DIRECT writes, flushes; for
+	 * qcow2, reads and O_DIRECT writes of data already in place (one contiguous extent). */
+	bool ring = false;
+	int fd = b->file.fd;
+	uint64_t host = req->offset, len = 0;
+	if (rw) {
+		len = iov_total(req->iov, req->iovcnt);
+		if (req->iovcnt <= 0 || req->offset > b->size || len > b->size - req->offset)
+			return -EINVAL;
+		if (req->op == BLK_AIO_WRITE && b->readonly)
+			return -EROFS;
+	}
+	if (a->uring && rw && req->iovcnt <= 1024 && len && (!b->file.direct || dio_ok(req, len))) {
+		bool wr = req->op == BLK_AIO_WRITE;
+		if (!b->q) {
+			ring = !wr || b->file.direct;
+		} else if (!wr || b->file.direct) {
+			ring = qcow2_fast_extent(b, req->offset, len, wr, &host) == 1;
+			fd = b->q->data.fd;
 		}
+	} else if (a->uring && req->op == BLK_AIO_FLUSH && !b->q && !b->file.nosync) {
+		ring = true;
+	}
+	if (ring) {
+		req->priv[0] = host;
+		req->priv[1] = len;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
 		if (!sqe) {
 			io_uring_submit(&a->ring);
@@ -124,18 +180,18 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 				return -EAGAIN;
 		}
 		if (req->op == BLK_AIO_READ)
-			io_uring_prep_readv(sqe, b->file.fd, req->iov, (unsigned)req->iovcnt,
-					    req->offset);
+			io_uring_prep_readv(sqe, fd, req->iov, (unsigned)req->iovcnt, host);
 		else if (req->op == BLK_AIO_WRITE)
-			io_uring_prep_writev(sqe, b->file.fd, req->iov, (unsigned)req->iovcnt,
-					     req->offset);
+			io_uring_prep_writev(sqe, fd, req->iov, (unsigned)req->iovcnt, host);
 		else
-			io_uring_prep_fsync(sqe, b->file.fd, IORING_FSYNC_DATASYNC);
+			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data(sqe, req);
 		a->queued++;
 		a->inflight++;
 		return 0;
 	}
+	if (b->q)
+		drain(b);
 	req->priv[2] = (uint64_t)(int64_t)run_sync(b, req);
 	a->done[a->ndone++] = req;
 	a->inflight++;
@@ -162,15 +218,16 @@ int blk_aio_event_fd(struct blk *b)
 	return b->aio ? b->aio->efd : -EINVAL;
 }
 
-/* A short read or write: finish the rest synchronously (rare: EOF races, signals). */
+/* A short read or write: finish the rest synchronously (rare: EOF, signals). */
 static int finish_short(struct blk *b, struct blk_aio_req *r, uint64_t done)
 {
 	uint64_t total = r->priv[1];
 	struct iovec v[1024];
 	uint64_t got;
+	const struct blk_file *f = b->q ? &b->q->data : &b->file;
 	int n = iov_slice(r->iov, r->iovcnt, done, total - done, v, 1024, &got);
-	return r->op == BLK_AIO_READ ? file_preadv(&b->file, v, n, r->offset + done)
-				     : file_pwritev(&b->file, v, n, r->offset + done);
+	return r->op == BLK_AIO_READ ? file_preadv(f, v, n, r->priv[0] + done)
+				     : file_pwritev(f, v, n, r->priv[0] + done);
 }
 
 int blk_aio_complete(struct blk *b)

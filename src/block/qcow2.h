@@ -226,6 +226,9 @@ int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_sta
 int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off);
 int qcow2_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t off);
 int qcow2_flush(struct blk *b);
+/* 1 when [off, off+len) is one contiguous run of data clusters in this image (and, for a write,
+ * may be written in place): *host is where it lies in the data file. 0 otherwise. */
+int qcow2_fast_extent(struct blk *b, uint64_t off, uint64_t len, bool write, uint64_t *host);
 /* L2 access: table of guest offset off (NULL when unallocated, unless alloc). */
 int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t *l2off);
 uint64_t q2_l2_get(const struct qcow2 *q, const uint8_t *l2, uint64_t i, uint64_t *bitmap);

@@ -23,7 +23,7 @@ int qcow2_create_file(struct blk_file *f, const struct blk_create_opts *o, uint6
 		return cove_err_set(err, -EFBIG,
 				    "qcow2: virtual size too large for cluster size %llu",
 				    (unsigned long long)cs);
-	uint64_t l1cl = max_u64(1, div_up(l1_size * 8, cs));
+	uint64_t l1cl = div_up(l1_size * 8, cs); /* an empty image has no L1 table, as QEMU */
 	uint64_t rbe = cs * 8 / o->refcount_bits;
 	uint64_t nrb = 1, rtc = 1;
 	for (;;) {
@@ -45,7 +45,7 @@ int qcow2_create_file(struct blk_file *f, const struct blk_create_opts *o, uint6
 	q.cluster_size = cs;
 	q.size = size;
 	q.l1_size = (uint32_t)l1_size;
-	q.l1_offset = (1 + rtc + nrb) * cs;
+	q.l1_offset = l1_size ? (1 + rtc + nrb) * cs : 0;
 	q.rt_offset = cs;
 	q.rt_clusters = (uint32_t)rtc;
 	q.refcount_order = order;

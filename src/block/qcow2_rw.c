@@ -379,6 +379,35 @@ static int inplace_ok(struct qcow2 *q, uint64_t h)
 	return 1;
 }
 
+int qcow2_fast_extent(struct blk *b, uint64_t off, uint64_t len, bool write, uint64_t *host)
+{
+	struct qcow2 *q = b->q;
+	enum q2_kind k;
+	uint64_t run;
+	int ret = q2_map(q, off, len, &k, host, &run);
+	if (ret || k != Q2_DATA || run < len)
+		return 0;
+	if (!write)
+		return 1;
+	if (b->readonly || (q->incompat & QCOW2_INCOMPAT_CORRUPT) || q->ext_data ||
+	    ((q->compat & QCOW2_COMPAT_LAZY) && !q->dirty_bit_set && q->version >= 3))
+		return 0;
+	/* Every cluster in place: COPIED, refcount one, no metadata under it. */
+	unsigned cb = q->cluster_bits;
+	for (uint64_t c = off >> cb; c <= (off + len - 1) >> cb; c++) {
+		uint8_t *l2;
+		uint64_t l2off;
+		if (q2_get_l2(q, c >> q->l2_bits, false, &l2, &l2off) || !l2)
+			return 0;
+		uint64_t e = q2_l2_get(q, l2, c & (q->l2_entries - 1), NULL);
+		if (!(e & QCOW2_OFLAG_COPIED) || (e & QCOW2_OFLAG_COMPRESSED))
+			return 0;
+		if (inplace_ok(q, e & QCOW2_OFFSET_MASK) != 1)
+			return 0;
+	}
+	return 1;
+}
+
 struct wc {
 	uint64_t e, bm, host;
 	uint32_t ws, we, fs, fe; /* written range; range made valid (filled) */

@@ -14,7 +14,8 @@
  *   blkcat map IMAGE                       block status runs
  *   blkcat amend IMAGE [k=v...]
  *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
- *   blkcat aio IMAGE REF SEED N            random async reads/writes, verified
+ *   blkcat aio IMAGE REF SEED N [direct]   random async reads/writes/zeroes, verified
+ *   blkcat rebase IMAGE BACKING [FMT]       blk_set_backing (header only; "" removes it)
  *   blkcat copy SRC DST [c]                 copy SRC into the existing image DST, skipping zero
  *                                          ranges (c: compressed clusters)
  *   blkcat bench IMAGE COUNT DEPTH SIZE STEP r|w [direct]
@@ -24,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,6 +418,20 @@ int cmd_aio(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 
+static int cmd_rebase(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	struct cove_err err = {0};
+	if (blk_set_backing(b, argv[3][0] ? argv[3] : NULL, argc > 4 ? argv[4] : NULL, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
+	blk_close(b);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -442,6 +458,8 @@ int main(int argc, char **argv)
 		return cmd_measure(argc, argv);
 	if (!strcmp(argv[1], "aio"))
 		return cmd_aio(argc, argv);
+	if (!strcmp(argv[1], "rebase"))
+		return cmd_rebase(argc, argv);
 	if (!strcmp(argv[1], "copy"))
 		return cmd_copy(argc, argv);
 	if (!strcmp(argv[1], "bench"))
@@ -468,7 +486,13 @@ int cmd_aio(int argc, char **argv)
 {
 	if (argc < 6)
 		return usage();
-	struct blk *b = open_or_die(argv[2], false);
+	struct blk_open_opts oo = {.direct = argc > 6 && !strcmp(argv[6], "direct")};
+	struct blk *b;
+	struct cove_err err = {0};
+	if (blk_open(argv[2], &oo, &b, &err)) {
+		fprintf(stderr, "blkcat: %s\n", err.msg);
+		return 1;
+	}
 	int ref = open(argv[3], O_RDWR);
 	if (ref < 0)
 		return 1;
@@ -480,7 +504,8 @@ int cmd_aio(int argc, char **argv)
 	struct aio_slot slot[Q];
 	uint8_t *check = malloc(BS);
 	for (int i = 0; i < Q; i++)
-		slot[i].buf = malloc(BS);
+		if (posix_memalign((void **)&slot[i].buf, 4096, BS))
+			return 1;
 	uint64_t nblk = blk_size(b) / BS;
 	for (long r = 0; r < rounds; r++) {
 		uint64_t used[Q];
@@ -495,15 +520,21 @@ int cmd_aio(int argc, char **argv)
 			} while (dup);
 			used[i] = blkno;
 			struct aio_slot *s = &slot[i];
-			bool wr = rnd() % 2;
+			unsigned kind = (unsigned)(rnd() % 8);
+			bool wr = kind < 3, zero = kind == 3;
 			if (wr)
 				for (int j = 0; j < BS; j++)
 					s->buf[j] = (uint8_t)(rnd() >> 7);
+			if (zero)
+				memset(s->buf, 0, BS);
 			s->iov = (struct iovec){s->buf, BS};
-			s->req = (struct blk_aio_req){.op = wr ? BLK_AIO_WRITE : BLK_AIO_READ,
+			s->req = (struct blk_aio_req){.op = zero ? BLK_AIO_WRITE_ZEROES
+							    : wr ? BLK_AIO_WRITE
+								 : BLK_AIO_READ,
 						      .iov = &s->iov,
 						      .iovcnt = 1,
 						      .offset = blkno * BS,
+						      .len = BS,
 						      .done = aio_done,
 						      .opaque = s};
 			s->fin = false;
@@ -523,7 +554,7 @@ int cmd_aio(int argc, char **argv)
 			struct aio_slot *s = &slot[i];
 			if (!s->fin || s->ret)
 				return fail("aio request", s->ret ? s->ret : -EIO);
-			if (s->req.op == BLK_AIO_WRITE) {
+			if (s->req.op != BLK_AIO_READ) {
 				if (pwrite(ref, s->buf, BS, (off_t)s->req.offset) != BS)
 					return 1;
 			} else {
@@ -620,6 +651,11 @@ int cmd_bench(int argc, char **argv)
 		int n = blk_aio_complete(b);
 		if (n < 0)
 			return fail("aio", n);
+		if (n == 0) {
+			/* Wait as an event loop would. */
+			struct pollfd pfd = {.fd = blk_aio_event_fd(b), .events = POLLIN};
+			poll(&pfd, 1, 100);
+		}
 		finished += n;
 	}
 	if (wr)

@@ -44,6 +44,11 @@ qemu-img snapshot -c two s.qcow2
 qemu-io -c 'write -P 0x77 512k 1M' s.qcow2 >/dev/null
 run "image with snapshots: active layer" same_as_qemu s.qcow2
 run "snapshot list matches qemu-img" bash -c "$BLKCAT snap s.qcow2 l | awk '{print \$2}' | tr '\n' ' ' | grep -qx 'one two '"
+# external data file (read)
+qemu-img create -q -f qcow2 -o data_file=ext.data ext.qcow2 8M
+qemu-io -c 'write -P 0x42 64k 200k' -c 'write -z 1M 64k' ext.qcow2 >/dev/null
+run "external data file" same_as_qemu ext.qcow2
+run "external data file: writes refused nowhere, data file named in info" bash -c "$BLKCAT info ext.qcow2 | grep -q format=qcow2"
 # raw and qcow2 info
 run "info fields of a v3 zstd lazy image" bash -c "qemu-img create -q -f qcow2 -o compression_type=zstd,lazy_refcounts=on,refcount_bits=8 i.qcow2 1G && $BLKCAT info i.qcow2 | grep -q 'format=qcow2 size=1073741824 cluster_size=65536 version=3 refcount_bits=8 lazy=1 extl2=0 compression=1'"
 # block status agrees with qemu-img map on allocation

@@ -27,6 +27,7 @@ for o in cluster_size=512 cluster_size=4096 cluster_size=2097152 compat=0.10 ref
 	extended_l2=on "extended_l2=on cluster_size=16384" compression_type=zstd lazy_refcounts=on; do
 	stress_case "random I/O with $o" wzudcf $o
 done
+stress_case "refcount table growth (512 B clusters, 64-bit refcounts)" wwf cluster_size=512 refcount_bits=64
 stress_case "compressed writes only (zstd)" c compression_type=zstd
 stress_case "compressed writes, discards and flushes interleaved" cdfcw
 stress_case "compressed writes only (deflate, 512 B clusters)" c cluster_size=512
@@ -70,6 +71,26 @@ run "resize: shrink an unused tail" bash -c "'$BLKCAT' resize g.qcow2 $((2 << 20
 run "resize: shrink refused without the option" bash -c "! '$BLKCAT' resize g.qcow2 $((1 << 20))"
 run "resize: shrink refused over data" bash -c "qemu-io -c 'write 1536k 4k' g.qcow2 >/dev/null && ! '$BLKCAT' resize g.qcow2 $((1 << 20)) shrink"
 
+# Header rewrites keep unknown header extensions.
+qemu-img create -q -f qcow2 u.qcow2 8M
+python3 - u.qcow2 <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(4096)
+pos = struct.unpack('>I', h[100:104])[0]
+while True:
+    t, l = struct.unpack('>II', h[pos:pos + 8])
+    if t == 0:
+        break
+    pos += 8 + (l + 7) // 8 * 8
+f.seek(pos)
+f.write(struct.pack('>II', 0x12345678, 5) + b'hello\0\0\0' + b'\0' * 8)
+PY
+truncate -s 8M ref.raw
+run "unknown header extension kept across a header rewrite" bash -c "'$BLKCAT' snap u.qcow2 c s1 && '$BLKCAT' rebase u.qcow2 zero.raw raw && grep -q hello u.qcow2 && qemu-img check -q u.qcow2 && qemu-img info u.qcow2 | grep -q 'backing file: zero.raw'"
+run "backing file changed and removed (header only)" bash -c "'$BLKCAT' rebase u.qcow2 '' && ! qemu-img info u.qcow2 | grep -q 'backing file' && grep -q hello u.qcow2"
+run "empty image (size 0)" bash -c "'$BLKCAT' create qcow2 e.qcow2 0 && qemu-img check -q e.qcow2 && '$BLKCAT' resize e.qcow2 1048576 && qemu-img check -q e.qcow2 && qemu-io -c 'read -P 0 0 1M' e.qcow2 >/dev/null"
+
 # Amend: refcount width, compat level.
 rm -f a.qcow2 ref.raw && truncate -s $SIZE ref.raw
 "$BLKCAT" create qcow2 a.qcow2 $SIZE && "$BLKCAT" stress a.qcow2 ref.raw 4 150 wzdf
@@ -88,5 +109,7 @@ run "measure --size matches qemu-img" bash -c "diff <(qemu-img measure -O qcow2 
 
 # Asynchronous interface.
 run "aio on raw (io_uring)" bash -c "truncate -s 16M ar.raw && cp ar.raw ref.raw && '$BLKCAT' aio ar.raw ref.raw 5 40 && cmp ar.raw ref.raw"
+run "aio on raw, O_DIRECT" bash -c "truncate -s 0 ar.raw && truncate -s 16M ar.raw && cp ar.raw ref.raw && '$BLKCAT' aio ar.raw ref.raw 6 40 direct && cmp ar.raw ref.raw"
+run "aio on qcow2, O_DIRECT (ring for data in place)" bash -c "rm -f aq.qcow2 ref.raw && truncate -s 16M ref.raw && '$BLKCAT' create qcow2 aq.qcow2 16777216 cluster_size=16384 && '$BLKCAT' aio aq.qcow2 ref.raw 7 60 direct && $(declare -f written); BLKCAT=$BLKCAT written aq.qcow2 ref.raw"
 run "aio on qcow2" bash -c "rm -f aq.qcow2 ref.raw && truncate -s 16M ref.raw && '$BLKCAT' create qcow2 aq.qcow2 16777216 && '$BLKCAT' aio aq.qcow2 ref.raw 5 40 && $(declare -f written); BLKCAT=$BLKCAT written aq.qcow2 ref.raw"
 finish
