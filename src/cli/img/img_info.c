@@ -45,9 +45,9 @@ static void info_human(const char *name, const struct blk_info *in, const char *
 		printf("    lazy refcounts: %s\n", in->lazy_refcounts ? "true" : "false");
 	printf("    refcount bits: %u\n", in->refcount_bits);
 	if (in->version >= 3) {
-		printf("    corrupt: %s\n", in->corrupt ? "true" : "false");
 		if (in->data_file[0])
 			printf("    data file: %s\n    data file raw: false\n", in->data_file);
+		printf("    corrupt: %s\n", in->corrupt ? "true" : "false");
 		printf("    extended l2: %s\n", in->extended_l2 ? "true" : "false");
 	}
 }
@@ -87,16 +87,16 @@ static void info_json(struct img_json *j, const char *name, const struct blk_inf
 		img_json_str(j, "type", "qcow2");
 		img_json_obj_begin(j, "data");
 		img_json_str(j, "compat", in->version == 2 ? "0.10" : "1.1");
-		if (in->data_file[0])
-			img_json_str(j, "data-file", in->data_file);
 		img_json_str(j, "compression-type", compression_name(in->compression));
 		if (in->version >= 3)
 			img_json_bool(j, "lazy-refcounts", in->lazy_refcounts);
 		img_json_u64(j, "refcount-bits", in->refcount_bits);
 		if (in->version >= 3) {
-			img_json_bool(j, "corrupt", in->corrupt);
-			if (in->data_file[0])
+			if (in->data_file[0]) {
+				img_json_str(j, "data-file", in->data_file);
 				img_json_bool(j, "data-file-raw", false);
+			}
+			img_json_bool(j, "corrupt", in->corrupt);
 			img_json_bool(j, "extended-l2", in->extended_l2);
 		}
 		img_json_obj_end(j);
