@@ -46,6 +46,9 @@ qemu-io -c 'write -P 0x71 0 1M' snap.qcow2 >/dev/null
 qemu-img snapshot -c s1 snap.qcow2
 qemu-io -c 'write -P 0x72 512k 1M' snap.qcow2 >/dev/null
 read_case "image with a snapshot (copy-on-write)" snap.qcow2
+qemu-img create -q -f qcow2 -o data_file=ext.data ext.qcow2 3M
+qemu-io -c 'write -P 0x77 64k 1M' -c 'write -z 512k 64k' ext.qcow2 >/dev/null
+read_case "external data file" ext.qcow2
 
 # --- cove makes, qemu-img reads --------------------------------------------------------
 write_case() { # NAME SRC CONVERT-ARGS...
