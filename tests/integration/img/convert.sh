@@ -69,6 +69,8 @@ write_case() { # NAME SRC CONVERT-ARGS...
 write_case "qcow2 default" src.raw -O qcow2
 write_case "qcow2 deflate (-c)" src.raw -O qcow2 -c
 write_case "qcow2 zstd (-c)" src.raw -O qcow2 -c -o compression_type=zstd
+write_case "qcow2 deflate, cluster 512" src.raw -O qcow2 -c -o cluster_size=512
+write_case "qcow2 zstd, cluster 2M, one worker" src.raw -O qcow2 -c -m 1 -o cluster_size=2M,compression_type=zstd
 write_case "qcow2 cluster 512" src.raw -O qcow2 -o cluster_size=512
 write_case "qcow2 cluster 2M" src.raw -O qcow2 -o cluster_size=2M
 write_case "qcow2 compat 0.10" src.raw -O qcow2 -o compat=0.10
