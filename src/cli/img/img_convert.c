@@ -263,6 +263,19 @@ static int plan(struct conv *cv, struct conv_job *j)
 		}
 	}
 	uint64_t end = pos + (st.len < cv->chunk ? st.len : cv->chunk);
+	/* Data extents that follow each other (qcow2 reports one per run of contiguous host
+	 * clusters) make one job: fewer, larger reads and writes. */
+	while (end < cv->size && end < pos + cv->chunk) {
+		struct blk_status nx = {0};
+		if (blk_block_status(cv->src, end, cv->size - end, &nx) < 0 || nx.len == 0)
+			break;
+		bool nzero = (nx.flags & BLK_STATUS_ZERO) && !(nx.flags & BLK_STATUS_DATA);
+		bool nskip = cv->skip_unallocated && !(nx.flags & BLK_STATUS_ALLOCATED);
+		if (nskip || (nzero && cv->sparse))
+			break;
+		uint64_t room = pos + cv->chunk - end;
+		end += nx.len < room ? nx.len : room;
+	}
 	if (end < cv->size) {
 		uint64_t up = round_down(end + align - 1, align);
 		end = up > pos + cv->chunk ? round_down(pos + cv->chunk, align) : up;
