@@ -20,7 +20,10 @@ qemu-img create -q -f raw empty.raw 1M
 head -c 1000001 src.raw >odd.raw
 qemu-img create -q -f qcow2 -o data_file=ext.data ext-data.qcow2 2M
 qemu-io -c 'write -P 0x77 64k 1M' ext-data.qcow2 >/dev/null
-images="odd.raw ext-data.qcow2 src.raw plain.qcow2 comp.qcow2 zstd.qcow2 v2.qcow2 lazy.qcow2 ext.qcow2 base.qcow2 over.qcow2 sub/rel.qcow2 empty.raw"
+qemu-img create -q -f qcow2 -o lazy_refcounts=on dirty.qcow2 4M
+qemu-io -c 'write -P 0x12 0 1M' dirty.qcow2 >/dev/null
+python3 "$HERE/qcow2_patch.py" dirty.qcow2 set incompatible 1 # the dirty bit
+images="odd.raw ext-data.qcow2 dirty.qcow2 src.raw plain.qcow2 comp.qcow2 zstd.qcow2 v2.qcow2 lazy.qcow2 ext.qcow2 base.qcow2 over.qcow2 sub/rel.qcow2 empty.raw"
 
 # Fields both tools print; snapshot dates are compared too (same file).
 FIELDS='{"virtual-size","filename","cluster-size","format","actual-size","dirty-flag",
@@ -34,7 +37,7 @@ for img in $images; do
 	b=$(jq -S "$FIELDS" "$T/qout")
 	if [ "$a" = "$b" ]; then ok "$name"; else fail "$name" "$(diff <(echo "$b") <(echo "$a"))"; fi
 done
-for img in plain.qcow2 base.qcow2 over.qcow2 v2.qcow2 src.raw ext-data.qcow2; do
+for img in plain.qcow2 base.qcow2 over.qcow2 v2.qcow2 src.raw ext-data.qcow2 dirty.qcow2; do
 	name="info human text: $img"
 	need "$name" info "$img" || continue
 	qi info "$img"
