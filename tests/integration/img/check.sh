@@ -9,11 +9,14 @@ qemu-img convert -O qcow2 -c src.raw comp.qcow2
 cp clean.qcow2 leaky.qcow2 && python3 "$P" leaky.qcow2 leak
 cp clean.qcow2 bad.qcow2 && python3 "$P" bad.qcow2 corrupt
 qemu-img create -q -f raw plain.raw 1M
+qemu-img convert -O qcow2 -o lazy_refcounts=on src.raw dirty.qcow2
+python3 "$P" dirty.qcow2 set incompatible 1 # dirty bit
+cp clean.qcow2 marked.qcow2 && python3 "$P" marked.qcow2 set incompatible 2 # corrupt bit
 
 # The figures both print (qemu-img omits zero counts; so do we).
 FIELDS='{"check-errors","image-end-offset","total-clusters","allocated-clusters",
   "fragmented-clusters","compressed-clusters","leaks","corruptions","format"}'
-for img in clean.qcow2 comp.qcow2 leaky.qcow2 bad.qcow2 plain.raw; do
+for img in clean.qcow2 comp.qcow2 leaky.qcow2 bad.qcow2 dirty.qcow2 marked.qcow2 plain.raw; do
 	name="check exit code: $img"
 	cp "$img" c1 && cp "$img" c2
 	cv check c1
@@ -59,6 +62,12 @@ name="check -r leaks on a corrupt image does not call it clean"
 cp bad.qcow2 r.qcow2
 cv check -r leaks r.qcow2
 if [ $rc -ne 0 ] && ! crashed; then ok "$name"; else fail "$name" "exit $rc" "$(cat "$T/out")"; fi
+name="a write to an image marked corrupt is refused, as qemu-img"
+cp marked.qcow2 m2.qcow2
+cv resize m2.qcow2 +1M
+qi resize m2.qcow2 +1M
+if [ $rc -ne 0 ] && [ $qrc -ne 0 ] && ! crashed && cmp -s marked.qcow2 m2.qcow2; then ok "$name"; else
+	fail "$name" "cove $rc, qemu-img $qrc"; fi
 name="check: bad -r value"
 cv check -r everything clean.qcow2
 check "$name" clean_error
