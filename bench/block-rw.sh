@@ -15,8 +15,8 @@ D=$(mktemp -d /tmp/cove-bench.XXXXXX)
 trap 'rm -rf "$D"' EXIT
 
 now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc; }
-row() { printf '%-44s %8.3f s %8.3f s %7.2fx\n' "$1" "$2" "$3" "$(echo "$3 / $2" | bc -l)"; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+row() { awk -v n="$1" -v c="$2" -v q="$3" 'BEGIN { printf "%-44s %8.3f s %8.3f s %7.2fx\n", n, c, q, q / c }'; }
 
 # case NAME FMT CREATE_OPTS MODE(r|w) DIRECT(0|1) PREFILL(0|1)
 bench_case() {

@@ -47,6 +47,7 @@
 enum q2_kind {
 	Q2_UNALLOC,
 	Q2_ZERO,
+	Q2_ZERO_ALLOC, /* reads as zero, host cluster preallocated */
 	Q2_DATA,
 	Q2_COMPRESSED,
 };
@@ -218,7 +219,13 @@ uint64_t q2_rc_get_entry(const struct qcow2 *q, const uint8_t *blk, uint64_t i);
 void q2_rc_set_entry(const struct qcow2 *q, uint8_t *blk, uint64_t i, uint64_t v);
 int q2_write_rt(struct qcow2 *q, uint64_t lo, uint64_t hi);
 
-/* qcow2_rw.c */
+/* qcow2_map.c, qcow2_write.c */
+int q2_map(struct qcow2 *q, uint64_t pos, uint64_t maxlen, enum q2_kind *kind, uint64_t *host,
+	   uint64_t *run);
+int q2_pread(struct qcow2 *q, void *buf, uint64_t len, uint64_t off);
+/* 1: host cluster h may be written in place (refcount one, not metadata); 0: needs COW;
+ * -EIO: the image is corrupt there. */
+int q2_inplace_ok(struct qcow2 *q, uint64_t h);
 int qcow2_preadv(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len);
 int qcow2_pwritev(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len);
 int qcow2_zero(struct blk *b, uint64_t off, uint64_t len, bool unmap, bool discard);

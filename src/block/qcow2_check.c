@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK_MAX_CLUSTERS (1ull << 27)
-#define CHECK_MAX_L2_WALKS (1ull << 22)
+#define CHECK_MAX_CLUSTERS   (1ull << 27)
+#define CHECK_MAX_L2_ENTRIES (1ull << 31) /* bounds the work a hostile image can ask for */
 
 struct ck {
 	struct qcow2 *q;
@@ -74,7 +74,7 @@ static int walk_l1(struct ck *k, uint64_t *l1, uint32_t l1_size, bool active)
 			continue;
 		}
 		inc(k, l2off, cs, "L2 table");
-		if (++k->l2_walks > CHECK_MAX_L2_WALKS) {
+		if (++k->l2_walks > CHECK_MAX_L2_ENTRIES / q->l2_entries) {
 			k->res->check_errors++;
 			return -EFBIG;
 		}
@@ -432,17 +432,22 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *res, struc
 		ck_free(&k);
 		return 0;
 	}
-	if (res->corruptions && !(fix & BLK_CHECK_FIX_ERRORS)) {
-		/* Fixing leaks alone would hide corruptions: leave them to -r all. */
-		ck_free(&k);
-		return 0;
-	}
-	if (k.unfixable) {
-		ck_free(&k);
-		return 0;
-	}
 	uint64_t c0 = res->corruptions, l0 = res->leaks;
-	ret = rebuild(q, k.refs, k.n, q->refcount_order);
+	if (!res->corruptions || !(fix & BLK_CHECK_FIX_ERRORS)) {
+		/* Leaks only: lower those refcounts in place (corruptions stay for -r all). */
+		for (uint64_t c = 0; c < k.n && !ret; c++) {
+			uint64_t disk;
+			ret = q2_refcount_get(q, c, &disk);
+			if (!ret && disk > k.refs[c])
+				ret = q2_refcount_update(q, c << q->cluster_bits, 1,
+							 -(int64_t)(disk - k.refs[c]));
+		}
+	} else if (k.unfixable) {
+		ck_free(&k);
+		return 0;
+	} else {
+		ret = rebuild(q, k.refs, k.n, q->refcount_order);
+	}
 	ck_free(&k);
 	if (!ret)
 		ret = q2_fix_copied(q);
@@ -461,7 +466,8 @@ int qcow2_check(struct blk *b, unsigned fix, struct blk_check_result *res, struc
 	ck_free(&k);
 	if (ret)
 		return cove_err_set(err, ret, "qcow2: check after repair failed");
-	after.corruptions_fixed = c0 > after.corruptions ? c0 - after.corruptions : 0;
+	after.corruptions_fixed =
+	    c0 > after.corruptions && (fix & BLK_CHECK_FIX_ERRORS) ? c0 - after.corruptions : 0;
 	after.leaks_fixed = l0 > after.leaks ? l0 - after.leaks : 0;
 	after.total_clusters = res->total_clusters;
 	if (!after.first_problem[0])

@@ -105,6 +105,7 @@ run "compressed cluster with garbage: read error, no crash" bash -c "$(declare -
 RB=$(($(field good.qcow2 "$RT" Q)))
 cp good.qcow2 x.qcow2 && poke x.qcow2 $((RB + 2 * 3)) H 0 && poke x.qcow2 $((RB + 2 * 1)) H 7
 run "wrong refcounts: check finds them" bash -c "'$BLKCAT' check x.qcow2; [ \$? = 2 ]"
+run "wrong refcounts: check -r leaks fixes the leak only" bash -c "cp x.qcow2 xl.qcow2 && '$BLKCAT' check xl.qcow2 leaks | grep -q 'leaks=0 fixed_corruptions=0 fixed_leaks=1' && qemu-img check xl.qcow2 2>&1 | grep -q 'ERROR cluster 3 refcount=0' && ! qemu-img check xl.qcow2 2>&1 | grep -q Leaked"
 run "wrong refcounts: check -r all repairs (qemu-img agrees)" bash -c "'$BLKCAT' check x.qcow2 all >/dev/null; qemu-img check -q x.qcow2 && '$BLKCAT' check x.qcow2 >/dev/null"
 run "refcount overflow (1-bit refcounts, snapshot) refused cleanly" bash -c "$(declare -f base); base r1.qcow2 refcount_bits=1 && ! '$BLKCAT' snap r1.qcow2 c s 2>/dev/null && qemu-img check -q r1.qcow2"
 cp good.qcow2 x.qcow2 && poke x.qcow2 72 Q 2

@@ -118,6 +118,7 @@ static void compression_roundtrip(void **state)
 		assert_int_not_equal(q2_decompress(&q, dst, (size_t)n / 2, out, sizeof(out)), 0);
 		memset(dst, 0x5a, 200);
 		assert_int_not_equal(q2_decompress(&q, dst, 200, out, sizeof(out)), 0);
+		q2_compress_free(&q);
 	}
 	/* incompressible data does not fit */
 	for (size_t i = 0; i < sizeof(src); i++)
