@@ -415,10 +415,13 @@ void img_conv_free(struct conv *cv)
 
 int img_conv_setup(struct conv *cv, unsigned workers, const char *src_path, enum blk_format sfmt)
 {
-	/* -m bounds the jobs in flight; threads beyond one per CPU (plus one while the main
-	 * thread waits on the target) only add switches. */
+	/* -m bounds the jobs in flight. Copying is bound by memory and I/O: threads beyond one
+	 * per CPU (plus one while the main thread waits on the target) only add switches.
+	 * Compressing is bound by CPU: one thread per request in flight, as qemu-img. */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned maxthreads = ncpu > 0 && ncpu < CONV_MAX_WORKERS ? (unsigned)ncpu + 1 : 4;
+	if (cv->compress)
+		maxthreads = CONV_MAX_WORKERS;
 	cv->nworkers = workers < maxthreads ? workers : maxthreads;
 	cv->njobs = 2 * workers + 2;
 	cv->chunk = CONV_CHUNK;
