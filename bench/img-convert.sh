@@ -56,45 +56,67 @@ fi
 cat "$SRC" "$DIR/src.qcow2" >/dev/null # warm the page cache
 
 now() { date +%s.%N; }
-# once NAME CMD...: one timed run, its seconds added to the list in $DIR/t.NAME.
+# once NAME CMD...: one timed run; its wall seconds go to $DIR/t.NAME and, with perf, its
+# CPU seconds (all threads) to $DIR/u.NAME. CPU time tells more than wall time when other
+# work shares the machine.
 once() {
 	local name=$1 t0 t1
 	shift
-	rm -f "$DIR/out"
+	rm -f "$DIR/out" "$DIR/perf"
+	local pre=()
+	[ -n "$PERF" ] && pre=(perf stat -x, -e task-clock -o "$DIR/perf" --)
 	t0=$(now)
-	if ! "$@" >/dev/null 2>"$DIR/err"; then
+	if ! "${pre[@]}" "$@" >/dev/null 2>"$DIR/err"; then
 		echo "FAILED($(head -c 60 "$DIR/err" | tr '\n' ' '))" >"$DIR/t.$name"
 		return 1
 	fi
 	t1=$(now)
 	echo "$t1 - $t0" | bc -l >>"$DIR/t.$name"
+	if [ -n "$PERF" ]; then
+		awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$DIR/perf" >>"$DIR/u.$name"
+	fi
 }
-best() { sort -g "$DIR/t.$1" | head -n1; }
-printf '%-22s %10s %10s %8s  %s\n' conversion qemu-img cove ratio same-content
+PERF=$(command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1 && echo yes || true)
+best() { sort -g "$DIR/$1" | head -n1; }
+printf '%-22s %10s %10s %7s  %9s %9s %7s  %s\n' conversion qemu-img cove ratio "qemu cpu" "cove cpu" ratio same-content
 # run NAME N SRC ARGS...: N runs of each tool, alternating (the machine is shared and its
 # load changes: alternating gives both the same conditions), best time of each.
 run() {
-	local name=$1 n=$2 src=$3 q c same=yes
+	local name=$1 n=$2 src=$3 q c qu cu same=yes
 	shift 3
-	rm -f "$DIR/t.q" "$DIR/t.c"
+	rm -f "$DIR"/t.q "$DIR"/t.c "$DIR"/u.q "$DIR"/u.c
 	for _ in $(seq "$n"); do
-		once q qemu-img convert "$@" "$src" "$DIR/out" || break
+		# shellcheck disable=SC2086
+		once q qemu-img convert ${QX:-} "$@" "$src" "$DIR/out" || break
 		mv "$DIR/out" "$DIR/out.qemu"
 		once c "$COVE" img convert "$@" "$src" "$DIR/out" || break
 		qemu-img compare -q "$DIR/out.qemu" "$DIR/out" >/dev/null 2>&1 || same=NO
 	done
-	q=$(best q)
-	c=$(best c)
+	q=$(best t.q)
+	c=$(best t.c)
 	case "$q$c" in *FAILED*)
 		printf '%-22s %10s %10s\n' "$name" "$q" "$c"
 		rm -f "$DIR/out" "$DIR/out.qemu"
 		return ;;
 	esac
-	printf '%-22s %9.3fs %9.3fs %8.2f  %s\n' "$name" "$q" "$c" "$(echo "$c / $q" | bc -l)" "$same"
-	rm -f "$DIR/out" "$DIR/out.qemu" "$DIR/t.q" "$DIR/t.c"
+	if [ -n "$PERF" ]; then
+		qu=$(best u.q)
+		cu=$(best u.c)
+		printf '%-22s %9.3fs %9.3fs %7.2f  %8.3fs %8.3fs %7.2f  %s\n' "$name" "$q" "$c" \
+			"$(echo "$c / $q" | bc -l)" "$qu" "$cu" "$(echo "$cu / $qu" | bc -l)" "$same"
+	else
+		printf '%-22s %9.3fs %9.3fs %7.2f  %9s %9s %7s  %s\n' "$name" "$q" "$c" \
+			"$(echo "$c / $q" | bc -l)" - - - "$same"
+	fi
+	rm -f "$DIR/out" "$DIR/out.qemu" "$DIR"/t.q "$DIR"/t.c "$DIR"/u.q "$DIR"/u.c
 }
 run "raw -> qcow2" "$REPEAT" "$SRC" -O qcow2
 run "qcow2 -> raw" "$REPEAT" "$DIR/src.qcow2" -O raw
+# cove syncs the new file before renaming it into place; qemu-img's default target cache
+# (unsafe) never syncs. The same work, durable on both sides: qemu-img -t writeback.
+QX="-t writeback" run "raw -> qcow2, synced" "$REPEAT" "$SRC" -O qcow2
+QX="-t writeback" run "qcow2 -> raw, synced" "$REPEAT" "$DIR/src.qcow2" -O raw
 run "raw -> qcow2 deflate" "$CREPEAT" "$SRC" -O qcow2 -c
 run "raw -> qcow2 zstd" "$CREPEAT" "$SRC" -O qcow2 -c -o compression_type=zstd
-echo "(ratio = cove / qemu-img; below 1 means cove is faster; best of $REPEAT runs, $CREPEAT compressed)"
+echo "(ratio = cove / qemu-img, below 1: cove is faster; best of $REPEAT runs, $CREPEAT compressed;"
+echo " cpu = CPU seconds of all threads, from perf stat)"
