@@ -104,8 +104,6 @@ int img_cmd_compare(int argc, char **argv)
 	enum blk_format f1 = BLK_FMT_AUTO, f2 = BLK_FMT_AUTO;
 	if ((fmt1 && img_parse_format(fmt1, p1, &f1)) || (fmt2 && img_parse_format(fmt2, p2, &f2)))
 		return CMP_ERROR;
-	if (fmt1 && !fmt2)
-		f2 = f1;
 
 	struct blk *b1 = NULL, *b2 = NULL;
 	uint8_t *buf1 = NULL, *buf2 = NULL;

@@ -35,6 +35,7 @@ pair "strict size mismatch" -s a.raw big.raw
 pair "-f raw -F qcow2" -f raw -F qcow2 a.raw a.qcow2
 pair "missing file" a.raw missing.raw
 pair "quiet" -q a.raw b.raw
+pair "-f raw applies to the first image only" -f raw a.raw a.qcow2
 
 # measure
 mpair() { # NAME ARGS...
