@@ -47,7 +47,8 @@
 enum q2_kind {
 	Q2_UNALLOC,
 	Q2_ZERO,
-	Q2_ZERO_ALLOC, /* reads as zero, host cluster preallocated */
+	Q2_ZERO_ALLOC,	  /* reads as zero, host cluster preallocated */
+	Q2_UNALLOC_ALLOC, /* extended L2: unallocated subcluster of an allocated cluster */
 	Q2_DATA,
 	Q2_COMPRESSED,
 };

@@ -62,7 +62,7 @@ int q2_write_l1(struct qcow2 *q)
 }
 
 /* May guest data be written in place at host cluster h (refcount exactly one, no metadata)? */
-int q2_inplace_ok(struct qcow2 *q, uint64_t h)
+static int inplace_check(struct qcow2 *q, uint64_t h)
 {
 	if (h % q->cluster_size || h < q->cluster_size)
 		return -EIO;
@@ -81,6 +81,25 @@ int q2_inplace_ok(struct qcow2 *q, uint64_t h)
 		    h < q->snaps[i].l1_offset + (uint64_t)q->snaps[i].l1_size * 8)
 			return -EIO;
 	return 1;
+}
+
+/* Marks the image corrupt (as QEMU does) so that nothing writes to it until check -r all. */
+static void mark_corrupt(struct qcow2 *q)
+{
+	if (q->b->readonly || (q->incompat & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY)) ||
+	    q->version < 3 || q->in_check)
+		return;
+	q->incompat |= QCOW2_INCOMPAT_CORRUPT;
+	if (!qcow2_write_header(q))
+		file_sync(q->file);
+}
+
+int q2_inplace_ok(struct qcow2 *q, uint64_t h)
+{
+	int ret = inplace_check(q, h);
+	if (ret == -EIO)
+		mark_corrupt(q);
+	return ret;
 }
 
 int q2_get_l2(struct qcow2 *q, uint64_t l1i, bool alloc, uint8_t **l2, uint64_t *l2off)
@@ -149,8 +168,10 @@ static enum q2_kind unit_kind(const struct qcow2 *q, uint64_t e, uint64_t bm, un
 			*host = off + ((uint64_t)sc << q->sc_bits);
 			return Q2_DATA;
 		}
-		if (!(bm & (1ull << (sc + 32))))
-			return Q2_UNALLOC;
+		if (!(bm & (1ull << (sc + 32)))) {
+			*host = off ? off + ((uint64_t)sc << q->sc_bits) : 0;
+			return off ? Q2_UNALLOC_ALLOC : Q2_UNALLOC;
+		}
 		*host = off ? off + ((uint64_t)sc << q->sc_bits) : 0;
 		return off ? Q2_ZERO_ALLOC : Q2_ZERO;
 	}
@@ -188,7 +209,7 @@ int q2_map(struct qcow2 *q, uint64_t pos, uint64_t maxlen, enum q2_kind *kind, u
 	unsigned sc = (unsigned)((pos & (q->cluster_size - 1)) >> q->sc_bits);
 	uint64_t h;
 	enum q2_kind k = unit_kind(q, e, bm, sc, &h);
-	bool hosted = k == Q2_DATA || k == Q2_ZERO_ALLOC;
+	bool hosted = k == Q2_DATA || k == Q2_ZERO_ALLOC || k == Q2_UNALLOC_ALLOC;
 	if (hosted && (e & QCOW2_OFFSET_MASK) % q->cluster_size)
 		return -EIO;
 	if (k == Q2_COMPRESSED) {
@@ -289,7 +310,8 @@ int qcow2_preadv(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t of
 		case Q2_ZERO_ALLOC:
 			iov_memset(iov, iovcnt, done, 0, run);
 			break;
-		case Q2_UNALLOC: {
+		case Q2_UNALLOC:
+		case Q2_UNALLOC_ALLOC: {
 			uint64_t n = 0;
 			if (b->backing && pos < b->backing->size)
 				n = min_u64(run, b->backing->size - pos);
@@ -347,6 +369,7 @@ int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_sta
 		st->flags = BLK_STATUS_DATA | BLK_STATUS_ALLOCATED | BLK_STATUS_COMPRESSED;
 		break;
 	case Q2_UNALLOC:
+	case Q2_UNALLOC_ALLOC:
 		if (b->backing && off < b->backing->size) {
 			struct blk_status bs;
 			ret = blk_block_status(b->backing, off,
@@ -358,9 +381,12 @@ int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_sta
 			st->flags &= ~BLK_STATUS_ALLOCATED;
 			return 0;
 		}
-		st->flags = BLK_STATUS_ZERO;
-		if (b->backing)
-			st->depth = 1;
+		st->flags = BLK_STATUS_ZERO; /* past the backing file's end: depth 0, as QEMU */
+		if (k == Q2_UNALLOC_ALLOC && !b->backing) {
+			/* a subcluster of an allocated cluster: qemu-img map shows its offset */
+			st->flags |= BLK_STATUS_OFFSET;
+			st->file_offset = host;
+		}
 		break;
 	}
 	return 0;

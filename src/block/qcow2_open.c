@@ -146,9 +146,12 @@ static int load_tables(struct qcow2 *q, uint64_t fsize, struct cove_err *err)
 	for (uint64_t i = 0; i < q->rt_entries; i++) {
 		q->rt[i] = be64toh(q->rt[i]);
 		uint64_t o = q->rt[i] & QCOW2_RT_OFFSET_MASK;
-		if (o && (o >= q->rt_offset && o < q->rt_offset + (uint64_t)q->rt_clusters * cs))
+		if (o && ((o >= q->rt_offset && o < q->rt_offset + (uint64_t)q->rt_clusters * cs) ||
+			  (q->l1_size && o + cs > q->l1_offset &&
+			   o < q->l1_offset + (uint64_t)q->l1_size * 8)))
 			return cove_err_set(
-			    err, -EINVAL, "qcow2: refcount block %llu overlaps the refcount table",
+			    err, -EINVAL,
+			    "qcow2: refcount block %llu overlaps the refcount or L1 table",
 			    (unsigned long long)i);
 		if (o && (o % cs || o > fsize - cs) && !q->in_check)
 			return cove_err_set(err, -EINVAL,

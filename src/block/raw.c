@@ -9,6 +9,8 @@ int raw_open(struct blk *b, struct cove_err *err)
 	int ret = file_size(&b->file, &b->size);
 	if (ret)
 		return cove_err_set(err, ret, "%s: cannot get the file size", b->filename);
+	/* As QEMU: a disk is made of 512-byte sectors; a partial last one reads as zero. */
+	b->size = (b->size + 511) & ~511ull;
 	return 0;
 }
 

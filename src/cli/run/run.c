@@ -1,10 +1,404 @@
-/* `cove run`: placeholder until its component lands. */
+/* `cove run`: options and config file, the kernel files, and the machine's run/restart loop. */
 #include "cli/commands.h"
+#include "cli/run/console.h"
+#include "util/log.h"
+#include "vmm/config.h"
+#include "vmm/machine.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef COVE_HAVE_PROBE
+extern const unsigned char cove_probe_pvh[];
+extern const unsigned long cove_probe_pvh_size;
+#endif
+
+#define MAX_KERNEL_SIZE (256ULL << 20)
+
+static void usage(FILE *out)
+{
+	fputs("usage: cove run [OPTIONS]\n"
+	      "\n"
+	      "Boots a virtual machine on KVM. With no --kernel, boots the built-in probe guest,\n"
+	      "which shows what it finds (pass --cmdline probe=TEST,... to run its tests).\n"
+	      "\n"
+	      "  --kernel PATH       bzImage, or ELF32/ELF64 kernel with a PVH note\n"
+	      "  --initrd PATH       initial ramdisk\n"
+	      "  --cmdline STR       kernel command line\n"
+	      "  --cpus N            vCPUs, 1 to 255 (default 1)\n"
+	      "  --memory SIZE       RAM, like 512M or 4G; a bare number is MiB (default 256M)\n"
+	      "  --console KIND      stdio (default), none, or file:PATH\n"
+	      "  --config FILE.json  the same settings as JSON; options override it\n"
+	      "  --on-reboot ACTION  exit (default) or restart when the guest resets\n"
+	      "  --log-level LEVEL   error, warn (default), info or debug\n"
+	      "  --hugepages         back guest RAM with huge pages\n"
+	      "\n"
+	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
+	      "resets or a stop by signal, 1 on errors.\n",
+	      out);
+}
+
+static const struct option options[] = {
+    {"kernel", required_argument, NULL, 'k'},
+    {"initrd", required_argument, NULL, 'i'},
+    {"cmdline", required_argument, NULL, 'c'},
+    {"cpus", required_argument, NULL, 'n'},
+    {"memory", required_argument, NULL, 'm'},
+    {"console", required_argument, NULL, 'o'},
+    {"config", required_argument, NULL, 'f'},
+    {"on-reboot", required_argument, NULL, 'r'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"hugepages", no_argument, NULL, 'H'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Reads a whole regular file of at most max bytes. Returns 0 or -errno with err set. */
+static int read_file(const char *what, const char *path, uint64_t max, uint8_t **data, size_t *len,
+		     struct cove_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cove_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
+	struct stat st;
+	int ret = 0;
+	if (fstat(fd, &st) < 0) {
+		ret = cove_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = cove_err_set(err, -EINVAL, "%s %s: not a regular file", what, path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		ret = cove_err_set(err, -EFBIG, "%s %s: too big (%llu MiB; at most %llu MiB)", what,
+				   path, (unsigned long long)st.st_size >> 20,
+				   (unsigned long long)max >> 20);
+		goto out;
+	}
+	size_t n = (size_t)st.st_size;
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf) {
+		ret = cove_err_set(err, -ENOMEM, "%s %s: out of memory", what, path);
+		goto out;
+	}
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			ret = cove_err_set(err, r < 0 ? -errno : -EIO, "%s %s: %s", what, path,
+					   r < 0 ? strerror(errno) : "file shrank while read");
+			free(buf);
+			goto out;
+		}
+		got += (size_t)r;
+	}
+	*data = buf;
+	*len = n;
+out:
+	close(fd);
+	return ret;
+}
+
+static int load_config_file(struct run_config *cfg, const char *path, struct cove_err *err)
+{
+	uint8_t *text;
+	size_t len;
+	int ret = read_file("config", path, 1 << 20, &text, &len, err);
+	if (ret)
+		return ret;
+	ret = run_config_parse_json(cfg, (const char *)text, len, err);
+	free(text);
+	if (ret)
+		cove_err_prefix(err, "%s", path);
+	return ret;
+}
+
+/* Options in two passes: --config first, then every option over it. Returns 0, 1 (help), -1. */
+static int parse_args(int argc, char **argv, struct run_config *cfg)
+{
+	struct cove_err err = {0};
+	const char *config = NULL;
+	opterr = 0;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		if (c == 'f')
+			config = optarg;
+	}
+	if (config && load_config_file(cfg, config, &err)) {
+		log_error("%s", err.msg);
+		return -1;
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		const char *key = NULL;
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'f':
+			continue;
+		case 'H':
+			cfg->hugepages = true;
+			continue;
+		case '?':
+			if (optopt)
+				log_error("option -%c: unknown or missing its value (see cove run "
+					  "--help)",
+					  optopt);
+			else
+				log_error("option %s: unknown or missing its value (see cove run "
+					  "--help)",
+					  argv[optind - 1]);
+			return -1;
+		default:
+			for (const struct option *o = options; o->name; o++)
+				if (o->val == c)
+					key = o->name;
+			break;
+		}
+		if (key && run_config_set(cfg, key, optarg, &err)) {
+			log_error("--%s", err.msg);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s' (see cove run --help)", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int open_console(const struct run_config *cfg, struct cove_err *err)
+{
+	switch (cfg->console) {
+	case CONSOLE_STDIO:
+		return STDOUT_FILENO;
+	case CONSOLE_NONE:
+		return -1;
+	case CONSOLE_FILE: {
+		int fd = open(cfg->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return cove_err_set(err, -errno, "console file %s: %s", cfg->console_path,
+					    strerror(errno));
+		return fd;
+	}
+	}
+	return -1;
+}
+
+/*
+ * Kernel-mode code runs natively on PVM only in kernels built as PVM guests. No header field
+ * says so; an uncompressed kernel (ELF vmlinux) carries the PVM guest code's message prefix
+ * "pvm-guest: ", so that is taken as the marker. A compressed bzImage cannot be checked and
+ * is warned about. The probe guest (built-in, or as a file: it carries its banner) is
+ * written for emulated CPL0 and is never warned about.
+ */
+static void warn_pvm(const struct machine_config *mc)
+{
+	if (access("/sys/module/kvm_pvm", F_OK) != 0)
+		return;
+	static const char probe_banner[] = "Cove probe guest";
+	static const char pvm_marker[] = "pvm-guest: ";
+	if (memmem(mc->kernel, mc->kernel_len, probe_banner, sizeof(probe_banner) - 1) ||
+	    memmem(mc->kernel, mc->kernel_len, pvm_marker, sizeof(pvm_marker) - 1))
+		return;
+	log_warn("this host's KVM is PVM: the guest's kernel-mode code is emulated instruction by "
+		 "instruction and may fail or be slow unless the kernel is a PVM guest kernel");
+}
+
+/*
+ * The host kernel takes 10-20 ms to tear a VM down here (PVM), and nothing needs to wait
+ * for it: a child holding the last references to the VM's file descriptors lets go of them
+ * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
+ * (MADV_DONTFORK). Without a child, the teardown simply happens here.
+ */
+static void destroy_in_background(struct machine *m)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			/* Let go of stdio at once, so that nobody reading cove's output waits. */
+			close(STDIN_FILENO);
+			close(STDOUT_FILENO);
+			close(STDERR_FILENO);
+			close(p[1]);
+			char c;
+			while (read(p[0], &c, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		close(p[0]);
+		if (pid < 0)
+			close(p[1]);
+		/* else p[1] stays open until cove exits */
+	}
+	machine_destroy(m);
+}
+
+/* Boots the machine, again after each reset with --on-reboot restart. Returns exit status. */
+static int run_machine(const struct run_config *cfg, struct machine_config *mc)
+{
+	bool input = cfg->console == CONSOLE_STDIO;
+	bool raw = input && term_raw_enter();
+	bool warned = false;
+	for (;;) {
+		struct cove_err err = {0};
+		struct machine m;
+		if (machine_create(&m, mc, &err)) {
+			term_restore();
+			log_error("%s", err.msg);
+			return 1;
+		}
+		if (!warned) {
+			warn_pvm(mc);
+			warned = true;
+		}
+		struct event_loop *loop = event_loop_start(&m, input, raw);
+		if (!loop) {
+			machine_destroy(&m);
+			term_restore();
+			log_error("cannot start the event loop: %s", strerror(errno));
+			return 1;
+		}
+		int stop = machine_run(&m);
+		int sig = event_loop_stop(loop);
+		uint64_t unclaimed = bus_unclaimed_count(m.vm.pio) + bus_unclaimed_count(m.vm.mmio);
+		char msg[sizeof(m.vm.stop_msg)];
+		snprintf(msg, sizeof(msg), "%s", m.vm.stop_msg);
+		bool again = stop == VM_RESET && cfg->on_reboot == ON_REBOOT_RESTART && !sig;
+		if (again)
+			machine_destroy(&m);
+		else
+			destroy_in_background(&m);
+		if (unclaimed)
+			log_info("%llu accesses to unclaimed ports or addresses were ignored",
+				 (unsigned long long)unclaimed);
+		/* A signal that raced with a guest reset still stops. */
+		if (sig)
+			stop = VM_STOPPED;
+		if (stop == VM_RESET && cfg->on_reboot == ON_REBOOT_RESTART) {
+			log_info("%s: restarting", msg);
+			continue;
+		}
+		term_restore();
+		switch (stop) {
+		case VM_POWEROFF:
+			log_info("guest powered off");
+			return 0;
+		case VM_RESET:
+			fprintf(stderr, "cove: %s\n", msg);
+			return 0;
+		case VM_STOPPED:
+			if (sig)
+				log_info("stopped by %s", strsignal(sig));
+			else if (msg[0])
+				fprintf(stderr, "\ncove: %s\n", msg);
+			return 0;
+		default:
+			log_error("%s", msg[0] ? msg : "the machine stopped unexpectedly");
+			return 1;
+		}
+	}
+}
 
 int cli_run_main(int argc, char **argv)
 {
-	fprintf(stderr, "cove: 'run' is not built yet\n");
-	return 1;
+	uint64_t start = now_ns();
+	struct run_config cfg;
+	run_config_init(&cfg);
+	int status = 1;
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_len = 0, initrd_len = 0;
+	int console_fd = -1;
+	struct cove_err err = {0};
+
+	int r = parse_args(argc, argv, &cfg);
+	if (r) {
+		status = r > 0 ? 0 : 2;
+		goto out;
+	}
+	if (cfg.log_level >= 0)
+		log_set_level((enum log_level)cfg.log_level);
+
+	struct machine_config mc = {
+	    .ncpus = cfg.cpus,
+	    .mem_size = cfg.memory,
+	    .hugepages = cfg.hugepages,
+	    .cmdline = cfg.cmdline,
+	    .start_ns = start,
+	};
+	if (cfg.kernel) {
+		if (read_file("kernel", cfg.kernel, MAX_KERNEL_SIZE, &kernel, &kernel_len, &err))
+			goto fail;
+		mc.kernel = kernel;
+		mc.kernel_len = kernel_len;
+	} else {
+#ifdef COVE_HAVE_PROBE
+		mc.kernel = cove_probe_pvh;
+		mc.kernel_len = cove_probe_pvh_size;
+#else
+		log_error("no --kernel given and this cove was built without the probe guest");
+		goto out;
+#endif
+	}
+	if (cfg.initrd) {
+		if (read_file("initrd", cfg.initrd, cfg.memory, &initrd, &initrd_len, &err)) {
+			if (err.code == -EFBIG) {
+				cove_err_clear(&err);
+				cove_err_set(&err, -EFBIG,
+					     "initrd %s is too big for %llu MiB of guest memory",
+					     cfg.initrd, (unsigned long long)(cfg.memory >> 20));
+			}
+			goto fail;
+		}
+		mc.initrd = initrd;
+		mc.initrd_len = initrd_len;
+	}
+	console_fd = open_console(&cfg, &err);
+	if (console_fd < -1 || err.code)
+		goto fail;
+	mc.console_fd = console_fd;
+
+	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every thread. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	status = run_machine(&cfg, &mc);
+	goto out;
+fail:
+	log_error("%s", err.msg);
+	status = 1;
+out:
+	if (console_fd > STDERR_FILENO)
+		close(console_fd);
+	free(kernel);
+	free(initrd);
+	run_config_free(&cfg);
+	return status;
 }

@@ -15,6 +15,7 @@
  *   blkcat amend IMAGE [k=v...]
  *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
  *   blkcat aio IMAGE REF SEED N [direct]   random async reads/writes/zeroes, verified
+ *   blkcat write IMAGE OFF LEN BYTE         one write of LEN bytes of value BYTE
  *   blkcat rebase IMAGE BACKING [FMT]       blk_set_backing (header only; "" removes it)
  *   blkcat copy SRC DST [c]                 copy SRC into the existing image DST, skipping zero
  *                                          ranges (c: compressed clusters)
@@ -418,6 +419,20 @@ int cmd_aio(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 
+static int cmd_write(int argc, char **argv)
+{
+	if (argc < 6)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	uint64_t off = strtoull(argv[3], NULL, 0), len = strtoull(argv[4], NULL, 0);
+	uint8_t *buf = malloc(len ? len : 1);
+	memset(buf, (int)strtoul(argv[5], NULL, 0), len);
+	int ret = blk_pwrite(b, buf, len, off);
+	free(buf);
+	blk_close(b);
+	return ret ? fail("write", ret) : 0;
+}
+
 static int cmd_rebase(int argc, char **argv)
 {
 	if (argc < 4)
@@ -458,6 +473,8 @@ int main(int argc, char **argv)
 		return cmd_measure(argc, argv);
 	if (!strcmp(argv[1], "aio"))
 		return cmd_aio(argc, argv);
+	if (!strcmp(argv[1], "write"))
+		return cmd_write(argc, argv);
 	if (!strcmp(argv[1], "rebase"))
 		return cmd_rebase(argc, argv);
 	if (!strcmp(argv[1], "copy"))

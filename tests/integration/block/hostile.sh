@@ -61,6 +61,8 @@ cp good.qcow2 x.qcow2 && poke x.qcow2 56 I 100000
 rejected "refcount table too large" x.qcow2 "refcount table"
 cp good.qcow2 x.qcow2 && poke x.qcow2 48 Q "$L1"
 rejected "refcount table overlapping the L1 table" x.qcow2 "overlap"
+cp good.qcow2 x.qcow2 && poke x.qcow2 "$RT" Q "$L1"
+rejected "refcount block on the L1 table" x.qcow2 "overlap"
 cp good.qcow2 x.qcow2 && poke x.qcow2 96 I 7
 rejected "refcount_order 7" x.qcow2 "refcount_order"
 cp good.qcow2 x.qcow2 && poke x.qcow2 60 I 1 && poke x.qcow2 64 Q $((1 << 40))
@@ -84,7 +86,7 @@ run "unaligned data cluster: check reports corruption" bash -c "'$BLKCAT' check 
 cp good.qcow2 x.qcow2 && poke x.qcow2 "$L2" Q $(((1 << 63) | (1 << 45)))
 run "data cluster far past the end: no crash, check reports it" bash -c "$(declare -f survives); BLKCAT=$BLKCAT survives x.qcow2 && { '$BLKCAT' check x.qcow2; [ \$? = 2 ]; }"
 cp good.qcow2 x.qcow2 && poke x.qcow2 "$L1" Q $(((1 << 63) | 0))
-run "L1 entry pointing at the header: writes refused, header intact" bash -c "cp x.qcow2 y.qcow2; truncate -s 64M r.raw; '$BLKCAT' stress x.qcow2 r.raw 1 20 w 2>/dev/null; cmp -n 512 x.qcow2 y.qcow2"
+run "L1 entry with offset 0 and COPIED: header intact after writes" bash -c "cp x.qcow2 y.qcow2; truncate -s 64M r.raw; '$BLKCAT' stress x.qcow2 r.raw 1 20 w 2>/dev/null; cmp -n 72 x.qcow2 y.qcow2"
 cp good.qcow2 x.qcow2 && poke x.qcow2 "$L2" Q $(((1 << 63) | L1))
 l1_sane() {
 	python3 - "$1" "$2" <<'PY'
@@ -96,7 +98,8 @@ for i in range(8):
     assert e & ~(0x00fffffffffffe00 | (1 << 63)) == 0 and off < size, hex(e)
 PY
 }
-run "data cluster on the L1 table: guest data never lands in the L1 table" bash -c "truncate -s 64M r.raw; '$BLKCAT' stress x.qcow2 r.raw 1 40 w 2>/dev/null; $(declare -f l1_sane); l1_sane x.qcow2 $L1"
+run "data cluster on the L1 table: guest data never lands in the L1 table" bash -c "truncate -s 64M r.raw; '$BLKCAT' write x.qcow2 0 4096 0x77 2>/dev/null; '$BLKCAT' stress x.qcow2 r.raw 1 40 w 2>/dev/null; $(declare -f l1_sane); l1_sane x.qcow2 $L1"
+run "data cluster on the L1 table: the image is marked corrupt" bash -c "'$BLKCAT' info x.qcow2 | grep -q corrupt=1 && qemu-img info x.qcow2 | grep -q 'corrupt: true'"
 # a compressed cluster with garbage data
 cp good.qcow2 x.qcow2 && poke x.qcow2 "$L2" Q $(((1 << 62) | (4 << 54) | RT))
 run "compressed cluster with garbage: read error, no crash" bash -c "$(declare -f survives); BLKCAT=$BLKCAT survives x.qcow2 && ! '$BLKCAT' cat x.qcow2 /dev/null 2>/dev/null"

@@ -51,6 +51,13 @@ run "external data file" same_as_qemu ext.qcow2
 run "external data file: writes refused nowhere, data file named in info" bash -c "$BLKCAT info ext.qcow2 | grep -q format=qcow2"
 # raw and qcow2 info
 run "info fields of a v3 zstd lazy image" bash -c "qemu-img create -q -f qcow2 -o compression_type=zstd,lazy_refcounts=on,refcount_bits=8 i.qcow2 1G && $BLKCAT info i.qcow2 | grep -q 'format=qcow2 size=1073741824 cluster_size=65536 version=3 refcount_bits=8 lazy=1 extl2=0 compression=1'"
+# block status agrees with qemu-img map (--output=json: start, length, depth, zero, data, offset)
+MAPCMP=$(dirname "$0")/mapcmp.py
+qemu-img create -q -f qcow2 za.qcow2 4M
+qemu-io -c 'write -P 1 0 1M' -c 'write -z 0 256k' -c 'write -z -u 512k 128k' za.qcow2 >/dev/null
+for img in za.qcow2 z.qcow2 ze.qcow2 c.qcow2 b3.qcow2 v2b.qcow2 src.raw ext.qcow2; do
+	run "block status matches qemu-img map: $img" python3 "$MAPCMP" "$BLKCAT" "$img"
+done
 # block status agrees with qemu-img map on allocation
 run "block status: data/zero runs cover the image" bash -c "$BLKCAT map z.qcow2 | awk '{s+=\$2} END {exit !(s == $(stat -c %s src.raw) + 512 - $(stat -c %s src.raw) % 512)}'"
 finish
