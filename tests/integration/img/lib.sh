@@ -26,8 +26,6 @@ ok() {
 # the defect. Such a failure is reported as TAP TODO (counted apart from passes); once the
 # block layer is fixed the check passes as usual. Remove entries as they are fixed.
 declare -A BLOCK_BUGS=(
-	["info --output json: odd.raw"]="block layer: raw virtual size is not rounded up to 512 as qemu-img's"
-	["map --output json: odd.raw"]="block layer: raw virtual size is not rounded up to 512 as qemu-img's"
 	["check --output json: comp.qcow2"]="block layer: check does not count compressed clusters as fragmented as qemu-img"
 	["check --output json: leaky.qcow2"]="block layer: check's image-end-offset leaves out leaked clusters"
 )
