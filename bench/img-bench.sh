@@ -12,13 +12,14 @@ COUNT=${COUNT:-100000}
 [ -x "$COVE" ] || { echo "no cove binary at $COVE (build first)" >&2; exit 1; }
 mkdir -p "$DIR"
 now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 # secs CMD...: wall time of one run, or FAILED
 secs() {
 	local t0 t1
 	t0=$(now)
 	"$@" >/dev/null 2>"$DIR/err" || { echo FAILED; return; }
 	t1=$(now)
-	echo "$t1 - $t0" | bc -l
+	calc "$t1 - $t0"
 }
 printf '%-34s %10s %10s %8s\n' workload qemu-img cove ratio
 row() { # NAME IMAGE-MAKER ARGS...
@@ -33,7 +34,7 @@ row() { # NAME IMAGE-MAKER ARGS...
 	if [ "$c" = FAILED ] || [ "$q" = FAILED ]; then
 		printf '%-34s %10s %10s  %s\n' "$name" "$q" "$c" "$(head -c 80 "$DIR/err")"
 	else
-		printf '%-34s %9.3fs %9.3fs %8.2f\n' "$name" "$q" "$c" "$(echo "$c / $q" | bc -l)"
+		printf '%-34s %9.3fs %9.3fs %8.2f\n' "$name" "$q" "$c" "$(calc "$c / $q")"
 	fi
 }
 for fmt in qcow2 raw; do

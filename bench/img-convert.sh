@@ -56,6 +56,7 @@ fi
 cat "$SRC" "$DIR/src.qcow2" >/dev/null # warm the page cache
 
 now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 # once NAME CMD...: one timed run; its wall seconds go to $DIR/t.NAME and, with perf, its
 # CPU seconds (all threads) to $DIR/u.NAME. CPU time tells more than wall time when other
 # work shares the machine.
@@ -71,7 +72,7 @@ once() {
 		return 1
 	fi
 	t1=$(now)
-	echo "$t1 - $t0" | bc -l >>"$DIR/t.$name"
+	calc "$t1 - $t0" >>"$DIR/t.$name"
 	if [ -n "$PERF" ]; then
 		awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$DIR/perf" >>"$DIR/u.$name"
 	fi
@@ -103,10 +104,10 @@ run() {
 		qu=$(best u.q)
 		cu=$(best u.c)
 		printf '%-22s %9.3fs %9.3fs %7.2f  %8.3fs %8.3fs %7.2f  %s\n' "$name" "$q" "$c" \
-			"$(echo "$c / $q" | bc -l)" "$qu" "$cu" "$(echo "$cu / $qu" | bc -l)" "$same"
+			"$(calc "$c / $q")" "$qu" "$cu" "$(calc "$cu / $qu")" "$same"
 	else
 		printf '%-22s %9.3fs %9.3fs %7.2f  %9s %9s %7s  %s\n' "$name" "$q" "$c" \
-			"$(echo "$c / $q" | bc -l)" - - - "$same"
+			"$(calc "$c / $q")" - - - "$same"
 	fi
 	rm -f "$DIR/out" "$DIR/out.qemu" "$DIR"/t.q "$DIR"/t.c "$DIR"/u.q "$DIR"/u.c
 }
