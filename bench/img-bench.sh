@@ -12,7 +12,7 @@ COUNT=${COUNT:-100000}
 [ -x "$COVE" ] || { echo "no cove binary at $COVE (build first)" >&2; exit 1; }
 mkdir -p "$DIR"
 now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+calc() { awk "BEGIN { printf \"%.6f\\n\", $1 }"; }
 # secs CMD...: wall time of one run, or FAILED
 secs() {
 	local t0 t1

@@ -56,7 +56,7 @@ fi
 cat "$SRC" "$DIR/src.qcow2" >/dev/null # warm the page cache
 
 now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+calc() { awk "BEGIN { printf \"%.6f\\n\", $1 }"; }
 # once NAME CMD...: one timed run; its wall seconds go to $DIR/t.NAME and, with perf, its
 # CPU seconds (all threads) to $DIR/u.NAME. CPU time tells more than wall time when other
 # work shares the machine.
