@@ -13,7 +13,7 @@ static const struct {
     {"amend", img_cmd_amend, "amend [-f FMT] -o OPTIONS FILENAME"},
     {"bench", img_cmd_bench,
      "bench [-c COUNT] [-d DEPTH] [-f FMT] [-i aio|io_uring] [-n] [-o OFFSET] [-s SIZE] "
-     "[-S STEP] [-t CACHE] [-w [--pattern=N]] [--no-drain] [--flush-interval=N] FILENAME"},
+     "[-S STEP] [-t CACHE] [-w [--pattern=N]] [--random] [--flush-interval=N] FILENAME"},
     {"check", img_cmd_check,
      "check [-f FMT] [--output human|json] [-r leaks|all] [-U] [-q] FILENAME"},
     {"commit", img_cmd_commit, "commit [-f FMT] [-d] [-p] [-q] FILENAME"},
