@@ -47,6 +47,9 @@ struct blk_open_opts {
  * Opens path (and its backing chain, unless no_backing). opts may be NULL (probe,
  * read-write). On failure *out is untouched and err says why (unsupported features are
  * named, e.g. "qcow2: unsupported incompatible feature 'xyz' (bit 7)").
+ * A qcow2 image with the corrupt bit opens, but writes fail with -EROFS until
+ * blk_check(BLK_CHECK_FIX_ERRORS) repairs it; a write that finds inconsistent metadata sets
+ * that bit. A dirty image (lazy refcounts) is repaired on a read-write open unless no_repair.
  */
 int blk_open(const char *path, const struct blk_open_opts *opts, struct blk **out,
 	     struct cove_err *err);
@@ -235,7 +238,9 @@ struct blk_check_result {
 /* Checks (and with fix flags, repairs) b's metadata. raw: all zero counts. */
 int blk_check(struct blk *b, unsigned fix, struct blk_check_result *res, struct cove_err *err);
 
-/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set. */
+/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set, and with
+ * -ENOTSUP when the tail to drop still holds data (discard it first). qcow2 images with
+ * internal snapshots cannot be resized (-ENOTSUP, as qemu-img 7.2). */
 int blk_resize(struct blk *b, uint64_t new_size, bool shrink, enum blk_prealloc prealloc,
 	       struct cove_err *err);
 

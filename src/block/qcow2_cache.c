@@ -68,9 +68,11 @@ int q2_cache_get(struct qcow2 *q, struct q2_cache *c, uint64_t off, bool fresh, 
 			return ret;
 	}
 	if (!e->data) {
-		e->data = malloc(q->cluster_size);
-		if (!e->data)
+		/* aligned, so that O_DIRECT table I/O needs no bounce buffer */
+		void *p;
+		if (posix_memalign(&p, BLK_DIRECT_ALIGN, q->cluster_size))
 			return -ENOMEM;
+		e->data = p;
 	}
 	e->off = 0;
 	e->dirty = false;

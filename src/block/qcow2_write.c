@@ -122,7 +122,9 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 				if (!(x->bm & (1ull << s1)))
 					x->fe =
 					    (uint32_t)min_u64(cs, (x->we + scs - 1) & ~(scs - 1));
-			} else if (q->version >= 3 && (x->e & QCOW2_OFLAG_ZERO)) {
+			} else if ((q->version >= 3 && (x->e & QCOW2_OFLAG_ZERO)) ||
+				   (q->ext_data && !(x->e & QCOW2_OFLAG_COPIED))) {
+				/* reads as zero (or backing) until now: fill the whole cluster */
 				x->fs = 0;
 				x->fe = (uint32_t)cs;
 			}

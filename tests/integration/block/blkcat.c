@@ -41,7 +41,8 @@ static int usage(void)
 
 static struct blk *open_or_die(const char *path, bool ro)
 {
-	struct blk_open_opts o = {.readonly = ro};
+	/* BLKCAT_DIRECT=1 runs everything with O_DIRECT */
+	struct blk_open_opts o = {.readonly = ro, .direct = getenv("BLKCAT_DIRECT") != NULL};
 	struct blk *b;
 	struct cove_err err = {0};
 	if (blk_open(path, &o, &b, &err)) {

@@ -27,6 +27,7 @@ for o in cluster_size=512 cluster_size=4096 cluster_size=2097152 compat=0.10 ref
 	extended_l2=on "extended_l2=on cluster_size=16384" compression_type=zstd lazy_refcounts=on; do
 	stress_case "random I/O with $o" wzudcf $o
 done
+BLKCAT_DIRECT=1 stress_case "random I/O with O_DIRECT (bounce buffers for unaligned requests)" wzudcf cluster_size=4096
 stress_case "refcount table growth (512 B clusters, 64-bit refcounts)" wwf cluster_size=512 refcount_bits=64
 stress_case "compressed writes only (zstd)" c compression_type=zstd
 stress_case "compressed writes, discards and flushes interleaved" cdfcw
@@ -40,6 +41,13 @@ for o in "" extended_l2=on cluster_size=4096; do
 	run "COW over a raw backing file ${o:-(defaults)}" bash -c "'$BLKCAT' create qcow2 top.qcow2 0 backing_file=base.raw backing_fmt=raw $o && '$BLKCAT' stress top.qcow2 ref.raw 3 250 wzcf && $(declare -f written); BLKCAT=$BLKCAT written top.qcow2 ref.raw"
 done
 run "backing format recorded as qemu-img sees it" bash -c "qemu-img info top.qcow2 | grep -q 'backing file format: raw'"
+
+# Writes to an image with an external data file (made by qemu-img).
+for o in "" ",extended_l2=on"; do
+	rm -f ed.qcow2 ed.data ref.raw && truncate -s 16M ref.raw
+	qemu-img create -q -f qcow2 -o data_file=ed.data$o ed.qcow2 16M
+	run "writes with an external data file${o:+ ($o)}" bash -c "'$BLKCAT' stress ed.qcow2 ref.raw 9 250 wzudf && $(declare -f written); BLKCAT=$BLKCAT written ed.qcow2 ref.raw"
+done
 
 # Snapshots: create, write, create, write; each snapshot reads back in qemu-img.
 rm -f s.qcow2 ref.raw && truncate -s $SIZE ref.raw
