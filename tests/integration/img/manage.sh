@@ -1,0 +1,215 @@
+#!/bin/bash
+# cove img create, resize, snapshot, rebase, commit and amend, checked by qemu-img.
+. "$(dirname "$0")/lib.sh"
+
+FIELDS='{"virtual-size","cluster-size","format","format-specific","backing-filename",
+  "backing-filename-format","dirty-flag"}'
+same_info() { # A B: info fields agree (qemu-img reads both)
+	[ "$(qemu-img info --output json "$1" | jq -S "$FIELDS")" = \
+		"$(qemu-img info --output json "$2" | jq -S "$FIELDS")" ]
+}
+qcheck() {
+	qemu-img check -q "$1" >"$T/qck" 2>&1
+}
+
+# create: the same options give the same image description as qemu-img's.
+ccase() { # NAME ARGS... (the file name and size are added)
+	local name="create $1"
+	shift
+	rm -f c.img q.img
+	need "$name" create "$@" c.img 64M || return
+	qemu-img create -q "$@" q.img 64M
+	if [ "$(sed 's/c.img/X/' "$T/out")" != "$(qemu-img create "$@" q2.img 64M | sed 's/q2.img/X/')" ]; then
+		fail "$name" "different 'Formatting' line: $(cat "$T/out")"
+	elif [ "${*/qcow2/}" != "$*" ] && ! qcheck c.img; then
+		fail "$name" "qemu-img check: $(cat "$T/qck")"
+	elif ! same_info c.img q.img; then
+		fail "$name" "$(diff <(qemu-img info --output json q.img) <(qemu-img info --output json c.img))"
+	else
+		ok "$name"
+	fi
+	rm -f q2.img
+}
+ccase "raw" -f raw
+ccase "raw falloc" -f raw -o preallocation=falloc
+ccase "qcow2" -f qcow2
+ccase "qcow2 v2" -f qcow2 -o compat=0.10
+ccase "qcow2 cluster 512" -f qcow2 -o cluster_size=512
+ccase "qcow2 cluster 2M, refcount 64" -f qcow2 -o cluster_size=2M,refcount_bits=64
+ccase "qcow2 refcount 1" -f qcow2 -o refcount_bits=1
+ccase "qcow2 zstd, extended L2, lazy" -f qcow2 -o compression_type=zstd,extended_l2=on,lazy_refcounts=on
+ccase "qcow2 preallocation=metadata" -f qcow2 -o preallocation=metadata
+ccase "qcow2 preallocation=falloc" -f qcow2 -o preallocation=falloc
+ccase "qcow2 preallocation=full" -f qcow2 -o preallocation=full
+name="create a 0-byte qcow2: qemu-img check passes"
+if need "$name" create -q -f qcow2 zero.qcow2 0; then
+	if qcheck zero.qcow2; then ok "$name"; else fail "$name" "$(cat "$T/qck")"; fi
+fi
+qemu-img create -q -f qcow2 base.qcow2 32M
+qemu-io -c 'write -P 0x5a 0 4M' base.qcow2 >/dev/null
+name="create -b -F takes the backing size"
+if need "$name" create -f qcow2 -b base.qcow2 -F qcow2 over.qcow2; then
+	if qcheck over.qcow2 && [ "$(qemu-img info --output json over.qcow2 | jq '."virtual-size"')" = 33554432 ] &&
+		qemu-img compare -q base.qcow2 over.qcow2; then ok "$name"; else fail "$name" "$(qemu-img info over.qcow2)"; fi
+fi
+name="create -o help lists the qcow2 options"
+cv create -f qcow2 -o help
+check "$name" grep -q '^  cluster_size=' "$T/out"
+name="create 1.5G size suffix"
+if need "$name" create -q -f qcow2 s.qcow2 1.5G; then
+	check "$name" [ "$(qemu-img info --output json s.qcow2 | jq '."virtual-size"')" = 1610612736 ]
+fi
+
+# resize
+mkmixed data.raw 2
+qemu-img convert -O qcow2 data.raw r.qcow2
+name="resize +1G then qemu-img sees the new size and the old data"
+if need "$name" resize r.qcow2 +1G; then
+	if qcheck r.qcow2 && [ "$(qemu-img info --output json r.qcow2 | jq '."virtual-size"')" = $((2 * 1048576 + 1073741824)) ] &&
+		qemu-img compare -q data.raw r.qcow2; then ok "$name"; else fail "$name" "$(cat "$T/qck")"; fi
+fi
+name="resize to a smaller size needs --shrink"
+cv resize r.qcow2 1M
+check "$name" clean_error
+name="resize --shrink -- -1G"
+if [ "$(qemu-img info --output json r.qcow2 | jq '."virtual-size"')" -le 1073741824 ]; then
+	skip "$name" "needs the grown image of the test before"
+elif need "$name" resize --shrink r.qcow2 -1G; then
+	if qcheck r.qcow2 && qemu-img compare -q data.raw r.qcow2 &&
+		[ "$(qemu-img info --output json r.qcow2 | jq '."virtual-size"')" = 2097152 ]; then ok "$name"; else
+		fail "$name" "$(cat "$T/qck")" "$(qemu-img compare data.raw r.qcow2)"; fi
+fi
+cp data.raw r.raw
+name="resize raw +3M --preallocation=falloc"
+if need "$name" resize --preallocation=falloc -f raw r.raw +3M; then
+	check "$name" [ "$(stat -c %s r.raw)" = $((5 * 1048576)) ]
+fi
+
+# snapshots: created by cove, listed and applied by qemu-img, and the other way round.
+qemu-img convert -O qcow2 data.raw s.qcow2
+name="snapshot -c, then qemu-img lists it and check passes"
+if need "$name" snapshot -c first s.qcow2; then
+	if qcheck s.qcow2 && qemu-img snapshot -l s.qcow2 | grep -q ' first '; then ok "$name"; else
+		fail "$name" "$(qemu-img snapshot -l s.qcow2)" "$(cat "$T/qck")"; fi
+fi
+qemu-io -c 'write -P 0x99 0 1M' s.qcow2 >/dev/null
+qemu-img snapshot -c second s.qcow2
+name="snapshot -l prints what qemu-img prints"
+if need "$name" snapshot -l s.qcow2; then
+	qi snapshot -l s.qcow2
+	if diff -q "$T/qout" "$T/out" >/dev/null; then ok "$name"; else fail "$name" "$(diff "$T/qout" "$T/out")"; fi
+fi
+name="snapshot -a first restores the data"
+if need "$name" snapshot -a first s.qcow2; then
+	if qcheck s.qcow2 && qemu-img compare -q data.raw s.qcow2; then ok "$name"; else
+		fail "$name" "$(cat "$T/qck")" "$(qemu-img compare data.raw s.qcow2)"; fi
+fi
+name="snapshot -d second, -d first, then no snapshots"
+if need "$name" snapshot -d second s.qcow2 && need "$name" snapshot -d first s.qcow2; then
+	if qcheck s.qcow2 && [ -z "$(qemu-img snapshot -l s.qcow2)" ] && qemu-img compare -q data.raw s.qcow2; then
+		ok "$name"; else fail "$name" "$(cat "$T/qck")"; fi
+fi
+name="snapshot -d of an unknown name fails"
+cv snapshot -d nosuch s.qcow2
+check "$name" clean_error
+
+# rebase
+qemu-img create -q -f qcow2 b1.qcow2 8M
+qemu-io -c 'write -P 0x11 0 4M' b1.qcow2 >/dev/null
+qemu-img create -q -f qcow2 b2.qcow2 8M
+qemu-io -c 'write -P 0x11 0 1M' -c 'write -P 0x22 1M 2M' b2.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b b1.qcow2 -F qcow2 top.qcow2
+qemu-io -c 'write -P 0x33 3M 64k' top.qcow2 >/dev/null
+raw_of top.qcow2 top.raw
+name="rebase (safe) onto another backing keeps the content"
+if need "$name" rebase -b b2.qcow2 -F qcow2 top.qcow2; then
+	bf=$(qemu-img info --output json top.qcow2 | jq -r '."backing-filename"')
+	if [ "$bf" = b2.qcow2 ] && qcheck top.qcow2 && qemu-img compare -q top.raw top.qcow2; then ok "$name"; else
+		fail "$name" "backing $bf" "$(qemu-img compare top.raw top.qcow2)"; fi
+fi
+name="rebase -b '' flattens"
+if need "$name" rebase -b '' top.qcow2; then
+	bf=$(qemu-img info --output json top.qcow2 | jq -r '."backing-filename" // "none"')
+	if [ "$bf" = none ] && qcheck top.qcow2 && qemu-img compare -q top.raw top.qcow2; then ok "$name"; else
+		fail "$name" "backing $bf" "$(qemu-img compare top.raw top.qcow2)"; fi
+fi
+qemu-img create -q -f qcow2 -b b1.qcow2 -F qcow2 u.qcow2
+name="rebase -u changes only the header"
+if need "$name" rebase -u -b missing.qcow2 -F qcow2 u.qcow2; then
+	bf=$(qemu-img info --output json u.qcow2 | jq -r '."backing-filename"')
+	check "$name" [ "$bf" = missing.qcow2 ]
+fi
+name="rebase without -F is refused"
+cv rebase -b b2.qcow2 u.qcow2
+check "$name" clean_error
+
+# commit
+qemu-img create -q -f qcow2 cb.qcow2 8M
+qemu-io -c 'write -P 0x41 0 4M' cb.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b cb.qcow2 -F qcow2 ct.qcow2
+qemu-io -c 'write -P 0x42 1M 1M' -c 'write -z 3M 64k' ct.qcow2 >/dev/null
+raw_of ct.qcow2 ct.raw
+name="commit writes the top into its backing file and empties the top"
+if need "$name" commit ct.qcow2; then
+	if grep -q 'Image committed.' "$T/out" && qcheck cb.qcow2 && qcheck ct.qcow2 &&
+		qemu-img compare -q ct.raw cb.qcow2 && qemu-img compare -q ct.raw ct.qcow2 &&
+		[ "$(qemu-img map --output json ct.qcow2 | jq '[.[] | select(.depth == 0 and .present)] | length')" = 0 ]; then
+		ok "$name"
+	else
+		fail "$name" "$(qemu-img compare ct.raw cb.qcow2)" "$(qemu-img map --output json ct.qcow2)"
+	fi
+fi
+qemu-img create -q -f qcow2 db.qcow2 8M
+qemu-img create -q -f qcow2 -b db.qcow2 -F qcow2 dt.qcow2
+qemu-io -c 'write -P 0x43 2M 1M' dt.qcow2 >/dev/null
+raw_of dt.qcow2 dt.raw
+name="commit -d keeps the top image's data"
+if need "$name" commit -d dt.qcow2; then
+	if qcheck db.qcow2 && qemu-img compare -q dt.raw db.qcow2 &&
+		[ "$(qemu-img map --output json dt.qcow2 | jq '[.[] | select(.depth == 0 and .data)] | length')" -ge 1 ]; then
+		ok "$name"
+	else
+		fail "$name" "$(qemu-img map --output json dt.qcow2)"
+	fi
+fi
+name="commit of an image without backing fails"
+cv commit cb.qcow2
+check "$name" clean_error
+
+# amend
+qemu-img convert -O qcow2 data.raw am.qcow2
+name="amend -o compat=0.10 (qemu-img reads version 2)"
+if need "$name" amend -o compat=0.10 am.qcow2; then
+	c=$(qemu-img info --output json am.qcow2 | jq -r '."format-specific".data.compat')
+	if [ "$c" = 0.10 ] && qcheck am.qcow2 && qemu-img compare -q data.raw am.qcow2; then ok "$name"; else
+		fail "$name" "compat $c" "$(cat "$T/qck")"; fi
+fi
+name="amend -o compat=1.1,lazy_refcounts=on"
+if need "$name" amend -o compat=1.1,lazy_refcounts=on am.qcow2; then
+	l=$(qemu-img info --output json am.qcow2 | jq -r '."format-specific".data."lazy-refcounts"')
+	if [ "$l" = true ] && qcheck am.qcow2 && qemu-img compare -q data.raw am.qcow2; then ok "$name"; else
+		fail "$name" "lazy $l" "$(cat "$T/qck")"; fi
+fi
+name="amend -o refcount_bits=64"
+if need "$name" amend -o refcount_bits=64 am.qcow2; then
+	b=$(qemu-img info --output json am.qcow2 | jq -r '."format-specific".data."refcount-bits"')
+	if [ "$b" = 64 ] && qcheck am.qcow2 && qemu-img compare -q data.raw am.qcow2; then ok "$name"; else
+		fail "$name" "bits $b" "$(cat "$T/qck")"; fi
+fi
+
+# bench: a short run in each mode.
+qemu-img create -q -f qcow2 bench.qcow2 64M
+for args in "-c 2000" "-c 2000 -w --pattern 0x5a" "-c 2000 -d 1 -s 64k" "-c 2000 --random" \
+	"-c 2000 --random -w -t none"; do
+	name="bench $args"
+	# shellcheck disable=SC2086
+	need "$name" bench $args bench.qcow2 || continue
+	if grep -q 'Run completed in' "$T/out" && qcheck bench.qcow2; then ok "$name"; else
+		fail "$name" "$(cat "$T/out")" "$(cat "$T/qck")"; fi
+done
+name="bench -w --pattern writes the pattern"
+qemu-img create -q -f qcow2 pat.qcow2 1M
+if need "$name" bench -w -c 256 -s 4k --pattern 0x5a pat.qcow2; then
+	check "$name" qemu-io -c 'read -P 0x5a 0 1M' pat.qcow2
+fi
+done_testing
