@@ -367,7 +367,8 @@ int blk_snapshot_create(struct blk *b, const char *name, struct cove_err *err)
 	struct q2_snap *ns = calloc(q->nsnaps + 1u, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
-	memcpy(ns, q->snaps, q->nsnaps * sizeof(*ns));
+	if (q->nsnaps) /* q->snaps is NULL with no snapshots */
+		memcpy(ns, q->snaps, q->nsnaps * sizeof(*ns));
 	struct q2_snap *s = &ns[q->nsnaps];
 	unsigned maxid = 0;
 	for (unsigned i = 0; i < q->nsnaps; i++) {

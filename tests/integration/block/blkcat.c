@@ -64,25 +64,29 @@ static int cmd_cat(int argc, char **argv)
 	}
 	uint64_t size = blk_size(b), chunk = 4 << 20;
 	char *buf = malloc(chunk);
-	for (uint64_t off = 0; off < size; off += chunk) {
+	int status = buf ? 0 : 1;
+	for (uint64_t off = 0; off < size && !status; off += chunk) {
 		uint64_t n = size - off < chunk ? size - off : chunk;
 		int ret = blk_pread(b, buf, n, off);
 		if (ret) {
 			fprintf(stderr, "blkcat: read at %llu: %s\n", (unsigned long long)off,
 				strerror(-ret));
-			return 1;
-		}
-		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
+			status = 1;
+		} else if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
 			perror("write");
-			return 1;
+			status = 1;
 		}
 	}
 	struct stat st;
-	if (fd != 1 && !fstat(fd, &st) && S_ISREG(st.st_mode) && ftruncate(fd, (off_t)size))
-		return 1;
+	if (!status && fd != 1 && !fstat(fd, &st) && S_ISREG(st.st_mode) &&
+	    ftruncate(fd, (off_t)size))
+		status = 1;
+	/* Free everything on every path: LeakSanitizer runs this tool in the ASan pass. */
 	free(buf);
 	blk_close(b);
-	return 0;
+	if (fd != 1)
+		close(fd);
+	return status;
 }
 
 static uint64_t rng_state;
