@@ -13,6 +13,8 @@
 int img_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the error of a library call: the cove_err message, or strerror(-ret). */
 int img_err_lib(const char *what, int ret, const struct cove_err *err);
+/* Parses --output's argument, human or json. Returns 0, or 1 after an error message. */
+int img_parse_output(const char *arg, bool *json);
 /* Reports a bad option seen by getopt (opterr is 0). Returns 1. */
 int img_opt_error(char **argv, const char *cmd);
 /* True when a library call failed because the feature is not there (yet). */

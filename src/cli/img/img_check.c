@@ -113,13 +113,8 @@ int img_cmd_check(int argc, char **argv)
 			quiet = true;
 			break;
 		case OPT_OUTPUT:
-			if (!strcmp(optarg, "json"))
-				json = true;
-			else if (!strcmp(optarg, "human"))
-				json = false;
-			else
-				return img_err("--output must be used with human or json as "
-					       "argument.");
+			if (img_parse_output(optarg, &json))
+				return 1;
 			break;
 		case OPT_OBJECT:
 		case OPT_IMAGE_OPTS:

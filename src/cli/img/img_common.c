@@ -25,6 +25,17 @@ int img_err(const char *fmt, ...)
 	return 1;
 }
 
+int img_parse_output(const char *arg, bool *json)
+{
+	if (!strcmp(arg, "json"))
+		*json = true;
+	else if (!strcmp(arg, "human"))
+		*json = false;
+	else
+		return img_err("--output must be used with human or json as argument.");
+	return 0;
+}
+
 bool img_unsupported(int ret)
 {
 	return ret == -ENOSYS || ret == -ENOTSUP;

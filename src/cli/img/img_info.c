@@ -131,13 +131,8 @@ int img_cmd_info(int argc, char **argv)
 		case 'U':
 			break; /* no image locking here: sharing is always allowed */
 		case OPT_OUTPUT:
-			if (!strcmp(optarg, "json"))
-				json = true;
-			else if (!strcmp(optarg, "human"))
-				json = false;
-			else
-				return img_err("--output must be used with human or json as "
-					       "argument.");
+			if (img_parse_output(optarg, &json))
+				return 1;
 			break;
 		case OPT_CHAIN:
 			chain = true;

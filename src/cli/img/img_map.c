@@ -121,13 +121,8 @@ int img_cmd_map(int argc, char **argv)
 		case 'U':
 			break;
 		case OPT_OUTPUT:
-			if (!strcmp(optarg, "json"))
-				json = true;
-			else if (!strcmp(optarg, "human"))
-				json = false;
-			else
-				return img_err("--output must be used with human or json as "
-					       "argument.");
+			if (img_parse_output(optarg, &json))
+				return 1;
 			break;
 		case OPT_START:
 			if (img_parse_size(optarg, &start) < 0)
