@@ -41,38 +41,30 @@ static int parse_caps(struct pctx *p, struct json_object *obj, struct oci_proces
 	return r;
 }
 
+static int parse_rlimit(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_rlimit *rl = slot;
+	const char *type = NULL;
+	(void)ctx;
+	int r = jp_str(p, e, "type", true, &type);
+	if (!r && (rl->resource = oci_rlimit_parse(type)) < 0)
+		r = jp_fail(p, "type", "unknown rlimit \"%s\"", type);
+	if (!r)
+		r = jp_u64(p, e, "soft", true, &rl->soft, NULL);
+	if (!r)
+		r = jp_u64(p, e, "hard", true, &rl->hard, NULL);
+	if (!r && rl->soft > rl->hard)
+		r = jp_fail(p, "soft", "must not exceed hard");
+	return r;
+}
+
 static int parse_rlimits(struct pctx *p, struct json_object *arr, struct oci_process *pr)
 {
 	static const char *const known[] = {"type", "soft", "hard", NULL};
-	size_t n = json_object_array_length(arr);
-	pr->rlimits = jp_alloc(p, n, sizeof(*pr->rlimits));
-	if (!pr->rlimits)
-		return -ENOMEM;
-	size_t old = jp_push(p, "rlimits");
-	int r = 0;
-	for (size_t i = 0; i < n && !r; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		size_t o2 = jp_push_index(p, i);
-		struct oci_rlimit *rl = &pr->rlimits[i];
-		const char *type = NULL;
-		if (!json_object_is_type(e, json_type_object))
-			r = jp_fail(p, NULL, "must be an object");
-		if (!r)
-			r = jp_check_keys(p, e, known);
-		if (!r)
-			r = jp_str(p, e, "type", true, &type);
-		if (!r && (rl->resource = oci_rlimit_parse(type)) < 0)
-			r = jp_fail(p, "type", "unknown rlimit \"%s\"", type);
-		if (!r)
-			r = jp_u64(p, e, "soft", true, &rl->soft, NULL);
-		if (!r)
-			r = jp_u64(p, e, "hard", true, &rl->hard, NULL);
-		if (!r && rl->soft > rl->hard)
-			r = jp_fail(p, "soft", "must not exceed hard");
-		jp_pop(p, o2);
-	}
-	pr->n_rlimits = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	int r = jp_objects(p, arr, "rlimits", known, sizeof(*pr->rlimits), parse_rlimit, NULL,
+			   &slots, &pr->n_rlimits);
+	pr->rlimits = slots;
 	return r;
 }
 
@@ -174,66 +166,58 @@ int oci_parse_process_obj(struct pctx *p, struct json_object *obj, struct oci_pr
 	return r;
 }
 
+static int parse_mount(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_mount *m = slot;
+	const char **opts = NULL;
+	size_t nopts = 0;
+	(void)ctx;
+	int r = jp_str(p, e, "destination", true, &m->destination);
+	if (!r && m->destination[0] != '/')
+		r = jp_fail(p, "destination", "must be an absolute path");
+	if (!r)
+		r = jp_str(p, e, "type", false, &m->type);
+	if (!r)
+		r = jp_str(p, e, "source", false, &m->source);
+	if (!r)
+		r = jp_strv(p, e, "options", false, false, &opts, &nopts);
+	char *data = NULL;
+	size_t dlen = 0;
+	for (size_t k = 0; k < nopts && !r; k++) {
+		if (oci_mount_option(opts[k], m) == 0)
+			continue;
+		size_t l = strlen(opts[k]);
+		char *nd = jp_alloc(p, dlen + l + 2, 1);
+		if (!nd) {
+			r = -ENOMEM;
+			break;
+		}
+		if (dlen) {
+			memcpy(nd, data, dlen);
+			nd[dlen++] = ',';
+		}
+		memcpy(nd + dlen, opts[k], l + 1);
+		dlen += l;
+		data = nd;
+	}
+	m->data = data;
+	if (!r && m->bind && !m->source)
+		r = jp_fail(p, "source", "a bind mount needs a source");
+	if (!r && !m->bind && !m->type)
+		m->type = "none";
+	if (!r && !m->source)
+		m->source = m->type;
+	return r;
+}
+
 static int parse_mounts(struct pctx *p, struct json_object *arr, struct oci_config *c)
 {
 	static const char *const known[] = {"destination", "type",	  "source", "options",
 					    "uidMappings", "gidMappings", NULL};
-	size_t n = json_object_array_length(arr);
-	c->mounts = jp_alloc(p, n, sizeof(*c->mounts));
-	if (!c->mounts)
-		return -ENOMEM;
-	size_t old = jp_push(p, "mounts");
-	int r = 0;
-	for (size_t i = 0; i < n && !r; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct oci_mount *m = &c->mounts[i];
-		size_t o2 = jp_push_index(p, i);
-		const char **opts = NULL;
-		size_t nopts = 0;
-		if (!json_object_is_type(e, json_type_object))
-			r = jp_fail(p, NULL, "must be an object");
-		if (!r)
-			r = jp_check_keys(p, e, known);
-		if (!r)
-			r = jp_str(p, e, "destination", true, &m->destination);
-		if (!r && m->destination[0] != '/')
-			r = jp_fail(p, "destination", "must be an absolute path");
-		if (!r)
-			r = jp_str(p, e, "type", false, &m->type);
-		if (!r)
-			r = jp_str(p, e, "source", false, &m->source);
-		if (!r)
-			r = jp_strv(p, e, "options", false, false, &opts, &nopts);
-		char *data = NULL;
-		size_t dlen = 0;
-		for (size_t k = 0; k < nopts && !r; k++) {
-			if (oci_mount_option(opts[k], m) == 0)
-				continue;
-			size_t l = strlen(opts[k]);
-			char *nd = jp_alloc(p, dlen + l + 2, 1);
-			if (!nd) {
-				r = -ENOMEM;
-				break;
-			}
-			if (dlen) {
-				memcpy(nd, data, dlen);
-				nd[dlen++] = ',';
-			}
-			memcpy(nd + dlen, opts[k], l + 1);
-			dlen += l;
-			data = nd;
-		}
-		m->data = data;
-		if (!r && m->bind && !m->source)
-			r = jp_fail(p, "source", "a bind mount needs a source");
-		if (!r && !m->bind && !m->type)
-			m->type = "none";
-		if (!r && !m->source)
-			m->source = m->type;
-		jp_pop(p, o2);
-	}
-	c->n_mounts = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	int r = jp_objects(p, arr, "mounts", known, sizeof(*c->mounts), parse_mount, NULL, &slots,
+			   &c->n_mounts);
+	c->mounts = slots;
 	return r;
 }
 

@@ -54,6 +54,38 @@ void *jp_alloc(struct pctx *p, size_t n, size_t size)
 	return m;
 }
 
+int jp_objects(struct pctx *p, struct json_object *arr, const char *key,
+	       const char *const *known, size_t size, jp_elem_fn fn, void *ctx, void **out,
+	       size_t *n)
+{
+	size_t count = json_object_array_length(arr);
+	char *slots = NULL;
+	if (size) {
+		slots = jp_alloc(p, count, size);
+		if (!slots)
+			return -ENOMEM;
+	}
+	if (out)
+		*out = slots;
+	if (n)
+		*n = count;
+	size_t old = jp_push(p, key);
+	int r = 0;
+	for (size_t i = 0; i < count && !r; i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i);
+		size_t o2 = jp_push_index(p, i);
+		if (!json_object_is_type(e, json_type_object))
+			r = jp_fail(p, NULL, "must be an object");
+		if (!r)
+			r = jp_check_keys(p, e, known);
+		if (!r)
+			r = fn(p, e, slots ? slots + i * size : NULL, ctx);
+		jp_pop(p, o2);
+	}
+	jp_pop(p, old);
+	return r;
+}
+
 int jp_check_keys(struct pctx *p, struct json_object *obj, const char *const *known)
 {
 	json_object_object_foreach(obj, key, val)

@@ -48,6 +48,16 @@ int jp_strv(struct pctx *p, struct json_object *obj, const char *key, bool requi
 int jp_kv(struct pctx *p, struct json_object *obj, const char *key, struct oci_kv **out, size_t *n);
 void *jp_alloc(struct pctx *p, size_t n, size_t size);
 
+/* Called for element i of an array of objects, with its zeroed slot (NULL when size is 0). */
+typedef int (*jp_elem_fn)(struct pctx *p, struct json_object *e, void *slot, void *ctx);
+
+/* The shared walk over an array of objects found at key: allocates n slots of size bytes
+ * (*out, *n), and for each element, under the path "key[i]", checks that it is an object
+ * holding only known keys and calls fn. Stops at the first error and returns it. */
+int jp_objects(struct pctx *p, struct json_object *arr, const char *key,
+	       const char *const *known, size_t size, jp_elem_fn fn, void *ctx, void **out,
+	       size_t *n);
+
 int oci_parse_resources_obj(struct pctx *p, struct json_object *obj, struct oci_resources *r);
 int oci_parse_seccomp_obj(struct pctx *p, struct json_object *obj, struct oci_seccomp *s);
 int oci_parse_process_obj(struct pctx *p, struct json_object *obj, struct oci_process *pr);
