@@ -54,9 +54,8 @@ void *jp_alloc(struct pctx *p, size_t n, size_t size)
 	return m;
 }
 
-int jp_objects(struct pctx *p, struct json_object *arr, const char *key,
-	       const char *const *known, size_t size, jp_elem_fn fn, void *ctx, void **out,
-	       size_t *n)
+int jp_objects(struct pctx *p, struct json_object *arr, const char *key, const char *const *known,
+	       size_t size, jp_elem_fn fn, void *ctx, void **out, size_t *n)
 {
 	size_t count = json_object_array_length(arr);
 	char *slots = NULL;

@@ -54,9 +54,8 @@ typedef int (*jp_elem_fn)(struct pctx *p, struct json_object *e, void *slot, voi
 /* The shared walk over an array of objects found at key: allocates n slots of size bytes
  * (*out, *n), and for each element, under the path "key[i]", checks that it is an object
  * holding only known keys and calls fn. Stops at the first error and returns it. */
-int jp_objects(struct pctx *p, struct json_object *arr, const char *key,
-	       const char *const *known, size_t size, jp_elem_fn fn, void *ctx, void **out,
-	       size_t *n);
+int jp_objects(struct pctx *p, struct json_object *arr, const char *key, const char *const *known,
+	       size_t size, jp_elem_fn fn, void *ctx, void **out, size_t *n);
 
 int oci_parse_resources_obj(struct pctx *p, struct json_object *obj, struct oci_resources *r);
 int oci_parse_seccomp_obj(struct pctx *p, struct json_object *obj, struct oci_seccomp *s);
