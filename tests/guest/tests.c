@@ -70,8 +70,18 @@ int test_boot(char *d, size_t n)
 			  boot.rsdp_hint);
 		return FAIL;
 	}
-	ksnprintf(d, n, "%s, cmdline %zu bytes, RAM %lu KiB in %d ranges, RSDP at 0x%lx",
-		  boot_kind_name(), boot.cmdline_len, ram >> 10, boot.nmem, acpi.rsdp);
+	/* probe.rsdp_hint=1: the boot data itself must give the RSDP's address (boot_params'
+	 * acpi_rsdp_addr, hvm_start_info's rsdp_paddr), not only a scan of the BIOS area. */
+	uint64_t want_hint = 0;
+	opt_u64("probe.rsdp_hint", 10, &want_hint, &bad);
+	if (want_hint && boot.rsdp_hint != acpi.rsdp) {
+		ksnprintf(d, n, "boot data gives RSDP 0x%lx, the RSDP is at 0x%lx", boot.rsdp_hint,
+			  acpi.rsdp);
+		return FAIL;
+	}
+	ksnprintf(d, n, "%s, cmdline %zu bytes, RAM %lu KiB in %d ranges, RSDP at 0x%lx%s",
+		  boot_kind_name(), boot.cmdline_len, ram >> 10, boot.nmem, acpi.rsdp,
+		  boot.rsdp_hint == acpi.rsdp ? " (given by the boot data)" : "");
 	return PASS;
 }
 
@@ -138,6 +148,10 @@ int test_acpi(char *d, size_t n)
 	}
 	if (!acpi.ncpus) {
 		ksnprintf(d, n, "MADT lists no enabled CPU");
+		return FAIL;
+	}
+	if (!acpi.nioapic) {
+		ksnprintf(d, n, "MADT lists no IOAPIC");
 		return FAIL;
 	}
 	if (!acpi.s5_found) {

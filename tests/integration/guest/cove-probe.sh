@@ -23,6 +23,7 @@ trap 'rm -rf "$work"' EXIT
 initrd=$work/initrd.img
 head -c 200000 /dev/urandom >"$initrd"
 serial_in="cove-serial-$RANDOM"
+export PROBE_RSDP_HINT=1 # Cove's boot data carries the RSDP address on both entries
 tests="boot initrd acpi smp timer rtc serial exitloop"
 list=${tests// /,}
 
@@ -33,6 +34,15 @@ for k in pvh bzimage; do
 	probe_run "cove-$k" "$tests" --input "$serial_in" ${skip:+--skip "$skip"} -- \
 		"$cove" run --kernel "$kernel" --initrd "$initrd" --cpus 4 --memory 256M --cmdline "$cmd"
 done
+
+# Cove's MADT: one IOAPIC, and overrides for IRQ 0 (-> GSI 2) and the SCI.
+if [ -z "$skip" ]; then
+	if printf '%s\n' "$PROBE_LAST_OUTPUT" | grep -q 'ok acpi:.* 1 IOAPICs, 2 overrides'; then
+		probe_tap ok "cove-bzimage MADT: 1 IOAPIC, 2 interrupt overrides"
+	else
+		probe_tap "not ok" "cove-bzimage MADT: 1 IOAPIC, 2 interrupt overrides"
+	fi
+fi
 
 cmd=$(probe_cmdline boot,acpi,smp $((5 << 30)) 2)
 probe_run "cove-bzimage-5G" "boot acpi smp" ${skip:+--skip "$skip"} -- \
@@ -67,5 +77,9 @@ cmd="$cmd probe.initrd_crc=deadbeef probe.serial_in=expected"
 probe_run "cove-pvh-wrong" "boot initrd smp serial bogus" --input "different" --expect-fail \
 	${skip:+--skip "$skip"} -- "$cove" run --kernel "$pvh" --initrd "$initrd" --cpus 2 \
 	--memory 256M --cmdline "$cmd"
+
+# A command line whose length is not what the host says fails the boot test on its own.
+probe_run "cove-pvh-cmdline-len" "boot" --expect-fail ${skip:+--skip "$skip"} -- \
+	"$cove" run --kernel "$pvh" --cmdline "probe=boot probe.cmdline_len=5"
 
 probe_done

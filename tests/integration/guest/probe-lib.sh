@@ -42,14 +42,24 @@ probe_crc32() {
 }
 
 # probe_cmdline TESTS [MEM_BYTES [CPUS [INITRD [SERIAL_IN [LOOPS]]]]]: a guest command line.
+# It ends with probe.cmdline_len=<its own length>, so the boot test sees a cut or padded line.
+# PROBE_RSDP_HINT=1 adds probe.rsdp_hint=1: the boot data must give the RSDP's address
+# (QEMU's PVH entry does; its bzImage path through firmware leaves the field 0).
 probe_cmdline() {
-	local s="probe=$1"
+	local s="probe=$1" len tail
 	[ -n "${2:-}" ] && s="$s probe.mem=$2"
 	[ -n "${3:-}" ] && s="$s probe.cpus=$3"
 	[ -n "${4:-}" ] && s="$s probe.initrd_crc=$(probe_crc32 "$4")"
 	[ -n "${5:-}" ] && s="$s probe.serial_in=$5"
 	[ -n "${6:-}" ] && s="$s probe.loops=$6"
-	echo "$s"
+	[ "${PROBE_RSDP_HINT:-0}" = 1 ] && s="$s probe.rsdp_hint=1"
+	len=${#s}
+	while :; do
+		tail=" probe.cmdline_len=$len"
+		[ $((${#s} + ${#tail})) -eq "$len" ] && break
+		len=$((${#s} + ${#tail}))
+	done
+	echo "$s$tail"
 }
 
 # Runs COMMAND with output to OUT and stdin from a pipe; writes INPUT once the guest prints

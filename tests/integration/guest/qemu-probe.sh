@@ -59,7 +59,9 @@ for m in microvm q35; do
 		esac
 		cpus=4
 		[ $m = q35 ] && cpus=2
-		cmd=$(probe_cmdline "$list" $mem $cpus "$initrd" "$serial_in" 2000)
+		hint=0
+		[ $k = pvh ] && hint=1 # QEMU's PVH entry gives the RSDP; its bzImage path does not
+		cmd=$(PROBE_RSDP_HINT=$hint probe_cmdline "$list" $mem $cpus "$initrd" "$serial_in" 2000)
 		qemu_args $machine "$kernel" $cpus 256 "$cmd" "$initrd"
 		run "$m-$k" "$tests" "$serial_in" "${a[@]}"
 	done

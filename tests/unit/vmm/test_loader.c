@@ -260,7 +260,9 @@ static void load_both(void **state)
 	uint8_t *bz = make_bz();
 	uint8_t initrd[100];
 	memset(initrd, 0xAB, sizeof(initrd));
-	struct boot_config cfg = {bz, BZ_LEN, initrd, sizeof(initrd), "console=ttyS0", 0xE0000};
+	/* An RSDP address other than the usual 0xE0000, so that a dropped field shows. */
+	const uint64_t rsdp = 0xE1230;
+	struct boot_config cfg = {bz, BZ_LEN, initrd, sizeof(initrd), "console=ttyS0", rsdp};
 	struct boot_entry e;
 	struct cove_err err = {0};
 	if (loader_load(&mem, &cfg, &e, &err))
@@ -278,6 +280,9 @@ static void load_both(void **state)
 	assert_string_equal((char *)guest_mem_ptr(&mem, cmd, 14), "console=ttyS0");
 	assert_int_equal(bp[0x210], 0xFF);
 	assert_true(bp[0x1E8] >= 3);
+	uint64_t bp_rsdp;
+	memcpy(&bp_rsdp, bp + 0x70, 8); /* boot_params.acpi_rsdp_addr */
+	assert_int_equal(bp_rsdp, rsdp);
 
 	/* A command line longer than cmdline_size is refused. */
 	char longline[3000];
@@ -289,7 +294,7 @@ static void load_both(void **state)
 	free(bz);
 
 	uint8_t *elf = make_elf(false, 4);
-	cfg = (struct boot_config){elf, ELF_LEN, initrd, sizeof(initrd), "pvh", 0xE0000};
+	cfg = (struct boot_config){elf, ELF_LEN, initrd, sizeof(initrd), "pvh", rsdp};
 	cove_err_clear(&err);
 	if (loader_load(&mem, &cfg, &e, &err))
 		fail_msg("%s", err.msg);
@@ -299,6 +304,9 @@ static void load_both(void **state)
 	assert_int_equal(si[0], 0x336EC578);
 	assert_int_equal(si[1], 1);
 	assert_int_equal(si[3], 1); /* one module */
+	uint64_t si_rsdp;
+	memcpy(&si_rsdp, (uint8_t *)si + 32, 8); /* hvm_start_info.rsdp_paddr */
+	assert_int_equal(si_rsdp, rsdp);
 
 	/* An initrd that cannot fit is refused with a message. */
 	cfg.initrd_len = 40 << 20;
