@@ -62,6 +62,20 @@ else
 	not_ok "cove run with no kernel boots the built-in probe guest (demo)" "status $status" "$out" "$err"
 fi
 
+# The boot-time marker (Firecracker's --boot-timer): the probe guest writes 123 at 0xC0000000
+# once booted and cove logs the time; the tiny test guest never writes it and gets no line.
+if grep -qE '^Guest-boot-time = [0-9]+ us [0-9]+ ms since cove started' <<<"$err"; then
+	ok "boot timer: the probe guest's write of 123 is logged (${err%% since*})"
+else
+	not_ok "boot timer: the probe guest's write of 123 is logged" "$err"
+fi
+run no-marker --kernel "$PVH_GUEST" --cmdline p
+if [ "$status" -eq 0 ] && ! grep -q 'Guest-boot-time' <<<"$err"; then
+	ok "boot timer: no line for a guest that does not write the marker"
+else
+	not_ok "boot timer: no line for a guest that does not write the marker" "status $status" "$err"
+fi
+
 # Port 0x81, which nothing claims (0xCF8 is the PCI host bridge's since virtio): ignored,
 # counted, not fatal.
 run demo-info --log-level info --console none --cmdline "probe=exitloop probe.loops=10 probe.port=0x81"

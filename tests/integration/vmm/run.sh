@@ -120,28 +120,34 @@ expect "--config FILE.json" 'pvh: cmdline=p from json' 'pvh: mem=95'
 run json-override --config "$tmp/vm.json" --cmdline "p from option" --memory 48
 expect "options override the config file" 'pvh: cmdline=p from option' 'pvh: mem=47'
 
-# On a terminal: raw mode while running, Ctrl-A X quits, the terminal settings come back.
-if python3 - "$COVE" "$PVH_GUEST" <<'PY'
-import os, pty, select, sys, termios, time
-cove, guest = sys.argv[1], sys.argv[2]
+# On a terminal: raw mode while running, and the settings come back on every way out:
+# Ctrl-A X, SIGTERM, SIGINT, the guest's poweroff, its reset, a KVM emulation failure (PVM).
+term_case() { # $1: how the VM ends (ctrl-a|sigterm|sigint|poweroff|reset|emufail), $2: cmdline
+	python3 - "$COVE" "$PVH_GUEST" "$1" "$2" <<'PY'
+import os, pty, select, signal, sys, termios, time
+cove, guest, how, cmdline = sys.argv[1:5]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(cove, [cove, "run", "--kernel", guest, "--cmdline", "h", "--log-level", "error"])
+    os.execv(cove, [cove, "run", "--kernel", guest, "--cmdline", cmdline, "--log-level", "error"])
 before = termios.tcgetattr(fd)
 out = b""
+raw = None
 deadline = time.time() + 10
-while b"pvh: mem=" not in out and time.time() < deadline:
-    if select.select([fd], [], [], 0.5)[0]:
-        out += os.read(fd, 1024)
-raw = termios.tcgetattr(fd)
-os.write(fd, b"\x01x")
 status = None
 while time.time() < deadline:
+    if raw is None and b"pvh: mem=" in out:
+        raw = termios.tcgetattr(fd)
+        if how == "ctrl-a":
+            os.write(fd, b"\x01x")
+        elif how == "sigterm":
+            os.kill(pid, signal.SIGTERM)
+        elif how == "sigint":
+            os.kill(pid, signal.SIGINT)
     p, st = os.waitpid(pid, os.WNOHANG)
     if p:
         status = os.waitstatus_to_exitcode(st)
         break
-    if select.select([fd], [], [], 0.1)[0]:
+    if select.select([fd], [], [], 0.05)[0]:
         try:
             out += os.read(fd, 1024)
         except OSError:
@@ -149,16 +155,36 @@ while time.time() < deadline:
 after = termios.tcgetattr(fd)
 if status is None:
     os.kill(pid, 9)
-ok = (status == 0 and not (raw[3] & termios.ICANON) and (after[3] & termios.ICANON)
-      and after[3] == before[3])
+want = 1 if how == "emufail" else 0
+# A guest that ends by itself may be gone before raw mode can be read: only "after" counts.
+was_raw = how in ("poweroff", "reset", "emufail") or (raw and not raw[3] & termios.ICANON)
+ok = status == want and was_raw and (after[3] & termios.ICANON) and after[3] == before[3]
 if not ok:
-    print(f"# status {status}, lflag before {before[3]:#x} raw {raw[3]:#x} after {after[3]:#x}; {out!r}")
+    r = raw[3] if raw else -1
+    print(f"# status {status}, lflag before {before[3]:#x} raw {r:#x} after {after[3]:#x}; {out!r}")
 sys.exit(0 if ok else 1)
 PY
-then
-	ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
+}
+for c in "ctrl-a h" "sigterm h" "sigint h"; do
+	set -- $c
+	if term_case "$1" "$2"; then
+		ok "terminal: raw mode while running, restored after $1 (exit 0)"
+	else
+		not_ok "terminal: raw mode while running, restored after $1 (exit 0)"
+	fi
+done
+for c in "poweroff p" "reset r"; do
+	set -- $c
+	if term_case "$1" "$2"; then ok "terminal: restored after the guest's $1 (exit 0)"; else
+		not_ok "terminal: restored after the guest's $1 (exit 0)"
+	fi
+done
+if is_pvm; then
+	if term_case emufail e; then ok "terminal: restored after a KVM emulation failure (exit 1)"; else
+		not_ok "terminal: restored after a KVM emulation failure (exit 1)"
+	fi
 else
-	not_ok "terminal: raw mode while running, Ctrl-A X quits with status 0, settings restored"
+	skip "terminal: restored after a KVM emulation failure" "not a PVM host (the x87 guest runs fine elsewhere)"
 fi
 
 # On a PVM host: one warning for a kernel that is not a PVM guest, none for one that is.
@@ -169,13 +195,13 @@ if is_pvm; then
 	sleep 0.5
 	kill -TERM $pid
 	wait $pid
-	n=$(grep -c "warning: this host's KVM is PVM" "$tmp/warn.err")
+	nwarn=$(grep -c "warning: this host's KVM is PVM" "$tmp/warn.err")
 	cp "$PVH_GUEST" "$tmp/pvm-guest.elf" && printf 'pvm-guest: marker' >>"$tmp/pvm-guest.elf"
 	run pvm-nowarn --kernel "$tmp/pvm-guest.elf" --cmdline p
-	if [ "$n" -eq 1 ] && ! grep -q 'KVM is PVM' <<<"$err" && [ "$status" -eq 0 ]; then
+	if [ "$nwarn" -eq 1 ] && ! grep -q 'KVM is PVM' <<<"$err" && [ "$status" -eq 0 ]; then
 		ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel"
 	else
-		not_ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel" "$n warnings; $err"
+		not_ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel" "$nwarn warnings; $err"
 	fi
 else
 	skip "PVM host: the emulation warning" "not a PVM host"
@@ -183,5 +209,36 @@ fi
 
 run hugepages --kernel "$PVH_GUEST" --cmdline p --hugepages --memory 64M
 expect "--hugepages (falls back when none are reserved)" 'pvh: cmdline=p'
+# The guest RAM mapping is hugetlbfs (VmFlags ht) or asks for transparent huge pages (hg).
+huge_flags() { # $1: extra cove run options; prints the VmFlags of the 64 MiB guest RAM mapping
+	local pid flags=""
+	"$COVE" run --kernel "$PVH_GUEST" --cmdline h --memory 64M --console none $1 </dev/null &
+	pid=$!
+	for _ in $(seq 100); do
+		flags=$(python3 -c '
+import re, sys
+big = False
+for line in open(sys.argv[1]):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line)
+    if m:
+        big = int(m.group(2), 16) - int(m.group(1), 16) == 64 << 20
+    elif big and line.startswith("VmFlags:"):
+        print(line.strip())
+        break
+' "/proc/$pid/smaps" 2>/dev/null)
+		[ -n "$flags" ] && break
+		sleep 0.05
+	done
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	echo "$flags"
+}
+with=$(huge_flags --hugepages)
+without=$(huge_flags "")
+if [[ $with =~ \ (hg|ht)( |$) ]] && ! [[ $without =~ \ (hg|ht)( |$) ]]; then
+	ok "--hugepages: guest RAM is backed by or advised to huge pages (VmFlags${with#VmFlags:})"
+else
+	not_ok "--hugepages: guest RAM is backed by or advised to huge pages" "with: $with" "without: $without"
+fi
 
 finish
