@@ -141,7 +141,7 @@ bool bus_read(struct bus *bus, enum bus_space space, uint64_t addr, void *data, 
 	struct device *dev = valid_len(len) ? lookup(bus, space, addr, len, &off) : NULL;
 	if (!dev || !dev->ops->read) {
 		memset(data, 0xff, len);
-		atomic_fetch_add_explicit(&bus->unclaimed, 1, memory_order_relaxed);
+		bus_count_unclaimed(bus);
 		return false;
 	}
 	dev->ops->read(dev, off, data, len);
@@ -153,11 +153,16 @@ bool bus_write(struct bus *bus, enum bus_space space, uint64_t addr, const void 
 	uint64_t off = 0;
 	struct device *dev = valid_len(len) ? lookup(bus, space, addr, len, &off) : NULL;
 	if (!dev || !dev->ops->write) {
-		atomic_fetch_add_explicit(&bus->unclaimed, 1, memory_order_relaxed);
+		bus_count_unclaimed(bus);
 		return false;
 	}
 	dev->ops->write(dev, off, data, len);
 	return true;
+}
+
+void bus_count_unclaimed(struct bus *bus)
+{
+	atomic_fetch_add_explicit(&bus->unclaimed, 1, memory_order_relaxed);
 }
 
 uint64_t bus_unclaimed_count(const struct bus *bus)

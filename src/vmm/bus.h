@@ -30,6 +30,8 @@ bool bus_read(struct bus *bus, enum bus_space space, uint64_t addr, void *data, 
 bool bus_write(struct bus *bus, enum bus_space space, uint64_t addr, const void *data,
 	       unsigned len);
 uint64_t bus_unclaimed_count(const struct bus *bus);
+/* Counts an access no device could take (for example one wider than any bus access). */
+void bus_count_unclaimed(struct bus *bus);
 
 /* Calls reset on every registered device once. */
 void bus_reset_all(struct bus *bus);

@@ -266,8 +266,11 @@ static bool handle_exit(struct vcpu *v)
 		handle_io(v);
 		return true;
 	case KVM_EXIT_MMIO:
-		if (run->mmio.len > 8)
+		if (run->mmio.len > sizeof(run->mmio.data)) { /* KVM never sends one; ignore it */
+			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			bus_count_unclaimed(v->vm->mmio);
 			return true;
+		}
 		if (run->mmio.is_write)
 			bus_write(v->vm->mmio, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
 				  run->mmio.len);
