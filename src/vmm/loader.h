@@ -21,6 +21,14 @@ enum kernel_format {
 /* Guesses the format from the first bytes (full checks are in the parsers). */
 enum kernel_format kernel_detect(const uint8_t *img, size_t len);
 
+/*
+ * Whether MARKER (under 64 bytes) occurs in the kernel image: in the file itself, or in a
+ * bzImage's payload once decompressed (gzip, zstd, xz; at most 512 MiB of output is read).
+ * Returns 1 found, 0 not found, -ENOTSUP for another compression, -EINVAL for a damaged
+ * payload, -ENOMEM.
+ */
+int kernel_find_marker(const uint8_t *img, size_t len, const char *marker);
+
 struct bzimage_info {
 	uint16_t version;	  /* boot protocol version, 0x020C or later */
 	size_t setup_size;	  /* bytes before the protected-mode kernel */

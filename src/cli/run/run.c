@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/run/api_glue.h"
 #include "cli/run/console.h"
+#include "cli/run/pvm_warn.h"
 #include "util/log.h"
 #include "vmm/config.h"
 #include "vmm/machine.h"
@@ -253,26 +254,6 @@ static int open_console(const struct run_config *cfg, struct cove_err *err)
 }
 
 /*
- * Kernel-mode code runs natively on PVM only in kernels built as PVM guests. No header field
- * says so; an uncompressed kernel (ELF vmlinux) carries the PVM guest code's message prefix
- * "pvm-guest: ", so that is taken as the marker. A compressed bzImage cannot be checked and
- * is warned about. The probe guest (built-in, or as a file: it carries its banner) is
- * written for emulated CPL0 and is never warned about.
- */
-static void warn_pvm(const struct machine_config *mc)
-{
-	if (access("/sys/module/kvm_pvm", F_OK) != 0)
-		return;
-	static const char probe_banner[] = "Cove probe guest";
-	static const char pvm_marker[] = "pvm-guest: ";
-	if (memmem(mc->kernel, mc->kernel_len, probe_banner, sizeof(probe_banner) - 1) ||
-	    memmem(mc->kernel, mc->kernel_len, pvm_marker, sizeof(pvm_marker) - 1))
-		return;
-	log_warn("this host's KVM is PVM: the guest's kernel-mode code is emulated instruction by "
-		 "instruction and may fail or be slow unless the kernel is a PVM guest kernel");
-}
-
-/*
  * The host kernel takes 10-20 ms to tear a VM down here (PVM), and nothing needs to wait
  * for it: a child holding the last references to the VM's file descriptors lets go of them
  * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
@@ -319,7 +300,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc,
 			return 1;
 		}
 		if (!warned) {
-			warn_pvm(mc);
+			pvm_warn_once(mc->kernel, mc->kernel_len);
 			warned = true;
 		}
 		/* sandbox: the VM is built; drop privileges, then seccomp, before it runs. */
@@ -474,7 +455,9 @@ int cli_run_main(int argc, char **argv)
 	/* sandbox: into the jail before the VM is built (it opens /dev/kvm there). */
 	struct sandbox sb;
 	if (cfg.sandbox.enabled) {
-		warn_pvm(&mc); /* /sys is not in the jail: warn now (it stays silent later) */
+		pvm_warn_once(
+		    mc.kernel,
+		    mc.kernel_len); /* /sys is not in the jail: warn now (it stays silent later) */
 		struct sandbox_needs needs = {0}; /* its kernel (and disks, sockets) by path */
 		if (cfg.kernel)
 			sandbox_needs_add(&needs, cfg.kernel, SANDBOX_BIND_RO);

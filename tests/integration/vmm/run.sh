@@ -203,8 +203,31 @@ if is_pvm; then
 	else
 		not_ok "PVM host: the emulation warning is said once, and not for a PVM guest kernel" "$nwarn warnings; $err"
 	fi
+	# A bzImage is judged by its decompressed payload (here xz, as Debian builds them).
+	for m in with without; do
+		python3 - "$BZ_GUEST" "$tmp/bz-$m.img" "$m" <<'PY'
+import lzma, struct, sys
+src, dst, m = sys.argv[1:4]
+b = bytearray(open(src, "rb").read())
+setup = (b[0x1F1] + 1) * 512
+body = b"x" * 300000 + (b"pvm-guest: booting" if m == "with" else b"") + b"y" * 300000
+payload = lzma.compress(body, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+struct.pack_into("<II", b, 0x248, len(b) - setup, len(payload))
+open(dst, "wb").write(bytes(b) + payload)
+PY
+	done
+	run bz-pvm --kernel "$tmp/bz-with.img" --cmdline p
+	with_err=$err with_status=$status
+	run bz-nopvm --kernel "$tmp/bz-without.img" --cmdline p
+	if [ "$with_status" -eq 0 ] && ! grep -q 'KVM is PVM' <<<"$with_err" && [ "$status" -eq 0 ] &&
+		[ "$(grep -c 'KVM is PVM' <<<"$err")" -eq 1 ]; then
+		ok "PVM host: a bzImage is judged by its xz payload (warned once without the marker, not with it)"
+	else
+		not_ok "PVM host: a bzImage is judged by its xz payload" "with: $with_err" "without: $err"
+	fi
 else
 	skip "PVM host: the emulation warning" "not a PVM host"
+	skip "PVM host: a bzImage is judged by its payload" "not a PVM host"
 fi
 
 run hugepages --kernel "$PVH_GUEST" --cmdline p --hugepages --memory 64M
@@ -212,7 +235,7 @@ expect "--hugepages (falls back when none are reserved)" 'pvh: cmdline=p'
 # The guest RAM mapping is hugetlbfs (VmFlags ht) or asks for transparent huge pages (hg).
 huge_flags() { # $1: extra cove run options; prints the VmFlags of the 64 MiB guest RAM mapping
 	local pid flags=""
-	"$COVE" run --kernel "$PVH_GUEST" --cmdline h --memory 64M --console none $1 </dev/null &
+	"$COVE" run --kernel "$PVH_GUEST" --cmdline h --memory 64M --console none $1 </dev/null 2>/dev/null &
 	pid=$!
 	for _ in $(seq 100); do
 		flags=$(python3 -c '

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <lzma.h>
+#include <zlib.h>
+#include <zstd.h>
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -235,6 +238,85 @@ static void elf_bad(void **state)
 	free(b);
 }
 
+/* kernel_find_marker: a bzImage whose payload (after 100 bytes of decompressor) is DATA
+ * compressed as KIND ("gz", "zst", "xz", or anything else: stored as it is). */
+static uint8_t *make_bz_payload(const char *kind, const uint8_t *data, size_t n, size_t *len)
+{
+	size_t cap = n + n / 2 + 4096;
+	uint8_t *c = malloc(cap);
+	size_t clen = 0;
+	if (!strcmp(kind, "gz")) {
+		z_stream z = {0};
+		assert_int_equal(
+		    deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+		z.next_in = (Bytef *)data;
+		z.avail_in = (uInt)n;
+		z.next_out = c;
+		z.avail_out = (uInt)cap;
+		assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+		clen = z.total_out;
+		deflateEnd(&z);
+	} else if (!strcmp(kind, "zst")) {
+		clen = ZSTD_compress(c, cap, data, n, 3);
+		assert_false(ZSTD_isError(clen));
+	} else if (!strcmp(kind, "xz")) {
+		assert_int_equal(
+		    lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, NULL, data, n, c, &clen, cap),
+		    LZMA_OK);
+	} else {
+		memcpy(c, data, n);
+		clen = n;
+	}
+	uint8_t *b = make_bz();
+	*len = BZ_LEN + clen;
+	b = realloc(b, *len);
+	memcpy(b + BZ_LEN, c, clen);
+	put32(b + 0x248, 4096);		  /* payload_offset: after the 4 KiB "kernel" */
+	put32(b + 0x24C, (uint32_t)clen); /* payload_length */
+	free(c);
+	return b;
+}
+
+static void find_marker(void **state)
+{
+	const char *marker = "pvm-guest: ";
+	size_t n = 3 << 20;
+	uint8_t *data = malloc(n);
+	for (size_t i = 0; i < n; i++) /* compressible, but never the marker by chance */
+		data[i] = (uint8_t)("abcdefgh"[(i * 7) % 8] + (i >> 16) % 3);
+	const char *kinds[] = {"gz", "zst", "xz"};
+	for (unsigned k = 0; k < 3; k++) {
+		size_t len;
+		uint8_t *b = make_bz_payload(kinds[k], data, n, &len);
+		assert_int_equal(kernel_find_marker(b, len, marker), 0);
+		free(b);
+		/* across the boundary of the 1 MiB chunks the scanner reads */
+		memcpy(data + (1 << 20) - 5, marker, strlen(marker));
+		b = make_bz_payload(kinds[k], data, n, &len);
+		if (kernel_find_marker(b, len, marker) != 1)
+			fail_msg("%s: marker across a chunk boundary not found", kinds[k]);
+		/* a damaged payload is an error, not a crash or a false answer */
+		memset(b + BZ_LEN + len / 4 - BZ_LEN / 4, 0x5A, 64);
+		int r = kernel_find_marker(b, len, marker);
+		if (r != -EINVAL && r != 1)
+			fail_msg("%s: damaged payload gave %d", kinds[k], r);
+		free(b);
+		memset(data + (1 << 20) - 5, 'a', strlen(marker));
+	}
+	size_t len;
+	uint8_t *b = make_bz_payload("stored", data, 4096, &len);
+	assert_int_equal(kernel_find_marker(b, len, marker), -ENOTSUP);
+	put32(b + 0x24C, 1u << 30); /* payload_length beyond the file */
+	assert_int_equal(kernel_find_marker(b, len, marker), -EINVAL);
+	free(b);
+	/* an ELF or a bzImage holding the marker uncompressed: found without decompression */
+	uint8_t elf[256] = {0x7F, 'E', 'L', 'F'};
+	memcpy(elf + 100, marker, strlen(marker));
+	assert_int_equal(kernel_find_marker(elf, sizeof(elf), marker), 1);
+	assert_int_equal(kernel_find_marker(elf, 99, marker), 0);
+	free(data);
+}
+
 static void detect(void **state)
 {
 	uint8_t junk[600] = {0};
@@ -330,7 +412,7 @@ int main(void)
 	    cmocka_unit_test(bz_good),	 cmocka_unit_test(bz_bad),
 	    cmocka_unit_test(elf_good),	 cmocka_unit_test(elf_bad),
 	    cmocka_unit_test(detect),	 cmocka_unit_test(initrd_placement),
-	    cmocka_unit_test(load_both),
+	    cmocka_unit_test(load_both), cmocka_unit_test(find_marker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
