@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cove_err_clear(&err);
 	pvh_parse(data, size, &pi, &err);
 	cove_err_clear(&err);
+	kernel_find_marker(data, size, "pvm-guest: "); /* a bzImage's compressed payload */
 	static const uint8_t initrd[64];
 	struct boot_config cfg = {data, size, initrd, sizeof(initrd), "console=ttyS0", 0xE0000};
 	struct boot_entry e;
