@@ -97,14 +97,22 @@ for h in $hostile; do
 done
 # An interrupted convert removes its temporary file and leaves no target.
 truncate -s 2G sparse.raw
+set -m # job control: the background job gets SIGINT's default action, not SIG_IGN
 "$COVE" img convert -S 0 -O qcow2 sparse.raw interrupted.qcow2 >/dev/null 2>&1 &
 pid=$!
-sleep 0.5
+set +m
+for _ in $(seq 200); do # up to 10 s for the temporary file to appear
+	t=$(ls -A | grep -E '^\.interrupted\.qcow2\.cove-' | head -n1)
+	[ -n "$t" ] && break
+	sleep 0.05
+done
+sleep 0.2
 kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?
 name="convert interrupted by SIGINT leaves nothing behind"
-if [ -z "$(ls -A | grep -E 'interrupted|cove-')" ]; then ok "$name"; else fail "$name" "exit $rc" "$(ls -A)"; fi
+if [ -n "$t" ] && [ $rc -eq 130 ] && [ -z "$(ls -A | grep -E 'interrupted|cove-')" ]; then ok "$name"; else
+	fail "$name" "temp '$t', exit $rc (want 130)" "$(ls -A)"; fi
 rm -f sparse.raw
 name="no temporary files left behind"
 check "$name" [ -z "$(ls -A | grep cove-)" ]

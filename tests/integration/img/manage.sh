@@ -52,6 +52,67 @@ if need "$name" create -f qcow2 -b base.qcow2 -F qcow2 over.qcow2; then
 	if qcheck over.qcow2 && [ "$(qemu-img info --output json over.qcow2 | jq '."virtual-size"')" = 33554432 ] &&
 		qemu-img compare -q base.qcow2 over.qcow2; then ok "$name"; else fail "$name" "$(qemu-img info over.qcow2)"; fi
 fi
+name="create -o backing_file,backing_fmt (as -b -F)"
+if need "$name" create -q -f qcow2 -o backing_file=base.qcow2,backing_fmt=qcow2 obf.qcow2; then
+	if qcheck obf.qcow2 && qemu-img compare -q base.qcow2 obf.qcow2 &&
+		[ "$(qemu-img info --output json obf.qcow2 | jq -r '."backing-filename", ."backing-filename-format"')" = "$(printf 'base.qcow2\nqcow2')" ]; then
+		ok "$name"
+	else
+		fail "$name" "$(qemu-img info obf.qcow2)"
+	fi
+fi
+# create writes under a temporary name (.NAME.cove-*) and renames it into place.
+leftovers() { ls -A | grep -E "^\.$1\.cove-"; }
+name="create: SIGINT during a preallocation=full create leaves nothing behind, old file kept"
+echo keep >big.raw
+set -m # job control: the background job gets SIGINT's default action, not SIG_IGN
+"$COVE" img create -q -f raw -o preallocation=full big.raw 16G >/dev/null 2>"$T/err" &
+pid=$!
+set +m
+for _ in $(seq 200); do # up to 10 s for the temporary file to start filling
+	t=$(leftovers big.raw | head -n1)
+	[ -n "$t" ] && [ "$(stat -c %b "$t" 2>/dev/null || echo 0)" -gt 0 ] && break
+	sleep 0.05
+done
+kill -INT $pid 2>/dev/null
+wait $pid
+st=$?
+if [ -n "$t" ] && [ $st -eq 130 ] && [ -z "$(leftovers big.raw)" ] && [ "$(cat big.raw)" = keep ]; then
+	ok "$name"
+else
+	fail "$name" "temp '$t', exit $st (want 130)" "$(ls -la)" "$(cat "$T/err")"
+	rm -f .big.raw.cove-*
+fi
+name="create: an ignored SIGHUP (nohup) stays ignored"
+(trap '' HUP; exec "$COVE" img create -q -f raw -o preallocation=full hup.raw 512M) >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do
+	[ -n "$(leftovers hup.raw)" ] && break
+	sleep 0.05
+done
+kill -HUP $pid 2>/dev/null
+wait $pid
+st=$?
+check "$name" [ $st -eq 0 -a "$(stat -c %s hup.raw 2>&1)" = 536870912 ]
+rm -f hup.raw
+for f in raw qcow2; do
+	name="create -f $f: a failure (file size limit) keeps the old file, no temporary left"
+	echo keep >lim.img
+	# 4 MiB file size limit; SIGXFSZ ignored so the write fails with EFBIG.
+	(trap '' XFSZ; ulimit -f 4096; exec "$COVE" img create -q -f $f -o preallocation=full lim.img 64M) \
+		>/dev/null 2>"$T/err"
+	rc=$?
+	if clean_error && [ "$(cat lim.img)" = keep ] && [ -z "$(leftovers lim.img)" ]; then ok "$name"; else
+		fail "$name" "exit $rc" "$(cat "$T/err")" "$(ls -la)"; fi
+done
+name="create over an existing image replaces it"
+qemu-img create -q -f raw rep.img 1M
+if need "$name" create -q -f qcow2 rep.img 2M; then
+	check "$name" [ "$(qemu-img info --output json rep.img | jq -r '.format, ."virtual-size"' | tr '\n' ' ')" = "qcow2 2097152 " ]
+fi
+name="create refuses to replace a device node"
+cv create -f raw /dev/null 1M
+check "$name" clean_error
 name="create -o help lists the qcow2 options"
 cv create -f qcow2 -o help
 check "$name" grep -q '^  cluster_size=' "$T/out"
