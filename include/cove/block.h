@@ -245,9 +245,11 @@ struct blk_check_result {
 /* Checks (and with fix flags, repairs) b's metadata. raw: all zero counts. */
 int blk_check(struct blk *b, unsigned fix, struct blk_check_result *res, struct cove_err *err);
 
-/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set, and with
- * -ENOTSUP when the tail to drop still holds data (discard it first). qcow2 images with
- * internal snapshots cannot be resized (-ENOTSUP, as qemu-img 7.2). */
+/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set; with it, the
+ * data past the new end is discarded (qcow2: its clusters are freed, L2 entries cleared and
+ * synced before the refcounts drop, and the file is cut after the last cluster in use, as
+ * qemu-img 7.2 does). qcow2 images with internal snapshots cannot be resized (-ENOTSUP, as
+ * qemu-img 7.2). */
 int blk_resize(struct blk *b, uint64_t new_size, bool shrink, enum blk_prealloc prealloc,
 	       struct cove_err *err);
 
