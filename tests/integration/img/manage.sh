@@ -270,6 +270,44 @@ fi
 name="commit of an image without backing fails"
 cv commit cb.qcow2
 check "$name" clean_error
+# -p: qemu-img's progress lines ("    (NN.NN/100%)\r") on stderr, the usual output on stdout.
+progress_done() { grep -q '(100.00/100%)' "$T/err"; }
+qemu-img create -q -f qcow2 pb.qcow2 8M
+qemu-io -c 'write -P 0x61 0 2M' pb.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b pb.qcow2 -F qcow2 pt.qcow2
+qemu-io -c 'write -P 0x62 1M 3M' pt.qcow2 >/dev/null
+raw_of pt.qcow2 pt.raw
+cp pt.qcow2 pr.qcow2
+name="commit -p: progress to 100% on stderr, 'Image committed.' on stdout"
+if need "$name" commit -p pt.qcow2; then
+	if progress_done && [ "$(cat "$T/out")" = "Image committed." ] && qemu-img compare -q pt.raw pb.qcow2; then
+		ok "$name"; else fail "$name" "stdout: $(cat "$T/out")" "stderr: $(od -c "$T/err" | tail -3)"; fi
+fi
+name="rebase -p -b '': progress to 100%, content kept"
+if need "$name" rebase -p -b '' pr.qcow2; then
+	if progress_done && [ ! -s "$T/out" ] && qemu-img compare -q pt.raw pr.qcow2; then ok "$name"; else
+		fail "$name" "stdout: $(cat "$T/out")" "stderr: $(od -c "$T/err" | tail -3)"; fi
+fi
+name="compare -p: progress to 100%, 'Images are identical.'"
+cv compare -p pt.raw pr.qcow2
+if [ $rc -eq 0 ] && progress_done && [ "$(cat "$T/out")" = "Images are identical." ]; then ok "$name"; else
+	fail "$name" "exit $rc" "stdout: $(cat "$T/out")" "stderr: $(od -c "$T/err" | tail -3)"; fi
+name="compare -p of different images: exit 1 and qemu-img's mismatch line"
+cp pt.raw pd.raw
+printf 'X' | dd of=pd.raw bs=1 seek=3000000 conv=notrunc status=none
+cv compare -p pt.raw pd.raw
+qi compare pt.raw pd.raw
+if [ $rc -eq 1 ] && [ $qrc -eq 1 ] && diff -q "$T/out" "$T/qout" >/dev/null; then ok "$name"; else
+	fail "$name" "cove $rc, qemu-img $qrc" "$(diff "$T/qout" "$T/out")"; fi
+name="commit of a top image marked corrupt is refused before the base is written"
+qemu-img create -q -f qcow2 kb.qcow2 8M
+qemu-img create -q -f qcow2 -b kb.qcow2 -F qcow2 kt.qcow2
+qemu-io -c 'write -P 0x63 0 1M' kt.qcow2 >/dev/null
+python3 "$HERE/qcow2_patch.py" kt.qcow2 set incompatible 2
+cp kb.qcow2 kb0.qcow2
+cv commit kt.qcow2
+if clean_error && ! grep -q 'Image committed' "$T/out" && cmp -s kb.qcow2 kb0.qcow2; then ok "$name"; else
+	fail "$name" "exit $rc" "$(cat "$T/out" "$T/err")"; fi
 
 # amend
 qemu-img convert -O qcow2 data.raw am.qcow2
