@@ -41,6 +41,10 @@ struct blk_open_opts {
 	uint64_t cache_bytes;	 /* bound on cached metadata (L2/refcount tables); 0 = default */
 	bool unsafe;		 /* cache=unsafe: never fdatasync (qemu-img convert's default for
 				    its target); metadata is still written in order */
+	bool trust_data_file;	 /* open a qcow2 external data file wherever the image says:
+				    by default it must be a plain name beside the image (no '/',
+				    not a symlink, a regular file), since a hostile image could
+				    name any host file (-EPERM otherwise) */
 };
 
 /*

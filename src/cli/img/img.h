@@ -51,6 +51,9 @@ void img_opts_help(enum blk_format fmt);
 /* Describes opts like qemu-img's "Formatting ..." line (without the file name). */
 void img_opts_describe(const struct blk_create_opts *c, char *buf, size_t len);
 
+/* COVE_TRUST_DATA_FILE=1: open qcow2 external data files wherever the image names them
+ * (blk_open_opts.trust_data_file); by default only a plain name beside the image. */
+bool img_trust_data_file(void);
 /* Opens an image, printing "Could not open 'path': why" on failure. 0 or 1. */
 int img_open(const char *path, enum blk_format fmt, bool readonly, bool no_backing,
 	     struct blk **out);

@@ -201,7 +201,10 @@ int img_cmd_bench(int argc, char **argv)
 	if (!step_set)
 		bc.step = bc.size;
 
-	struct blk_open_opts oo = {.format = format, .readonly = !bc.write, .direct = direct};
+	struct blk_open_opts oo = {.format = format,
+				   .readonly = !bc.write,
+				   .direct = direct,
+				   .trust_data_file = img_trust_data_file()};
 	struct cove_err err = {0};
 	int r = blk_open(path, &oo, &bc.b, &err);
 	if (r < 0) {

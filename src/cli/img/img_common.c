@@ -287,10 +287,19 @@ void img_opts_describe(const struct blk_create_opts *c, char *buf, size_t len)
 			 c->refcount_bits ? c->refcount_bits : 16);
 }
 
+bool img_trust_data_file(void)
+{
+	const char *v = getenv("COVE_TRUST_DATA_FILE");
+	return v && !strcmp(v, "1");
+}
+
 int img_open(const char *path, enum blk_format fmt, bool readonly, bool no_backing,
 	     struct blk **out)
 {
-	struct blk_open_opts o = {.format = fmt, .readonly = readonly, .no_backing = no_backing};
+	struct blk_open_opts o = {.format = fmt,
+				  .readonly = readonly,
+				  .no_backing = no_backing,
+				  .trust_data_file = img_trust_data_file()};
 	struct cove_err err = {0};
 	int ret = blk_open(path, &o, out, &err);
 	if (ret < 0) {
