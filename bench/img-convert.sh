@@ -1,6 +1,7 @@
 #!/bin/bash
 # Times `cove img convert` against `qemu-img convert` on the same 1 GiB image of mixed
-# content (random, text, written zeros, holes; reproducible), and prints the ratios.
+# content (random, text, written zeros, holes; reproducible: bench/mixed-image.sh), and
+# prints the ratios: cove time / qemu-img time (below 1: cove is faster).
 # usage: bench/img-convert.sh [BUILDDIR]   (env: BENCH_DIR, default /tmp/cove-bench-img;
 #        SIZE_MIB, default 1024; REPEAT, default 5 runs for the fast conversions and
 #        CREPEAT, default 2 for the compressed ones)
@@ -8,52 +9,15 @@ set -eu
 cd "$(dirname "$0")/.."
 COVE=${COVE:-${1:-build}/src/cli/cove}
 DIR=${BENCH_DIR:-/tmp/cove-bench-img}
-SIZE_MIB=${SIZE_MIB:-1024}
 REPEAT=${REPEAT:-5}
 CREPEAT=${CREPEAT:-2}
 [ -x "$COVE" ] || { echo "no cove binary at $COVE (build first)" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img is not installed" >&2; exit 1; }
-mkdir -p "$DIR"
-SRC=$DIR/mixed-$SIZE_MIB.raw
+. bench/mixed-image.sh
 
-if [ ! -f "$SRC" ] || [ "$(stat -c %s "$SRC")" != $((SIZE_MIB << 20)) ]; then
-	echo "making $SRC ..."
-	python3 - "$SRC" "$SIZE_MIB" <<'PY'
-import random, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-r = random.Random(1234)
-seg = 4 << 20
-words = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
-with open(path + ".tmp", "wb") as f:
-    f.truncate(mib << 20)
-    for i in range((mib << 20) // seg):
-        off = i * seg
-        kind = i % 8
-        f.seek(off)
-        if kind == 0:                       # random (incompressible)
-            f.write(r.randbytes(seg))
-        elif kind == 1:                     # text
-            out = bytearray()
-            while len(out) < seg:
-                out += b" ".join(r.choice(words) for _ in range(12)) + b"\n"
-            f.write(out[:seg])
-        elif kind == 2:                     # zeros written out (allocated)
-            f.write(bytes(seg))
-        elif kind == 4:                     # 64 KiB of random every 256 KiB, holes between
-            for o in range(0, seg, 256 << 10):
-                f.seek(off + o)
-                f.write(r.randbytes(64 << 10))
-        elif kind == 5:                     # text with holes
-            for o in range(0, seg, 128 << 10):
-                f.seek(off + o)
-                f.write((b"%08d some log line with a counter\n" % (off + o)) * 1024)
-        # kinds 3, 6, 7: holes
-import os
-os.rename(path + ".tmp", path)
-PY
-fi
-[ -f "$DIR/src.qcow2" ] && [ "$DIR/src.qcow2" -nt "$SRC" ] || qemu-img convert -O qcow2 "$SRC" "$DIR/src.qcow2"
-cat "$SRC" "$DIR/src.qcow2" >/dev/null # warm the page cache
+mixed_image "$DIR"
+SRC=$MIXED_RAW
+cat "$SRC" "$MIXED_QCOW2" >/dev/null # warm the page cache
 
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.6f\\n\", $1 }"; }
@@ -79,7 +43,8 @@ once() {
 }
 PERF=$(command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1 && echo yes || true)
 best() { sort -g "$DIR/$1" | head -n1; }
-printf '%-22s %10s %10s %7s  %9s %9s %7s  %s\n' conversion qemu-img cove ratio "qemu cpu" "cove cpu" ratio same-content
+printf '%-22s %10s %10s %9s  %9s %9s %9s  %s\n' "conversion ($SIZE_MIB MiB)" qemu-img cove cove/qemu \
+	"qemu cpu" "cove cpu" cove/qemu same-content
 # run NAME N SRC ARGS...: N runs of each tool, alternating (the machine is shared and its
 # load changes: alternating gives both the same conditions), best time of each.
 run() {
@@ -103,21 +68,21 @@ run() {
 	if [ -n "$PERF" ]; then
 		qu=$(best u.q)
 		cu=$(best u.c)
-		printf '%-22s %9.3fs %9.3fs %7.2f  %8.3fs %8.3fs %7.2f  %s\n' "$name" "$q" "$c" \
+		printf '%-22s %9.3fs %9.3fs %9.2f  %8.3fs %8.3fs %9.2f  %s\n' "$name" "$q" "$c" \
 			"$(calc "$c / $q")" "$qu" "$cu" "$(calc "$cu / $qu")" "$same"
 	else
-		printf '%-22s %9.3fs %9.3fs %7.2f  %9s %9s %7s  %s\n' "$name" "$q" "$c" \
+		printf '%-22s %9.3fs %9.3fs %9.2f  %9s %9s %9s  %s\n' "$name" "$q" "$c" \
 			"$(calc "$c / $q")" - - - "$same"
 	fi
 	rm -f "$DIR/out" "$DIR/out.qemu" "$DIR"/t.q "$DIR"/t.c "$DIR"/u.q "$DIR"/u.c
 }
 run "raw -> qcow2" "$REPEAT" "$SRC" -O qcow2
-run "qcow2 -> raw" "$REPEAT" "$DIR/src.qcow2" -O raw
+run "qcow2 -> raw" "$REPEAT" "$MIXED_QCOW2" -O raw
 # cove syncs the new file before renaming it into place; qemu-img's default target cache
 # (unsafe) never syncs. The same work, durable on both sides: qemu-img -t writeback.
 QX="-t writeback" run "raw -> qcow2, synced" "$REPEAT" "$SRC" -O qcow2
-QX="-t writeback" run "qcow2 -> raw, synced" "$REPEAT" "$DIR/src.qcow2" -O raw
+QX="-t writeback" run "qcow2 -> raw, synced" "$REPEAT" "$MIXED_QCOW2" -O raw
 run "raw -> qcow2 deflate" "$CREPEAT" "$SRC" -O qcow2 -c
 run "raw -> qcow2 zstd" "$CREPEAT" "$SRC" -O qcow2 -c -o compression_type=zstd
-echo "(ratio = cove / qemu-img, below 1: cove is faster; best of $REPEAT runs, $CREPEAT compressed;"
+echo "(cove/qemu = cove time / qemu-img time; below 1 means cove is faster; best of $REPEAT runs, $CREPEAT compressed;"
 echo " cpu = CPU seconds of all threads, from perf stat)"

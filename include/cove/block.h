@@ -41,6 +41,10 @@ struct blk_open_opts {
 	uint64_t cache_bytes;	 /* bound on cached metadata (L2/refcount tables); 0 = default */
 	bool unsafe;		 /* cache=unsafe: never fdatasync (qemu-img convert's default for
 				    its target); metadata is still written in order */
+	bool trust_data_file;	 /* open a qcow2 external data file wherever the image says:
+				    by default it must be a plain name beside the image (no '/',
+				    not a symlink, a regular file), since a hostile image could
+				    name any host file (-EPERM otherwise) */
 };
 
 /*
@@ -186,6 +190,13 @@ struct blk_create_opts {
  */
 int blk_create(const char *path, const struct blk_create_opts *opts, bool overwrite,
 	       struct cove_err *err);
+/*
+ * Creates a new image in place at path, which must not exist (-EEXIST): no temporary file
+ * and no rename; the file is synced, and removed again on failure. For callers that keep
+ * their own temporary name and rename it into place themselves (cove img does, so that
+ * an interrupt can remove it). A relative backing file is resolved beside path.
+ */
+int blk_create_new(const char *path, const struct blk_create_opts *opts, struct cove_err *err);
 
 struct blk_snapshot_info {
 	char id[32];
@@ -238,9 +249,11 @@ struct blk_check_result {
 /* Checks (and with fix flags, repairs) b's metadata. raw: all zero counts. */
 int blk_check(struct blk *b, unsigned fix, struct blk_check_result *res, struct cove_err *err);
 
-/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set, and with
- * -ENOTSUP when the tail to drop still holds data (discard it first). qcow2 images with
- * internal snapshots cannot be resized (-ENOTSUP, as qemu-img 7.2). */
+/* Changes the virtual size. Shrinking fails with -EBUSY unless shrink is set; with it, the
+ * data past the new end is discarded (qcow2: its clusters are freed, L2 entries cleared and
+ * synced before the refcounts drop, and the file is cut after the last cluster in use, as
+ * qemu-img 7.2 does). qcow2 images with internal snapshots cannot be resized (-ENOTSUP, as
+ * qemu-img 7.2). */
 int blk_resize(struct blk *b, uint64_t new_size, bool shrink, enum blk_prealloc prealloc,
 	       struct cove_err *err);
 

@@ -85,37 +85,87 @@ static int write_zeros_full(struct blk_file *f, uint64_t from, uint64_t to)
 	return ret;
 }
 
+/* The size to create: the given one, or the backing file's when none is given. */
+static int create_size(const char *path, const struct blk_create_opts *o, uint64_t *size,
+		       struct cove_err *err)
+{
+	*size = o->size;
+	if (o->backing_file && !o->size) {
+		struct blk_open_opts bo = {.readonly = true};
+		if (o->backing_fmt && blk_format_parse(o->backing_fmt, &bo.format))
+			return cove_err_set(err, -ENOTSUP, "unsupported backing format '%s'",
+					    o->backing_fmt);
+		char *bp = blk_resolve_relative(path, o->backing_file);
+		struct blk *bb;
+		if (!bp)
+			return -ENOMEM;
+		int ret = blk_open(bp, &bo, &bb, err);
+		free(bp);
+		if (ret)
+			return cove_err_prefix(err, "cannot open backing file to get its size");
+		*size = blk_size(bb);
+		blk_close(bb);
+	}
+	if (*size > (1ull << 62))
+		return cove_err_set(err, -EFBIG, "size too large");
+	return 0;
+}
+
+/* Writes a new image into fd (an empty file named file), syncs it and closes fd; path is the
+ * name the user gave (for messages). */
+static int create_into(int fd, const char *file, const char *path, const struct blk_create_opts *o,
+		       uint64_t size, struct cove_err *err)
+{
+	int ret;
+	struct blk_file f = {.fd = fd};
+	if (o->format == BLK_FMT_RAW) {
+		ret = file_truncate(&f, size);
+		if (!ret && o->prealloc == BLK_PREALLOC_FULL)
+			ret = write_zeros_full(&f, 0, size);
+		else if (!ret)
+			ret = raw_fill(&f, 0, size, o->prealloc);
+		if (ret)
+			cove_err_set(err, ret, "%s: cannot size the image: %s", path,
+				     strerror(-ret));
+	} else {
+		ret = qcow2_create_file(&f, o, size, err);
+	}
+	if (!ret && fsync(fd))
+		ret = cove_err_set(err, -errno, "%s: fsync: %s", file, strerror(errno));
+	close(fd);
+	if (!ret && o->format == BLK_FMT_QCOW2 && o->prealloc != BLK_PREALLOC_OFF) {
+		struct blk_open_opts bo = {.format = BLK_FMT_QCOW2, .no_backing = true};
+		struct blk *b;
+		ret = blk_open(file, &bo, &b, err);
+		if (!ret) {
+			ret = qcow2_preallocate(b->q, 0, size, o->prealloc);
+			if (!ret)
+				ret = qcow2_flush(b);
+			if (ret)
+				cove_err_set(err, ret, "%s: preallocation failed: %s", path,
+					     strerror(-ret));
+			blk_close(b);
+		}
+	}
+	return ret;
+}
+
 int blk_create(const char *path, const struct blk_create_opts *opts, bool overwrite,
 	       struct cove_err *err)
 {
 	if (!path || !opts)
 		return cove_err_set(err, -EINVAL, "create: no path or options");
 	struct blk_create_opts o = *opts;
+	uint64_t size;
 	int ret = check_create_opts(&o, err);
 	if (ret)
 		return ret;
 	struct stat st;
 	if (!overwrite && lstat(path, &st) == 0)
 		return cove_err_set(err, -EEXIST, "%s: file exists", path);
-	uint64_t size = o.size;
-	if (o.backing_file && !size) {
-		struct blk_open_opts bo = {.readonly = true};
-		if (o.backing_fmt && blk_format_parse(o.backing_fmt, &bo.format))
-			return cove_err_set(err, -ENOTSUP, "unsupported backing format '%s'",
-					    o.backing_fmt);
-		char *bp = blk_resolve_relative(path, o.backing_file);
-		struct blk *bb;
-		if (!bp)
-			return -ENOMEM;
-		ret = blk_open(bp, &bo, &bb, err);
-		free(bp);
-		if (ret)
-			return cove_err_prefix(err, "cannot open backing file to get its size");
-		size = blk_size(bb);
-		blk_close(bb);
-	}
-	if (size > (1ull << 62))
-		return cove_err_set(err, -EFBIG, "size too large");
+	ret = create_size(path, &o, &size, err);
+	if (ret)
+		return ret;
 	char *tmp = NULL;
 	if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
 		return -ENOMEM;
@@ -127,36 +177,7 @@ int blk_create(const char *path, const struct blk_create_opts *opts, bool overwr
 		return ret;
 	}
 	fchmod(fd, 0644);
-	struct blk_file f = {.fd = fd};
-	if (o.format == BLK_FMT_RAW) {
-		ret = file_truncate(&f, size);
-		if (!ret && o.prealloc == BLK_PREALLOC_FULL)
-			ret = write_zeros_full(&f, 0, size);
-		else if (!ret)
-			ret = raw_fill(&f, 0, size, o.prealloc);
-		if (ret)
-			cove_err_set(err, ret, "%s: cannot size the image: %s", path,
-				     strerror(-ret));
-	} else {
-		ret = qcow2_create_file(&f, &o, size, err);
-	}
-	if (!ret && fsync(fd))
-		ret = cove_err_set(err, -errno, "%s: fsync: %s", tmp, strerror(errno));
-	close(fd);
-	if (!ret && o.format == BLK_FMT_QCOW2 && o.prealloc != BLK_PREALLOC_OFF) {
-		struct blk_open_opts bo = {.format = BLK_FMT_QCOW2, .no_backing = true};
-		struct blk *b;
-		ret = blk_open(tmp, &bo, &b, err);
-		if (!ret) {
-			ret = qcow2_preallocate(b->q, 0, size, o.prealloc);
-			if (!ret)
-				ret = qcow2_flush(b);
-			if (ret)
-				cove_err_set(err, ret, "%s: preallocation failed: %s", path,
-					     strerror(-ret));
-			blk_close(b);
-		}
-	}
+	ret = create_into(fd, tmp, path, &o, size, err);
 	if (!ret && rename(tmp, path))
 		ret = cove_err_set(err, -errno, "%s: cannot rename into place: %s", path,
 				   strerror(errno));
@@ -174,6 +195,26 @@ int blk_create(const char *path, const struct blk_create_opts *opts, bool overwr
 		}
 	}
 	free(tmp);
+	return ret;
+}
+
+int blk_create_new(const char *path, const struct blk_create_opts *opts, struct cove_err *err)
+{
+	if (!path || !opts)
+		return cove_err_set(err, -EINVAL, "create: no path or options");
+	struct blk_create_opts o = *opts;
+	uint64_t size;
+	int ret = check_create_opts(&o, err);
+	if (!ret)
+		ret = create_size(path, &o, &size, err);
+	if (ret)
+		return ret;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	ret = create_into(fd, path, path, &o, size, err);
+	if (ret)
+		unlink(path);
 	return ret;
 }
 

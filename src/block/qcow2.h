@@ -214,6 +214,9 @@ int q2_alloc_bytes(struct qcow2 *q, uint64_t len, uint64_t *off);
 /* Queues a refcount decrement for after the L2/L1 tables that drop the reference are on disk. */
 int q2_free_later(struct qcow2 *q, uint64_t off, uint64_t len);
 int q2_flush_meta(struct qcow2 *q);
+/* Removes refcount blocks that count nothing but themselves from the refcount table (after a
+ * shrink), so the file can be cut after the last cluster in use. */
+int q2_drop_unused_refblocks(struct qcow2 *q);
 /* Writes dirty refcount blocks and syncs, so that L2 tables may follow. */
 int q2_before_l2_write(struct qcow2 *q);
 uint64_t q2_rc_get_entry(const struct qcow2 *q, const uint8_t *blk, uint64_t i);

@@ -60,7 +60,6 @@ static int walk_l1(struct ck *k, uint64_t *l1, uint32_t l1_size, bool active)
 {
 	struct qcow2 *q = k->q;
 	uint64_t cs = q->cluster_size;
-	uint64_t prev = 0;
 	for (uint32_t i = 0; i < l1_size; i++) {
 		uint64_t l2off = l1[i] & QCOW2_L1_OFFSET_MASK;
 		if (!l2off)
@@ -83,6 +82,9 @@ static int walk_l1(struct ck *k, uint64_t *l1, uint32_t l1_size, bool active)
 			k->res->check_errors++;
 			return ret;
 		}
+		/* Where the next cluster would be if it followed the last one; like qemu-img, the
+		 * run starts afresh in each L2 table. */
+		uint64_t next = 0;
 		for (uint64_t j = 0; j < q->l2_entries; j++) {
 			uint64_t bm, e = q2_l2_get(q, k->l2buf, j, &bm);
 			uint64_t guest = (((uint64_t)i << q->l2_bits) + j) << q->cluster_bits;
@@ -97,8 +99,12 @@ static int walk_l1(struct ck *k, uint64_t *l1, uint32_t l1_size, bool active)
 				q2_compressed_range(q, e, &co, &cl);
 				inc(k, co, cl, "compressed cluster");
 				if (active) {
+					/* Always fragmented, as qemu-img counts them: a compressed
+					 * cluster shares its sectors with its neighbours, so
+					 * reading the next one re-reads a sector. */
 					k->res->compressed_clusters++;
 					k->res->allocated_clusters++;
+					k->res->fragmented_clusters++;
 				}
 				continue;
 			}
@@ -115,9 +121,9 @@ static int walk_l1(struct ck *k, uint64_t *l1, uint32_t l1_size, bool active)
 			}
 			if (active) {
 				k->res->allocated_clusters++;
-				if (prev && h != prev + cs)
+				if (next && h != next)
 					k->res->fragmented_clusters++;
-				prev = h;
+				next = h + cs;
 			}
 			if (!q->ext_data)
 				inc(k, h, cs, "data cluster");
@@ -182,7 +188,7 @@ static int count_refs(struct ck *k)
 static int compare(struct ck *k, bool fix_flags)
 {
 	struct qcow2 *q = k->q;
-	uint64_t cs = q->cluster_size, last_used = 0;
+	uint64_t cs = q->cluster_size, last_used = 1;
 	for (uint64_t c = 0; c < k->n; c++) {
 		uint64_t disk;
 		int ret = q2_refcount_get(q, c, &disk);
@@ -191,18 +197,20 @@ static int compare(struct ck *k, bool fix_flags)
 			return ret;
 		}
 		uint64_t want = k->refs[c];
-		if (want)
+		/* The image ends after the last cluster in use by either count, leaked ones
+		 * included (as qemu-img reports it). */
+		if (want || disk)
 			last_used = c + 1;
 		if (want > q->refcount_max) {
 			problem(k, false, "cluster %llu: %llu references overflow %u-bit refcounts",
 				(unsigned long long)c, (unsigned long long)want, q->refcount_bits);
 			k->unfixable++;
 		} else if (disk < want) {
-			problem(k, false, "cluster %llu: refcount=%llu reference=%llu",
+			problem(k, false, "ERROR cluster %llu refcount=%llu reference=%llu",
 				(unsigned long long)c, (unsigned long long)disk,
 				(unsigned long long)want);
 		} else if (disk > want) {
-			problem(k, true, "cluster %llu: refcount=%llu reference=%llu (leaked)",
+			problem(k, true, "Leaked cluster %llu refcount=%llu reference=%llu",
 				(unsigned long long)c, (unsigned long long)disk,
 				(unsigned long long)want);
 		}

@@ -2,6 +2,7 @@
 #include "block/qcow2.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -71,34 +72,78 @@ int q2_decompress(struct qcow2 *q, const void *src, size_t slen, void *dst, size
 	return 0;
 }
 
+/*
+ * Compression may run on several threads at once (cove img convert's workers), so each
+ * thread has its own contexts. They live in thread-specific data whose destructor frees
+ * them when the thread ends; the main thread's stay reachable until exit.
+ */
+struct comp_ctx {
+	ZSTD_CCtx *zstd;
+	z_stream deflate;
+	bool deflate_ready;
+};
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static int ctx_key_err;
+
+static void ctx_free(void *p)
+{
+	struct comp_ctx *c = p;
+	if (c->zstd)
+		ZSTD_freeCCtx(c->zstd);
+	if (c->deflate_ready)
+		deflateEnd(&c->deflate);
+	free(c);
+}
+
+static void ctx_key_init(void)
+{
+	ctx_key_err = pthread_key_create(&ctx_key, ctx_free);
+}
+
+static struct comp_ctx *ctx_get(void)
+{
+	if (pthread_once(&ctx_once, ctx_key_init) || ctx_key_err)
+		return NULL;
+	struct comp_ctx *c = pthread_getspecific(ctx_key);
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (c && pthread_setspecific(ctx_key, c)) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
+
 long q2_compress(int type, const void *src, size_t slen, void *dst, size_t dcap)
 {
+	struct comp_ctx *c = ctx_get();
+	if (!c)
+		return -ENOMEM;
 	if (type == 1) {
-		/* One context per thread: compression may run on several threads at once. */
-		static __thread ZSTD_CCtx *cctx;
-		if (!cctx && !(cctx = ZSTD_createCCtx()))
+		if (!c->zstd && !(c->zstd = ZSTD_createCCtx()))
 			return -ENOMEM;
-		size_t r = ZSTD_compressCCtx(cctx, dst, dcap, src, slen, 3);
+		size_t r = ZSTD_compressCCtx(c->zstd, dst, dcap, src, slen, 3);
 		if (ZSTD_isError(r))
 			return -ENOSPC;
 		return (long)r;
 	}
-	/* Raw deflate with a 4 KiB window, as QEMU writes it; one stream per thread. */
-	static __thread z_stream s;
-	static __thread bool ready;
-	if (!ready) {
-		if (deflateInit2(&s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+	/* Raw deflate with a 4 KiB window, as QEMU writes it. */
+	z_stream *s = &c->deflate;
+	if (!c->deflate_ready) {
+		if (deflateInit2(s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
 				 Z_DEFAULT_STRATEGY) != Z_OK)
 			return -ENOMEM;
-		ready = true;
-	} else if (deflateReset(&s) != Z_OK) {
+		c->deflate_ready = true;
+	} else if (deflateReset(s) != Z_OK) {
 		return -EIO;
 	}
-	s.next_in = (Bytef *)src;
-	s.avail_in = (uInt)slen;
-	s.next_out = dst;
-	s.avail_out = (uInt)dcap;
-	int r = deflate(&s, Z_FINISH);
-	long n = (long)(dcap - s.avail_out);
+	s->next_in = (Bytef *)src;
+	s->avail_in = (uInt)slen;
+	s->next_out = dst;
+	s->avail_out = (uInt)dcap;
+	int r = deflate(s, Z_FINISH);
+	long n = (long)(dcap - s->avail_out);
 	return r == Z_STREAM_END ? n : -ENOSPC;
 }

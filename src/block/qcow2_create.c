@@ -224,6 +224,65 @@ static int grow_l1(struct qcow2 *q, uint64_t n)
 	return ret;
 }
 
+/*
+ * Shrinking, first half: frees every cluster past the new end (the cluster that holds the
+ * new end stays, as in qemu-img) and the L2 tables wholly past it. The discard path clears
+ * the L2 entries, syncs them, and only then lowers the refcounts (q2_flush_meta), so a
+ * crash in between leaks clusters at worst. The header keeps the old size until the
+ * caller writes the new one: until then the tail reads as zeroes/backing.
+ */
+static int shrink_tail(struct blk *b, uint64_t size)
+{
+	struct qcow2 *q = b->q;
+	uint64_t cs = q->cluster_size, per_l1 = q->l2_entries * cs;
+	uint64_t from = div_up(size, cs) * cs;
+	int ret = 0;
+	for (uint64_t span = from; !ret && span < q->size;) {
+		uint64_t l1i = span / per_l1, next = min_u64((l1i + 1) * per_l1, q->size);
+		if (l1i < q->l1_size && (q->l1[l1i] & QCOW2_L1_OFFSET_MASK))
+			ret = qcow2_zero(b, span, next - span, false, true);
+		span = next;
+	}
+	if (!ret)
+		ret = q2_flush_meta(q);
+	for (uint64_t i = div_up(size, per_l1); !ret && i < q->l1_size; i++) {
+		uint64_t o = q->l1[i] & QCOW2_L1_OFFSET_MASK;
+		if (!o)
+			continue;
+		q2_cache_drop(&q->l2c, o);
+		q2_set_l1(q, i, 0);
+		ret = q2_free_later(q, o, cs);
+	}
+	if (!ret)
+		ret = q2_drop_unused_refblocks(q);
+	return ret;
+}
+
+/* Shrinking, second half (after the header has the new size): cuts the file after the
+ * last cluster still in use, as qemu-img does. */
+static int trim_file(struct qcow2 *q)
+{
+	uint64_t cs = q->cluster_size, c = q->file_end / cs;
+	while (c > 1) {
+		uint64_t rc;
+		int ret = q2_refcount_get(q, c - 1, &rc);
+		if (ret)
+			return ret;
+		if (rc)
+			break;
+		c--;
+	}
+	if (c * cs >= q->file_end)
+		return 0;
+	int ret = file_truncate(q->file, c * cs);
+	if (ret)
+		return ret;
+	q->file_end = c * cs;
+	if (q->free_hint > c)
+		q->free_hint = c;
+	return file_sync(q->file);
+}
+
 int qcow2_resize(struct blk *b, uint64_t size, bool shrink, enum blk_prealloc pa,
 		 struct cove_err *err)
 {
@@ -242,38 +301,7 @@ int qcow2_resize(struct blk *b, uint64_t size, bool shrink, enum blk_prealloc pa
 			return cove_err_set(err, -EBUSY,
 					    "shrinking needs the shrink option (data past the new "
 					    "end would be lost)");
-		/* Only an unused tail may go. */
-		for (uint64_t c = div_up(size, cs); c < div_up(q->size, cs); c++) {
-			uint64_t l1i = c >> q->l2_bits;
-			uint8_t *l2;
-			uint64_t l2off;
-			ret = q2_get_l2(q, l1i, false, &l2, &l2off);
-			if (ret)
-				return cove_err_set(err, ret, "qcow2: cannot read the L2 table");
-			if (!l2) {
-				c = ((l1i + 1) << q->l2_bits) - 1;
-				continue;
-			}
-			uint64_t bm, e = q2_l2_get(q, l2, c & (q->l2_entries - 1), &bm);
-			if (e || bm)
-				return cove_err_set(
-				    err, -ENOTSUP,
-				    "qcow2: cannot shrink: the tail from %llu holds "
-				    "data (discard it first)",
-				    (unsigned long long)(c * cs));
-		}
-		ret = q2_flush_meta(q);
-		/* Drop L2 tables wholly past the end. */
-		for (uint64_t i = div_up(size, per_l1); !ret && i < q->l1_size; i++) {
-			uint64_t o = q->l1[i] & QCOW2_L1_OFFSET_MASK;
-			if (!o)
-				continue;
-			q2_cache_drop(&q->l2c, o);
-			q2_set_l1(q, i, 0);
-			ret = q2_free_later(q, o, cs);
-		}
-		if (!ret)
-			ret = q2_flush_meta(q);
+		ret = shrink_tail(b, size);
 	} else {
 		ret = grow_l1(q, div_up(size, per_l1));
 	}
@@ -285,6 +313,8 @@ int qcow2_resize(struct blk *b, uint64_t size, bool shrink, enum blk_prealloc pa
 	ret = qcow2_write_header(q);
 	if (!ret)
 		ret = file_sync(q->file);
+	if (!ret && size < old)
+		ret = trim_file(q);
 	if (!ret && size > old)
 		ret = qcow2_preallocate(q, old, size, pa);
 	if (!ret)

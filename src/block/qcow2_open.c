@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int qcow2_probe(const uint8_t *buf, size_t len)
@@ -165,6 +166,13 @@ static int load_tables(struct qcow2 *q, uint64_t fsize, struct cove_err *err)
 static int in_file(uint64_t off, uint64_t len, uint64_t fsize)
 {
 	return off <= fsize && len <= fsize - off;
+}
+
+/* An external data file the image may name without the user's say-so: a plain file name,
+ * which resolves beside the image (no directories, so no absolute path and no ".."). */
+static bool data_file_beside(const char *name)
+{
+	return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
 }
 
 int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struct cove_err *err)
@@ -363,18 +371,44 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 		return -ENOMEM;
 
 	if (q->ext_data) {
+		bool trust = opts && opts->trust_data_file;
+		if (!trust && !data_file_beside(q->data_file))
+			return cove_err_set(
+			    err, -EPERM,
+			    "qcow2: the external data file '%s' is not a plain name "
+			    "beside the image (an image could name any host file "
+			    "this way); open it only if you trust the image (cove "
+			    "img: COVE_TRUST_DATA_FILE=1)",
+			    q->data_file);
 		char *p = blk_resolve_relative(b->filename, q->data_file);
 		if (!p)
 			return -ENOMEM;
 		int fd = open(p, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC |
-				     (b->file.direct ? O_DIRECT : 0));
+				     (b->file.direct ? O_DIRECT : 0) | (trust ? 0 : O_NOFOLLOW));
 		if (fd < 0) {
 			ret = -errno;
-			cove_err_set(err, ret, "qcow2: cannot open the external data file '%s'", p);
+			if (ret == -ELOOP)
+				cove_err_set(err, -EPERM,
+					     "qcow2: the external data file '%s' is a symbolic "
+					     "link; open it only if you trust the image (cove img: "
+					     "COVE_TRUST_DATA_FILE=1)",
+					     p);
+			else
+				cove_err_set(err, ret,
+					     "qcow2: cannot open the external data file '%s'", p);
 			free(p);
-			return ret;
+			return ret == -ELOOP ? -EPERM : ret;
 		}
 		free(p);
+		struct stat st;
+		if (!trust && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+			close(fd);
+			return cove_err_set(err, -EPERM,
+					    "qcow2: the external data file '%s' is not a regular "
+					    "file; open it only if you trust the image (cove img: "
+					    "COVE_TRUST_DATA_FILE=1)",
+					    q->data_file);
+		}
 		q->data.fd = fd;
 		q->data.direct = b->file.direct;
 		q->data.wend = NULL;

@@ -327,6 +327,44 @@ int q2_flush_meta(struct qcow2 *q)
 	return ret;
 }
 
+int q2_drop_unused_refblocks(struct qcow2 *q)
+{
+	uint64_t cs = q->cluster_size;
+	int ret = q2_flush_meta(q);
+	bool freed = false;
+	/* Range 0 holds the header: its block always stays. */
+	for (uint64_t ri = q->rt_entries; !ret && ri-- > 1;) {
+		uint64_t off = q->rt[ri] & QCOW2_RT_OFFSET_MASK;
+		if (!off || off % cs)
+			continue;
+		uint8_t *blk;
+		ret = q2_cache_get(q, &q->rbc, off, false, &blk);
+		if (ret)
+			break;
+		uint64_t self = off >> q->cluster_bits;
+		bool inside = self / q->rb_entries == ri, used = false;
+		for (uint64_t i = 0; i < q->rb_entries && !used; i++)
+			used = q2_rc_get_entry(q, blk, i) && !(inside && i == self % q->rb_entries);
+		if (used)
+			continue;
+		/* Unhook it first (synced): a crash afterwards leaks the block at worst. */
+		q->rt[ri] = 0;
+		ret = q2_write_rt(q, ri, ri + 1);
+		if (!ret)
+			ret = file_sync(q->file);
+		if (ret)
+			break;
+		q2_cache_drop(&q->rbc, off);
+		if (!inside) {
+			ret = q2_refcount_update(q, off, cs, -1);
+			freed = true;
+		}
+	}
+	if (!ret && freed)
+		ret = q2_flush_meta(q);
+	return ret;
+}
+
 /* Moves the refcount table to the end of the file, with room for min_entries. */
 static int grow_rt(struct qcow2 *q, uint64_t min_entries)
 {

@@ -17,8 +17,6 @@ int img_err_lib(const char *what, int ret, const struct cove_err *err);
 int img_parse_output(const char *arg, bool *json);
 /* Reports a bad option seen by getopt (opterr is 0). Returns 1. */
 int img_opt_error(char **argv, const char *cmd);
-/* True when a library call failed because the feature is not there (yet). */
-bool img_unsupported(int ret);
 
 /* qemu-img sizes: bytes, or k/K, M, G, T, P, E suffixes (binary). 0 or -errno. */
 int img_parse_size(const char *text, uint64_t *out);
@@ -53,6 +51,9 @@ void img_opts_help(enum blk_format fmt);
 /* Describes opts like qemu-img's "Formatting ..." line (without the file name). */
 void img_opts_describe(const struct blk_create_opts *c, char *buf, size_t len);
 
+/* COVE_TRUST_DATA_FILE=1: open qcow2 external data files wherever the image names them
+ * (blk_open_opts.trust_data_file); by default only a plain name beside the image. */
+bool img_trust_data_file(void);
 /* Opens an image, printing "Could not open 'path': why" on failure. 0 or 1. */
 int img_open(const char *path, enum blk_format fmt, bool readonly, bool no_backing,
 	     struct blk **out);
@@ -72,7 +73,9 @@ void img_progress_end(struct img_progress *p);
 /*
  * New files are made under a temporary name in the target's directory and renamed into
  * place once synced. img_tmp_begin picks the name (and removes it if the process is
- * interrupted); img_tmp_commit syncs and renames; img_tmp_abort unlinks.
+ * interrupted; signals the caller ignores stay ignored) and returns 0, or 1 after an error
+ * message (an existing target that is not a regular file is refused: the rename would
+ * replace it); img_tmp_commit syncs and renames (0 or -errno); img_tmp_abort unlinks.
  */
 int img_tmp_begin(const char *path, char *tmp, size_t len);
 int img_tmp_commit(const char *tmp, const char *path);

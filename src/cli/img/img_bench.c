@@ -52,21 +52,6 @@ static void bench_done(struct blk_aio_req *req, int ret)
 		r->bc->err = ret;
 }
 
-static int run_sync(struct bench *bc, uint8_t *buf)
-{
-	for (unsigned i = 0; i < bc->count; i++) {
-		uint64_t off = next_offset(bc);
-		int r = bc->write ? blk_pwrite(bc->b, buf, bc->size, off)
-				  : blk_pread(bc->b, buf, bc->size, off);
-		if (r < 0)
-			return r;
-		if (bc->write && bc->flush_interval && (i + 1) % bc->flush_interval == 0 &&
-		    (r = blk_flush(bc->b)) < 0)
-			return r;
-	}
-	return 0;
-}
-
 static int run_aio(struct bench *bc, struct bench_req *reqs)
 {
 	int r = blk_aio_setup(bc->b, bc->depth);
@@ -216,7 +201,10 @@ int img_cmd_bench(int argc, char **argv)
 	if (!step_set)
 		bc.step = bc.size;
 
-	struct blk_open_opts oo = {.format = format, .readonly = !bc.write, .direct = direct};
+	struct blk_open_opts oo = {.format = format,
+				   .readonly = !bc.write,
+				   .direct = direct,
+				   .trust_data_file = img_trust_data_file()};
 	struct cove_err err = {0};
 	int r = blk_open(path, &oo, &bc.b, &err);
 	if (r < 0) {
@@ -270,12 +258,6 @@ int img_cmd_bench(int argc, char **argv)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = run_aio(&bc, reqs);
-	if (img_unsupported(r) && bc.submitted == 0) {
-		/* No asynchronous interface: one request at a time. */
-		bc.next_off = bc.offset;
-		bc.completed = 0;
-		r = run_sync(&bc, bufs);
-	}
 	if (r == 0 && bc.write)
 		r = blk_flush(bc.b);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -130,8 +130,11 @@ int img_cmd_check(int argc, char **argv)
 	if (fmt && img_parse_format(fmt, path, &format))
 		return 1;
 
-	struct blk_open_opts oo = {
-	    .format = format, .readonly = !fix, .no_backing = true, .no_repair = true};
+	struct blk_open_opts oo = {.format = format,
+				   .readonly = !fix,
+				   .no_backing = true,
+				   .no_repair = true,
+				   .trust_data_file = img_trust_data_file()};
 	struct cove_err err = {0};
 	struct blk *b;
 	int r = blk_open(path, &oo, &b, &err);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,17 +37,10 @@ int img_parse_output(const char *arg, bool *json)
 	return 0;
 }
 
-bool img_unsupported(int ret)
-{
-	return ret == -ENOSYS || ret == -ENOTSUP;
-}
-
 int img_err_lib(const char *what, int ret, const struct cove_err *err)
 {
 	if (err && err->code && err->msg[0])
 		return img_err("%s: %s", what, err->msg);
-	if (ret == -ENOSYS)
-		return img_err("%s: not implemented by the block layer yet", what);
 	return img_err("%s: %s", what, strerror(ret < 0 ? -ret : EIO));
 }
 
@@ -293,10 +287,19 @@ void img_opts_describe(const struct blk_create_opts *c, char *buf, size_t len)
 			 c->refcount_bits ? c->refcount_bits : 16);
 }
 
+bool img_trust_data_file(void)
+{
+	const char *v = getenv("COVE_TRUST_DATA_FILE");
+	return v && !strcmp(v, "1");
+}
+
 int img_open(const char *path, enum blk_format fmt, bool readonly, bool no_backing,
 	     struct blk **out)
 {
-	struct blk_open_opts o = {.format = fmt, .readonly = readonly, .no_backing = no_backing};
+	struct blk_open_opts o = {.format = fmt,
+				  .readonly = readonly,
+				  .no_backing = no_backing,
+				  .trust_data_file = img_trust_data_file()};
 	struct cove_err err = {0};
 	int ret = blk_open(path, &o, out, &err);
 	if (ret < 0) {
@@ -365,6 +368,12 @@ static void tmp_on_signal(int sig)
 
 int img_tmp_begin(const char *path, char *tmp, size_t len)
 {
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return img_err("%s: not a regular file: cove img writes a new image under a "
+			       "temporary name and renames it over the target, which would "
+			       "replace %s (use convert -n to write into an existing device)",
+			       path, S_ISDIR(st.st_mode) ? "a directory" : "the device node");
 	const char *slash = strrchr(path, '/');
 	int dirlen = slash ? (int)(slash - path + 1) : 0;
 	const char *base = slash ? slash + 1 : path;
@@ -373,14 +382,19 @@ int img_tmp_begin(const char *path, char *tmp, size_t len)
 		rnd = (uint32_t)getpid() * 2654435761u;
 	int n = snprintf(tmp, len, "%.*s.%s.cove-%08x", dirlen, path, base, rnd);
 	if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof(tmp_pending))
-		return -ENAMETOOLONG;
+		return img_err("%s: %s", path, strerror(ENAMETOOLONG));
 	memcpy(tmp_pending, tmp, (size_t)n + 1);
 	tmp_armed = 1;
-	struct sigaction sa = {.sa_handler = tmp_on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		/* A signal the caller ignores (nohup, a background job) stays ignored. */
+		struct sigaction old;
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		struct sigaction sa = {.sa_handler = tmp_on_signal};
+		sigemptyset(&sa.sa_mask);
+		sigaction(sigs[i], &sa, NULL);
+	}
 	return 0;
 }
 

@@ -9,17 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A sparse raw file, for when the block layer cannot create images yet. */
-static int create_raw(const char *path, uint64_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int ret = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 struct conv_args {
 	const char *src_fmt, *dst_fmt, *backing, *backing_fmt;
 	struct img_opts opts;
@@ -209,16 +198,12 @@ int img_cmd_convert(int argc, char **argv)
 			img_err("%s: this option is not supported by the raw format", dst_path);
 			goto out;
 		}
-		int r = img_tmp_begin(dst_path, tmp, sizeof(tmp));
-		if (r < 0) {
-			img_err_lib(dst_path, r, NULL);
+		if (img_tmp_begin(dst_path, tmp, sizeof(tmp))) {
 			tmp[0] = '\0';
 			goto out;
 		}
 		struct cove_err err = {0};
-		r = blk_create(tmp, &co, false, &err);
-		if (img_unsupported(r) && dfmt == BLK_FMT_RAW && co.prealloc == BLK_PREALLOC_OFF)
-			r = create_raw(tmp, cv.size);
+		int r = blk_create_new(tmp, &co, &err);
 		if (r < 0) {
 			img_err_lib(dst_path, r, &err);
 			goto out;
@@ -274,13 +259,9 @@ int img_cmd_convert(int argc, char **argv)
 	if (r < 0) {
 		if (a.progress)
 			fputc('\n', stderr);
-		if (img_unsupported(r))
-			img_err_lib(where[0] == 's' ? "reading the source" : "writing the target",
-				    r, NULL);
-		else
-			img_err("error while %s: %s",
-				where[0] == 's' ? "reading the source" : "writing the target",
-				strerror(-r));
+		img_err("error while %s: %s",
+			where[0] == 's' ? "reading the source" : "writing the target",
+			strerror(-r));
 		goto out_stop;
 	}
 	img_progress_end(&prog);

@@ -20,6 +20,30 @@ static int check_raw_opts(const struct img_opts *o, const char *path)
 	return 0;
 }
 
+/* Builds the image under a temporary name beside path (removed if a signal ends us) and
+ * renames it into place once synced: an existing file at path stays as it was until then,
+ * and stays untouched if anything fails. Returns 0, or 1 after an error message. */
+static int create_image(const char *path, const struct blk_create_opts *c)
+{
+	char tmp[PATH_MAX];
+	if (img_tmp_begin(path, tmp, sizeof(tmp)))
+		return 1;
+	struct cove_err err = {0};
+	int r = blk_create_new(tmp, c, &err);
+	if (r < 0) {
+		img_tmp_abort(tmp);
+		if (err.msg[0] && !strstr(err.msg, tmp))
+			return img_err_lib(path, r, &err);
+		return img_err("%s: Could not create '%s': %s", path, path, strerror(-r));
+	}
+	r = img_tmp_commit(tmp, path);
+	if (r < 0) {
+		img_tmp_abort(tmp);
+		return img_err("%s: %s", path, strerror(-r));
+	}
+	return 0;
+}
+
 int img_cmd_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
@@ -135,14 +159,8 @@ int img_cmd_create(int argc, char **argv)
 		printf("Formatting '%s', %s\n", path, desc);
 		fflush(stdout);
 	}
-	struct cove_err err = {0};
 	o.c.size = img_round_sector(o.c.size);
-	int r = blk_create(path, &o.c, true, &err);
-	if (r < 0) {
-		img_err_lib(path, r, &err);
-		goto out;
-	}
-	ret = 0;
+	ret = create_image(path, &o.c);
 out:
 	img_opts_free(&o);
 	return ret;

@@ -269,7 +269,9 @@ int img_cmd_commit(int argc, char **argv)
 
 	struct blk *top = NULL, *base = NULL;
 	int ret = 1, r;
-	if (img_open(path, format, true, true, &top))
+	/* Read-write from the start unless -d: a top image that cannot be emptied fails
+	 * before anything is written to the backing file (as in qemu-img). */
+	if (img_open(path, format, keep, true, &top))
 		goto out;
 	struct blk_info info = {0};
 	if ((r = blk_get_info(top, &info)) < 0) {
@@ -277,6 +279,11 @@ int img_cmd_commit(int argc, char **argv)
 		goto out;
 	}
 	free(info.snapshots);
+	if (!keep && info.corrupt) {
+		img_err("Could not open '%s': qcow2: Image is corrupt; cannot be opened read/write",
+			path);
+		goto out;
+	}
 	if (!info.backing_file[0]) {
 		img_err("Image does not have a backing file");
 		goto out;
@@ -313,16 +320,14 @@ int img_cmd_commit(int argc, char **argv)
 	img_progress_end(&prog);
 	if (!keep) {
 		/* Empty the top image: its data now lives in the backing file. */
-		blk_close(top);
-		top = NULL;
-		if (img_open(path, format, false, true, &top))
-			goto out;
 		uint64_t size = blk_size(top);
 		r = size ? blk_discard(top, 0, size) : 0;
 		if (r == 0)
 			r = blk_flush(top);
-		if (r < 0 && !img_unsupported(r)) {
-			img_err_lib("emptying the image", r, NULL);
+		if (r < 0) {
+			/* As qemu-img: the data is in the backing file already, but the top
+			 * image still holds its copy, so this is not a clean commit. */
+			img_err("Could not empty %s: %s", path, strerror(-r));
 			goto out;
 		}
 	}

@@ -21,7 +21,9 @@
  *                                          ranges (c: compressed clusters)
  *   blkcat bench IMAGE COUNT DEPTH SIZE STEP r|w [direct]
  *                                          requests as `qemu-img bench` issues them (offset
- *                                          advances by STEP, modulo the image size) */
+ *                                          advances by STEP, modulo the image size)
+ * With BLKCAT_JOURNAL=FILE BLKCAT_JOURNAL_IMAGE=IMAGE, every write and sync to IMAGE is
+ * recorded in FILE (journal.c) for the power-cut test. */
 #include <cove/block.h>
 
 #include <errno.h>

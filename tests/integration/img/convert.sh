@@ -50,6 +50,25 @@ qemu-img create -q -f qcow2 -o data_file=ext.data ext.qcow2 3M
 qemu-io -c 'write -P 0x77 64k 1M' -c 'write -z 512k 64k' ext.qcow2 >/dev/null
 read_case "external data file" ext.qcow2
 
+# -f: the given format is used, not the probed one.
+name="read: -f raw of a qcow2 file reads its bytes"
+rm -f c.raw q.raw
+if need "$name" convert -f raw -O raw q-default.qcow2 c.raw; then
+	qemu-img convert -f raw -O raw q-default.qcow2 q.raw
+	if cmp -s c.raw q.raw && cmp -s c.raw q-default.qcow2; then ok "$name"; else fail "$name" "$(cmp c.raw q.raw)"; fi
+fi
+name="read: -f qcow2 of a raw file is refused, no output"
+rm -f c.raw
+cv convert -f qcow2 -O raw src.raw c.raw
+qi convert -f qcow2 -O raw src.raw q.raw
+if clean_error && [ $qrc -ne 0 ] && [ ! -e c.raw ]; then ok "$name"; else fail "$name" "cove $rc, qemu-img $qrc" "$(cat "$T/err")"; fi
+name="read: -f qcow2 of a qcow2 file"
+rm -f c.raw q.raw
+if need "$name" convert -f qcow2 -O raw top.qcow2 c.raw; then
+	raw_of top.qcow2 q.raw
+	if cmp -s c.raw q.raw; then ok "$name"; else fail "$name" "$(cmp c.raw q.raw)"; fi
+fi
+
 # --- cove makes, qemu-img reads --------------------------------------------------------
 write_case() { # NAME SRC CONVERT-ARGS...
 	local name="write: $1" src=$2

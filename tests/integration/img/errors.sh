@@ -95,16 +95,54 @@ for h in $hostile; do
 	if [ $rc -eq 0 ] || { clean_error && [ "$(wc -l <"$T/err")" -le 2 ]; }; then ok "$name"; else
 		fail "$name" "exit $rc" "$(cat "$T/err")"; fi
 done
+# External data files: an image may only name a plain file beside it, unless the user
+# trusts it (COVE_TRUST_DATA_FILE=1); otherwise a hostile image could read or write any
+# host file. qemu-img opens whatever the image names.
+mkdir -p outside df
+printf 'secret host file\n' >outside/victim
+qemu-img create -q -f qcow2 -o data_file="$PWD/outside/victim" df/abs.qcow2 1M
+printf 'secret host file\n' >outside/victim # creation emptied it
+qemu-img create -q -f qcow2 -o data_file=beside.data df/up.qcow2 1M
+qemu-img amend -o data_file=../outside/victim df/up.qcow2
+qemu-img create -q -f qcow2 -o data_file=beside.data df/link.qcow2 1M
+ln -sf ../outside/victim df/link.data
+qemu-img amend -o data_file=link.data df/link.qcow2
+sum=$(sha256sum outside/victim)
+for f in abs up link; do
+	for args in "info df/$f.qcow2" "convert -O raw df/$f.qcow2 out.raw" "resize df/$f.qcow2 +1M" \
+		"check -r all df/$f.qcow2"; do
+		name="data file outside the image folder ($f): $args is refused"
+		# shellcheck disable=SC2086
+		cv $args
+		if clean_error && grep -q COVE_TRUST_DATA_FILE "$T/err" && [ ! -e out.raw ] &&
+			[ "$(sha256sum outside/victim)" = "$sum" ]; then ok "$name"; else
+			fail "$name" "exit $rc" "$(cat "$T/err")"; fi
+	done
+done
+name="COVE_TRUST_DATA_FILE=1 opens a data file named by an absolute path"
+COVE_TRUST_DATA_FILE=1 cv convert -O raw df/abs.qcow2 out.raw
+if [ $rc -eq 0 ] && qemu-img compare -q -f raw -F qcow2 out.raw df/abs.qcow2; then ok "$name"; else
+	fail "$name" "exit $rc" "$(cat "$T/err")"; fi
+rm -rf outside df out.raw
+
 # An interrupted convert removes its temporary file and leaves no target.
 truncate -s 2G sparse.raw
+set -m # job control: the background job gets SIGINT's default action, not SIG_IGN
 "$COVE" img convert -S 0 -O qcow2 sparse.raw interrupted.qcow2 >/dev/null 2>&1 &
 pid=$!
-sleep 0.5
+set +m
+for _ in $(seq 200); do # up to 10 s for the temporary file to appear
+	t=$(ls -A | grep -E '^\.interrupted\.qcow2\.cove-' | head -n1)
+	[ -n "$t" ] && break
+	sleep 0.05
+done
+sleep 0.2
 kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?
 name="convert interrupted by SIGINT leaves nothing behind"
-if [ -z "$(ls -A | grep -E 'interrupted|cove-')" ]; then ok "$name"; else fail "$name" "exit $rc" "$(ls -A)"; fi
+if [ -n "$t" ] && [ $rc -eq 130 ] && [ -z "$(ls -A | grep -E 'interrupted|cove-')" ]; then ok "$name"; else
+	fail "$name" "temp '$t', exit $rc (want 130)" "$(ls -A)"; fi
 rm -f sparse.raw
 name="no temporary files left behind"
 check "$name" [ -z "$(ls -A | grep cove-)" ]

@@ -22,21 +22,10 @@ ok() {
 	tap_n=$((tap_n + 1))
 	echo "ok $tap_n - $1"
 }
-# Checks that fail because of a known defect in the block layer (not in cove img), with
-# the defect. Such a failure is reported as TAP TODO (counted apart from passes); once the
-# block layer is fixed the check passes as usual. Remove entries as they are fixed.
-declare -A BLOCK_BUGS=(
-	["check --output json: comp.qcow2"]="block layer: check does not count compressed clusters as fragmented as qemu-img"
-	["check --output json: leaky.qcow2"]="block layer: check's image-end-offset leaves out leaked clusters"
-)
 # fail NAME [DETAIL...]: each detail becomes a TAP comment.
 fail() {
 	tap_n=$((tap_n + 1))
-	if [ -n "${BLOCK_BUGS[$1]:-}" ]; then
-		echo "not ok $tap_n - $1 # TODO ${BLOCK_BUGS[$1]}"
-	else
-		echo "not ok $tap_n - $1"
-	fi
+	echo "not ok $tap_n - $1"
 	shift
 	local l
 	for l in "$@"; do
@@ -67,22 +56,14 @@ qi() {
 	timeout 60 qemu-img "$@" >"$T/qout" 2>"$T/qerr"
 	qrc=$?
 }
-# True when the last cove run failed because the block layer lacks the feature.
-unimpl() {
-	grep -qE 'not implemented|Operation not supported|block layer is not built' "$T/err"
-}
-# need NAME ARGS: runs cove img ARGS; on failure reports NAME as SKIP (feature missing in
-# the block layer) or failed, and returns 1.
+# need NAME ARGS: runs cove img ARGS; on failure reports NAME as failed (with the
+# error) and returns 1, so the caller skips the checks that depend on the result.
 need() {
 	local name=$1
 	shift
 	cv "$@"
 	[ $rc -eq 0 ] && return 0
-	if unimpl; then
-		skip "$name" "block layer: $(head -n1 "$T/err")"
-	else
-		fail "$name" "cove img $* -> exit $rc" "$(cat "$T/err")"
-	fi
+	fail "$name" "cove img $* -> exit $rc" "$(cat "$T/err")"
 	return 1
 }
 # crashed: the last cove run died of a signal or a sanitizer report.

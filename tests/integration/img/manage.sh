@@ -52,6 +52,67 @@ if need "$name" create -f qcow2 -b base.qcow2 -F qcow2 over.qcow2; then
 	if qcheck over.qcow2 && [ "$(qemu-img info --output json over.qcow2 | jq '."virtual-size"')" = 33554432 ] &&
 		qemu-img compare -q base.qcow2 over.qcow2; then ok "$name"; else fail "$name" "$(qemu-img info over.qcow2)"; fi
 fi
+name="create -o backing_file,backing_fmt (as -b -F)"
+if need "$name" create -q -f qcow2 -o backing_file=base.qcow2,backing_fmt=qcow2 obf.qcow2; then
+	if qcheck obf.qcow2 && qemu-img compare -q base.qcow2 obf.qcow2 &&
+		[ "$(qemu-img info --output json obf.qcow2 | jq -r '."backing-filename", ."backing-filename-format"')" = "$(printf 'base.qcow2\nqcow2')" ]; then
+		ok "$name"
+	else
+		fail "$name" "$(qemu-img info obf.qcow2)"
+	fi
+fi
+# create writes under a temporary name (.NAME.cove-*) and renames it into place.
+leftovers() { ls -A | grep -E "^\.$1\.cove-"; }
+name="create: SIGINT during a preallocation=full create leaves nothing behind, old file kept"
+echo keep >big.raw
+set -m # job control: the background job gets SIGINT's default action, not SIG_IGN
+"$COVE" img create -q -f raw -o preallocation=full big.raw 16G >/dev/null 2>"$T/err" &
+pid=$!
+set +m
+for _ in $(seq 200); do # up to 10 s for the temporary file to start filling
+	t=$(leftovers big.raw | head -n1)
+	[ -n "$t" ] && [ "$(stat -c %b "$t" 2>/dev/null || echo 0)" -gt 0 ] && break
+	sleep 0.05
+done
+kill -INT $pid 2>/dev/null
+wait $pid
+st=$?
+if [ -n "$t" ] && [ $st -eq 130 ] && [ -z "$(leftovers big.raw)" ] && [ "$(cat big.raw)" = keep ]; then
+	ok "$name"
+else
+	fail "$name" "temp '$t', exit $st (want 130)" "$(ls -la)" "$(cat "$T/err")"
+	rm -f .big.raw.cove-*
+fi
+name="create: an ignored SIGHUP (nohup) stays ignored"
+(trap '' HUP; exec "$COVE" img create -q -f raw -o preallocation=full hup.raw 512M) >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do
+	[ -n "$(leftovers hup.raw)" ] && break
+	sleep 0.05
+done
+kill -HUP $pid 2>/dev/null
+wait $pid
+st=$?
+check "$name" [ $st -eq 0 -a "$(stat -c %s hup.raw 2>&1)" = 536870912 ]
+rm -f hup.raw
+for f in raw qcow2; do
+	name="create -f $f: a failure (file size limit) keeps the old file, no temporary left"
+	echo keep >lim.img
+	# 4 MiB file size limit; SIGXFSZ ignored so the write fails with EFBIG.
+	(trap '' XFSZ; ulimit -f 4096; exec "$COVE" img create -q -f $f -o preallocation=full lim.img 64M) \
+		>/dev/null 2>"$T/err"
+	rc=$?
+	if clean_error && [ "$(cat lim.img)" = keep ] && [ -z "$(leftovers lim.img)" ]; then ok "$name"; else
+		fail "$name" "exit $rc" "$(cat "$T/err")" "$(ls -la)"; fi
+done
+name="create over an existing image replaces it"
+qemu-img create -q -f raw rep.img 1M
+if need "$name" create -q -f qcow2 rep.img 2M; then
+	check "$name" [ "$(qemu-img info --output json rep.img | jq -r '.format, ."virtual-size"' | tr '\n' ' ')" = "qcow2 2097152 " ]
+fi
+name="create refuses to replace a device node"
+cv create -f raw /dev/null 1M
+check "$name" clean_error
 name="create -o help lists the qcow2 options"
 cv create -f qcow2 -o help
 check "$name" grep -q '^  cluster_size=' "$T/out"
@@ -79,6 +140,40 @@ elif need "$name" resize --shrink r.qcow2 -1G; then
 		[ "$(qemu-img info --output json r.qcow2 | jq '."virtual-size"')" = 2097152 ]; then ok "$name"; else
 		fail "$name" "$(cat "$T/qck")" "$(qemu-img compare data.raw r.qcow2)"; fi
 fi
+# --shrink drops an allocated tail as qemu-img 7.2 does: the same check figures (image end
+# included: the file is cut after the last cluster in use), the same info, the kept part
+# unchanged.
+qemu-img convert -O qcow2 data.raw sh-data.qcow2
+qemu-img convert -O qcow2 -c data.raw sh-comp.qcow2
+qemu-img create -q -f qcow2 -o preallocation=metadata sh-meta.qcow2 64M
+qemu-img create -q -f qcow2 -o cluster_size=4k sh-c4k.qcow2 16M # several refcount blocks
+qemu-io -c "write -P 7 0 16M" sh-c4k.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=1 sh-c512.qcow2 4M
+qemu-io -c "write -P 9 0 4M" sh-c512.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -o extended_l2=on sh-ext.qcow2 8M
+qemu-io -c "write -P 5 100k 3M" -c "write -z 5M 1M" sh-ext.qcow2 >/dev/null
+for c in sh-data:1049088 sh-comp:1M sh-meta:16M sh-c4k:2047k sh-c4k:10M sh-c512:1M sh-ext:3M; do
+	f=${c%%:*}.qcow2 size=${c#*:}
+	name="resize --shrink $f to $size: as qemu-img"
+	cp "$f" sq.qcow2 && cp "$f" sc.qcow2
+	qemu-img resize -q --shrink sq.qcow2 "$size"
+	need "$name" resize --shrink sc.qcow2 "$size" || continue
+	raw_of "$f" kept.raw && truncate -s "$(qemu-img info --output json sq.qcow2 | jq '."virtual-size"')" kept.raw
+	a=$(qemu-img check --output json sc.qcow2 2>&1 | jq -S 'del(.filename)')
+	b=$(qemu-img check --output json sq.qcow2 2>&1 | jq -S 'del(.filename)')
+	ia=$(qemu-img info --output json sc.qcow2 | jq -S 'del(.filename, ."actual-size")')
+	ib=$(qemu-img info --output json sq.qcow2 | jq -S 'del(.filename, ."actual-size")')
+	# The file lengths agree to a cluster (cove keeps whole clusters; qemu-img's compressed
+	# images may end inside one).
+	cs=$(qemu-img info --output json sq.qcow2 | jq '."cluster-size"')
+	if [ "$a" = "$b" ] && [ "$ia" = "$ib" ] && qemu-img compare -q kept.raw sc.qcow2 &&
+		[ "$(stat -c %s sc.qcow2)" = $((($(stat -c %s sq.qcow2) + cs - 1) / cs * cs)) ]; then
+		ok "$name"
+	else
+		fail "$name" "check: $(diff <(echo "$b") <(echo "$a"))" "info: $(diff <(echo "$ib") <(echo "$ia"))" \
+			"$(qemu-img compare kept.raw sc.qcow2)" "file: cove $(stat -c %s sc.qcow2), qemu-img $(stat -c %s sq.qcow2)"
+	fi
+done
 cp data.raw r.raw
 name="resize raw +3M --preallocation=falloc"
 if need "$name" resize --preallocation=falloc -f raw r.raw +3M; then
@@ -175,6 +270,44 @@ fi
 name="commit of an image without backing fails"
 cv commit cb.qcow2
 check "$name" clean_error
+# -p: qemu-img's progress lines ("    (NN.NN/100%)\r") on stderr, the usual output on stdout.
+progress_done() { grep -q '(100.00/100%)' "$T/err"; }
+qemu-img create -q -f qcow2 pb.qcow2 8M
+qemu-io -c 'write -P 0x61 0 2M' pb.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b pb.qcow2 -F qcow2 pt.qcow2
+qemu-io -c 'write -P 0x62 1M 3M' pt.qcow2 >/dev/null
+raw_of pt.qcow2 pt.raw
+cp pt.qcow2 pr.qcow2
+name="commit -p: progress to 100% on stderr, 'Image committed.' on stdout"
+if need "$name" commit -p pt.qcow2; then
+	if progress_done && [ "$(cat "$T/out")" = "Image committed." ] && qemu-img compare -q pt.raw pb.qcow2; then
+		ok "$name"; else fail "$name" "stdout: $(cat "$T/out")" "stderr: $(od -c "$T/err" | tail -3)"; fi
+fi
+name="rebase -p -b '': progress to 100%, content kept"
+if need "$name" rebase -p -b '' pr.qcow2; then
+	if progress_done && [ ! -s "$T/out" ] && qemu-img compare -q pt.raw pr.qcow2; then ok "$name"; else
+		fail "$name" "stdout: $(cat "$T/out")" "stderr: $(od -c "$T/err" | tail -3)"; fi
+fi
+name="compare -p: progress to 100%, 'Images are identical.'"
+cv compare -p pt.raw pr.qcow2
+if [ $rc -eq 0 ] && progress_done && [ "$(cat "$T/out")" = "Images are identical." ]; then ok "$name"; else
+	fail "$name" "exit $rc" "stdout: $(cat "$T/out")" "stderr: $(od -c "$T/err" | tail -3)"; fi
+name="compare -p of different images: exit 1 and qemu-img's mismatch line"
+cp pt.raw pd.raw
+printf 'X' | dd of=pd.raw bs=1 seek=3000000 conv=notrunc status=none
+cv compare -p pt.raw pd.raw
+qi compare pt.raw pd.raw
+if [ $rc -eq 1 ] && [ $qrc -eq 1 ] && diff -q "$T/out" "$T/qout" >/dev/null; then ok "$name"; else
+	fail "$name" "cove $rc, qemu-img $qrc" "$(diff "$T/qout" "$T/out")"; fi
+name="commit of a top image marked corrupt is refused before the base is written"
+qemu-img create -q -f qcow2 kb.qcow2 8M
+qemu-img create -q -f qcow2 -b kb.qcow2 -F qcow2 kt.qcow2
+qemu-io -c 'write -P 0x63 0 1M' kt.qcow2 >/dev/null
+python3 "$HERE/qcow2_patch.py" kt.qcow2 set incompatible 2
+cp kb.qcow2 kb0.qcow2
+cv commit kt.qcow2
+if clean_error && ! grep -q 'Image committed' "$T/out" && cmp -s kb.qcow2 kb0.qcow2; then ok "$name"; else
+	fail "$name" "exit $rc" "$(cat "$T/out" "$T/err")"; fi
 
 # amend
 qemu-img convert -O qcow2 data.raw am.qcow2
