@@ -32,7 +32,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct cove_err err = {0};
 	devs[0] = virtio_blk_new(&o, &mem, NULL, &err);
 	devs[1] = virtio_rng_new(&mem, NULL, &err);
-	devs[2] = virtio_balloon_new(0, &mem, NULL, &err);
+	devs[2] = virtio_balloon_new(
+	    &(struct virtio_balloon_opts){.deflate_on_oom = true, .stats_interval_s = 1}, &mem,
+	    NULL, &err);
 	struct virtio_opts co = {.hvc = true, .hvc_file = "/dev/null"};
 	devs[3] = virtio_console_new(&co, &mem, NULL, &err);
 	char uds[64];
