@@ -1,7 +1,8 @@
 /* Unit tests of virtio device state in use: save → restore → save gives the same bytes for
  * net (over a socketpair), balloon, console and vsock after real traffic; a refused restore
  * leaves the device as it was; a restore maps the BAR and MSI routes where the state says;
- * virtio-net's receive and transmit limits set at run time. */
+ * virtio-net's receive and transmit limits set at run time, and a frame spread over several
+ * mergeable receive buffers. */
 #include "devices/pci/pci.h"
 #include "devices/virtio/msi_route.h"
 #include "devices/virtio/virtio_devices.h"
@@ -145,7 +146,8 @@ static struct virtio_pci *net_new(int *host_end)
 /* The host sends a frame of n bytes after the header; byte i of the payload is seed + i. */
 static void host_send(int fd, size_t n, uint8_t seed)
 {
-	uint8_t f[2048] = {0};
+	static uint8_t f[8192];
+	memset(f, 0, HDR);
 	for (size_t i = 0; i < n; i++)
 		f[HDR + i] = (uint8_t)(seed + i);
 	assert_int_equal(write(fd, f, HDR + n), (ssize_t)(HDR + n));
@@ -186,6 +188,43 @@ static void net_state_round_trip(void **state)
 	virtio_dev_free(b);
 	close(h1);
 	close(h2);
+}
+
+/* A frame larger than one receive buffer fills several (num_buffers in the first header);
+ * without MRG_RXBUF it is dropped and the buffers stay the driver's. */
+static void net_mergeable_rx(void **state)
+{
+	int h;
+	struct virtio_pci *vp = net_new(&h);
+	drive_init(vp, VIRTIO_F_VERSION_1 | (1ULL << 15));
+	for (unsigned i = 0; i < 4; i++)
+		post(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
+	host_send(h, 5000, 3);
+	virtio_pci_backend(vp);
+	assert_int_equal(used_idx(0), 3);
+	assert_int_equal(used_len(0, 0), 2048);
+	assert_int_equal(used_len(0, 1), 2048);
+	assert_int_equal(used_len(0, 2), HDR + 5000 - 4096);
+	assert_int_equal(ram[0x60000 + 10] | ram[0x60000 + 11] << 8, 3); /* num_buffers */
+	/* The payload runs on across the buffers in order. */
+	assert_int_equal(ram[0x60000 + HDR], 3);
+	assert_int_equal(ram[0x61000], (uint8_t)(3 + 2048 - HDR));
+	assert_int_equal(ram[0x62000 + 5000 + HDR - 4096 - 1], (uint8_t)(3 + 4999));
+	virtio_dev_free(vp);
+	close(h);
+	memset(ram + QBASE(0), 0, 0x3000); /* fresh rings for a fresh device */
+	vp = net_new(&h);
+	drive_init(vp, VIRTIO_F_VERSION_1);
+	for (unsigned i = 0; i < 4; i++)
+		post(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
+	host_send(h, 5000, 3);
+	host_send(h, 100, 9);
+	virtio_pci_backend(vp);
+	assert_int_equal(used_idx(0), 1); /* the big frame dropped, the small one delivered */
+	assert_int_equal(used_len(0, 0), HDR + 100);
+	assert_int_equal(ram[0x60000 + HDR], 9);
+	virtio_dev_free(vp);
+	close(h);
 }
 
 static void sleep_ms(unsigned ms)
@@ -480,8 +519,9 @@ static void restore_remaps(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(net_state_round_trip), T(net_limits_at_run_time), T(balloon_in_use),
-	    T(console_in_use),	     T(vsock_in_use),		T(restore_remaps),
+	    T(net_state_round_trip), T(net_limits_at_run_time), T(net_mergeable_rx),
+	    T(balloon_in_use),	     T(console_in_use),		T(vsock_in_use),
+	    T(restore_remaps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
