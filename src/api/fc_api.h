@@ -5,8 +5,9 @@
  * HTTP or JSON.
  *
  * Routes: GET /, GET /version, PUT /boot-source, GET|PUT|PATCH /machine-config,
- * PUT /drives/{id}, PUT /network-interfaces/{id} (PATCH of either: 400, not supported),
- * PUT /vsock, GET|PUT|PATCH /balloon,
+ * PUT /drives/{id} (PATCH: 400, not supported), PUT|PATCH /network-interfaces/{id} (PATCH:
+ * rate limiters after boot), PUT /vsock, GET|PUT|PATCH /balloon (PATCH: the target after
+ * boot), GET|PATCH /balloon/statistics,
  * PUT /logger, PUT /metrics, PUT /actions (InstanceStart, SendCtrlAltDel, FlushMetrics),
  * PATCH /vm (Paused, Resumed), GET /vm/config, GET /stats, PUT /shutdown.
  * Status codes follow Firecracker: 204 on success, 400 + {"fault_message": ...} on bad
@@ -127,6 +128,24 @@ enum fc_state {
 	FC_STATE_STOPPED, /* the guest powered off; the process is about to exit */
 };
 
+/* PATCH /network-interfaces/{id}: the limiters given (set) replace the NIC's; within one,
+ * a bucket given with size or refill_time 0 removes that limit, an absent one is kept. */
+struct fc_net_update {
+	char iface_id[FC_ID_MAX];
+	struct fc_rate_limiter rx_rate_limiter, tx_rate_limiter;
+};
+
+/* GET /balloon/statistics. seen has bit t when the driver reported statistic t (virtio's
+ * tags: 0 swap_in, 1 swap_out, 2 major_faults, 3 minor_faults, 4 free_memory,
+ * 5 total_memory, 6 available_memory, 7 disk_caches, 8 hugetlb_allocations,
+ * 9 hugetlb_failures); absent ones are left out of the answer. */
+#define FC_BALLOON_NSTATS 10
+struct fc_balloon_stats {
+	uint32_t target_pages, actual_pages;
+	uint32_t seen;
+	uint64_t value[FC_BALLOON_NSTATS];
+};
+
 /* Counters for GET /stats (libvirt domstats names are made from them by coved). */
 struct fc_vm_stats {
 	uint64_t cpu_time_ns;
@@ -161,6 +180,12 @@ struct vmm_api_ops {
 	int (*stats)(void *opaque, struct fc_vm_stats *out, struct cove_err *err);
 	/* PATCH /balloon after boot. */
 	int (*balloon_set)(void *opaque, uint32_t amount_mib, struct cove_err *err);
+	/* GET /balloon/statistics and PATCH /balloon/statistics after boot. */
+	int (*balloon_stats)(void *opaque, struct fc_balloon_stats *out, struct cove_err *err);
+	int (*balloon_set_interval)(void *opaque, uint32_t seconds, struct cove_err *err);
+	/* PATCH /network-interfaces/{id} after boot; index is the NIC's place in the list. */
+	int (*net_update)(void *opaque, unsigned index, const struct fc_net_update *u,
+			  struct cove_err *err);
 };
 
 /* Defaults: 1 vCPU, 128 MiB, no devices (Firecracker's). */
@@ -185,6 +210,13 @@ int fc_parse_vsock(const char *body, size_t len, struct fc_vsock *out, struct co
 int fc_parse_balloon(const char *body, size_t len, struct fc_balloon *out, struct cove_err *err);
 int fc_parse_balloon_update(const char *body, size_t len, uint32_t *amount_mib,
 			    struct cove_err *err);
+int fc_parse_balloon_stats_update(const char *body, size_t len, uint32_t *interval_s,
+				  struct cove_err *err);
+int fc_parse_net_update(const char *id, const char *body, size_t len, struct fc_net_update *out,
+			struct cove_err *err);
+/* Bytes (or operations) per second of a token bucket: size per refill_time ms; 0 when the
+ * bucket is unset or says no limit (size or refill_time 0). */
+uint64_t fc_bucket_rate(const struct fc_token_bucket *b);
 int fc_parse_logger(const char *body, size_t len, struct fc_logger *out, struct cove_err *err);
 int fc_parse_metrics(const char *body, size_t len, struct fc_metrics *out, struct cove_err *err);
 int fc_parse_action(const char *body, size_t len, enum fc_action *out, struct cove_err *err);

@@ -84,11 +84,49 @@ static int d_stats(void *opaque, struct fc_vm_stats *out, struct cove_err *err)
 static int d_balloon(void *opaque, uint32_t amount, struct cove_err *err)
 {
 	(void)err;
-	(void)amount;
 	struct fc_double *d = opaque;
 	pthread_mutex_lock(&d->lock);
 	d->balloon_sets++;
+	d->balloon_mib = amount;
 	note(d, "balloon_set");
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* A guest that holds what was asked and reports free memory (tag 4) only. */
+static int d_balloon_stats(void *opaque, struct fc_balloon_stats *out, struct cove_err *err)
+{
+	(void)err;
+	struct fc_double *d = opaque;
+	pthread_mutex_lock(&d->lock);
+	out->target_pages = out->actual_pages = d->balloon_mib * 256;
+	out->seen = 1u << 4;
+	out->value[4] = 12345;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int d_balloon_interval(void *opaque, uint32_t seconds, struct cove_err *err)
+{
+	(void)err;
+	struct fc_double *d = opaque;
+	pthread_mutex_lock(&d->lock);
+	d->balloon_interval = seconds;
+	note(d, "balloon_set_interval");
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int d_net_update(void *opaque, unsigned index, const struct fc_net_update *u,
+			struct cove_err *err)
+{
+	(void)err;
+	struct fc_double *d = opaque;
+	pthread_mutex_lock(&d->lock);
+	d->net_updates++;
+	d->net_index = index;
+	d->net_update = *u;
+	note(d, "net_update");
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -102,4 +140,7 @@ const struct vmm_api_ops fc_double_ops = {
     .shutdown = d_shutdown,
     .stats = d_stats,
     .balloon_set = d_balloon,
+    .balloon_stats = d_balloon_stats,
+    .balloon_set_interval = d_balloon_interval,
+    .net_update = d_net_update,
 };

@@ -10,6 +10,9 @@
 struct fc_double {
 	pthread_mutex_t lock;
 	unsigned starts, pauses, resumes, ctrl_alt_dels, flushes, shutdowns, balloon_sets;
+	uint32_t balloon_mib, balloon_interval; /* the last balloon_set / set_interval */
+	unsigned net_updates, net_index;	/* the last net_update's NIC and limiters */
+	struct fc_net_update net_update;
 	int fail_start;		     /* when nonzero, start fails with this -errno */
 	struct fc_vm_config started; /* the config InstanceStart passed */
 	FILE *log;		     /* when set, one line per op ("start kernel=/k cpus=2") */

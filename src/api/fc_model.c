@@ -468,6 +468,63 @@ int fc_parse_balloon_update(const char *body, size_t len, uint32_t *amount_mib,
 	WITH_OBJECT(body, len, err, balloon_update_from(o, amount_mib, err));
 }
 
+static int balloon_stats_update_from(json_object *o, uint32_t *interval, struct cove_err *err)
+{
+	static const char *const fields[] = {"stats_polling_interval_s", NULL};
+	uint64_t v;
+	int rc = api_json_check_fields(o, "balloon statistics update", fields, err);
+	if (!rc)
+		rc = api_json_get_u64(o, "stats_polling_interval_s", true, 0, UINT32_MAX, &v, err);
+	if (!rc)
+		*interval = (uint32_t)v;
+	return rc;
+}
+
+int fc_parse_balloon_stats_update(const char *body, size_t len, uint32_t *interval_s,
+				  struct cove_err *err)
+{
+	WITH_OBJECT(body, len, err, balloon_stats_update_from(o, interval_s, err));
+}
+
+static int net_update_from(const char *id, json_object *o, struct fc_net_update *out,
+			   struct cove_err *err)
+{
+	static const char *const fields[] = {"iface_id", "rx_rate_limiter", "tx_rate_limiter",
+					     NULL};
+	struct fc_net_update u = {0};
+	int rc = api_json_check_fields(o, "network-interface update", fields, err);
+	if (!rc)
+		rc = get_str_into(o, "iface_id", true, u.iface_id, sizeof(u.iface_id), err);
+	if (!rc && !valid_id(u.iface_id))
+		rc = cove_err_set(err, -EINVAL,
+				  "invalid iface_id '%s' (letters, digits, '_' and '-' only)",
+				  u.iface_id);
+	if (!rc && id && strcmp(id, u.iface_id) != 0)
+		rc = cove_err_set(err, -EINVAL,
+				  "the id from the path does not match the id from the body");
+	if (!rc)
+		rc = parse_limiter(o, "rx_rate_limiter", &u.rx_rate_limiter, err);
+	if (!rc)
+		rc = parse_limiter(o, "tx_rate_limiter", &u.tx_rate_limiter, err);
+	if (rc)
+		return rc;
+	*out = u;
+	return 0;
+}
+
+int fc_parse_net_update(const char *id, const char *body, size_t len, struct fc_net_update *out,
+			struct cove_err *err)
+{
+	WITH_OBJECT(body, len, err, net_update_from(id, o, out, err));
+}
+
+uint64_t fc_bucket_rate(const struct fc_token_bucket *b)
+{
+	if (!b->set || !b->refill_time || b->size > UINT64_MAX / 1000)
+		return 0;
+	return b->size * 1000 / b->refill_time;
+}
+
 int fc_parse_logger(const char *body, size_t len, struct fc_logger *out, struct cove_err *err)
 {
 	WITH_OBJECT(body, len, err, logger_from(o, out, err));

@@ -210,6 +210,20 @@ static void get_balloon(struct api_request *req, struct api_response *resp)
 	api_resp_json(resp, 200, b);
 }
 
+/* Firecracker changes the balloon only after boot (PUT /balloon configures it before). */
+static bool balloon_live(struct fc_api_server *s, struct api_response *resp)
+{
+	if (s->state == FC_STATE_NOT_STARTED) {
+		api_resp_error(resp, 400, BEFORE_START);
+		return false;
+	}
+	if (!s->cfg.balloon.set) {
+		api_resp_error(resp, 400, "No balloon device configured.");
+		return false;
+	}
+	return true;
+}
+
 static void patch_balloon(struct api_request *req, struct api_response *resp)
 {
 	struct fc_api_server *s = srv(req);
@@ -217,17 +231,133 @@ static void patch_balloon(struct api_request *req, struct api_response *resp)
 	uint32_t amount;
 	int rc = fc_parse_balloon_update(req->body, req->body_len, &amount, &err);
 	pthread_mutex_lock(&s->lock);
-	if (!rc && !s->cfg.balloon.set)
-		rc = cove_err_set(&err, -EINVAL, "No balloon device configured.");
-	if (!rc && s->state != FC_STATE_NOT_STARTED) {
-		if (s->ops->balloon_set)
+	if (rc) {
+		reply(resp, rc, &err);
+	} else if (balloon_live(s, resp)) {
+		if (amount > s->cfg.machine.mem_size_mib)
+			rc = cove_err_set(
+			    &err, -EINVAL,
+			    "Amount of pages requested is too large: %u MiB, the guest "
+			    "has %u MiB.",
+			    amount, s->cfg.machine.mem_size_mib);
+		else if (s->ops->balloon_set)
 			rc = s->ops->balloon_set(s->opaque, amount, &err);
 		else
 			rc = cove_err_set(&err, -ENOTSUP, "balloon is not supported by this VMM");
+		if (!rc)
+			s->cfg.balloon.amount_mib = amount;
+		reply(resp, rc, &err);
 	}
-	if (!rc)
-		s->cfg.balloon.amount_mib = amount;
-	reply(resp, rc, &err);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void get_balloon_stats(struct api_request *req, struct api_response *resp)
+{
+	static const char *const names[FC_BALLOON_NSTATS] = {
+	    "swap_in",		"swap_out",    "major_faults",
+	    "minor_faults",	"free_memory", "total_memory",
+	    "available_memory", "disk_caches", "hugetlb_allocations",
+	    "hugetlb_failures"};
+	struct fc_api_server *s = srv(req);
+	struct cove_err err = {0};
+	struct fc_balloon_stats st = {0};
+	pthread_mutex_lock(&s->lock);
+	if (!balloon_live(s, resp)) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	int rc;
+	if (!s->cfg.balloon.stats_polling_interval_s)
+		rc = cove_err_set(&err, -EINVAL, "Statistics are not enabled.");
+	else if (s->ops->balloon_stats)
+		rc = s->ops->balloon_stats(s->opaque, &st, &err);
+	else
+		rc = cove_err_set(&err, -ENOTSUP, "balloon is not supported by this VMM");
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		reply(resp, rc, &err);
+		return;
+	}
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "target_pages", json_object_new_int64(st.target_pages));
+	json_object_object_add(o, "actual_pages", json_object_new_int64(st.actual_pages));
+	json_object_object_add(o, "target_mib", json_object_new_int64(st.target_pages / 256));
+	json_object_object_add(o, "actual_mib", json_object_new_int64(st.actual_pages / 256));
+	for (unsigned i = 0; i < FC_BALLOON_NSTATS; i++)
+		if (st.seen & (1u << i))
+			json_object_object_add(o, names[i], json_object_new_uint64(st.value[i]));
+	api_resp_json(resp, 200, o);
+}
+
+static void patch_balloon_stats(struct api_request *req, struct api_response *resp)
+{
+	struct fc_api_server *s = srv(req);
+	struct cove_err err = {0};
+	uint32_t interval;
+	int rc = fc_parse_balloon_stats_update(req->body, req->body_len, &interval, &err);
+	pthread_mutex_lock(&s->lock);
+	if (rc) {
+		reply(resp, rc, &err);
+	} else if (balloon_live(s, resp)) {
+		if (!s->cfg.balloon.stats_polling_interval_s != !interval)
+			rc = cove_err_set(&err, -EINVAL,
+					  "Cannot enable or disable statistics after boot.");
+		else if (s->ops->balloon_set_interval)
+			rc = s->ops->balloon_set_interval(s->opaque, interval, &err);
+		else
+			rc = cove_err_set(&err, -ENOTSUP, "balloon is not supported by this VMM");
+		if (!rc)
+			s->cfg.balloon.stats_polling_interval_s = interval;
+		reply(resp, rc, &err);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Keeps what GET /vm/config reports in step with a NIC's new limiters. */
+static void merge_limiter(struct fc_rate_limiter *cur, const struct fc_rate_limiter *u)
+{
+	if (!u->set)
+		return;
+	if (u->bandwidth.set)
+		cur->bandwidth = u->bandwidth;
+	if (u->ops.set)
+		cur->ops = u->ops;
+	if (cur->bandwidth.set && !fc_bucket_rate(&cur->bandwidth))
+		cur->bandwidth.set = false;
+	if (cur->ops.set && !fc_bucket_rate(&cur->ops))
+		cur->ops.set = false;
+	cur->set = cur->bandwidth.set || cur->ops.set;
+}
+
+static void patch_net(struct api_request *req, struct api_response *resp)
+{
+	struct fc_api_server *s = srv(req);
+	struct cove_err err = {0};
+	struct fc_net_update u;
+	int rc = fc_parse_net_update(req->params[0], req->body, req->body_len, &u, &err);
+	pthread_mutex_lock(&s->lock);
+	unsigned i = 0;
+	while (i < s->cfg.nnets && strcmp(s->cfg.nets[i].iface_id, u.iface_id))
+		i++;
+	if (rc) {
+		reply(resp, rc, &err);
+	} else if (s->state == FC_STATE_NOT_STARTED) {
+		api_resp_error(resp, 400, BEFORE_START);
+	} else if (i == s->cfg.nnets) {
+		api_resp_error(resp, 400, "No network interface with id '%s'.", u.iface_id);
+	} else {
+		if (s->ops->net_update)
+			rc = s->ops->net_update(s->opaque, i, &u, &err);
+		else
+			rc = cove_err_set(
+			    &err, -ENOTSUP,
+			    "updating a network interface is not supported by this VMM");
+		if (!rc) {
+			merge_limiter(&s->cfg.nets[i].rx_rate_limiter, &u.rx_rate_limiter);
+			merge_limiter(&s->cfg.nets[i].tx_rate_limiter, &u.tx_rate_limiter);
+		}
+		reply(resp, rc, &err);
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -400,11 +530,13 @@ static const struct api_route routes[] = {
     {"PUT", "/drives/{id}", put_drive, API_ROUTE_MUTATES},
     {"PATCH", "/drives/{id}", patch_device, API_ROUTE_MUTATES},
     {"PUT", "/network-interfaces/{id}", put_net, API_ROUTE_MUTATES},
-    {"PATCH", "/network-interfaces/{id}", patch_device, API_ROUTE_MUTATES},
+    {"PATCH", "/network-interfaces/{id}", patch_net, API_ROUTE_MUTATES},
     {"PUT", "/vsock", put_vsock, API_ROUTE_MUTATES},
     {"GET", "/balloon", get_balloon, 0},
     {"PUT", "/balloon", put_balloon, API_ROUTE_MUTATES},
     {"PATCH", "/balloon", patch_balloon, API_ROUTE_MUTATES},
+    {"GET", "/balloon/statistics", get_balloon_stats, 0},
+    {"PATCH", "/balloon/statistics", patch_balloon_stats, API_ROUTE_MUTATES},
     {"PUT", "/logger", put_logger, API_ROUTE_MUTATES},
     {"PUT", "/metrics", put_metrics, API_ROUTE_MUTATES},
     {"PUT", "/actions", put_actions, API_ROUTE_MUTATES},

@@ -521,6 +521,8 @@ static void vm_stats(struct api_request *req, struct api_response *resp)
 	if (vmm)
 		proc_usage(vmm, &cpu_ns, &rss);
 	add_u64(o, "cpu.time", cpu_ns);
+	/* Until the VMM says otherwise (below): the defined memory, as libvirt reports a
+	 * domain that is not running. */
 	add_u64(o, "balloon.current", def->memory_mib * 1024);
 	add_u64(o, "balloon.maximum", def->memory_mib * 1024);
 	add_u64(o, "balloon.rss", rss);
@@ -536,9 +538,13 @@ static void vm_stats(struct api_request *req, struct api_response *resp)
 	if (vs) {
 		json_object_object_get_ex(vs, "block", &blk);
 		json_object_object_get_ex(vs, "net", &net);
+		/* The VMM's figures: the guest's memory less what its balloon holds. */
 		if (json_object_object_get_ex(vs, "balloon_current_kib", &v) &&
 		    json_object_get_int64(v) > 0)
 			add_u64(o, "balloon.current", (uint64_t)json_object_get_int64(v));
+		if (json_object_object_get_ex(vs, "balloon_maximum_kib", &v) &&
+		    json_object_get_int64(v) > 0)
+			add_u64(o, "balloon.maximum", (uint64_t)json_object_get_int64(v));
 	}
 	add_u64(o, "block.count", def->ndisks);
 	for (unsigned i = 0; i < def->ndisks; i++) {

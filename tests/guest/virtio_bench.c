@@ -276,6 +276,12 @@ int test_vnetbench(char *d, size_t n)
 		*(volatile uint32_t *)(dsc + 8) = 12 + 1400;
 		*(volatile uint16_t *)(dsc + 12) = 0;
 	}
+	/* probe.bench_wait_ms: a pause first, for a host that changes the NIC meanwhile. */
+	uint64_t wait_ms = 0;
+	if ((s = cmdline_get("probe.bench_wait_ms", &len)))
+		parse_u64(s, len, 10, &wait_ms);
+	for (uint64_t end = rdtsc() + tsc_hz / 1000 * wait_ms; rdtsc() < end;)
+		__asm__ volatile("pause");
 	struct nbench b = {
 	    .q = q,
 	    .notify = v.notify + (uint64_t)q->notify_off * v.notify_mult,

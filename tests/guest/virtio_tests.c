@@ -466,7 +466,7 @@ int test_vballoon(char *d, size_t n)
 	uint32_t target = rd32(v.devcfg);
 	/* Statistics: free, total and available memory, as Linux reports them. */
 	uint8_t *st = dma_alloc(30);
-	uint16_t tags[3] = {4, 5, 8};
+	uint16_t tags[3] = {4, 5, 6};
 	uint64_t vals[3] = {100ULL << 20, boot_ram_total(), 120ULL << 20};
 	for (int i = 0; i < 3; i++) {
 		memcpy(st + 10 * i, &tags[i], 2);

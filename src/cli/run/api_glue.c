@@ -2,6 +2,8 @@
 #include "cli/run/api_glue.h"
 #include "api/fc_api.h"
 #include "devices/acpi_pm.h"
+#include "devices/virtio/virtio_devices.h"
+#include "devices/virtio/virtio_machine.h"
 #include "util/log.h"
 #include "vmm/loader.h"
 
@@ -118,14 +120,6 @@ static int check_kernel(const char *path, struct cove_err *err)
 	return r;
 }
 
-/* Bytes per second from a token bucket (size per refill_time ms), 0 when unset. */
-static uint64_t bucket_rate(const struct fc_token_bucket *b)
-{
-	if (!b->set || !b->refill_time || b->size > UINT64_MAX / 1000)
-		return 0;
-	return b->size * 1000 / b->refill_time;
-}
-
 static int map_devices(struct run_config *c, const struct fc_vm_config *fc, struct cove_err *err)
 {
 	int r = 0;
@@ -137,8 +131,8 @@ static int map_devices(struct run_config *c, const struct fc_vm_config *fc, stru
 			o += (size_t)snprintf(extra + o, sizeof(extra) - o, ",readonly=on");
 		if (strlen(d->drive_id) <= 20)
 			o += (size_t)snprintf(extra + o, sizeof(extra) - o, ",id=%s", d->drive_id);
-		uint64_t bps = bucket_rate(&d->rate_limiter.bandwidth);
-		uint64_t iops = bucket_rate(&d->rate_limiter.ops);
+		uint64_t bps = fc_bucket_rate(&d->rate_limiter.bandwidth);
+		uint64_t iops = fc_bucket_rate(&d->rate_limiter.ops);
 		if (bps && o < sizeof(extra))
 			o += (size_t)snprintf(extra + o, sizeof(extra) - o, ",bps=%llu",
 					      (unsigned long long)bps);
@@ -151,13 +145,24 @@ static int map_devices(struct run_config *c, const struct fc_vm_config *fc, stru
 	}
 	for (unsigned i = 0; i < fc->nnets && !r; i++) {
 		const struct fc_net *n = &fc->nets[i];
-		r = set(c, "net", err, "tap=%s%s%s", n->host_dev_name,
-			n->guest_mac[0] ? ",mac=" : "", n->guest_mac);
+		r = set(c, "net", err, "tap=%s%s%s,bps=%llu,pps=%llu,rx_bps=%llu,rx_pps=%llu",
+			n->host_dev_name, n->guest_mac[0] ? ",mac=" : "", n->guest_mac,
+			(unsigned long long)fc_bucket_rate(&n->tx_rate_limiter.bandwidth),
+			(unsigned long long)fc_bucket_rate(&n->tx_rate_limiter.ops),
+			(unsigned long long)fc_bucket_rate(&n->rx_rate_limiter.bandwidth),
+			(unsigned long long)fc_bucket_rate(&n->rx_rate_limiter.ops));
 	}
 	if (!r && fc->vsock.set)
 		r = set(c, "vsock", err, "cid=%u,uds=%s", fc->vsock.guest_cid, fc->vsock.uds_path);
+	if (!r && fc->balloon.set && fc->balloon.amount_mib > fc->machine.mem_size_mib)
+		r = cove_err_set(err, -EINVAL,
+				 "balloon amount_mib %u: more than the guest's %u MiB of memory",
+				 fc->balloon.amount_mib, fc->machine.mem_size_mib);
 	if (!r && fc->balloon.set)
-		r = set(c, "balloon", err, "on");
+		r = set(c, "balloon", err,
+			"amount_mib=%u,deflate_on_oom=%s,stats_polling_interval_s=%u",
+			fc->balloon.amount_mib, fc->balloon.deflate_on_oom ? "on" : "off",
+			fc->balloon.stats_polling_interval_s);
 	return r;
 }
 
@@ -383,11 +388,122 @@ static uint64_t rss_kib(void)
 	return rss * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
+/* The machine's n-th virtio device of this id, with g->lock held; NULL (lock released, err
+ * set) when the machine is not running or has no such device. */
+static struct virtio_pci *get_virtio(struct api_glue *g, uint16_t id, unsigned n, const char *what,
+				     struct cove_err *err)
+{
+	struct machine *m = get_machine(g, err);
+	if (!m)
+		return NULL;
+	struct virtio_pci *vp = virtio_machine_find(m->virtio, id, n);
+	if (!vp) {
+		pthread_mutex_unlock(&g->lock);
+		cove_err_set(err, -ENODEV, "the machine has no %s", what);
+	}
+	return vp;
+}
+
+static int op_balloon_set(void *opaque, uint32_t amount_mib, struct cove_err *err)
+{
+	struct api_glue *g = opaque;
+	struct virtio_pci *vp = get_virtio(g, 5, 0, "balloon device", err);
+	if (!vp)
+		return err->code;
+	uint64_t ram_mib = (g->m->vm.mem.low_size + g->m->vm.mem.high_size) >> 20;
+	int r = 0;
+	if (amount_mib > ram_mib)
+		r = cove_err_set(err, -EINVAL, "amount_mib %u: more than the guest's %llu MiB",
+				 amount_mib, (unsigned long long)ram_mib);
+	else
+		virtio_balloon_set_target(vp, amount_mib * 256);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+static int op_balloon_stats(void *opaque, struct fc_balloon_stats *out, struct cove_err *err)
+{
+	struct api_glue *g = opaque;
+	struct virtio_pci *vp = get_virtio(g, 5, 0, "balloon device", err);
+	if (!vp)
+		return err->code;
+	struct virtio_balloon_info bi;
+	virtio_balloon_info(vp, &bi);
+	pthread_mutex_unlock(&g->lock);
+	out->target_pages = bi.target_pages;
+	out->actual_pages = bi.actual_pages;
+	out->seen = bi.stats_seen & ((1u << FC_BALLOON_NSTATS) - 1);
+	for (unsigned i = 0; i < FC_BALLOON_NSTATS && i < VIRTIO_BALLOON_NSTATS; i++)
+		out->value[i] = bi.stats[i];
+	return 0;
+}
+
+static int op_balloon_set_interval(void *opaque, uint32_t seconds, struct cove_err *err)
+{
+	struct api_glue *g = opaque;
+	struct virtio_pci *vp = get_virtio(g, 5, 0, "balloon device", err);
+	if (!vp)
+		return err->code;
+	int r = virtio_balloon_set_interval(vp, seconds);
+	pthread_mutex_unlock(&g->lock);
+	if (r)
+		return cove_err_set(err, r, "Cannot enable or disable statistics after boot.");
+	return 0;
+}
+
+/* One direction of a PATCH: a rate for each bucket given (0: none), KEEP for the others. */
+static void update_dir(const struct fc_rate_limiter *l, uint64_t *bps, uint64_t *pps)
+{
+	*bps = *pps = VIRTIO_NET_KEEP;
+	if (!l->set)
+		return;
+	if (l->bandwidth.set)
+		*bps = fc_bucket_rate(&l->bandwidth);
+	if (l->ops.set)
+		*pps = fc_bucket_rate(&l->ops);
+}
+
+static int op_net_update(void *opaque, unsigned index, const struct fc_net_update *u,
+			 struct cove_err *err)
+{
+	struct api_glue *g = opaque;
+	char what[48];
+	snprintf(what, sizeof(what), "network interface number %u", index + 1);
+	struct virtio_pci *vp = get_virtio(g, 1, index, what, err);
+	if (!vp)
+		return err->code;
+	struct virtio_net_limits l;
+	update_dir(&u->rx_rate_limiter, &l.rx_bps, &l.rx_pps);
+	update_dir(&u->tx_rate_limiter, &l.tx_bps, &l.tx_pps);
+	virtio_net_set_limits(vp, &l);
+	pthread_mutex_unlock(&g->lock);
+	log_info("api: %s: limits changed", u->iface_id);
+	return 0;
+}
+
 static int op_stats(void *opaque, struct fc_vm_stats *out, struct cove_err *err)
 {
+	struct api_glue *g = opaque;
 	(void)err;
-	(void)opaque;
 	out->cpu_time_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	pthread_mutex_lock(&g->lock); /* no wait for the machine: GET /stats answers at once */
+	struct machine *m = g->m;
+	if (!m) {
+		pthread_mutex_unlock(&g->lock);
+		return 0; /* not running: the CPU time alone */
+	}
+	/* libvirt's balloon.current: the memory the guest has, less what its balloon holds. */
+	uint64_t ram_kib = (m->vm.mem.low_size + m->vm.mem.high_size) >> 10;
+	struct virtio_pci *vp = virtio_machine_find(m->virtio, 5, 0);
+	uint64_t held_kib = 0;
+	if (vp) {
+		struct virtio_balloon_info bi;
+		virtio_balloon_info(vp, &bi);
+		held_kib = (uint64_t)bi.actual_pages * 4;
+	}
+	out->balloon_maximum_kib = ram_kib;
+	out->balloon_current_kib = held_kib < ram_kib ? ram_kib - held_kib : 0;
+	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
 
@@ -461,6 +577,10 @@ static const struct vmm_api_ops ops = {
     .flush_metrics = op_flush_metrics,
     .shutdown = op_shutdown,
     .stats = op_stats,
+    .balloon_set = op_balloon_set,
+    .balloon_stats = op_balloon_stats,
+    .balloon_set_interval = op_balloon_set_interval,
+    .net_update = op_net_update,
 };
 
 /* --- the main thread's side --- */
@@ -589,6 +709,21 @@ void api_glue_booted(struct api_glue *g, const struct run_config *cfg)
 		 cfg->initrd ? cfg->initrd : "");
 	snprintf(fc->boot.boot_args, sizeof(fc->boot.boot_args), "%s",
 		 cfg->cmdline ? cfg->cmdline : "");
+	if (!file_config) { /* the command line's devices, so that PATCH finds them by id */
+		const struct virtio_opts *v = &cfg->virtio;
+		for (unsigned i = 0; i < v->nnics && i < FC_MAX_NICS; i++) {
+			struct fc_net *n = &fc->nets[fc->nnets++];
+			snprintf(n->iface_id, sizeof(n->iface_id), "net%u", i);
+			snprintf(n->host_dev_name, sizeof(n->host_dev_name), "%s", v->net[i].tap);
+		}
+		if (v->balloon)
+			fc->balloon = (struct fc_balloon){
+			    .set = true,
+			    .amount_mib = v->balloon_opts.amount_mib,
+			    .deflate_on_oom = v->balloon_opts.deflate_on_oom,
+			    .stats_polling_interval_s = v->balloon_opts.stats_interval_s,
+			};
+	}
 	fc->machine.vcpu_count = cfg->cpus;
 	fc->machine.mem_size_mib = (uint32_t)(cfg->memory >> 20);
 	if (cfg->hugepages && strcmp(fc->machine.huge_pages, "2M"))

@@ -55,10 +55,15 @@ static void usage(FILE *out)
 	      "  --disk path=P[,readonly=on|off][,id=S][,cache=none|writeback][,queues=N]\n"
 	      "       [,aio=io_uring|sync][,bps=N][,iops=N]\n"
 	      "                      a virtio-blk disk (raw image); repeat for more\n"
-	      "  --net tap=NAME[,mac=xx:xx:xx:xx:xx:xx][,bps=N][,pps=N]  virtio-net on a tap\n"
+	      "  --net tap=NAME[,mac=xx:xx:xx:xx:xx:xx][,bps=N][,pps=N][,rx_bps=N][,rx_pps=N]\n"
+	      "                      virtio-net on a tap; limits in bytes and frames per second\n"
+	      "                      on transmit (bps, pps) and receive (rx_bps, rx_pps)\n"
 	      "  --vsock cid=N,uds=PATH  virtio-vsock, host side on a Unix socket\n"
 	      "  --rng               virtio-rng (host getrandom)\n"
-	      "  --balloon           virtio-balloon\n"
+	      "  --balloon [amount_mib=N][,deflate_on_oom=on|off][,stats_polling_interval_s=N]\n"
+	      "                      virtio-balloon: the target it starts with (MiB), whether\n"
+	      "                      the guest may deflate under memory pressure (default on),\n"
+	      "                      how often its statistics are refreshed (0: never)\n"
 	      "  --hvc uds=PATH|file=PATH  virtio-console (hvc0) on a Unix socket or to a file\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
@@ -88,7 +93,7 @@ static const struct option options[] = {
     {"net", required_argument, NULL, 'N'},
     {"vsock", required_argument, NULL, 'V'},
     {"rng", no_argument, NULL, 'R'},
-    {"balloon", no_argument, NULL, 'B'},
+    {"balloon", optional_argument, NULL, 'B'},
     {"hvc", required_argument, NULL, 'C'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -163,6 +168,13 @@ static int load_config_file(struct run_config *cfg, const char *path, struct cov
 static const char *api_sock; /* --api-sock PATH, or NULL */
 static bool machine_opts;    /* the command line sets up the machine (--api-sock: boot now) */
 
+/* --balloon's settings may follow as the next word (--balloon amount_mib=64): a key=value
+ * there is taken as its value in both passes. */
+static bool balloon_words(int argc, char **argv)
+{
+	return !optarg && optind < argc && argv[optind][0] != '-' && strchr(argv[optind], '=');
+}
+
 /* Options in two passes: --config first, then every option over it. Returns 0, 1 (help), -1. */
 static int parse_args(int argc, char **argv, struct run_config *cfg)
 {
@@ -174,6 +186,8 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		if (c == 'f')
 			config = optarg;
+		if (c == 'B' && balloon_words(argc, argv))
+			optind++;
 	}
 	machine_opts = config != NULL;
 	if (config && load_config_file(cfg, config, &err)) {
@@ -216,7 +230,10 @@ static int parse_args(int argc, char **argv, struct run_config *cfg)
 		if (key && strcmp(key, "console") && strcmp(key, "log-level") &&
 		    strcmp(key, "on-reboot") && !sandbox_opts_is_key(key))
 			machine_opts = true;
-		if (key && run_config_set(cfg, key, optarg ? optarg : "on", &err)) {
+		const char *value = optarg;
+		if (c == 'B' && !value && balloon_words(argc, argv))
+			value = argv[optind++];
+		if (key && run_config_set(cfg, key, value ? value : "on", &err)) {
 			log_error("--%s", err.msg);
 			return -1;
 		}

@@ -121,6 +121,16 @@ static void update_bars(struct pci_host *h, struct pci_func *f)
 	}
 }
 
+void pci_func_remap(struct pci_func *f)
+{
+	struct pci_host *h = f->host;
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	update_bars(h, f);
+	pthread_mutex_unlock(&h->lock);
+}
+
 static uint32_t cfg_read(struct pci_host *h, unsigned bus, unsigned dev, unsigned fn, unsigned off,
 			 unsigned len)
 {

@@ -105,6 +105,10 @@ unsigned pci_func_add_cap(struct pci_func *f, const void *cap, unsigned len);
 /* Places f at a free slot, assigns its BARs and INTx line. Returns the slot or -errno. */
 int pci_host_add(struct pci_host *h, struct pci_func *f);
 
+/* Maps f's BARs where its config space says (after a restore wrote it). Takes the host's
+ * lock; nothing when f is not on a host. */
+void pci_func_remap(struct pci_func *f);
+
 /* Little-endian config accessors (no masks). */
 uint32_t pci_cfg_get(const struct pci_func *f, unsigned off, unsigned len);
 void pci_cfg_set(struct pci_func *f, unsigned off, unsigned len, uint32_t val);

@@ -1,5 +1,6 @@
-/* virtio-balloon (virtio 1.2 §5.5): inflated pages are given back to the host (MADV_DONTNEED),
- * deflate-on-OOM is offered, and the driver's memory statistics are kept. */
+/* virtio-balloon (virtio 1.2 §5.5): the host's target (num_pages), inflated pages given back to
+ * the host (MADV_DONTNEED), deflate-on-OOM offered on request, and the driver's memory
+ * statistics refreshed by handing its buffer back every polling interval (§5.5.6.3). */
 #include "devices/devutil.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/log.h"
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #define BALLOON_F_STATS_VQ	 (1ULL << 1)
 #define BALLOON_F_DEFLATE_ON_OOM (1ULL << 2)
@@ -15,16 +18,18 @@
 #define DEFLATEQ		 1
 #define STATSQ			 2
 #define PAGE			 4096ULL
-#define NSTATS			 16
 
 struct vballoon {
 	uint32_t num_pages; /* the host's target */
 	uint32_t actual;    /* what the driver says it holds */
 	uint64_t inflated, deflated;
-	uint64_t stats[NSTATS]; /* by tag (VIRTIO_BALLOON_S_*) */
-	uint32_t stats_seen;	/* bit per tag reported */
-	bool stats_held;	/* the driver's stats buffer is ours until we ask again */
+	uint64_t stats[VIRTIO_BALLOON_NSTATS]; /* by tag (VIRTIO_BALLOON_S_*) */
+	uint32_t stats_seen;		       /* bit per tag reported */
+	uint64_t stats_reports;		       /* buffers the driver filled */
+	bool stats_held; /* the driver's stats buffer is ours until the next poll */
 	uint16_t stats_head;
+	uint32_t interval_s; /* polling interval (0: the driver's first report only) */
+	int timer_fd;	     /* fires every interval: the buffer goes back to the driver */
 	struct virtq_chain chain;
 };
 
@@ -69,11 +74,12 @@ static void stats_take(struct virtio_pci *vp, struct vballoon *b)
 			uint16_t tag = (uint16_t)(e[0] | e[1] << 8);
 			uint64_t val;
 			memcpy(&val, e + 2, 8);
-			if (tag < NSTATS) {
+			if (tag < VIRTIO_BALLOON_NSTATS) {
 				b->stats[tag] = val;
 				b->stats_seen |= 1u << tag;
 			}
 		}
+		b->stats_reports++;
 		if (b->stats_held) /* a newer buffer: give the old one back */
 			virtq_push(vq, b->stats_head, 0);
 		b->stats_head = b->chain.head;
@@ -110,38 +116,90 @@ static void balloon_cfg_write(struct virtio_pci *vp, unsigned off, const void *d
 		memcpy(&b->actual, data, 4);
 }
 
+/* Hands the held statistics buffer back: the driver refills it and adds it again. */
+static void stats_request(struct virtio_pci *vp, struct vballoon *b)
+{
+	struct virtq *vq = &vp->vq[STATSQ];
+	if (!b->stats_held || !vq->enabled || !(vp->status & VIRTIO_STATUS_DRIVER_OK) ||
+	    (vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		return;
+	b->stats_held = false;
+	virtq_push(vq, b->stats_head, 0);
+	if (virtq_should_notify(vq))
+		virtio_pci_notify_queue(vp, STATSQ);
+}
+
+static void arm_timer(struct vballoon *b, bool now)
+{
+	struct itimerspec its = {.it_interval = {(time_t)b->interval_s, 0},
+				 .it_value = {(time_t)b->interval_s, 0}};
+	if (now && b->interval_s)
+		its.it_value = (struct timespec){0, 1};
+	if (b->timer_fd >= 0)
+		timerfd_settime(b->timer_fd, 0, &its, NULL);
+}
+
+static void balloon_backend_ready(struct virtio_pci *vp)
+{
+	struct vballoon *b = vp->dev;
+	uint64_t n;
+	if (read(b->timer_fd, &n, sizeof(n)) == sizeof(n))
+		stats_request(vp, b);
+	virtio_pci_watch_backend(vp);
+}
+
+static int balloon_backend_fd(struct virtio_pci *vp)
+{
+	return ((struct vballoon *)vp->dev)->timer_fd;
+}
+
 static void balloon_reset(struct virtio_pci *vp)
 {
 	struct vballoon *b = vp->dev;
-	if (b)
-		b->stats_held = false;
+	if (!b)
+		return;
+	/* A new driver starts with every page its own: the device holds none. */
+	b->stats_held = false;
+	b->actual = 0;
 }
+
+#define BALLOON_STATE_V 2
 
 static int balloon_save(struct virtio_pci *vp, struct state_buf *buf)
 {
 	struct vballoon *b = vp->dev;
 	struct state_w w = {buf, 0};
+	sw_u16(&w, BALLOON_STATE_V);
 	sw_u32(&w, b->num_pages);
 	sw_u32(&w, b->actual);
 	sw_u8(&w, b->stats_held);
 	sw_u16(&w, b->stats_head);
 	sw_u32(&w, b->stats_seen);
-	for (int i = 0; i < NSTATS; i++)
+	sw_u64(&w, b->stats_reports);
+	for (int i = 0; i < VIRTIO_BALLOON_NSTATS; i++)
 		sw_u64(&w, b->stats[i]);
 	return w.err;
 }
 
 static int balloon_restore(struct virtio_pci *vp, struct state_r *r)
 {
-	struct vballoon *b = vp->dev;
-	b->num_pages = sr_u32(r);
-	b->actual = sr_u32(r);
-	b->stats_held = sr_u8(r);
-	b->stats_head = sr_u16(r);
-	b->stats_seen = sr_u32(r);
-	for (int i = 0; i < NSTATS; i++)
-		b->stats[i] = sr_u64(r);
-	return r->bad ? -EINVAL : 0;
+	struct vballoon *b = vp->dev, n = *b;
+	if (sr_u16(r) != BALLOON_STATE_V)
+		return -EINVAL;
+	n.num_pages = sr_u32(r);
+	n.actual = sr_u32(r);
+	n.stats_held = sr_u8(r);
+	n.stats_head = sr_u16(r);
+	n.stats_seen = sr_u32(r);
+	n.stats_reports = sr_u64(r);
+	for (int i = 0; i < VIRTIO_BALLOON_NSTATS; i++)
+		n.stats[i] = sr_u64(r);
+	/* A held buffer must be an entry of the statistics queue the transport restored. */
+	if (!sr_done(r) ||
+	    (n.stats_held && (!vp->vq[STATSQ].enabled || n.stats_head >= vp->vq[STATSQ].size)))
+		return -EINVAL;
+	memcpy(b, &n, offsetof(struct vballoon, chain));
+	return 0;
 }
 
 static void balloon_destroy(struct virtio_pci *vp)
@@ -151,9 +209,11 @@ static void balloon_destroy(struct virtio_pci *vp)
 		log_info("virtio-balloon: %llu pages inflated, %llu deflated, %u held; stats: "
 			 "free %llu KiB, total %llu KiB, available %llu KiB",
 			 (unsigned long long)b->inflated, (unsigned long long)b->deflated,
-			 b->actual, (unsigned long long)(b->stats[4] >> 10),
-			 (unsigned long long)(b->stats[5] >> 10),
-			 (unsigned long long)(b->stats[8] >> 10));
+			 b->actual, (unsigned long long)(b->stats[VIRTIO_BALLOON_S_MEMFREE] >> 10),
+			 (unsigned long long)(b->stats[VIRTIO_BALLOON_S_MEMTOT] >> 10),
+			 (unsigned long long)(b->stats[VIRTIO_BALLOON_S_AVAIL] >> 10));
+	if (b->timer_fd >= 0)
+		close(b->timer_fd);
 	free(b);
 }
 
@@ -165,18 +225,56 @@ static const struct virtio_dev_ops balloon_ops = {
     .save = balloon_save,
     .restore = balloon_restore,
     .destroy = balloon_destroy,
+    .backend_fd = balloon_backend_fd,
+    .backend_ready = balloon_backend_ready,
 };
 
 void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages)
 {
 	pthread_mutex_lock(&vp->lock);
-	((struct vballoon *)vp->dev)->num_pages = pages;
-	virtio_pci_config_changed(vp);
+	struct vballoon *b = vp->dev;
+	if (b->num_pages != pages) {
+		b->num_pages = pages;
+		if (vp->status & VIRTIO_STATUS_DRIVER_OK)
+			virtio_pci_config_changed(vp);
+	}
 	pthread_mutex_unlock(&vp->lock);
 }
 
-struct virtio_pci *virtio_balloon_new(uint32_t target_pages, const struct guest_mem *mem,
-				      struct irq_chip *chip, struct cove_err *err)
+int virtio_balloon_set_interval(struct virtio_pci *vp, uint32_t seconds)
+{
+	pthread_mutex_lock(&vp->lock);
+	struct vballoon *b = vp->dev;
+	int ret = 0;
+	if (!b->interval_s != !seconds) {
+		ret = -EPERM; /* statistics are switched on or off at boot only (as Firecracker) */
+	} else {
+		b->interval_s = seconds;
+		arm_timer(b, true); /* the first refresh at once */
+	}
+	pthread_mutex_unlock(&vp->lock);
+	return ret;
+}
+
+void virtio_balloon_info(struct virtio_pci *vp, struct virtio_balloon_info *out)
+{
+	pthread_mutex_lock(&vp->lock);
+	struct vballoon *b = vp->dev;
+	*out = (struct virtio_balloon_info){
+	    .target_pages = b->num_pages,
+	    .actual_pages = b->actual,
+	    .interval_s = b->interval_s,
+	    .stats_seen = b->stats_seen,
+	    .stats_reports = b->stats_reports,
+	    .deflate_on_oom = virtio_has(vp, BALLOON_F_DEFLATE_ON_OOM),
+	};
+	memcpy(out->stats, b->stats, sizeof(out->stats));
+	pthread_mutex_unlock(&vp->lock);
+}
+
+struct virtio_pci *virtio_balloon_new(const struct virtio_balloon_opts *o,
+				      const struct guest_mem *mem, struct irq_chip *chip,
+				      struct cove_err *err)
 {
 	struct vballoon *b = calloc(1, sizeof(*b));
 	struct virtio_pci *vp = calloc(1, sizeof(*vp));
@@ -186,12 +284,27 @@ struct virtio_pci *virtio_balloon_new(uint32_t target_pages, const struct guest_
 		cove_err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	b->num_pages = target_pages;
+	if (o->amount_mib > UINT32_MAX / 256) {
+		free(b);
+		free(vp);
+		cove_err_set(err, -EINVAL, "balloon amount_mib %u: too large", o->amount_mib);
+		return NULL;
+	}
+	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (b->timer_fd < 0) {
+		cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
+		free(b);
+		free(vp);
+		return NULL;
+	}
+	b->num_pages = o->amount_mib * 256;
+	b->interval_s = o->stats_interval_s;
+	arm_timer(b, false);
 	struct virtio_pci_config cfg = {
 	    .name = "virtio-balloon",
 	    .device_id = 5,
 	    .class_code = 0x00FF00,
-	    .features = BALLOON_F_STATS_VQ | BALLOON_F_DEFLATE_ON_OOM,
+	    .features = BALLOON_F_STATS_VQ | (o->deflate_on_oom ? BALLOON_F_DEFLATE_ON_OOM : 0),
 	    .nqueues = 3,
 	    .qmax = 128,
 	    .ops = &balloon_ops,

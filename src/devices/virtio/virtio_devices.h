@@ -15,12 +15,54 @@ struct virtio_pci *virtio_rng_new(const struct guest_mem *mem, struct irq_chip *
 				  struct cove_err *err);
 struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct guest_mem *mem,
 				  struct irq_chip *chip, struct cove_err *err);
+/* The same over fd instead of o->tap: a tap or any socket that passes one frame (with the
+ * 12-byte vnet header) per read and write. Takes fd (closed on failure too). */
+struct virtio_pci *virtio_net_new_fd(const struct virtio_net_opts *o, int fd,
+				     const struct guest_mem *mem, struct irq_chip *chip,
+				     struct cove_err *err);
+/* A NIC's limits in bytes/s and frames/s per direction (0: none; VIRTIO_NET_KEEP in a
+ * set call: unchanged). Works on any NIC, started with limits or not; what waits for a
+ * bucket is retried at once. */
+#define VIRTIO_NET_KEEP UINT64_MAX
+struct virtio_net_limits {
+	uint64_t rx_bps, rx_pps, tx_bps, tx_pps;
+};
+void virtio_net_set_limits(struct virtio_pci *vp, const struct virtio_net_limits *l);
+void virtio_net_get_limits(struct virtio_pci *vp, struct virtio_net_limits *l);
 struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct guest_mem *mem,
 				      struct irq_chip *chip, struct cove_err *err);
-struct virtio_pci *virtio_balloon_new(uint32_t target_pages, const struct guest_mem *mem,
-				      struct irq_chip *chip, struct cove_err *err);
-/* Sets the balloon's target (pages of 4 KiB) and tells the driver. */
+struct virtio_pci *virtio_balloon_new(const struct virtio_balloon_opts *o,
+				      const struct guest_mem *mem, struct irq_chip *chip,
+				      struct cove_err *err);
+/* Sets the balloon's target (pages of 4 KiB) and tells the driver (config change). */
 void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages);
+/* Changes the statistics polling interval and asks for statistics at once. -EPERM when it
+ * would switch statistics on or off (0 to non-zero or back): that is for boot only. */
+int virtio_balloon_set_interval(struct virtio_pci *vp, uint32_t seconds);
+
+/* Statistics tags (virtio 1.2 §5.5.6.3). */
+enum {
+	VIRTIO_BALLOON_S_SWAP_IN,
+	VIRTIO_BALLOON_S_SWAP_OUT,
+	VIRTIO_BALLOON_S_MAJFLT,
+	VIRTIO_BALLOON_S_MINFLT,
+	VIRTIO_BALLOON_S_MEMFREE,
+	VIRTIO_BALLOON_S_MEMTOT,
+	VIRTIO_BALLOON_S_AVAIL,
+	VIRTIO_BALLOON_S_CACHES,
+	VIRTIO_BALLOON_S_HTLB_PGALLOC,
+	VIRTIO_BALLOON_S_HTLB_PGFAIL,
+	VIRTIO_BALLOON_NSTATS
+};
+
+struct virtio_balloon_info {
+	uint32_t target_pages, actual_pages, interval_s;
+	bool deflate_on_oom; /* negotiated with the driver */
+	uint32_t stats_seen; /* bit per tag the driver reported */
+	uint64_t stats_reports;
+	uint64_t stats[VIRTIO_BALLOON_NSTATS];
+};
+void virtio_balloon_info(struct virtio_pci *vp, struct virtio_balloon_info *out);
 struct virtio_pci *virtio_vsock_new(uint32_t cid, const char *uds, const struct guest_mem *mem,
 				    struct irq_chip *chip, struct cove_err *err);
 /* Changes a disk's limits at run time (bytes/s, requests/s; 0: none). Disks started

@@ -131,8 +131,17 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 		    add(vmach, vm,
 			virtio_vsock_new(opts->vsock_cid, opts->vsock_uds, &vm->mem, &vm->irq, err),
 			err);
-	if (!ret && opts->balloon)
-		ret = add(vmach, vm, virtio_balloon_new(0, &vm->mem, &vm->irq, err), err);
+	if (!ret && opts->balloon) {
+		uint64_t ram_mib = (vm->mem.low_size + vm->mem.high_size) >> 20;
+		if (opts->balloon_opts.amount_mib > ram_mib)
+			ret = cove_err_set(
+			    err, -EINVAL, "balloon amount_mib %u: more than the guest's %llu MiB",
+			    opts->balloon_opts.amount_mib, (unsigned long long)ram_mib);
+		else
+			ret = add(vmach, vm,
+				  virtio_balloon_new(&opts->balloon_opts, &vm->mem, &vm->irq, err),
+				  err);
+	}
 	if (!ret && opts->rng)
 		ret = add(vmach, vm, virtio_rng_new(&vm->mem, &vm->irq, err), err);
 	if (!ret && vmach->ndev)
@@ -164,6 +173,15 @@ void virtio_machine_destroy(struct virtio_machine *vmach)
 	pci_host_fini(&vmach->host);
 	msi_router_fini(&vmach->router);
 	free(vmach);
+}
+
+struct virtio_pci *virtio_machine_find(const struct virtio_machine *vmach, uint16_t device_id,
+				       unsigned index)
+{
+	for (unsigned i = 0; vmach && i < vmach->ndev; i++)
+		if (vmach->dev[i]->device_id == device_id && index-- == 0)
+			return vmach->dev[i];
+	return NULL;
 }
 
 struct acpi_pci_config virtio_machine_acpi(const struct virtio_machine *vmach)

@@ -43,6 +43,11 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 			  const struct virtio_opts *opts, struct cove_err *err);
 void virtio_machine_destroy(struct virtio_machine *vm);
 
+/* The index-th (0-based, in creation order) device of this virtio device id, or NULL. NICs
+ * come in --net order, disks in --disk order. */
+struct virtio_pci *virtio_machine_find(const struct virtio_machine *vmach, uint16_t device_id,
+				       unsigned index);
+
 /* What the ACPI tables say about the host bridge (absent when vmach is NULL). */
 struct acpi_pci_config virtio_machine_acpi(const struct virtio_machine *vmach);
 

@@ -1,4 +1,6 @@
-/* virtio-net (virtio 1.2 §5.1) over a tap device: offloads, mergeable receive buffers, MAC. */
+/* virtio-net (virtio 1.2 §5.1) over a tap device (or any fd that passes whole frames with the
+ * vnet header, such as a socketpair in tests): offloads, mergeable receive buffers, MAC, and
+ * token-bucket limits on both directions that can change at run time. */
 #include "devices/devutil.h"
 #include "devices/virtio/ratelimit.h"
 #include "devices/virtio/virtio_devices.h"
@@ -42,8 +44,12 @@ struct vnet {
 	uint32_t lens[MAX_BUFS];
 	uint8_t frame[FRAME_MAX];
 	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped, throttled;
-	struct rate_limiter rl; /* on transmit (guest to host) */
-	int timer_fd;		/* wakes transmit when the limit allows more (-1: no limit) */
+	struct rate_limiter rl_tx; /* guest to host */
+	struct rate_limiter rl_rx; /* host to guest */
+	bool rx_throttled;	   /* the pending frame waits for rl_rx: the tap is not watched */
+	bool pending_paid;	   /* the pending frame has taken its rl_rx tokens */
+	int timer_fd;		   /* wakes both directions when a limit allows more */
+	uint64_t timer_deadline;   /* when it fires (0: not armed) */
 	bool timer_watched;
 };
 
@@ -52,6 +58,21 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Wakes the I/O thread in wait_ns (or keeps an earlier wake-up). */
+static void throttle(struct vnet *n, uint64_t wait_ns)
+{
+	uint64_t at = now_ns() + wait_ns;
+	if (n->timer_deadline && n->timer_deadline <= at)
+		return;
+	n->timer_deadline = at;
+	struct itimerspec its = {
+	    .it_value = {(time_t)(wait_ns / 1000000000ULL), (long)(wait_ns % 1000000000ULL)}};
+	if (!wait_ns)
+		its.it_value.tv_nsec = 1;
+	timerfd_settime(n->timer_fd, 0, &its, NULL);
+	n->throttled++;
 }
 
 /* Puts the pending frame into one (or, with MRG_RXBUF, several) receive chains.
@@ -130,7 +151,17 @@ static void rx(struct virtio_pci *vp, struct vnet *n)
 			if (r <= TAP_VNET_HDR_LEN)
 				break; /* EAGAIN (or a runt): nothing more now */
 			n->pending = (size_t)r;
+			n->pending_paid = false;
 		}
+		uint64_t wait;
+		if (!n->pending_paid &&
+		    !ratelimit_take(&n->rl_rx, n->pending - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
+			/* Over the receive limit: the frame waits, and so does the tap. */
+			n->rx_throttled = true;
+			throttle(n, wait);
+			goto out;
+		}
+		n->pending_paid = true;
 		int d = deliver(vp, n);
 		if (d < 0)
 			return;
@@ -157,12 +188,8 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *c)
 		return 0;
 	}
 	uint64_t wait;
-	if (n->timer_fd >= 0 &&
-	    !ratelimit_take(&n->rl, c->out_len - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
-		struct itimerspec its = {
-		    .it_value = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)}};
-		timerfd_settime(n->timer_fd, 0, &its, NULL);
-		n->throttled++;
+	if (!ratelimit_take(&n->rl_tx, c->out_len - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
+		throttle(n, wait);
 		return VIRTIO_SERVE_RETRY;
 	}
 	if (writev(n->tap, c->iov, (int)c->nout) < 0)
@@ -192,13 +219,49 @@ static void net_backend_ready(struct virtio_pci *vp)
 {
 	struct vnet *n = vp->dev;
 	uint64_t cnt;
-	/* The tap or the rate limit's timer: try both directions. */
-	if (n->timer_fd >= 0 && read(n->timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt) &&
-	    vp->vq[TXQ].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-	    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
-		tx(vp, n);
-	if (!n->rx_waiting)
+	/* The tap or the rate limits' timer: try both directions. */
+	if (read(n->timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt)) {
+		n->timer_deadline = 0;
+		n->rx_throttled = false;
+		if (vp->vq[TXQ].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+			tx(vp, n);
+	}
+	if (!n->rx_waiting && !n->rx_throttled)
 		rx(vp, n);
+}
+
+static void set_dir(struct rate_limiter *rl, uint64_t bps, uint64_t pps, uint64_t now)
+{
+	if (bps == VIRTIO_NET_KEEP && pps == VIRTIO_NET_KEEP)
+		return; /* untouched: the buckets keep their tokens */
+	if (bps == VIRTIO_NET_KEEP)
+		bps = rl->bytes.rate;
+	if (pps == VIRTIO_NET_KEEP)
+		pps = rl->ops.rate;
+	ratelimit_set(rl, bps, pps, now);
+}
+
+void virtio_net_set_limits(struct virtio_pci *vp, const struct virtio_net_limits *l)
+{
+	pthread_mutex_lock(&vp->lock);
+	struct vnet *n = vp->dev;
+	uint64_t now = now_ns();
+	set_dir(&n->rl_tx, l->tx_bps, l->tx_pps, now);
+	set_dir(&n->rl_rx, l->rx_bps, l->rx_pps, now);
+	/* Whatever waits for a bucket is tried again at once under the new limits. */
+	n->timer_deadline = 0;
+	throttle(n, 0);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+void virtio_net_get_limits(struct virtio_pci *vp, struct virtio_net_limits *l)
+{
+	pthread_mutex_lock(&vp->lock);
+	struct vnet *n = vp->dev;
+	*l = (struct virtio_net_limits){n->rl_rx.bytes.rate, n->rl_rx.ops.rate, n->rl_tx.bytes.rate,
+					n->rl_tx.ops.rate};
+	pthread_mutex_unlock(&vp->lock);
 }
 
 static int net_backend_fd(struct virtio_pci *vp)
@@ -219,8 +282,8 @@ static void net_activate(struct virtio_pci *vp)
 		if (virtio_has(vp, NET_F_GUEST_ECN))
 			f |= TUN_F_TSO_ECN;
 	}
-	tap_set_offload(n->tap, f);
-	if (n->timer_fd >= 0 && !n->timer_watched && vp->io_epfd >= 0) {
+	tap_set_offload(n->tap, f); /* fails on a socket: no offloads, nothing to do */
+	if (!n->timer_watched && vp->io_epfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = vp->io_tag};
 		n->timer_watched = epoll_ctl(vp->io_epfd, EPOLL_CTL_ADD, n->timer_fd, &ev) == 0;
 	}
@@ -234,6 +297,7 @@ static void net_reset(struct virtio_pci *vp)
 	if (!n)
 		return;
 	n->pending = 0;
+	n->rx_throttled = false;
 	n->rx_waiting = true; /* re-armed at DRIVER_OK */
 }
 
@@ -248,11 +312,18 @@ static void net_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsign
 		memcpy(data, &c[off], len);
 }
 
+#define NET_STATE_V 2
+
 static int net_save(struct virtio_pci *vp, struct state_buf *buf)
 {
 	struct vnet *n = vp->dev;
 	struct state_w w = {buf, 0};
+	sw_u16(&w, NET_STATE_V);
 	sw_bytes(&w, n->mac, 6);
+	/* A frame read from the tap but not yet in the guest's buffers goes with the state. */
+	sw_u32(&w, (uint32_t)n->pending);
+	sw_bytes(&w, n->frame, n->pending);
+	sw_u8(&w, n->pending_paid);
 	return w.err;
 }
 
@@ -260,12 +331,22 @@ static int net_restore(struct virtio_pci *vp, struct state_r *r)
 {
 	struct vnet *n = vp->dev;
 	uint8_t mac[6];
+	if (sr_u16(r) != NET_STATE_V)
+		return -EINVAL;
 	sr_bytes(r, mac, 6);
-	if (r->bad)
+	uint32_t pending = sr_u32(r);
+	if (r->bad || (pending && pending <= TAP_VNET_HDR_LEN) || pending > sizeof(n->frame))
+		return -EINVAL;
+	const uint8_t *frame = sr_take(r, pending);
+	bool paid = sr_u8(r);
+	if (!sr_done(r))
 		return -EINVAL;
 	memcpy(n->mac, mac, 6);
-	n->pending = 0;
+	memcpy(n->frame, frame, pending);
+	n->pending = pending;
+	n->pending_paid = paid;
 	n->rx_waiting = false;
+	n->rx_throttled = false;
 	return 0;
 }
 
@@ -291,36 +372,32 @@ static const struct virtio_dev_ops net_ops = {
     .backend_ready = net_backend_ready,
 };
 
-struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct guest_mem *mem,
-				  struct irq_chip *chip, struct cove_err *err)
+struct virtio_pci *virtio_net_new_fd(const struct virtio_net_opts *o, int fd,
+				     const struct guest_mem *mem, struct irq_chip *chip,
+				     struct cove_err *err)
 {
 	struct vnet *n = calloc(1, sizeof(*n));
 	struct virtio_pci *vp = calloc(1, sizeof(*vp));
 	if (!n || !vp) {
 		free(n);
 		free(vp);
+		close(fd);
 		cove_err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	n->timer_fd = -1;
-	if (o->bps || o->pps) {
-		n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (n->timer_fd < 0) {
-			cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
-			free(n);
-			free(vp);
-			return NULL;
-		}
-		ratelimit_set(&n->rl, o->bps, o->pps, now_ns());
-	}
-	n->tap = tap_open(o->tap, err);
-	if (n->tap < 0) {
-		if (n->timer_fd >= 0)
-			close(n->timer_fd);
+	/* The timer exists even without limits, so that limits can be set at run time. */
+	n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (n->timer_fd < 0) {
+		cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
 		free(n);
 		free(vp);
+		close(fd);
 		return NULL;
 	}
+	uint64_t now = now_ns();
+	ratelimit_set(&n->rl_tx, o->bps, o->pps, now);
+	ratelimit_set(&n->rl_rx, o->rx_bps, o->rx_pps, now);
+	n->tap = fd;
 	memcpy(n->mac, o->mac, 6);
 	struct virtio_pci_config cfg = {
 	    .name = "virtio-net",
@@ -338,4 +415,13 @@ struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct 
 	};
 	virtio_pci_init(vp, &cfg);
 	return vp;
+}
+
+struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct guest_mem *mem,
+				  struct irq_chip *chip, struct cove_err *err)
+{
+	int fd = tap_open(o->tap, err);
+	if (fd < 0)
+		return NULL;
+	return virtio_net_new_fd(o, fd, mem, chip, err);
 }

@@ -126,6 +126,24 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 			return parse_u64("bps", v, UINT64_MAX / 2, &t->bps, err);
 		if (!strcmp(k, "pps"))
 			return parse_u64("pps", v, UINT64_MAX / 2, &t->pps, err);
+		if (!strcmp(k, "rx_bps"))
+			return parse_u64("rx_bps", v, UINT64_MAX / 2, &t->rx_bps, err);
+		if (!strcmp(k, "rx_pps"))
+			return parse_u64("rx_pps", v, UINT64_MAX / 2, &t->rx_pps, err);
+	} else if (!strcmp(dev, "balloon")) {
+		struct virtio_balloon_opts *b = &o->balloon_opts;
+		if (!strcmp(k, "amount_mib")) {
+			int r = parse_u64("amount_mib", v, 1024 * 1024, &n, err);
+			b->amount_mib = (uint32_t)n;
+			return r;
+		}
+		if (!strcmp(k, "deflate_on_oom"))
+			return parse_bool("deflate_on_oom", v, &b->deflate_on_oom, err);
+		if (!strcmp(k, "stats_polling_interval_s")) {
+			int r = parse_u64("stats_polling_interval_s", v, 86400, &n, err);
+			b->stats_interval_s = (uint32_t)n;
+			return r;
+		}
 	} else if (!strcmp(dev, "hvc")) {
 		if (!strcmp(k, "uds"))
 			return dup_str(&o->hvc_uds, v, err);
@@ -150,10 +168,15 @@ int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value, s
 {
 	if (!strcmp(key, "rng"))
 		return parse_bool("rng", value, &o->rng, err);
-	if (!strcmp(key, "balloon"))
-		return parse_bool("balloon", value, &o->balloon, err);
+	bool balloon = !strcmp(key, "balloon");
+	if (balloon) {
+		/* A plain switch, or the balloon's settings (which switch it on). */
+		o->balloon_opts = (struct virtio_balloon_opts){.deflate_on_oom = true};
+		if (!strchr(value, '='))
+			return parse_bool("balloon", value, &o->balloon, err);
+	}
 	bool disk = !strcmp(key, "disk"), net = !strcmp(key, "net"), hvc = !strcmp(key, "hvc");
-	if (!disk && !net && !hvc && strcmp(key, "vsock"))
+	if (!disk && !net && !hvc && !balloon && strcmp(key, "vsock"))
 		return cove_err_set(err, -EINVAL, "unknown setting '%s'", key);
 	if (disk && o->ndisks == VIRTIO_MAX_DISKS)
 		return cove_err_set(err, -EINVAL, "at most %d disks", VIRTIO_MAX_DISKS);
@@ -203,6 +226,8 @@ int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value, s
 				       6);
 			o->nnics++;
 		}
+	} else if (!ret && balloon) {
+		o->balloon = true;
 	} else if (!ret && hvc) {
 		if (!!o->hvc_uds == !!o->hvc_file)
 			ret = cove_err_set(err, -EINVAL, "hvc: give one of uds=PATH or file=PATH");

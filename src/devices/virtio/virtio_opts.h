@@ -23,7 +23,14 @@ struct virtio_net_opts {
 	char *tap;
 	uint8_t mac[6];
 	bool mac_set;
-	uint64_t bps, pps;
+	uint64_t bps, pps;	 /* transmit (guest to host) limits (0: none) */
+	uint64_t rx_bps, rx_pps; /* receive (host to guest) limits (0: none) */
+};
+
+struct virtio_balloon_opts {
+	uint32_t amount_mib;	   /* the target at boot */
+	bool deflate_on_oom;	   /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
+	uint32_t stats_interval_s; /* hand the statistics buffer back this often (0: never) */
 };
 
 struct virtio_opts {
@@ -33,6 +40,7 @@ struct virtio_opts {
 	unsigned nnics;
 	bool rng;
 	bool balloon;
+	struct virtio_balloon_opts balloon_opts;
 	bool vsock;
 	uint32_t vsock_cid;
 	char *vsock_uds;
@@ -45,9 +53,11 @@ struct virtio_opts {
 bool virtio_opts_is_key(const char *key);
 /*
  * Applies one setting: disk "path=P[,readonly=on|off][,id=S][,cache=none|writeback]
- * [,queues=N][,bps=N][,iops=N]", net "tap=NAME[,mac=xx:..]", vsock "cid=N,uds=PATH",
- * hvc "uds=PATH" or "file=PATH", rng/balloon "on|off|true|false" (empty: on). Returns 0 or -EINVAL
- * with err set.
+ * [,queues=N][,bps=N][,iops=N]", net "tap=NAME[,mac=xx:..][,bps=N][,pps=N][,rx_bps=N]
+ * [,rx_pps=N]", vsock "cid=N,uds=PATH", hvc "uds=PATH" or "file=PATH", rng "on|off|true|false"
+ * (empty: on), balloon the same or "amount_mib=N[,deflate_on_oom=on|off]
+ * [,stats_polling_interval_s=N]" (deflate_on_oom defaults to on). Returns 0 or -EINVAL with
+ * err set.
  */
 int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
 		    struct cove_err *err);

@@ -17,6 +17,7 @@
 
 #define RXQ	  0
 #define TXQ	  1
+#define EVQ	  2
 #define HOST_CID  2
 #define HDR	  44
 #define MAX_CONN  64
@@ -398,7 +399,7 @@ static void vsock_notify(struct virtio_pci *vp, unsigned q)
 		s->rx_waiting = false;
 		rx_pump(vp, s);
 	}
-	/* The event queue (2) only ever gets transport resets from us: nothing to do. */
+	/* The event queue only ever gets transport resets from us (restore): nothing to do. */
 }
 
 static void vsock_backend_ready(struct virtio_pci *vp)
@@ -459,7 +460,24 @@ static int vsock_save(struct virtio_pci *vp, struct state_buf *buf)
 static int vsock_restore(struct virtio_pci *vp, struct state_r *r)
 {
 	struct vvsock *s = vp->dev;
-	return sr_u64(r) == s->cid && !r->bad ? 0 : -EINVAL;
+	if (sr_u64(r) != s->cid || !sr_done(r))
+		return -EINVAL;
+	/* Connections do not survive: drop ours and tell the driver so (§5.10.6.7, a
+	 * TRANSPORT_RESET event), as Firecracker does after a snapshot is loaded. */
+	for (int i = 0; i < MAX_CONN; i++)
+		if (s->conn[i].state != C_FREE)
+			conn_close(vp, &s->conn[i]);
+	s->nctl = 0;
+	s->rx_waiting = false;
+	struct virtq *evq = &vp->vq[EVQ];
+	const char *why;
+	if ((vp->status & VIRTIO_STATUS_DRIVER_OK) && virtq_pop(evq, &s->chain, &why) == 1) {
+		uint32_t id = 0; /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+		virtq_push(evq, s->chain.head, (uint32_t)virtq_chain_write(&s->chain, 0, &id, 4));
+		if (virtq_should_notify(evq))
+			virtio_pci_notify_queue(vp, EVQ);
+	}
+	return 0;
 }
 
 static void vsock_destroy(struct virtio_pci *vp)

@@ -575,7 +575,8 @@ int aml_find(const uint8_t *aml, size_t len, const char *path, size_t *off)
 	return walk(&r, 0, len, &root, &want, off, 0);
 }
 
-int aml_package_int(const uint8_t *aml, size_t len, size_t off, unsigned idx, uint64_t *v)
+int aml_package_elem(const uint8_t *aml, size_t len, size_t off, unsigned idx, size_t *elem,
+		     size_t *end_out)
 {
 	const struct rd r = {aml, len};
 	if (off >= len || aml[off] != OP_PACKAGE)
@@ -592,5 +593,15 @@ int aml_package_int(const uint8_t *aml, size_t len, size_t off, unsigned idx, ui
 			return -EINVAL;
 	if (pos >= end)
 		return -ENOENT; /* elements past the list are uninitialized */
-	return aml_read_int(aml, end, pos, v, NULL);
+	*elem = pos;
+	if (end_out)
+		*end_out = end;
+	return 0;
+}
+
+int aml_package_int(const uint8_t *aml, size_t len, size_t off, unsigned idx, uint64_t *v)
+{
+	size_t pos, end;
+	int rc = aml_package_elem(aml, len, off, idx, &pos, &end);
+	return rc ? rc : aml_read_int(aml, end, pos, v, NULL);
 }

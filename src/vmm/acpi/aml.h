@@ -69,6 +69,11 @@ int aml_find(const uint8_t *aml, size_t len, const char *path, size_t *off);
 /* Reads an integer data object at off; returns 0 or -EINVAL. *next gets the end. */
 int aml_read_int(const uint8_t *aml, size_t len, size_t off, uint64_t *v, size_t *next);
 
+/* Where element idx (any data object, a Package too) of the Package at off starts, in
+ * *elem; *end (may be NULL) gets the end of the enclosing Package. 0, -EINVAL or -ENOENT. */
+int aml_package_elem(const uint8_t *aml, size_t len, size_t off, unsigned idx, size_t *elem,
+		     size_t *end);
+
 /* Element idx (an integer) of the Package at off. Returns 0, -EINVAL or -ENOENT. */
 int aml_package_int(const uint8_t *aml, size_t len, size_t off, unsigned idx, uint64_t *v);
 

@@ -46,6 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fc_parse_balloon(b, size, &bl, &err);
 	uint32_t amount;
 	fc_parse_balloon_update(b, size, &amount, &err);
+	fc_parse_balloon_stats_update(b, size, &amount, &err);
+	struct fc_net_update nu;
+	fc_parse_net_update("eth0", b, size, &nu, &err);
 	struct fc_logger l;
 	fc_parse_logger(b, size, &l, &err);
 	struct fc_metrics mt;

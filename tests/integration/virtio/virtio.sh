@@ -166,6 +166,35 @@ probe_run qemu-q35-balloon vballoon ${qskip:+--skip "$qskip"} -- "$qemu" -M q35 
 	-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 256 -kernel "$pvh" \
 	-append probe=vballoon -device virtio-balloon-pci,disable-legacy=on,deflate-on-oom=on
 
+# --- virtio-balloon driven by the host: the probe follows each target (8 MiB from the command
+# line, then 4 MiB and 0 set at run time), refills its statistics whenever the device hands
+# them back, and checks DEFLATE_ON_OOM; balloon_host.py sets the targets (Cove: the
+# Firecracker API; QEMU: QMP) and checks what the VMM reports. ---
+balloon_run() { # $1: label, $2: skip reason, $3: cove|qemu, $4: socket, then the VMM command
+	local label=$1 why=$2 kind=$3 sock=$4 hpid
+	shift 4
+	rm -f "$sock"
+	if [ -z "$why" ]; then
+		python3 "$here/balloon_host.py" "$kind" "$sock" 256 >"$work/balloon.out" 2>&1 &
+		hpid=$!
+	fi
+	probe_run "$label" vballoon_target ${why:+--skip "$why"} -- "$@"
+	[ -n "$why" ] && return
+	if wait "$hpid"; then
+		probe_tap ok "$label host side: $(grep -c '^ok' "$work/balloon.out") checks passed"
+	else
+		probe_tap "not ok" "$label host side: $(grep -v '^ok' "$work/balloon.out" | tr '\n' ' ')"
+	fi
+}
+bcmd="probe=vballoon_target probe.balloon_steps=3 probe.balloon_refresh=2 probe.balloon_oom=1"
+balloon_run cove-balloon-target "$skip" cove "$work/bal.sock" "$cove" run --kernel "$pvh" \
+	--memory 256M --api-sock "$work/bal.sock" --cmdline "$bcmd" \
+	--balloon amount_mib=8,deflate_on_oom=on,stats_polling_interval_s=1
+balloon_run qemu-q35-balloon-target "$qskip" qemu "$work/qmp.sock" "$qemu" -M q35 -accel kvm \
+	-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 256 -kernel "$pvh" \
+	-qmp "unix:$work/qmp.sock,server=on,wait=off" -append "$bcmd" \
+	-device virtio-balloon-pci,id=bal0,disable-legacy=on,deflate-on-oom=on
+
 # --- virtio-vsock both ways through Firecracker's Unix-socket host side ---
 rm -f "$work"/vs.sock*
 if [ -z "$skip" ]; then
@@ -251,6 +280,23 @@ if [ -z "$net_skip" ]; then
 		probe_tap "not ok" "cove-net-ratelimit not held: ${mbit:-no figure} Mbit/s"
 	fi
 fi
+# The same NIC started without a limit, limited at run time through the API (2 MB/s, then
+# 8 MB/s, then none) while the guest sends; net_limit_host.py measures the tap's counter.
+rm -f "$work/nl.sock"
+if [ -z "$net_skip" ]; then
+	python3 "$here/net_limit_host.py" "$work/nl.sock" "$ns" vtap0 >"$work/nl.out" 2>&1 &
+	nlpid=$!
+fi
+probe_run cove-net-ratelimit-live vnetbench ${net_skip:+--skip "$net_skip"} -- ip netns exec \
+	"$ns" "$cove" run --kernel "$pvh" --memory 256M --net "tap=vtap0,mac=$mac" \
+	--api-sock "$work/nl.sock" --cmdline "probe=vnetbench probe.bench_frames=30000 probe.bench_wait_ms=3000"
+if [ -z "$net_skip" ]; then
+	if wait "$nlpid"; then
+		probe_tap ok "cove-net-ratelimit-live host side: $(grep -E 'MB/s the tap' "$work/nl.out" | sed 's/^ok //' | tr '\n' ';')"
+	else
+		probe_tap "not ok" "cove-net-ratelimit-live host side: $(grep -v '^ok' "$work/nl.out" | tr '\n' ' ')"
+	fi
+fi
 [ -z "$net_skip" ] && netns_down
 
 # --- Option errors: one clear line, status 2, no crash ---
@@ -275,5 +321,8 @@ bad "--vsock without uds" "cid= and uds= are required" --vsock cid=3
 bad "--vsock cid=2" "cid 2: must be 3 or more" --vsock cid=2,uds=/tmp/x
 bad "--hvc with both ends" "one of uds=PATH or file=PATH" --hvc "uds=/tmp/x,file=/tmp/y"
 bad "--net with a tap name too long" "tap '0123456789abcdefg': 1 to 15 bytes" --net tap=0123456789abcdefg
+bad "--balloon with an unknown key" "unknown balloon option 'colour'" --balloon colour=red
+bad "--balloon bigger than the guest" "amount_mib 999: more than the guest's 128 MiB" \
+	--memory 128M --balloon amount_mib=999
 
 probe_done

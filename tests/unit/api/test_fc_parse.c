@@ -175,6 +175,27 @@ static void test_small_sections(void **state)
 	uint32_t amount;
 	assert_int_equal(fc_parse_balloon_update(S("{\"amount_mib\":32}"), &amount, &err), 0);
 	assert_int_equal(amount, 32);
+	uint32_t interval;
+	assert_int_equal(
+	    fc_parse_balloon_stats_update(S("{\"stats_polling_interval_s\":7}"), &interval, &err),
+	    0);
+	assert_int_equal(interval, 7);
+	assert_int_equal(fc_parse_balloon_stats_update(S("{}"), &interval, &err), -ENOENT);
+	struct fc_net_update nu;
+	cove_err_clear(&err);
+	assert_int_equal(fc_parse_net_update("e0",
+					     S("{\"iface_id\":\"e0\",\"rx_rate_limiter\":{\"ops\":"
+					       "{\"size\":50,\"refill_time\":500}}}"),
+					     &nu, &err),
+			 0);
+	assert_true(nu.rx_rate_limiter.ops.set);
+	assert_false(nu.rx_rate_limiter.bandwidth.set);
+	assert_false(nu.tx_rate_limiter.set);
+	assert_int_equal(fc_bucket_rate(&nu.rx_rate_limiter.ops), 100);
+	assert_int_equal(
+	    fc_parse_net_update("e0", S("{\"iface_id\":\"e0\",\"mtu\":9000}"), &nu, &err), -EINVAL);
+	assert_int_equal(fc_parse_net_update("e0", S("{\"iface_id\":\"e/0\"}"), &nu, &err),
+			 -EINVAL);
 	struct fc_logger l;
 	cove_err_clear(&err);
 	assert_int_equal(fc_parse_logger(S("{\"log_path\":\"/l\",\"level\":\"debug\"}"), &l, &err),

@@ -118,6 +118,82 @@ static void test_lifecycle(void **state)
 	free(out);
 }
 
+/* Run-time changes of the balloon and a NIC: after boot only, checked, passed to the VMM. */
+static void test_runtime_devices(void **state)
+{
+	char *out;
+	/* A fresh server (the group's has booted already). */
+	assert_int_equal(teardown(state), 0);
+	assert_int_equal(setup(state), 0);
+	assert_int_equal(req("PUT", "/boot-source", "{\"kernel_image_path\":\"/k\"}", NULL), 204);
+	assert_int_equal(
+	    req("PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":128}", NULL), 204);
+	assert_int_equal(req("PUT", "/network-interfaces/eth0",
+			     "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"}", NULL),
+			 204);
+	assert_int_equal(req("PUT", "/network-interfaces/eth1",
+			     "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\"}", NULL),
+			 204);
+	assert_int_equal(req("PUT", "/balloon",
+			     "{\"amount_mib\":16,\"deflate_on_oom\":true,"
+			     "\"stats_polling_interval_s\":1}",
+			     NULL),
+			 204);
+	const char *lim = "{\"iface_id\":\"eth1\",\"tx_rate_limiter\":{\"bandwidth\":"
+			  "{\"size\":1000,\"refill_time\":10}}}";
+	expect_fault("PATCH", "/network-interfaces/eth1", lim, 400, "before starting");
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\":8}", 400, "before starting");
+	expect_fault("GET", "/balloon/statistics", NULL, 400, "before starting");
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", NULL), 204);
+	assert_int_equal(dbl.started.balloon.stats_polling_interval_s, 1);
+	/* The balloon. */
+	assert_int_equal(req("PATCH", "/balloon", "{\"amount_mib\":8}", NULL), 204);
+	assert_int_equal(dbl.balloon_mib, 8);
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\":129}", 400, "too large");
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\":8,\"x\":1}", 400, "unknown field");
+	assert_int_equal(dbl.balloon_sets, 1);
+	assert_int_equal(req("GET", "/balloon/statistics", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"actual_mib\":8"));
+	assert_non_null(strstr(out, "\"free_memory\":12345"));
+	assert_null(strstr(out, "swap_in"));
+	free(out);
+	assert_int_equal(
+	    req("PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":5}", NULL), 204);
+	assert_int_equal(dbl.balloon_interval, 5);
+	expect_fault("PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":0}", 400,
+		     "after boot");
+	assert_int_equal(req("GET", "/balloon", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"amount_mib\":8"));
+	assert_non_null(strstr(out, "\"stats_polling_interval_s\":5"));
+	free(out);
+	/* A NIC: the second one, by id; absent limiters stay as they were. */
+	assert_int_equal(req("PATCH", "/network-interfaces/eth1", lim, NULL), 204);
+	assert_int_equal(dbl.net_updates, 1);
+	assert_int_equal(dbl.net_index, 1);
+	assert_true(dbl.net_update.tx_rate_limiter.bandwidth.set);
+	assert_int_equal(fc_bucket_rate(&dbl.net_update.tx_rate_limiter.bandwidth), 100000);
+	assert_false(dbl.net_update.rx_rate_limiter.set);
+	assert_int_equal(req("GET", "/vm/config", NULL, &out), 200);
+	assert_non_null(strstr(out, "\"tx_rate_limiter\":{\"bandwidth\":{\"size\":1000"));
+	free(out);
+	expect_fault("PATCH", "/network-interfaces/eth9", "{\"iface_id\":\"eth9\"}", 400,
+		     "No network interface");
+	expect_fault("PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth1\"}", 400,
+		     "does not match");
+	expect_fault("PATCH", "/network-interfaces/eth0",
+		     "{\"iface_id\":\"eth0\",\"host_dev_name\":\"t\"}", 400, "unknown field");
+	assert_int_equal(dbl.net_updates, 1);
+	/* A bucket of size 0 removes the limit. */
+	assert_int_equal(req("PATCH", "/network-interfaces/eth1",
+			     "{\"iface_id\":\"eth1\",\"tx_rate_limiter\":{\"bandwidth\":"
+			     "{\"size\":0,\"refill_time\":0}}}",
+			     NULL),
+			 204);
+	assert_int_equal(req("GET", "/vm/config", NULL, &out), 200);
+	assert_null(strstr(out, "tx_rate_limiter"));
+	free(out);
+}
+
 static void test_huge_body(void **state)
 {
 	(void)state;
@@ -136,6 +212,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lifecycle),
 	    cmocka_unit_test(test_huge_body),
+	    cmocka_unit_test(test_runtime_devices),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

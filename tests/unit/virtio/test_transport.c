@@ -368,7 +368,8 @@ static struct virtio_pci *make(int kind)
 	struct virtio_opts co = {.hvc = true, .hvc_file = "/dev/null"};
 	switch (kind) {
 	case 0:
-		return virtio_balloon_new(7, &mem, NULL, &err);
+		return virtio_balloon_new(&(struct virtio_balloon_opts){.amount_mib = 1}, &mem,
+					  NULL, &err);
 	case 1:
 		return virtio_console_new(&co, &mem, NULL, &err);
 	default:
@@ -387,7 +388,7 @@ static void test_save_restore_models(void **state)
 		drive_init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
 		if (kind == 0) {
 			wr(VPCI_DEVCFG + 4, 4, 3); /* balloon: actual */
-			assert_int_equal(rd(VPCI_DEVCFG, 4), 7);
+			assert_int_equal(rd(VPCI_DEVCFG, 4), 256);
 		}
 		struct state_buf a = {0}, b = {0};
 		assert_int_equal(virtio_pci_save(vp, &a), 0);

@@ -1,0 +1,136 @@
+/* Probe-guest test of virtio-balloon driven by the host: follow num_pages as Linux's driver
+ * does (inflate or deflate in batches until actual == num_pages), keep the statistics buffer
+ * posted and refill it each time the device hands it back, check DEFLATE_ON_OOM. */
+#include "probe.h"
+#include "virtio.h"
+
+#include <stdbool.h>
+
+#define F_STATS_VQ	 (1ULL << 1)
+#define F_DEFLATE_ON_OOM (1ULL << 2)
+#define REGION		 0x5000000ULL /* 80 MiB: the pages the balloon takes */
+#define BATCH		 256	      /* pfns per request, as Linux */
+#define NSTAT		 4
+
+static uint64_t pa(const void *p)
+{
+	return (uint64_t)(uintptr_t)p; /* identity-mapped */
+}
+
+static uint64_t arg(const char *key, uint64_t dflt)
+{
+	size_t len;
+	const char *s = cmdline_get(key, &len);
+	uint64_t v = dflt;
+	if (s)
+		parse_u64(s, len, 10, &v);
+	return v;
+}
+
+/* The statistics Linux reports, with minor_faults counting our reports (the host sees
+ * from it that the buffer came back and was refilled). */
+static void fill_stats(uint8_t *st, uint32_t actual, uint64_t report)
+{
+	uint16_t tags[NSTAT] = {3, 4, 5, 6};
+	uint64_t ram = boot_ram_total(), held = (uint64_t)actual * 4096;
+	uint64_t vals[NSTAT] = {report, ram - held - (16ULL << 20), ram, ram - held - (8ULL << 20)};
+	for (int i = 0; i < NSTAT; i++) {
+		memcpy(st + 10 * i, &tags[i], 2);
+		memcpy(st + 10 * i + 2, &vals[i], 8);
+	}
+}
+
+/* One batch toward target: inflate (queue 0) or deflate (queue 1) up to BATCH pages at the
+ * top of what the balloon holds. Returns 0, or -1 when the device did not answer. */
+static int move(struct vdev *v, uint32_t *pfns, uint32_t *actual, uint32_t target)
+{
+	bool inflate = target > *actual;
+	uint32_t k = inflate ? target - *actual : *actual - target;
+	if (k > BATCH)
+		k = BATCH;
+	uint32_t first = inflate ? *actual : *actual - k;
+	for (uint32_t i = 0; i < k; i++)
+		pfns[i] = (uint32_t)(REGION / 4096) + first + i;
+	uint64_t a = pa(pfns);
+	uint32_t l = 4 * k, used;
+	int w = 0;
+	unsigned q = inflate ? 0 : 1;
+	if (vq_add(v, q, &a, &l, &w, 1, 0) < 0 || vq_wait(v, q, &used, 2000))
+		return -1;
+	*actual = inflate ? *actual + k : *actual - k;
+	*(volatile uint32_t *)(uintptr_t)(v->devcfg + 4) = *actual;
+	return 0;
+}
+
+int test_vballoon_target(char *d, size_t n)
+{
+	struct vdev v;
+	uint64_t steps = arg("probe.balloon_steps", 1), refreshes = arg("probe.balloon_refresh", 0);
+	uint64_t timeout_s = arg("probe.balloon_timeout", 40);
+	dma_reset();
+	if (vdev_find(5, 0, &v, d, n) || vdev_init(&v, F_STATS_VQ | F_DEFLATE_ON_OOM, 3, d, n))
+		return FAIL;
+	if (arg("probe.balloon_oom", 0) && !(v.features & F_DEFLATE_ON_OOM)) {
+		ksnprintf(d, n, "DEFLATE_ON_OOM not negotiated");
+		goto fail;
+	}
+	uint64_t room = (boot_ram_total() - REGION) / 4096;
+	uint8_t *st = dma_alloc(10 * NSTAT);
+	uint32_t *pfns = (uint32_t *)dma_alloc(4 * BATCH);
+	uint32_t actual = 0, reached = 0, used;
+	uint64_t reports = 1, returned = 0, done = 0;
+	uint64_t a = pa(st);
+	uint32_t l = 10 * NSTAT;
+	int w = 0;
+	bool stats = v.features & F_STATS_VQ;
+	fill_stats(st, actual, reports);
+	if (stats && vq_add(&v, 2, &a, &l, &w, 1, 0) < 0) {
+		ksnprintf(d, n, "cannot post statistics");
+		goto fail;
+	}
+	uint64_t end = rdtsc() + tsc_hz * timeout_s;
+	while (done < steps || returned < refreshes) {
+		if (rdtsc() > end) {
+			ksnprintf(d, n,
+				  "timed out: %lu of %lu targets reached, actual %u, "
+				  "statistics asked for %lu times",
+				  done, steps, actual, returned);
+			goto fail;
+		}
+		/* The device handed the statistics back: refill, return them (as Linux's
+		 * stats_request work does). */
+		if (stats && vq_wait(&v, 2, &used, 0) == 0) {
+			returned++;
+			fill_stats(st, actual, ++reports);
+			if (vq_add(&v, 2, &a, &l, &w, 1, 0) < 0) {
+				ksnprintf(d, n, "cannot post statistics again");
+				goto fail;
+			}
+		}
+		uint32_t target = rd32(v.devcfg);
+		if (target > room) {
+			ksnprintf(d, n, "target %u pages: more than the %lu this test can give",
+				  target, room);
+			goto fail;
+		}
+		if (target != actual) {
+			if (move(&v, pfns, &actual, target)) {
+				ksnprintf(d, n, "%s did not complete",
+					  target > actual ? "inflate" : "deflate");
+				goto fail;
+			}
+			if (actual == target && target != reached) {
+				reached = target;
+				done++;
+			}
+		}
+	}
+	ksnprintf(d, n, "followed %lu targets (last %u pages), statistics refreshed %lu times%s",
+		  done, reached, returned,
+		  (v.features & F_DEFLATE_ON_OOM) ? ", DEFLATE_ON_OOM negotiated" : "");
+	vdev_reset(&v);
+	return PASS;
+fail:
+	vdev_reset(&v);
+	return FAIL;
+}
