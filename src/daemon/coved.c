@@ -21,6 +21,11 @@
 #define COVE_VERSION "0.1.0"
 #endif
 
+/* Connection caps (root and coved's own user are not capped per user). */
+#define COVED_CONNS_PER_USER	64
+#define COVED_RO_CONNS		256
+#define COVED_RO_CONNS_PER_USER 16
+
 void coved_event(struct coved *d, const char *vm, const char *type, const char *reason,
 		 const char *detail)
 {
@@ -109,6 +114,9 @@ static void usage(FILE *out)
 	      "  --tls-cert FILE, --tls-key FILE, --token-file FILE\n"
 	      "  --confine USER     run each VMM as USER in its own mount namespace, no caps\n"
 	      "  --timeout SECONDS  idle connection timeout (default 30)\n"
+	      "  --request-timeout SECONDS\n"
+	      "                     a request's headers and body must arrive within this "
+	      "(default 10)\n"
 	      "  --log-level LEVEL  error, warn, info, debug\n",
 	      out);
 }
@@ -154,7 +162,7 @@ int main(int argc, char **argv)
 	const char *sock = "/run/cove/coved.sock", *ro_sock = NULL, *group = NULL;
 	const char *state = "/var/lib/cove", *listen_addr = NULL, *cert = NULL, *key = NULL,
 		   *token_file = NULL;
-	unsigned timeout = 30;
+	unsigned timeout = 30, deadline = 10;
 	enum {
 		O_SOCK = 1,
 		O_RO,
@@ -168,7 +176,8 @@ int main(int argc, char **argv)
 		O_TIMEOUT,
 		O_LOG,
 		O_HELP,
-		O_CONFINE
+		O_CONFINE,
+		O_DEADLINE
 	};
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, O_SOCK},
@@ -184,6 +193,7 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, O_LOG},
 	    {"help", no_argument, NULL, O_HELP},
 	    {"confine", required_argument, NULL, O_CONFINE},
+	    {"request-timeout", required_argument, NULL, O_DEADLINE},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -220,6 +230,14 @@ int main(int argc, char **argv)
 			timeout = (unsigned)atoi(optarg);
 			if (timeout < 1 || timeout > 3600) {
 				fprintf(stderr, "coved: --timeout must be 1..3600 seconds\n");
+				return 2;
+			}
+			break;
+		case O_DEADLINE:
+			deadline = (unsigned)atoi(optarg);
+			if (deadline < 1 || deadline > 3600) {
+				fprintf(stderr,
+					"coved: --request-timeout must be 1..3600 seconds\n");
 				return 2;
 			}
 			break;
@@ -334,10 +352,18 @@ int main(int argc, char **argv)
 	    .timeout_s = timeout,
 	    .error_key = "error",
 	    .audit = audit,
+	    .request_deadline_s = deadline,
+	    /* Members of the API group: enough for busy tools, not for all our threads. */
+	    .max_conns_per_peer = COVED_CONNS_PER_USER,
 	};
+	/* The read-only socket is open to every local user: fewer connections in all and
+	 * per user, so that no one user can hold them all. */
+	struct api_server_opts ro_opts = o;
+	ro_opts.max_conns = COVED_RO_CONNS;
+	ro_opts.max_conns_per_peer = COVED_RO_CONNS_PER_USER;
 	struct api_server *rw = NULL, *ro = NULL, *tls = NULL;
 	if (api_server_start_unix(sock, 0660, gid, false, &o, &rw, &err) != 0 ||
-	    api_server_start_unix(ro_sock, 0666, (gid_t)-1, true, &o, &ro, &err) != 0) {
+	    api_server_start_unix(ro_sock, 0666, (gid_t)-1, true, &ro_opts, &ro, &err) != 0) {
 		fprintf(stderr, "coved: %s\n", err.msg);
 		return 1;
 	}
