@@ -64,7 +64,7 @@ static int autostart_one(void *ctx, const char *name, const char *json)
 	if (vmdef_parse(json, strlen(json), &def, &err) != 0)
 		return 0;
 	if (def->autostart && !sup_find(d, name)) {
-		if (sup_start(d, def, &err) != 0)
+		if (sup_start(d, def, "autostart", &err) != 0)
 			coved_event(d, name, "crashed", "autostart failed", err.msg);
 	}
 	vmdef_free(def);

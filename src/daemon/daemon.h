@@ -53,7 +53,15 @@ struct coved {
 };
 
 /* Supervisor (supervisor.c). All take d->lock held unless said otherwise. */
-int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err);
+/* Starts def's VM; the "started" event gets reason ("start requested", "autostart"...). */
+int sup_start(struct coved *d, const struct vmdef *def, const char *reason, struct cove_err *err);
+/* Writes rt's runtime record (state, pids, requests) to the store. */
+int sup_persist(struct coved *d, const struct vm_rt *rt);
+/* Gives back what a VM's run took on the host (its taps...), once its VMM is gone. */
+void sup_release(struct coved *d, const char *name);
+/* The test hook COVED_TEST_CRASH_AT=POINT: coved kills itself with SIGKILL there, as an
+ * operator's kill -9 could (for the crash-safety test; harmless otherwise). */
+void sup_crash_point(const char *point);
 struct vm_rt *sup_find(struct coved *d, const char *name);
 /* Re-attaches to VMs recorded as running, reports those that ended while coved was away. */
 void sup_reattach(struct coved *d);
