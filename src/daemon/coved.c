@@ -1,6 +1,7 @@
 /* coved: the Cove management daemon. Parses options, opens the store, serves /v1/... */
 #include "api/http.h"
 #include "daemon/daemon.h"
+#include "daemon/network.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -406,6 +407,9 @@ int main(int argc, char **argv)
 	api_server_stop(rw);
 	sup_monitor_stop(&d);
 	pthread_mutex_lock(&d.lock);
+	/* The default network goes with coved unless VMs still use it (their taps are on
+	 * its bridge); a restarted coved brings it back when a VM needs it. */
+	net_release_unused(d.state_dir, "default");
 	for (int i = 0; i < COVED_MAX_RUNNING; i++) {
 		if (d.running[i]) {
 			if (d.running[i]->console_fd >= 0)

@@ -1,6 +1,7 @@
 /* The default NAT network: bridge, nftables masquerade, dnsmasq, per-NIC taps. */
 #include "daemon/network.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -240,4 +241,27 @@ void net_teardown(const char *state_dir, const char *name)
 		char *del[] = {"ip", "link", "del", NET_DEFAULT_BRIDGE, NULL};
 		run(del, NULL, NULL);
 	}
+}
+
+bool net_in_use(const char *name)
+{
+	if (strcmp(name, "default") != 0)
+		return false;
+	DIR *dir = opendir("/sys/class/net/" NET_DEFAULT_BRIDGE "/brif");
+	if (!dir)
+		return false;
+	bool any = false;
+	struct dirent *e;
+	while (!any && (e = readdir(dir)))
+		any = e->d_name[0] != '.';
+	closedir(dir);
+	return any;
+}
+
+void net_release_unused(const char *state_dir, const char *name)
+{
+	if (strcmp(name, "default") != 0 || net_in_use(name))
+		return;
+	if (link_exists(NET_DEFAULT_BRIDGE) || dnsmasq_pid(state_dir))
+		net_teardown(state_dir, name);
 }

@@ -26,7 +26,12 @@ void net_tap_name(const char *vm, unsigned n, char out[16]);
 int net_tap_create(const char *network, const char *tap, struct cove_err *err);
 /* Removes whatever taps net_tap_create made for vm (on its exit). */
 void net_taps_remove(const char *vm);
-/* Stops dnsmasq and removes the bridge and nftables table (for tests and shutdown). */
+/* Stops dnsmasq and removes the bridge and nftables table. */
 void net_teardown(const char *state_dir, const char *name);
+/* Whether any device (a VM's tap) is on the network's bridge. */
+bool net_in_use(const char *name);
+/* Tears the network down when it is up and nothing is on its bridge: coved calls this
+ * when it stops, so a network outlives coved only while VMs use it. */
+void net_release_unused(const char *state_dir, const char *name);
 
 #endif
