@@ -113,13 +113,46 @@ static void usage(FILE *out)
 	      "  --listen ADDR:PORT also serve HTTPS on TCP (needs --tls-cert, --tls-key, "
 	      "--token-file)\n"
 	      "  --tls-cert FILE, --tls-key FILE, --token-file FILE\n"
-	      "  --confine USER     run each VMM as USER in its own mount namespace, no caps\n"
+	      "  --confine BASE[:COUNT]\n"
+	      "                     run each VMM as its own user, uid BASE.. (COUNT uids, "
+	      "default 1000),\n"
+	      "                     in its own mount and PID namespaces and cgroup, no caps\n"
 	      "  --timeout SECONDS  idle connection timeout (default 30)\n"
 	      "  --request-timeout SECONDS\n"
 	      "                     a request's headers and body must arrive within this "
 	      "(default 10)\n"
 	      "  --log-level LEVEL  error, warn, info, debug\n",
 	      out);
+}
+
+/* --confine BASE[:COUNT]: uids no account uses (a VM's user must own nothing else). */
+static int parse_uid_range(const char *arg, uid_t *base, unsigned *count)
+{
+	char *end;
+	errno = 0;
+	unsigned long b = strtoul(arg, &end, 10), c = 1000;
+	if (!errno && *end == ':')
+		c = strtoul(end + 1, &end, 10);
+	if (errno || *end || b < 1000 || c < 1 || c > 1000000 || b + c > 0xFFFFFFFEul) {
+		fprintf(stderr,
+			"coved: --confine takes BASE[:COUNT], the uids for confined VMs (BASE >= "
+			"1000, e.g. 900000:1000), got '%s'\n",
+			arg);
+		return -1;
+	}
+	for (unsigned long u = b; u < b + c; u++) {
+		struct passwd *pw = getpwuid((uid_t)u);
+		if (pw) {
+			fprintf(stderr,
+				"coved: --confine %s: uid %lu is the account '%s'; choose a range "
+				"no account uses\n",
+				arg, u, pw->pw_name);
+			return -1;
+		}
+	}
+	*base = (uid_t)b;
+	*count = (unsigned)c;
+	return 0;
 }
 
 static char *slurp(const char *path)
@@ -254,20 +287,11 @@ int main(int argc, char **argv)
 		case O_HELP:
 			usage(stdout);
 			return 0;
-		case O_CONFINE: {
-			struct passwd *pw = getpwnam(optarg);
-			if (!pw || pw->pw_uid == 0) {
-				fprintf(stderr,
-					"coved: --confine needs an existing non-root user "
-					"(got '%s')\n",
-					optarg);
+		case O_CONFINE:
+			if (parse_uid_range(optarg, &d.confine_uid_base, &d.confine_uid_count) != 0)
 				return 2;
-			}
 			d.confine = true;
-			d.confine_uid = pw->pw_uid;
-			d.confine_gid = pw->pw_gid;
 			break;
-		}
 		default:
 			usage(stderr);
 			return 2;

@@ -27,6 +27,7 @@ struct vm_rt {
 	char state[16]; /* "running", "paused" */
 	bool stop_requested, destroy_requested, reboot_requested;
 	bool has_api;
+	uid_t uid; /* a confined VM's own user, else (uid_t)-1 */
 	int console_fd;
 	uint64_t console_total; /* bytes of output ever seen: the ring's write position */
 	char ring[COVED_RING_SIZE];
@@ -42,9 +43,9 @@ struct coved {
 	bool vmm_api_sock;	/* the VMM understands --api-sock */
 	bool vmm_disk, vmm_net; /* ... --disk path=P[,readonly=on], --net tap=NAME[,mac=MAC] */
 	bool vmm_seccomp;	/* ... --seccomp (the allow-list alone) */
-	bool confine;		/* run VMMs confined (--confine USER) */
-	uid_t confine_uid;
-	gid_t confine_gid;
+	bool confine; /* run VMMs confined (--confine BASE[:COUNT]), each as its own user */
+	uid_t confine_uid_base;
+	unsigned confine_uid_count;
 	struct vm_rt *running[COVED_MAX_RUNNING];
 	FILE *audit;
 	unsigned heartbeat_ms; /* idle streams send a blank line this often */

@@ -166,6 +166,8 @@ static void get_vm(struct api_request *req, struct api_response *resp)
 		json_object_object_add(o, "pid", json_object_new_int(rt->vmm_pid));
 		json_object_object_add(o, "started_at", json_object_new_int64(rt->started_at));
 		json_object_object_add(o, "api_socket", json_object_new_boolean(rt->has_api));
+		if (rt->uid != (uid_t)-1) /* confined: the VMM's own user */
+			json_object_object_add(o, "uid", json_object_new_int64(rt->uid));
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (rc) {
@@ -234,15 +236,22 @@ static void delete_vm(struct api_request *req, struct api_response *resp)
 	if (!rc) {
 		coved_event(d, name, "undefined", "deleted", NULL);
 		/* Its last run's files go with it. */
-		static const char *const files[] = {
-		    "console.log", "console.in",  "vmm.log", "exit",	"exit.tmp",  "api.sock",
-		    "ops.log",	   "config.json", "pid",     "pid.tmp", "start.lock"};
+		static const char *const files[] = {"console.log", "console.in", "vmm.log",
+						    "exit",	   "exit.tmp",	 "api.sock",
+						    "ops.log",	   "config.json"};
 		char p[PATH_MAX + 256];
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 			snprintf(p, sizeof(p), "%s/run/%s/%s", d->state_dir, name, files[i]);
 			unlink(p);
 		}
 		snprintf(p, sizeof(p), "%s/run/%s", d->state_dir, name);
+		rmdir(p);
+		static const char *const own[] = {"pid", "pid.tmp", "start.lock"};
+		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+			snprintf(p, sizeof(p), "%s/sup/%s/%s", d->state_dir, name, own[i]);
+			unlink(p);
+		}
+		snprintf(p, sizeof(p), "%s/sup/%s", d->state_dir, name);
 		rmdir(p);
 		snprintf(p, sizeof(p), "%s/jail/%s", d->state_dir, name);
 		rmdir(p);

@@ -11,6 +11,7 @@
  * Destroy and reboot requests are recorded before they act.
  */
 #include "api/json.h"
+#include "daemon/cgroup.h"
 #include "daemon/confine.h"
 #include "daemon/daemon.h"
 #include "daemon/network.h"
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +81,67 @@ struct vm_rt *sup_find(struct coved *d, const char *name)
 	return NULL;
 }
 
+/* state_dir/sup/NAME/FILE: coved's own records of a VM's run (its pid file, start lock,
+ * lent files, cgroup), out of reach of a confined VMM, which owns its run directory. */
+static void sup_path(const struct coved *d, const char *name, const char *file, char *out,
+		     size_t cap)
+{
+	snprintf(out, cap, "%s/sup/%s%s%s", d->state_dir, name, file[0] ? "/" : "", file);
+}
+
+/* Gives a file to a confined VM's user, recording its owner for sup_release. */
+static int lend(const struct coved *d, const char *name, const char *path, uid_t uid,
+		struct cove_err *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (strchr(path, '\n'))
+		return cove_err_set(err, -EINVAL, "a disk path with a newline cannot be lent");
+	if (st.st_uid == uid && st.st_gid == (gid_t)uid)
+		return 0;
+	char rec[PATH_MAX + 64];
+	sup_path(d, name, "lent", rec, sizeof(rec));
+	FILE *f = fopen(rec, "ae");
+	if (!f)
+		return cove_err_set(err, -errno, "%s: %s", rec, strerror(errno));
+	fprintf(f, "%u %u %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, path);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	fclose(f);
+	if (!ok || chown(path, uid, (gid_t)uid) != 0)
+		return cove_err_set(err, -errno, "giving %s to the VM's user %u: %s", path,
+				    (unsigned)uid, strerror(errno));
+	return 0;
+}
+
 void sup_release(struct coved *d, const char *name)
 {
-	(void)d;
 	net_taps_remove(name);
+	char rec[PATH_MAX + 64], line[PATH_MAX + 64];
+	/* Lent files go back to their owners, the run directory to coved. */
+	sup_path(d, name, "lent", rec, sizeof(rec));
+	FILE *f = fopen(rec, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned u, g;
+			int off = 0;
+			line[strcspn(line, "\n")] = '\0';
+			if (sscanf(line, "%u %u %n", &u, &g, &off) == 2 && off > 0 &&
+			    chown(line + off, u, g) != 0)
+				log_warn("%s: cannot give %s back to uid %u: %s", name, line + off,
+					 u, strerror(errno));
+		}
+		fclose(f);
+		unlink(rec);
+	}
+	if (d->confine) {
+		char run[PATH_MAX + 64];
+		snprintf(run, sizeof(run), "%s/run/%s", d->state_dir, name);
+		if (chown(run, geteuid(), getegid()) != 0 && errno != ENOENT)
+			log_warn("%s: cannot take back %s: %s", name, run, strerror(errno));
+	}
+	sup_path(d, name, "cgroup", rec, sizeof(rec));
+	cg_remove(rec);
 }
 
 static int add_running(struct coved *d, struct vm_rt *rt)
@@ -188,6 +247,8 @@ struct shim_args {
 	int report_fd; /* the pids go to coved here */
 	int alive_fd;  /* read end of a pipe only coved writes: hangs up once coved is gone */
 	const struct confine_spec *jail;
+	bool pid_ns;	     /* the VMM gets its own PID namespace (it is its pid 1) */
+	struct vm_cgroup cg; /* the VMM joins these before it runs */
 	char lock[PATH_MAX + 32], pid[PATH_MAX + 32], pid_tmp[PATH_MAX + 32];
 	char exit[PATH_MAX + 32], exit_tmp[PATH_MAX + 32];
 };
@@ -204,6 +265,12 @@ static void shim(const struct shim_args *a)
 	int go[2];
 	if (pipe2(go, O_CLOEXEC) != 0)
 		_exit(1);
+	/* The VMM sees no host process: its first child is pid 1 of a new namespace. */
+	if (a->pid_ns && unshare(CLONE_NEWPID) != 0) {
+		static const char msg[] = "coved: cannot give the VMM its own PID namespace\n";
+		(void)!write(a->err_fd, msg, sizeof(msg) - 1);
+		_exit(1);
+	}
 	pid_t vmm = fork();
 	if (vmm == 0) {
 		close(go[1]);
@@ -220,6 +287,11 @@ static void shim(const struct shim_args *a)
 		dup2(a->in_fd, 0);
 		dup2(a->out_fd, 1);
 		dup2(a->err_fd, 2);
+		if (cg_join(&a->cg) != 0) {
+			static const char msg[] = "coved: cannot move the VMM into its cgroup\n";
+			(void)!write(2, msg, sizeof(msg) - 1);
+			_exit(126);
+		}
 		close_range(3, ~0U, 0);
 		if (a->jail && confine_enter(a->jail) != 0)
 			_exit(126);
@@ -330,12 +402,20 @@ static int prepare_dir(struct coved *d, struct vm_rt *rt, struct cove_err *err)
 	if (mkdir(rt->dir, 0700) != 0 && errno != EEXIST)
 		return cove_err_set(err, -errno, "mkdir %s: %s", rt->dir, strerror(errno));
 	char p[PATH_MAX + 32];
-	const char *stale[] = {"exit", "exit.tmp", "api.sock", "pid", "pid.tmp"};
-	for (size_t i = 0; i < 5; i++) {
+	const char *stale[] = {"exit", "exit.tmp", "api.sock"};
+	for (size_t i = 0; i < 3; i++) {
 		path_in(p, sizeof(p), rt, stale[i]);
 		unlink(p);
 	}
-	path_in(p, sizeof(p), rt, "start.lock");
+	/* coved's private records of the run (root only). */
+	snprintf(p, sizeof(p), "%s/sup", d->state_dir);
+	mkdir(p, 0700);
+	sup_path(d, rt->name, "", p, sizeof(p));
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return cove_err_set(err, -errno, "mkdir %s: %s", p, strerror(errno));
+	sup_path(d, rt->name, "pid", p, sizeof(p));
+	unlink(p);
+	sup_path(d, rt->name, "start.lock", p, sizeof(p));
 	int lk = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lk < 0)
 		return cove_err_set(err, -errno, "creating %s: %s", p, strerror(errno));
@@ -355,7 +435,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 	char dir[PATH_MAX];
 	pid_t os, ov;
 	bool alive = false;
-	snprintf(dir, sizeof(dir), "%s/run/%s", d->state_dir, def->name);
+	sup_path(d, def->name, "", dir, sizeof(dir));
 	if (read_pidfile(dir, &os, &ov, &alive) == 0 && alive)
 		return cove_err_set(err, -EBUSY,
 				    "a VMM of VM '%s' still runs (pid %d) though coved has no "
@@ -368,17 +448,36 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 		free(own);
 		return cove_err_set(err, -ENOMEM, "out of memory");
 	}
-	/* NICs on a coved network get a tap on its bridge (the network comes up on first
-	 * use); the VMM sees only tap names. */
 	*own = *def;
 	def = own;
+	snprintf(rt->name, sizeof(rt->name), "%s", def->name);
+	rt->console_fd = -1;
+	rt->uid = (uid_t)-1;
+	/* A confined VM runs as its own user, kept from start to start. */
+	int rc = 0;
+	if (d->confine) {
+		rc = store_vm_uid(d->store, def->name, d->confine_uid_base, d->confine_uid_count,
+				  &rt->uid, err);
+		if (rc) {
+			free(rt);
+			free(own);
+			return rc;
+		}
+	}
+	/* NICs on a coved network get a tap on its bridge (the network comes up on first
+	 * use); the VMM sees only tap names. A confined VM's taps are its user's, so that
+	 * the VMM can attach to them without privileges. */
 	for (unsigned i = 0; i < own->nnics; i++) {
-		if (!own->nics[i].network[0])
-			continue;
-		net_tap_name(own->name, i, own->nics[i].tap);
-		int nrc = net_ensure(d->state_dir, own->nics[i].network, err);
-		if (!nrc)
-			nrc = net_tap_create(own->nics[i].network, own->nics[i].tap, err);
+		int nrc = 0;
+		if (own->nics[i].network[0]) {
+			net_tap_name(own->name, i, own->nics[i].tap);
+			nrc = net_ensure(d->state_dir, own->nics[i].network, err);
+			if (!nrc)
+				nrc = net_tap_create(own->nics[i].network, own->nics[i].tap,
+						     rt->uid, err);
+		} else if (d->confine) {
+			nrc = net_tap_own(own->nics[i].tap, rt->uid, err);
+		}
 		if (nrc) {
 			net_taps_remove(own->name);
 			free(rt);
@@ -386,9 +485,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			return cove_err_prefix(err, "nics[%u]", i);
 		}
 	}
-	snprintf(rt->name, sizeof(rt->name), "%s", def->name);
-	rt->console_fd = -1;
-	int rc = prepare_dir(d, rt, err);
+	rc = prepare_dir(d, rt, err);
 	if (rc)
 		goto err_free;
 
@@ -457,9 +554,10 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			rc = cove_err_set(err, -ENOMEM, "out of memory");
 			goto err_free;
 		}
-		jail->uid = d->confine_uid;
-		jail->gid = d->confine_gid;
+		jail->uid = rt->uid;
+		jail->gid = (gid_t)rt->uid;
 		jail->tun = def->nnics > 0;
+		jail->pid_ns = true;
 		snprintf(jail->root, sizeof(jail->root), "%s/jail", d->state_dir);
 		mkdir(jail->root, 0711);
 		snprintf(jail->root, sizeof(jail->root), "%s/jail/%s", d->state_dir, def->name);
@@ -475,6 +573,40 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			jr = confine_add(jail, def->disks[i].path, !def->disks[i].readonly);
 		if (!jr)
 			jr = confine_add(jail, rt->dir, true);
+		/* What the VMM opens must be open to its user: writable disks are lent to
+		 * it (and given back when it ends); the rest must be readable by all. */
+		const char *ro[2 + VMDEF_MAX_DISKS];
+		int nro = 0;
+		if (def->kernel[0])
+			ro[nro++] = def->kernel;
+		if (def->initrd[0])
+			ro[nro++] = def->initrd;
+		for (unsigned i = 0; !jr && i < def->ndisks; i++) {
+			if (def->disks[i].readonly)
+				ro[nro++] = def->disks[i].path;
+			else if ((jr = lend(d, def->name, def->disks[i].path, rt->uid, err)))
+				break;
+		}
+		for (int i = 0; !jr && i < nro; i++) {
+			struct stat st;
+			if (stat(ro[i], &st) != 0) {
+				jr = cove_err_set(err, -errno, "%s: %s", ro[i], strerror(errno));
+			} else if (!(st.st_mode & S_IROTH)) {
+				jr = cove_err_set(
+				    err, -EACCES,
+				    "%s is not readable by other users (mode %04o): "
+				    "the confined VMM runs as its own user (%u); make "
+				    "it readable (chmod o+r), or for a disk, writable "
+				    "(coved then lends it to the VM)",
+				    ro[i], (unsigned)(st.st_mode & 07777), (unsigned)rt->uid);
+			}
+		}
+		if (jr) {
+			confine_free_filter(jail);
+			free(jail);
+			rc = jr;
+			goto err_free;
+		}
 		/* The VMM creates its API socket in its run directory. */
 		if (!jr && chown(rt->dir, jail->uid, jail->gid) != 0)
 			jr = -errno;
@@ -487,16 +619,28 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			goto err_free;
 		}
 	}
-	struct shim_args sa = {.argv = argv, .jail = jail};
+	struct shim_args sa = {.argv = argv, .jail = jail, .pid_ns = jail != NULL};
+	if (jail) {
+		/* Memory: the guest's RAM plus the VMM's overhead; tasks: its threads. */
+		char id[VMDEF_NAME_MAX + 16], rec[PATH_MAX + 64];
+		uint32_t h = 2166136261u;
+		for (const char *c = d->state_dir; *c; c++)
+			h = (h ^ (uint8_t)*c) * 16777619u;
+		snprintf(id, sizeof(id), "%08x-%s", h, def->name);
+		sup_path(d, def->name, "cgroup", rec, sizeof(rec));
+		struct cove_err cerr = {0};
+		if (cg_create(id, cg_memory_limit(def->memory_mib), 256, rec, &sa.cg, &cerr) != 0)
+			log_warn("%s: runs without a cgroup: %s", def->name, cerr.msg);
+	}
 	char p_in[PATH_MAX + 32], p_out[PATH_MAX + 32], p_err[PATH_MAX + 32];
 	path_in(p_in, sizeof(p_in), rt, "console.in");
 	path_in(p_out, sizeof(p_out), rt, "console.log");
 	path_in(p_err, sizeof(p_err), rt, "vmm.log");
 	path_in(sa.exit, sizeof(sa.exit), rt, "exit");
 	path_in(sa.exit_tmp, sizeof(sa.exit_tmp), rt, "exit.tmp");
-	path_in(sa.pid, sizeof(sa.pid), rt, "pid");
-	path_in(sa.pid_tmp, sizeof(sa.pid_tmp), rt, "pid.tmp");
-	path_in(sa.lock, sizeof(sa.lock), rt, "start.lock");
+	sup_path(d, def->name, "pid", sa.pid, sizeof(sa.pid));
+	sup_path(d, def->name, "pid.tmp", sa.pid_tmp, sizeof(sa.pid_tmp));
+	sup_path(d, def->name, "start.lock", sa.lock, sizeof(sa.lock));
 	/* O_RDWR: the FIFO never reads EOF when coved (the writer) goes away. */
 	int in_fd = open(p_in, O_RDWR | O_CLOEXEC);
 	int out_fd = open(p_out, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
@@ -600,7 +744,7 @@ err_console:
 	if (rt->console_fd >= 0)
 		close(rt->console_fd);
 err_free:
-	net_taps_remove(own->name);
+	sup_release(d, own->name);
 	free(rt);
 	free(own);
 	return rc;
@@ -683,7 +827,7 @@ static void finish(struct coved *d, struct vm_rt *rt)
 		store_runtime_clear(d->store, rt->name, NULL);
 	}
 	store_commit(d->store);
-	path_in(p, sizeof(p), rt, "pid");
+	sup_path(d, rt->name, "pid", p, sizeof(p));
 	unlink(p);
 	sup_release(d, rt->name);
 	for (int i = 0; i < COVED_MAX_RUNNING; i++)
@@ -708,7 +852,7 @@ static void finish(struct coved *d, struct vm_rt *rt)
 static bool resolve_starting(struct coved *d, struct store_runtime *srt)
 {
 	char dir[PATH_MAX], p[PATH_MAX + 32];
-	snprintf(dir, sizeof(dir), "%s/run/%s", d->state_dir, srt->name);
+	sup_path(d, srt->name, "", dir, sizeof(dir));
 	snprintf(p, sizeof(p), "%s/start.lock", dir);
 	int lk = open(p, O_RDWR | O_CLOEXEC);
 	if (lk >= 0)
@@ -757,6 +901,10 @@ static void reattach_one(struct coved *d, struct store_runtime *srt)
 	rt->destroy_requested = srt->destroy_requested;
 	rt->reboot_requested = srt->reboot_requested;
 	snprintf(rt->state, sizeof(rt->state), "%s", srt->state);
+	rt->uid = (uid_t)-1;
+	if (d->confine)
+		store_vm_uid(d->store, rt->name, d->confine_uid_base, d->confine_uid_count,
+			     &rt->uid, NULL);
 	char p[PATH_MAX + 32];
 	path_in(p, sizeof(p), rt, "api.sock");
 	rt->has_api = access(p, F_OK) == 0;

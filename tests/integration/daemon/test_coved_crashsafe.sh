@@ -71,7 +71,7 @@ for v in s1 s2 s3 s4; do echo "{\"name\":\"$v\"}" | "$COVECTL" define - >/dev/nu
 crash_at starting
 "$COVECTL" start s1 >/dev/null 2>&1
 check "killed after recording a start, before the fork: coved died there" 'died'
-check "... the VM is shut off, with no VMM and no runtime record" '"$COVECTL" list --all | grep -q "s1 .*shut off" && [ "$(vmm_count s1)" = 0 ] && [ -z "$(sqlite3 "$STATE/coved.db" "SELECT name FROM runtime WHERE name=\"s1\"")" ]'
+check "... the VM is shut off, with no VMM and no runtime record" '"$COVECTL" list --all | grep -q "s1 .*shut off" && [ "$(vmm_count s1)" = 0 ] && [ ! -e "$STATE/sup/s1/pid" ] && [ -z "$(sqlite3 "$STATE/coved.db" "SELECT name FROM runtime WHERE name=\"s1\"")" ]'
 check "... and it starts normally then" '"$COVECTL" start s1 >/dev/null && booted s1 && [ "$(vmm_count s1)" = 1 ]'
 "$COVECTL" destroy s1 >/dev/null
 
@@ -81,7 +81,7 @@ check "killed after the VMM started, before its pids were recorded: coved died t
 check "... the restarted coved re-attached to that VMM" 'booted s2 && "$COVECTL" list | grep -q "s2 .*running" && [ "$(vmm_count s2)" = 1 ]'
 r=$(api POST /v1/vms/s2/actions/start)
 check "... a second start is refused (409) and starts no second VMM" '[[ $r == 409* ]] && sleep 0.5 && [ "$(vmm_count s2)" = 1 ]'
-check "... its pid is the one coved reports" '[ "$("$COVECTL" --json info s2 | python3 -c "import json,sys; print(json.load(sys.stdin)[\"pid\"])")" = "$(cut -d" " -f2 "$STATE/run/s2/pid")" ]'
+check "... its pid is the one coved reports" '[ "$("$COVECTL" --json info s2 | python3 -c "import json,sys; print(json.load(sys.stdin)[\"pid\"])")" = "$(cut -d" " -f2 "$STATE/sup/s2/pid")" ]'
 check "... and destroy stops it" '"$COVECTL" destroy s2 >/dev/null && [ "$(vmm_count s2)" = 0 ]'
 
 crash_at destroy
