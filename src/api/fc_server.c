@@ -568,6 +568,7 @@ int fc_api_serve(const char *sock_path, const struct vmm_api_ops *ops, void *opa
 	    .max_body = 64 * 1024,
 	    .timeout_s = 30,
 	    .error_key = "fault_message",
+	    .invalid_route_400 = true,
 	};
 	struct cove_err err = {0};
 	int rc = api_server_start_unix(sock_path, 0600, (gid_t)-1, false, &opts, &s->http, &err);

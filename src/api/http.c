@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +14,24 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_MAX_BODY (64 * 1024)
-#define DEFAULT_TIMEOUT	 30
+#define DEFAULT_MAX_BODY  (64 * 1024)
+#define DEFAULT_TIMEOUT	  30
+#define DEFAULT_DEADLINE  10
+#define DEFAULT_MAX_CONNS 1024
+
+/* One accepted connection, from libmicrohttpd's connect notification to its close. */
+struct conn_track {
+	struct conn_track *prev, *next;
+	int fd;
+	uid_t uid;	     /* the peer's user on a Unix socket, else (uid_t)-1 */
+	bool capped;	     /* counts against max_conns_per_peer */
+	int64_t deadline_ms; /* the request must be in by then; 0: not receiving */
+	bool upgraded;	     /* the socket belongs to an upgrade handler now */
+	bool served;	     /* a response went out on it already (keep-alive) */
+};
 
 struct api_server {
 	struct MHD_Daemon *mhd;
@@ -25,6 +40,12 @@ struct api_server {
 	bool tls;
 	char *path; /* Unix socket path to unlink, or NULL */
 	int fd;
+	/* Connection tracking and the deadline watchdog. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct conn_track *conns;
+	pthread_t watchdog;
+	bool watchdog_running, stopping;
 };
 
 /* Per-request state kept across libmicrohttpd's calls of the access handler. */
@@ -283,6 +304,158 @@ static void peer_creds(struct MHD_Connection *c, struct api_request *req)
 	}
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct conn_track *track_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Starts (arm) or stops the clock for the connection's next request to arrive. */
+static void track_deadline(struct api_server *s, struct MHD_Connection *c, bool arm)
+{
+	struct conn_track *t = track_of(c);
+	if (!t)
+		return;
+	pthread_mutex_lock(&s->lock);
+	t->deadline_ms =
+	    arm && !t->upgraded ? mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void track_upgraded(struct api_server *s, struct MHD_Connection *c)
+{
+	struct conn_track *t = track_of(c);
+	if (!t)
+		return;
+	pthread_mutex_lock(&s->lock);
+	t->upgraded = true;
+	t->deadline_ms = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Answers on a connection libmicrohttpd has not written to (refused at accept, or cut
+ * off before its request was in), then ends it: the shutdown wakes the connection's
+ * thread, which sees the end of the stream and closes. Plain sockets only (not TLS).
+ */
+static void cut_off(struct api_server *s, int fd, unsigned status, const char *reason,
+		    const char *msg)
+{
+	if (!s->tls && status) {
+		char out[512];
+		int bl = (int)strlen(s->opts.error_key) + (int)strlen(msg) + 8;
+		int n = snprintf(out, sizeof(out),
+				 "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %d\r\nConnection: close\r\n\r\n{\"%s\":\"%s\"}\n",
+				 status, reason, bl, s->opts.error_key, msg);
+		if (n > 0 && (size_t)n < sizeof(out))
+			(void)!send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	shutdown(fd, SHUT_RDWR);
+}
+
+/* libmicrohttpd's connect and close notifications: tracking, and the per-peer cap. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct api_server *s = cls;
+	struct conn_track *t = *ctx;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!t)
+			return;
+		pthread_mutex_lock(&s->lock);
+		if (t->prev)
+			t->prev->next = t->next;
+		else
+			s->conns = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		pthread_mutex_unlock(&s->lock);
+		free(t);
+		*ctx = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return;
+	t = calloc(1, sizeof(*t));
+	if (!t) { /* untracked means unwatched: refuse rather than serve it */
+		shutdown(ci->connect_fd, SHUT_RDWR);
+		return;
+	}
+	t->fd = ci->connect_fd;
+	t->uid = (uid_t)-1;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (!s->tls && getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+		t->uid = cr.uid;
+	t->capped =
+	    s->opts.max_conns_per_peer && t->uid != (uid_t)-1 && t->uid != 0 && t->uid != geteuid();
+	t->deadline_ms = mono_ms() + (int64_t)s->opts.request_deadline_s * 1000;
+	pthread_mutex_lock(&s->lock);
+	unsigned same = 0;
+	for (struct conn_track *p = s->conns; t->capped && p; p = p->next)
+		same += p->capped && p->uid == t->uid;
+	bool refuse = t->capped && same >= s->opts.max_conns_per_peer;
+	if (!refuse) {
+		t->next = s->conns;
+		if (s->conns)
+			s->conns->prev = t;
+		s->conns = t;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (refuse) {
+		log_debug("http: uid %u has %u connections open already: refused", (unsigned)t->uid,
+			  same);
+		cut_off(s, t->fd, 429, "Too Many Requests",
+			"too many connections from this user at once");
+		free(t);
+		return;
+	}
+	*ctx = t;
+}
+
+/* Cuts off connections whose request has not come in whole by its deadline. */
+static void *watchdog_main(void *arg)
+{
+	struct api_server *s = arg;
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		int64_t now = mono_ms();
+		for (struct conn_track *t = s->conns; t; t = t->next) {
+			if (!t->deadline_ms || t->upgraded || now < t->deadline_ms)
+				continue;
+			log_debug("http: a request did not arrive within %u s: cut off",
+				  s->opts.request_deadline_s);
+			/* After a response, the client may be about to reuse the connection:
+			 * an unasked-for 408 could pass for the answer to its next request,
+			 * so such a connection is only closed (clients retry on that). */
+			cut_off(s, t->fd, t->served ? 0 : 408, "Request Timeout",
+				"the request did not arrive in time");
+			t->deadline_ms = 0;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 250 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
 static bool token_ok(struct api_server *s, struct MHD_Connection *c)
 {
 	if (!s->opts.bearer_token)
@@ -310,6 +483,7 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *c, 
 	req.body = st->body ? st->body : "";
 	req.body_len = st->len;
 	peer_creds(c, &req);
+	track_deadline(s, c, false); /* the request is in: the rest is ours */
 
 	int idx = -1;
 	if (!token_ok(s, c)) {
@@ -319,7 +493,11 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *c, 
 		api_resp_error(&resp, 413, "request body larger than %zu bytes", s->opts.max_body);
 	} else {
 		idx = api_route_match(s->opts.routes, s->opts.nroutes, method, url, &req);
-		if (idx == -ENOENT) {
+		if (idx < 0 && s->opts.invalid_route_400) {
+			/* Firecracker's words: the path without its leading slash. */
+			api_resp_error(&resp, 400, "Invalid request method and/or path: %s %.200s.",
+				       method, url[0] == '/' ? url + 1 : url);
+		} else if (idx == -ENOENT) {
 			api_resp_error(&resp, 404, "no such resource: %.200s", url);
 		} else if (idx == -EOPNOTSUPP) {
 			api_resp_error(&resp, 405, "method %s not allowed on %.200s", method, url);
@@ -333,6 +511,8 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *c, 
 	}
 	if (idx >= 0 && (s->opts.routes[idx].flags & API_ROUTE_MUTATES) && s->opts.audit)
 		s->opts.audit(s->opts.user, &req, resp.status);
+	if (resp.upgrade)
+		track_upgraded(s, c);
 	enum MHD_Result ret = queue(c, &resp);
 	free_response_fields(&resp);
 	return ret;
@@ -409,9 +589,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)c;
+	struct api_server *s = cls;
 	(void)toe;
+	/* The next request on this connection has its own deadline from now. */
+	struct conn_track *t = track_of(c);
+	if (t) {
+		pthread_mutex_lock(&s->lock);
+		t->served = true;
+		pthread_mutex_unlock(&s->lock);
+		track_deadline(s, c, true);
+	}
 	struct conn_state *st = *con_cls;
 	if (st) {
 		free(st->body);
@@ -429,6 +616,23 @@ static void fill_defaults(struct api_server *s, const struct api_server_opts *op
 		s->opts.timeout_s = DEFAULT_TIMEOUT;
 	if (!s->opts.error_key)
 		s->opts.error_key = "fault_message";
+	if (!s->opts.request_deadline_s)
+		s->opts.request_deadline_s = DEFAULT_DEADLINE;
+	if (!s->opts.max_conns)
+		s->opts.max_conns = DEFAULT_MAX_CONNS;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void free_server(struct api_server *s)
+{
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	free(s);
 }
 
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -448,14 +652,21 @@ static int start_mhd(struct api_server *s, unsigned extra_flags, struct MHD_Opti
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_POLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | extra_flags;
 	struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
-	s->mhd = MHD_start_daemon(
-	    flags, port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->opts.timeout_s,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-	    NULL, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_ARRAY, extra ? extra : none,
-	    MHD_OPTION_END);
+	s->mhd =
+	    MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
+			     on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->opts.timeout_s,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->opts.max_conns,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+			     s->fd, MHD_OPTION_ARRAY, extra ? extra : none, MHD_OPTION_END);
 	if (!s->mhd)
 		return cove_err_set(err, -EIO, "cannot start the HTTP server (libmicrohttpd)");
+	if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+		MHD_stop_daemon(s->mhd);
+		s->mhd = NULL;
+		return cove_err_set(err, -EAGAIN, "cannot start the HTTP server's watchdog thread");
+	}
+	s->watchdog_running = true;
 	return 0;
 }
 
@@ -535,7 +746,7 @@ err_unlink:
 err_close:
 	close(s->fd);
 err_free:
-	free(s);
+	free_server(s);
 	return rc;
 }
 
@@ -572,6 +783,7 @@ int api_server_start_tls(const char *addr, uint16_t port, const char *cert_pem, 
 	struct MHD_OptionItem tls[] = {
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem},
 	    {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem},
+	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)s->opts.max_conns_per_peer, NULL},
 	    {MHD_OPTION_END, 0, NULL},
 	};
 	rc = start_mhd(s, MHD_USE_TLS, tls, port, err);
@@ -582,7 +794,7 @@ int api_server_start_tls(const char *addr, uint16_t port, const char *cert_pem, 
 err_close:
 	close(s->fd);
 err_free:
-	free(s);
+	free_server(s);
 	return rc;
 }
 
@@ -590,10 +802,17 @@ void api_server_stop(struct api_server *s)
 {
 	if (!s)
 		return;
+	if (s->watchdog_running) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->watchdog, NULL);
+	}
 	MHD_stop_daemon(s->mhd); /* closes the listening socket */
 	if (s->path) {
 		unlink(s->path);
 		free(s->path);
 	}
-	free(s);
+	free_server(s);
 }

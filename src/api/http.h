@@ -1,7 +1,9 @@
 /*
  * HTTP/1.1 server plumbing over libmicrohttpd: Unix-socket (or TCP+TLS) listeners,
- * bounded request bodies, slow-client timeouts, a router with {param} path segments,
- * JSON and error responses, streamed bodies and connection upgrades (WebSocket).
+ * bounded request bodies, slow-client limits (an idle timeout, and an absolute deadline
+ * for a request's headers and body), connection caps (total and per client user), a
+ * router with {param} path segments, JSON and error responses, streamed bodies and
+ * connection upgrades (WebSocket).
  *
  * Each connection has its own thread: handlers may block (streams, upgrades) and must
  * be thread-safe.
@@ -85,6 +87,18 @@ struct api_server_opts {
 	const char *error_key;	  /* "fault_message" (default) or "error" */
 	api_audit_fn audit;	  /* may be NULL */
 	const char *bearer_token; /* required on TCP listeners, NULL on Unix sockets */
+	/* A request's headers and body must arrive within this many seconds of the
+	 * connection's start or of the previous response (default 10): a client that
+	 * drips bytes just faster than the idle timeout is cut off with 408. Streams and
+	 * upgraded connections are not limited once their request is in. */
+	unsigned request_deadline_s;
+	unsigned max_conns; /* connections at once (default 1024) */
+	/* Connections at once per client user on a Unix socket (SO_PEERCRED), or per
+	 * address on TCP; 0: no cap. root and the server's own user are not capped. */
+	unsigned max_conns_per_peer;
+	/* Firecracker's answer to an unknown path or method: 400 "Invalid request method
+	 * and/or path" instead of 404/405. */
+	bool invalid_route_400;
 };
 
 struct api_server;

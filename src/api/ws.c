@@ -2,11 +2,13 @@
 #include "api/ws.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint32_t rol(uint32_t v, int n)
@@ -127,10 +129,29 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads len bytes; with a deadline (monotonic ms, 0: none), -ETIMEDOUT once it passes. */
+static int read_all(int fd, void *buf, size_t len, int64_t deadline)
 {
 	uint8_t *p = buf;
 	while (len) {
+		if (deadline) {
+			int64_t left = deadline - mono_ms();
+			struct pollfd pf = {.fd = fd, .events = POLLIN};
+			int r = left > 0 ? poll(&pf, 1, (int)left) : 0;
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return -ETIMEDOUT;
+		}
 		ssize_t n = recv(fd, p, len, 0);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -181,8 +202,15 @@ int ws_send(int fd, enum ws_opcode op, const void *data, size_t len, bool mask)
 
 int ws_recv(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len)
 {
+	return ws_recv_within(fd, op, buf, cap, len, 0);
+}
+
+int ws_recv_within(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len,
+		   int timeout_ms)
+{
+	int64_t dl = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
 	uint8_t h[2];
-	int rc = read_all(fd, h, 2);
+	int rc = read_all(fd, h, 2, dl);
 	if (rc)
 		return rc;
 	*op = (enum ws_opcode)(h[0] & 0x0F);
@@ -190,12 +218,12 @@ int ws_recv(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len)
 	uint64_t n = h[1] & 0x7F;
 	if (n == 126) {
 		uint8_t e[2];
-		if ((rc = read_all(fd, e, 2)))
+		if ((rc = read_all(fd, e, 2, dl)))
 			return rc;
 		n = (uint64_t)e[0] << 8 | e[1];
 	} else if (n == 127) {
 		uint8_t e[8];
-		if ((rc = read_all(fd, e, 8)))
+		if ((rc = read_all(fd, e, 8, dl)))
 			return rc;
 		n = 0;
 		for (int i = 0; i < 8; i++)
@@ -204,9 +232,9 @@ int ws_recv(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len)
 	if (n > cap || n > WS_MAX_PAYLOAD)
 		return -EMSGSIZE;
 	uint8_t key[4] = {0};
-	if (masked && (rc = read_all(fd, key, 4)))
+	if (masked && (rc = read_all(fd, key, 4, dl)))
 		return rc;
-	if ((rc = read_all(fd, buf, (size_t)n)))
+	if ((rc = read_all(fd, buf, (size_t)n, dl)))
 		return rc;
 	if (masked)
 		for (size_t i = 0; i < n; i++)

@@ -35,4 +35,9 @@ int ws_send(int fd, enum ws_opcode op, const void *data, size_t len, bool mask);
  */
 int ws_recv(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len);
 
+/* ws_recv, but the whole frame must arrive within timeout_ms (0: no limit), else
+ * -ETIMEDOUT: a peer that sends half a frame cannot hold the reader. */
+int ws_recv_within(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len,
+		   int timeout_ms);
+
 #endif

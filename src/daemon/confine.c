@@ -242,12 +242,17 @@ int confine_enter(const struct confine_spec *c)
 		if ((rc = dev_node(root, "net/tun", 10, 200, c->uid, c->gid)))
 			return rc;
 	}
-	/* /proc of this PID namespace, read-only (a fresh mount where allowed). */
+	/* /proc of this PID namespace (a fresh mount where allowed). In its own PID
+	 * namespace the VMM gets that or nothing: the host's would show every process. */
 	snprintf(p, sizeof(p), "%s/proc", root);
 	mkdir(p, 0555);
-	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0 &&
-	    (rc = bind_at(root, "/proc", false)))
-		return rc;
+	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+		if (c->pid_ns)
+			dprintf(2, "coved: confining the VMM: no /proc (mount: %s)\n",
+				strerror(errno));
+		else if ((rc = bind_at(root, "/proc", false)))
+			return rc;
+	}
 	snprintf(p, sizeof(p), "%s/tmp", root);
 	mkdir(p, 01777);
 	chmod(p, 01777);

@@ -1,6 +1,7 @@
 /*
  * Confinement of a VMM that coved starts, as Firecracker's jailer does it: its own
- * unprivileged user, its own mount namespace whose root holds only /usr (read-only), a
+ * unprivileged user (one per VM), its own mount namespace (and, set up by the caller,
+ * PID namespace and cgroup) whose root holds only /usr (read-only), a
  * private /dev with kvm, tun and the basics, its kernel, initrd and disks, and its run
  * directory; no capabilities and no way to gain any (no_new_privs). The seccomp
  * allow-list is the VMM's own (cove run --sandbox), installed before the first guest
@@ -21,7 +22,8 @@ struct confine_spec {
 	const char *binds[CONFINE_MAX_BINDS]; /* absolute host paths, bound at the same path */
 	bool bind_rw[CONFINE_MAX_BINDS];
 	int nbinds;
-	bool tun; /* give it /dev/net/tun */
+	bool tun;    /* give it /dev/net/tun */
+	bool pid_ns; /* it has its own PID namespace: a fresh /proc of it, never the host's */
 	/* A seccomp filter (BPF, built by confine_build_filter before fork), or NULL. */
 	void *filter;
 	unsigned short filter_len; /* instructions */

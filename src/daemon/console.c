@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A client has this long to finish a frame it began, or to take output we send. */
+#define CONSOLE_FRAME_MS 5000
 
 struct session {
 	struct coved *d;
@@ -71,7 +75,8 @@ static void *session_main(void *arg)
 			continue;
 		enum ws_opcode op;
 		size_t len;
-		if (ws_recv(s->fd, &op, in, WS_MAX_PAYLOAD, &len) != 0)
+		/* A frame that has begun must end soon: a half-sent one ends the session. */
+		if (ws_recv_within(s->fd, &op, in, WS_MAX_PAYLOAD, &len, CONSOLE_FRAME_MS) != 0)
 			break;
 		switch (op) {
 		case WS_CLOSE:
@@ -111,6 +116,9 @@ static void start_session(void *ctx, int fd, void *handle)
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* A client that stops reading must not pin the session in send(). */
+	struct timeval tv = {CONSOLE_FRAME_MS / 1000, 0};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	pthread_t t;
 	pthread_attr_t a;
 	pthread_attr_init(&a);

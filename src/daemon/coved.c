@@ -1,6 +1,7 @@
 /* coved: the Cove management daemon. Parses options, opens the store, serves /v1/... */
 #include "api/http.h"
 #include "daemon/daemon.h"
+#include "daemon/network.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -20,6 +21,11 @@
 #ifndef COVE_VERSION
 #define COVE_VERSION "0.1.0"
 #endif
+
+/* Connection caps (root and coved's own user are not capped per user). */
+#define COVED_CONNS_PER_USER	64
+#define COVED_RO_CONNS		256
+#define COVED_RO_CONNS_PER_USER 16
 
 void coved_event(struct coved *d, const char *vm, const char *type, const char *reason,
 		 const char *detail)
@@ -59,7 +65,7 @@ static int autostart_one(void *ctx, const char *name, const char *json)
 	if (vmdef_parse(json, strlen(json), &def, &err) != 0)
 		return 0;
 	if (def->autostart && !sup_find(d, name)) {
-		if (sup_start(d, def, &err) != 0)
+		if (sup_start(d, def, "autostart", &err) != 0)
 			coved_event(d, name, "crashed", "autostart failed", err.msg);
 	}
 	vmdef_free(def);
@@ -107,10 +113,46 @@ static void usage(FILE *out)
 	      "  --listen ADDR:PORT also serve HTTPS on TCP (needs --tls-cert, --tls-key, "
 	      "--token-file)\n"
 	      "  --tls-cert FILE, --tls-key FILE, --token-file FILE\n"
-	      "  --confine USER     run each VMM as USER in its own mount namespace, no caps\n"
+	      "  --confine BASE[:COUNT]\n"
+	      "                     run each VMM as its own user, uid BASE.. (COUNT uids, "
+	      "default 1000),\n"
+	      "                     in its own mount and PID namespaces and cgroup, no caps\n"
 	      "  --timeout SECONDS  idle connection timeout (default 30)\n"
+	      "  --request-timeout SECONDS\n"
+	      "                     a request's headers and body must arrive within this "
+	      "(default 10)\n"
 	      "  --log-level LEVEL  error, warn, info, debug\n",
 	      out);
+}
+
+/* --confine BASE[:COUNT]: uids no account uses (a VM's user must own nothing else). */
+static int parse_uid_range(const char *arg, uid_t *base, unsigned *count)
+{
+	char *end;
+	errno = 0;
+	unsigned long b = strtoul(arg, &end, 10), c = 1000;
+	if (!errno && *end == ':')
+		c = strtoul(end + 1, &end, 10);
+	if (errno || *end || b < 1000 || c < 1 || c > 1000000 || b + c > 0xFFFFFFFEul) {
+		fprintf(stderr,
+			"coved: --confine takes BASE[:COUNT], the uids for confined VMs (BASE >= "
+			"1000, e.g. 900000:1000), got '%s'\n",
+			arg);
+		return -1;
+	}
+	for (unsigned long u = b; u < b + c; u++) {
+		struct passwd *pw = getpwuid((uid_t)u);
+		if (pw) {
+			fprintf(stderr,
+				"coved: --confine %s: uid %lu is the account '%s'; choose a range "
+				"no account uses\n",
+				arg, u, pw->pw_name);
+			return -1;
+		}
+	}
+	*base = (uid_t)b;
+	*count = (unsigned)c;
+	return 0;
 }
 
 static char *slurp(const char *path)
@@ -154,7 +196,7 @@ int main(int argc, char **argv)
 	const char *sock = "/run/cove/coved.sock", *ro_sock = NULL, *group = NULL;
 	const char *state = "/var/lib/cove", *listen_addr = NULL, *cert = NULL, *key = NULL,
 		   *token_file = NULL;
-	unsigned timeout = 30;
+	unsigned timeout = 30, deadline = 10;
 	enum {
 		O_SOCK = 1,
 		O_RO,
@@ -168,7 +210,8 @@ int main(int argc, char **argv)
 		O_TIMEOUT,
 		O_LOG,
 		O_HELP,
-		O_CONFINE
+		O_CONFINE,
+		O_DEADLINE
 	};
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, O_SOCK},
@@ -184,6 +227,7 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, O_LOG},
 	    {"help", no_argument, NULL, O_HELP},
 	    {"confine", required_argument, NULL, O_CONFINE},
+	    {"request-timeout", required_argument, NULL, O_DEADLINE},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -223,6 +267,14 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case O_DEADLINE:
+			deadline = (unsigned)atoi(optarg);
+			if (deadline < 1 || deadline > 3600) {
+				fprintf(stderr,
+					"coved: --request-timeout must be 1..3600 seconds\n");
+				return 2;
+			}
+			break;
 		case O_LOG: {
 			enum log_level lv;
 			if (log_parse_level(optarg, &lv) != 0) {
@@ -235,20 +287,11 @@ int main(int argc, char **argv)
 		case O_HELP:
 			usage(stdout);
 			return 0;
-		case O_CONFINE: {
-			struct passwd *pw = getpwnam(optarg);
-			if (!pw || pw->pw_uid == 0) {
-				fprintf(stderr,
-					"coved: --confine needs an existing non-root user "
-					"(got '%s')\n",
-					optarg);
+		case O_CONFINE:
+			if (parse_uid_range(optarg, &d.confine_uid_base, &d.confine_uid_count) != 0)
 				return 2;
-			}
 			d.confine = true;
-			d.confine_uid = pw->pw_uid;
-			d.confine_gid = pw->pw_gid;
 			break;
-		}
 		default:
 			usage(stderr);
 			return 2;
@@ -334,10 +377,18 @@ int main(int argc, char **argv)
 	    .timeout_s = timeout,
 	    .error_key = "error",
 	    .audit = audit,
+	    .request_deadline_s = deadline,
+	    /* Members of the API group: enough for busy tools, not for all our threads. */
+	    .max_conns_per_peer = COVED_CONNS_PER_USER,
 	};
+	/* The read-only socket is open to every local user: fewer connections in all and
+	 * per user, so that no one user can hold them all. */
+	struct api_server_opts ro_opts = o;
+	ro_opts.max_conns = COVED_RO_CONNS;
+	ro_opts.max_conns_per_peer = COVED_RO_CONNS_PER_USER;
 	struct api_server *rw = NULL, *ro = NULL, *tls = NULL;
 	if (api_server_start_unix(sock, 0660, gid, false, &o, &rw, &err) != 0 ||
-	    api_server_start_unix(ro_sock, 0666, (gid_t)-1, true, &o, &ro, &err) != 0) {
+	    api_server_start_unix(ro_sock, 0666, (gid_t)-1, true, &ro_opts, &ro, &err) != 0) {
 		fprintf(stderr, "coved: %s\n", err.msg);
 		return 1;
 	}
@@ -380,6 +431,9 @@ int main(int argc, char **argv)
 	api_server_stop(rw);
 	sup_monitor_stop(&d);
 	pthread_mutex_lock(&d.lock);
+	/* The default network goes with coved unless VMs still use it (their taps are on
+	 * its bridge); a restarted coved brings it back when a VM needs it. */
+	net_release_unused(d.state_dir, "default");
 	for (int i = 0; i < COVED_MAX_RUNNING; i++) {
 		if (d.running[i]) {
 			if (d.running[i]->console_fd >= 0)

@@ -27,6 +27,7 @@ struct vm_rt {
 	char state[16]; /* "running", "paused" */
 	bool stop_requested, destroy_requested, reboot_requested;
 	bool has_api;
+	uid_t uid; /* a confined VM's own user, else (uid_t)-1 */
 	int console_fd;
 	uint64_t console_total; /* bytes of output ever seen: the ring's write position */
 	char ring[COVED_RING_SIZE];
@@ -42,9 +43,9 @@ struct coved {
 	bool vmm_api_sock;	/* the VMM understands --api-sock */
 	bool vmm_disk, vmm_net; /* ... --disk path=P[,readonly=on], --net tap=NAME[,mac=MAC] */
 	bool vmm_seccomp;	/* ... --seccomp (the allow-list alone) */
-	bool confine;		/* run VMMs confined (--confine USER) */
-	uid_t confine_uid;
-	gid_t confine_gid;
+	bool confine; /* run VMMs confined (--confine BASE[:COUNT]), each as its own user */
+	uid_t confine_uid_base;
+	unsigned confine_uid_count;
 	struct vm_rt *running[COVED_MAX_RUNNING];
 	FILE *audit;
 	unsigned heartbeat_ms; /* idle streams send a blank line this often */
@@ -53,7 +54,15 @@ struct coved {
 };
 
 /* Supervisor (supervisor.c). All take d->lock held unless said otherwise. */
-int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err);
+/* Starts def's VM; the "started" event gets reason ("start requested", "autostart"...). */
+int sup_start(struct coved *d, const struct vmdef *def, const char *reason, struct cove_err *err);
+/* Writes rt's runtime record (state, pids, requests) to the store. */
+int sup_persist(struct coved *d, const struct vm_rt *rt);
+/* Gives back what a VM's run took on the host (its taps...), once its VMM is gone. */
+void sup_release(struct coved *d, const char *name);
+/* The test hook COVED_TEST_CRASH_AT=POINT: coved kills itself with SIGKILL there, as an
+ * operator's kill -9 could (for the crash-safety test; harmless otherwise). */
+void sup_crash_point(const char *point);
 struct vm_rt *sup_find(struct coved *d, const char *name);
 /* Re-attaches to VMs recorded as running, reports those that ended while coved was away. */
 void sup_reattach(struct coved *d);

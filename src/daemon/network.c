@@ -1,12 +1,16 @@
 /* The default NAT network: bridge, nftables masquerade, dnsmasq, per-NIC taps. */
 #include "daemon/network.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -200,16 +204,50 @@ void net_tap_name(const char *vm, unsigned n, char out[16])
 	snprintf(out, 16, "ct%08x%u", h, n % 10);
 }
 
-int net_tap_create(const char *network, const char *tap, struct cove_err *err)
+/* ip tuntap add: makes the tap, or (existing and unused) sets its owner. */
+static int tuntap_add(const char *tap, uid_t owner, struct cove_err *err)
+{
+	char user[16];
+	snprintf(user, sizeof(user), "%u", (unsigned)owner);
+	char *add[] = {"ip",   "tuntap", "add",	 "dev", (char *)tap,
+		       "mode", "tap",	 "user", user,	NULL};
+	if (owner == (uid_t)-1)
+		add[7] = NULL;
+	return run(add, NULL, err);
+}
+
+int net_tap_own(const char *tap, uid_t owner, struct cove_err *err)
+{
+	if (!link_exists(tap))
+		return cove_err_set(err, -ENOENT, "no network device named '%s'", tap);
+	/* ip tuntap refuses an existing device: attach to it, set its owner, keep it. */
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return cove_err_set(err, -errno, "/dev/net/tun: %s", strerror(errno));
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+	int rc = 0;
+	if (ioctl(fd, TUNSETIFF, &ifr) != 0 || ioctl(fd, TUNSETOWNER, (unsigned long)owner) != 0 ||
+	    ioctl(fd, TUNSETPERSIST, 1) != 0)
+		rc = cove_err_set(err, -errno, "giving tap %s to uid %u: %s%s", tap,
+				  (unsigned)owner, strerror(errno),
+				  errno == EBUSY ? " (is another process using it?)" : "");
+	close(fd);
+	return rc;
+}
+
+int net_tap_create(const char *network, const char *tap, uid_t owner, struct cove_err *err)
 {
 	if (strcmp(network, "default") != 0)
 		return cove_err_set(err, -ENOENT, "no network named '%s'", network);
 	int rc;
-	if (!link_exists(tap)) {
-		char *add[] = {"ip", "tuntap", "add", "dev", (char *)tap, "mode", "tap", NULL};
-		if ((rc = run(add, NULL, err)))
-			return rc;
+	if (link_exists(tap) && owner != (uid_t)-1) {
+		/* A leftover of an earlier run may have another owner: start afresh. */
+		char *del[] = {"ip", "link", "del", (char *)tap, NULL};
+		run(del, NULL, NULL);
 	}
+	if (!link_exists(tap) && (rc = tuntap_add(tap, owner, err)))
+		return rc;
 	char *master[] = {"ip", "link", "set", (char *)tap, "master", NET_DEFAULT_BRIDGE,
 			  "up", NULL};
 	return run(master, NULL, err);
@@ -240,4 +278,27 @@ void net_teardown(const char *state_dir, const char *name)
 		char *del[] = {"ip", "link", "del", NET_DEFAULT_BRIDGE, NULL};
 		run(del, NULL, NULL);
 	}
+}
+
+bool net_in_use(const char *name)
+{
+	if (strcmp(name, "default") != 0)
+		return false;
+	DIR *dir = opendir("/sys/class/net/" NET_DEFAULT_BRIDGE "/brif");
+	if (!dir)
+		return false;
+	bool any = false;
+	struct dirent *e;
+	while (!any && (e = readdir(dir)))
+		any = e->d_name[0] != '.';
+	closedir(dir);
+	return any;
+}
+
+void net_release_unused(const char *state_dir, const char *name)
+{
+	if (strcmp(name, "default") != 0 || net_in_use(name))
+		return;
+	if (link_exists(NET_DEFAULT_BRIDGE) || dnsmasq_pid(state_dir))
+		net_teardown(state_dir, name);
 }

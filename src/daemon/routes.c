@@ -166,6 +166,8 @@ static void get_vm(struct api_request *req, struct api_response *resp)
 		json_object_object_add(o, "pid", json_object_new_int(rt->vmm_pid));
 		json_object_object_add(o, "started_at", json_object_new_int64(rt->started_at));
 		json_object_object_add(o, "api_socket", json_object_new_boolean(rt->has_api));
+		if (rt->uid != (uid_t)-1) /* confined: the VMM's own user */
+			json_object_object_add(o, "uid", json_object_new_int64(rt->uid));
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (rc) {
@@ -243,6 +245,13 @@ static void delete_vm(struct api_request *req, struct api_response *resp)
 			unlink(p);
 		}
 		snprintf(p, sizeof(p), "%s/run/%s", d->state_dir, name);
+		rmdir(p);
+		static const char *const own[] = {"pid", "pid.tmp", "start.lock"};
+		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+			snprintf(p, sizeof(p), "%s/sup/%s/%s", d->state_dir, name, own[i]);
+			unlink(p);
+		}
+		snprintf(p, sizeof(p), "%s/sup/%s", d->state_dir, name);
 		rmdir(p);
 		snprintf(p, sizeof(p), "%s/jail/%s", d->state_dir, name);
 		rmdir(p);
@@ -340,7 +349,7 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 		if (!rc)
 			rc = vmdef_parse(json, strlen(json), &def, &err);
 		if (!rc)
-			rc = sup_start(d, def, &err);
+			rc = sup_start(d, def, "start requested", &err);
 		vmdef_free(def);
 		pthread_mutex_unlock(&d->lock);
 		free(json);
@@ -361,8 +370,11 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 	bool has_api = rt->has_api;
 	pid_t vmm = rt->vmm_pid;
 	if (strcmp(action, "stop") == 0) {
+		/* Recorded first: a coved killed here reports "destroyed" when it is back. */
 		rt->destroy_requested = true;
+		sup_persist(d, rt);
 		kill(vmm, SIGKILL);
+		sup_crash_point("destroy");
 		bool gone = wait_gone(d, name, 5000);
 		pthread_mutex_unlock(&d->lock);
 		if (gone)
@@ -376,11 +388,7 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 		bool paused = strcmp(rt->state, "paused") == 0;
 		rt->stop_requested = true;
 		rt->reboot_requested = reboot;
-		struct store_runtime srt;
-		if (store_runtime_get(d->store, name, &srt) == 0) {
-			srt.stop_requested = true;
-			store_runtime_set(d->store, &srt, NULL);
-		}
+		sup_persist(d, rt);
 		pthread_mutex_unlock(&d->lock);
 		/* The ACPI power button through the VM's socket; without one, SIGTERM asks
 		 * the VMM to do the same. */
@@ -421,11 +429,7 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 	rt = sup_find(d, name);
 	if (rt) {
 		snprintf(rt->state, sizeof(rt->state), "%s", pause ? "paused" : "running");
-		struct store_runtime srt;
-		if (store_runtime_get(d->store, name, &srt) == 0) {
-			snprintf(srt.state, sizeof(srt.state), "%s", rt->state);
-			store_runtime_set(d->store, &srt, NULL);
-		}
+		sup_persist(d, rt);
 		coved_event(d, name, pause ? "paused" : "resumed", "requested", NULL);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -848,6 +852,10 @@ static void create_volume(struct api_request *req, struct api_response *resp)
 	struct blk_create_opts bo = {.size = size};
 	blk_format_parse(format, &bo.format);
 	rc = blk_create(p, &bo, false, &err);
+	/* A VM's disk is its own: private to root, given to a confined VM's user while
+	 * it runs. (The block layer makes images 0644, as qemu-img does.) */
+	if (!rc && chmod(p, 0600) != 0)
+		rc = cove_err_set(&err, -errno, "chmod %s: %s", p, strerror(errno));
 	if (rc) {
 		json_object_put(o);
 		if (rc == -EEXIST)

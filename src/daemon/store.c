@@ -22,6 +22,11 @@ static const char *const migrations[] = {
     "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,"
     " vm TEXT NOT NULL, type TEXT NOT NULL, reason TEXT, detail TEXT);"
     "CREATE INDEX events_vm ON events(vm, id);",
+    /* 2: crash safety of destroy and reboot; a uid per confined VM. */
+    "ALTER TABLE runtime ADD COLUMN destroy_requested INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE runtime ADD COLUMN reboot_requested INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE vm_uids (name TEXT PRIMARY KEY REFERENCES vms(name) ON DELETE CASCADE,"
+    " uid INTEGER NOT NULL UNIQUE);",
 };
 
 static int db_err(struct store *s, struct cove_err *err, const char *what)
@@ -207,7 +212,8 @@ int store_runtime_set(struct store *s, const struct store_runtime *rt, struct co
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT OR REPLACE INTO runtime(name, shim_pid, vmm_pid, shim_start,"
-			       " state, started_at, stop_requested) VALUES(?,?,?,?,?,?,?)",
+			       " state, started_at, stop_requested, destroy_requested,"
+			       " reboot_requested) VALUES(?,?,?,?,?,?,?,?,?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, "recording a running VM");
 	sqlite3_bind_text(st, 1, rt->name, -1, SQLITE_TRANSIENT);
@@ -217,6 +223,8 @@ int store_runtime_set(struct store *s, const struct store_runtime *rt, struct co
 	sqlite3_bind_text(st, 5, rt->state, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, rt->started_at);
 	sqlite3_bind_int(st, 7, rt->stop_requested);
+	sqlite3_bind_int(st, 8, rt->destroy_requested);
+	sqlite3_bind_int(st, 9, rt->reboot_requested);
 	int r = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return r == SQLITE_DONE ? 0 : db_err(s, err, "recording a running VM");
@@ -233,9 +241,13 @@ static void row_to_rt(sqlite3_stmt *st, struct store_runtime *rt)
 	snprintf(rt->state, sizeof(rt->state), "%s", state ? (const char *)state : "running");
 	rt->started_at = sqlite3_column_int64(st, 5);
 	rt->stop_requested = sqlite3_column_int(st, 6) != 0;
+	rt->destroy_requested = sqlite3_column_int(st, 7) != 0;
+	rt->reboot_requested = sqlite3_column_int(st, 8) != 0;
 }
 
-#define RT_COLS "name, shim_pid, vmm_pid, shim_start, state, started_at, stop_requested"
+#define RT_COLS                                                                    \
+	"name, shim_pid, vmm_pid, shim_start, state, started_at, stop_requested, " \
+	"destroy_requested, reboot_requested"
 
 int store_runtime_get(struct store *s, const char *name, struct store_runtime *rt)
 {
@@ -275,6 +287,60 @@ int store_runtime_foreach(struct store *s, int (*fn)(void *ctx, const struct sto
 			break;
 	}
 	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_begin(struct store *s)
+{
+	return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int store_commit(struct store *s)
+{
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -EIO;
+}
+
+int store_vm_uid(struct store *s, const char *name, uid_t base, unsigned count, uid_t *uid,
+		 struct cove_err *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT uid FROM vm_uids WHERE name=?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_err(s, err, "reading a VM's uid");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int64_t have = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		have = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (have >= (int64_t)base && have < (int64_t)base + count) {
+		*uid = (uid_t)have;
+		return 0;
+	}
+	/* None yet, or from another range: the lowest free uid of the range. */
+	const void *dargs[] = {name};
+	exec1(s, "DELETE FROM vm_uids WHERE name=?", "t", dargs, NULL);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT uid FROM vm_uids WHERE uid >= ? AND uid < ? ORDER BY uid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, "allocating a uid");
+	sqlite3_bind_int64(st, 1, base);
+	sqlite3_bind_int64(st, 2, (int64_t)base + count);
+	int64_t next = base;
+	while (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == next)
+		next++;
+	sqlite3_finalize(st);
+	if (next >= (int64_t)base + count)
+		return cove_err_set(err, -ENOSPC,
+				    "all %u uids for confined VMs (from %u) are taken; delete VMs "
+				    "or give coved a larger range",
+				    count, (unsigned)base);
+	const void *iargs[] = {name, &next};
+	if (exec1(s, "INSERT INTO vm_uids(name, uid) VALUES(?,?)", "ti", iargs, NULL))
+		return db_err(s, err, "recording a VM's uid");
+	*uid = (uid_t)next;
 	return 0;
 }
 

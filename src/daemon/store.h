@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_EVENTS_KEPT    20000 /* older events are pruned */
 
 struct store;
@@ -21,9 +21,13 @@ struct store_runtime {
 	char name[64];
 	pid_t shim_pid, vmm_pid;
 	uint64_t shim_start; /* start time in clock ticks since boot (/proc/PID/stat field 22) */
-	char state[16];	     /* "running", "paused" */
-	int64_t started_at;  /* unix seconds */
-	bool stop_requested; /* a shutdown/stop was asked for: an exit is not a crash */
+	/* "starting" (recorded before the VMM is forked; pids 0), "running", "paused",
+	 * "rebooting" (the VMM ended for a reboot; it is to be started again) */
+	char state[16];
+	int64_t started_at;	/* unix seconds */
+	bool stop_requested;	/* a shutdown/stop was asked for: an exit is not a crash */
+	bool destroy_requested; /* the VMM was killed on purpose ("destroyed") */
+	bool reboot_requested;	/* the VMM is to be started again when it ends */
 };
 
 struct store_event {
@@ -55,6 +59,19 @@ int store_runtime_get(struct store *s, const char *name, struct store_runtime *r
 int store_runtime_clear(struct store *s, const char *name, struct cove_err *err);
 int store_runtime_foreach(struct store *s, int (*fn)(void *ctx, const struct store_runtime *rt),
 			  void *ctx);
+
+/* One transaction around several calls (e.g. an exit's events and its runtime record),
+ * so that a kill between them cannot leave half of them. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+
+/*
+ * The uid of a confined VM: the one it has, or the lowest free one in
+ * [base, base + count), recorded until the VM's definition is deleted. -ENOSPC when all
+ * are taken.
+ */
+int store_vm_uid(struct store *s, const char *name, uid_t base, unsigned count, uid_t *uid,
+		 struct cove_err *err);
 
 /* Appends an event; *id gets its id (may be NULL). detail may be NULL. */
 int store_event_add(struct store *s, const char *vm, const char *type, const char *reason,

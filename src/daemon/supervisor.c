@@ -3,8 +3,15 @@
  * (double fork into a new session, under a small shim that records the exit status),
  * follows console output into a ring buffer, notices exits and re-attaches after a
  * restart.
+ *
+ * Crash safety (coved may be killed at any moment): a "starting" runtime record is
+ * committed before the fork; the shim writes run/NAME/pid before it lets the VMM run,
+ * and only while coved is still there (under run/NAME/start.lock, which a restarted
+ * coved takes before it looks), so every VMM is found again by its record or pid file.
+ * Destroy and reboot requests are recorded before they act.
  */
 #include "api/json.h"
+#include "daemon/cgroup.h"
 #include "daemon/confine.h"
 #include "daemon/daemon.h"
 #include "daemon/network.h"
@@ -13,10 +20,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +33,13 @@
 #include <unistd.h>
 
 #define MAX_ARGS 32
+
+void sup_crash_point(const char *point)
+{
+	const char *v = getenv("COVED_TEST_CRASH_AT");
+	if (v && strcmp(v, point) == 0)
+		raise(SIGKILL);
+}
 
 uint64_t sup_proc_start(pid_t pid)
 {
@@ -63,6 +79,69 @@ struct vm_rt *sup_find(struct coved *d, const char *name)
 		if (d->running[i] && strcmp(d->running[i]->name, name) == 0)
 			return d->running[i];
 	return NULL;
+}
+
+/* state_dir/sup/NAME/FILE: coved's own records of a VM's run (its pid file, start lock,
+ * lent files, cgroup), out of reach of a confined VMM, which owns its run directory. */
+static void sup_path(const struct coved *d, const char *name, const char *file, char *out,
+		     size_t cap)
+{
+	snprintf(out, cap, "%s/sup/%s%s%s", d->state_dir, name, file[0] ? "/" : "", file);
+}
+
+/* Gives a file to a confined VM's user, recording its owner for sup_release. */
+static int lend(const struct coved *d, const char *name, const char *path, uid_t uid,
+		struct cove_err *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (strchr(path, '\n'))
+		return cove_err_set(err, -EINVAL, "a disk path with a newline cannot be lent");
+	if (st.st_uid == uid && st.st_gid == (gid_t)uid)
+		return 0;
+	char rec[PATH_MAX + 64];
+	sup_path(d, name, "lent", rec, sizeof(rec));
+	FILE *f = fopen(rec, "ae");
+	if (!f)
+		return cove_err_set(err, -errno, "%s: %s", rec, strerror(errno));
+	fprintf(f, "%u %u %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, path);
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	fclose(f);
+	if (!ok || chown(path, uid, (gid_t)uid) != 0)
+		return cove_err_set(err, -errno, "giving %s to the VM's user %u: %s", path,
+				    (unsigned)uid, strerror(errno));
+	return 0;
+}
+
+void sup_release(struct coved *d, const char *name)
+{
+	net_taps_remove(name);
+	char rec[PATH_MAX + 64], line[PATH_MAX + 64];
+	/* Lent files go back to their owners, the run directory to coved. */
+	sup_path(d, name, "lent", rec, sizeof(rec));
+	FILE *f = fopen(rec, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned u, g;
+			int off = 0;
+			line[strcspn(line, "\n")] = '\0';
+			if (sscanf(line, "%u %u %n", &u, &g, &off) == 2 && off > 0 &&
+			    chown(line + off, u, g) != 0)
+				log_warn("%s: cannot give %s back to uid %u: %s", name, line + off,
+					 u, strerror(errno));
+		}
+		fclose(f);
+		unlink(rec);
+	}
+	if (d->confine) {
+		char run[PATH_MAX + 64];
+		snprintf(run, sizeof(run), "%s/run/%s", d->state_dir, name);
+		if (chown(run, geteuid(), getegid()) != 0 && errno != ENOENT)
+			log_warn("%s: cannot take back %s: %s", name, run, strerror(errno));
+	}
+	sup_path(d, name, "cgroup", rec, sizeof(rec));
+	cg_remove(rec);
 }
 
 static int add_running(struct coved *d, struct vm_rt *rt)
@@ -146,38 +225,107 @@ static size_t utoa(unsigned long v, char *out)
 	return n;
 }
 
+/* Writes "SHIM VMM\n" to tmp, then renames it to path: async-signal-safe calls only. */
+static int write_pidfile(const char *tmp, const char *path, pid_t shim, pid_t vmm)
+{
+	char line[64];
+	size_t n = utoa((unsigned long)shim, line);
+	line[n++] = ' ';
+	n += utoa((unsigned long)vmm, line + n);
+	line[n++] = '\n';
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	bool ok = write(fd, line, n) == (ssize_t)n && fsync(fd) == 0;
+	close(fd);
+	return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+struct shim_args {
+	char *const *argv;
+	int in_fd, out_fd, err_fd;
+	int report_fd; /* the pids go to coved here */
+	int alive_fd;  /* read end of a pipe only coved writes: hangs up once coved is gone */
+	const struct confine_spec *jail;
+	bool pid_ns;	     /* the VMM gets its own PID namespace (it is its pid 1) */
+	struct vm_cgroup cg; /* the VMM joins these before it runs */
+	char lock[PATH_MAX + 32], pid[PATH_MAX + 32], pid_tmp[PATH_MAX + 32];
+	char exit[PATH_MAX + 32], exit_tmp[PATH_MAX + 32];
+};
+
 /*
  * The shim: runs in the grandchild, after fork() from a threaded process, so it only
- * makes async-signal-safe calls. Starts the VMM, reports both pids through pfd, waits
- * for the VMM and writes "exited N" or "signaled N" to exit_path (atomically).
+ * makes async-signal-safe calls. Forks the VMM, records both pids in the pid file (only
+ * while coved still runs), then lets the VMM run, reports the pids through report_fd,
+ * waits for the VMM and writes "exited N" or "signaled N" to the exit file (atomically).
  */
-static void shim(char *const argv[], int in_fd, int out_fd, int err_fd, int pfd,
-		 const char *exit_path, const char *exit_tmp, const struct confine_spec *jail)
+static void shim(const struct shim_args *a)
 {
 	prctl(PR_SET_NAME, "cove-shim");
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) != 0)
+		_exit(1);
+	/* The VMM sees no host process: its first child is pid 1 of a new namespace. */
+	if (a->pid_ns && unshare(CLONE_NEWPID) != 0) {
+		static const char msg[] = "coved: cannot give the VMM its own PID namespace\n";
+		(void)!write(a->err_fd, msg, sizeof(msg) - 1);
+		_exit(1);
+	}
 	pid_t vmm = fork();
 	if (vmm == 0) {
+		close(go[1]);
+		char c;
+		ssize_t r;
+		while ((r = read(go[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (r != 1) /* the shim gave up: coved went away before it was recorded */
+			_exit(125);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		dup2(in_fd, 0);
-		dup2(out_fd, 1);
-		dup2(err_fd, 2);
-		close_range(3, ~0U, 0);
-		if (jail && confine_enter(jail) != 0)
+		dup2(a->in_fd, 0);
+		dup2(a->out_fd, 1);
+		dup2(a->err_fd, 2);
+		if (cg_join(&a->cg) != 0) {
+			static const char msg[] = "coved: cannot move the VMM into its cgroup\n";
+			(void)!write(2, msg, sizeof(msg) - 1);
 			_exit(126);
-		execv(argv[0], argv);
+		}
+		close_range(3, ~0U, 0);
+		if (a->jail && confine_enter(a->jail) != 0)
+			_exit(126);
+		execv(a->argv[0], a->argv);
 		static const char msg[] = "coved: cannot execute the VMM\n";
 		(void)!write(2, msg, sizeof(msg) - 1);
 		_exit(127);
 	}
-	pid_t pids[2] = {getpid(), vmm};
-	(void)!write(pfd, pids, sizeof(pids));
-	/* Hold nothing of coved's: not its sockets, not its files. */
-	close_range(0, ~0U, 0);
+	close(go[0]);
 	if (vmm < 0)
 		_exit(1);
+	/* A restarted coved takes the lock before it looks for the pid file: either it
+	 * finds the file, or we see that the coved which started us is gone and give up. */
+	int lk = open(a->lock, O_RDWR | O_CLOEXEC);
+	if (lk >= 0)
+		flock(lk, LOCK_EX);
+	struct pollfd pf = {.fd = a->alive_fd, .events = POLLIN};
+	bool gone = poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR));
+	if (!gone)
+		gone = write_pidfile(a->pid_tmp, a->pid, getpid(), vmm) != 0;
+	if (lk >= 0)
+		close(lk);
+	if (gone) {
+		close(go[1]); /* the VMM never runs */
+		while (waitpid(vmm, NULL, 0) < 0 && errno == EINTR)
+			;
+		_exit(1);
+	}
+	(void)!write(go[1], "g", 1);
+	close(go[1]);
+	pid_t pids[2] = {getpid(), vmm};
+	(void)!write(a->report_fd, pids, sizeof(pids));
+	/* Hold nothing of coved's: not its sockets, not its files. */
+	close_range(0, ~0U, 0);
 	int status = 0;
 	while (waitpid(vmm, &status, 0) < 0 && errno == EINTR)
 		;
@@ -191,14 +339,57 @@ static void shim(char *const argv[], int in_fd, int out_fd, int err_fd, int pfd,
 		n = 7 + utoa((unsigned long)WEXITSTATUS(status), line + 7);
 	}
 	line[n++] = '\n';
-	int fd = open(exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open(a->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		(void)!write(fd, line, n);
 		fsync(fd);
 		close(fd);
-		rename(exit_tmp, exit_path);
+		rename(a->exit_tmp, a->exit);
 	}
 	_exit(0);
+}
+
+/*
+ * Reads run/NAME/pid. Returns -ENOENT without one, else 0 with the pids, and *alive
+ * when that shim still runs (its pid is a process named cove-shim).
+ */
+static int read_pidfile(const char *dir, pid_t *shim_pid, pid_t *vmm_pid, bool *alive)
+{
+	char p[PATH_MAX + 32], buf[64] = "";
+	snprintf(p, sizeof(p), "%s/pid", dir);
+	file_tail(p, buf, sizeof(buf));
+	int s = 0, v = 0;
+	*alive = false;
+	if (sscanf(buf, "%d %d", &s, &v) != 2 || s <= 0 || v <= 0)
+		return -ENOENT;
+	*shim_pid = s;
+	*vmm_pid = v;
+	char comm[32] = "";
+	snprintf(p, sizeof(p), "/proc/%d/comm", s);
+	file_tail(p, comm, sizeof(comm));
+	*alive = strcmp(comm, "cove-shim\n") == 0 && sup_proc_start(s) != 0;
+	return 0;
+}
+
+static void rt_to_store(const struct vm_rt *rt, struct store_runtime *srt)
+{
+	memset(srt, 0, sizeof(*srt));
+	snprintf(srt->name, sizeof(srt->name), "%s", rt->name);
+	srt->shim_pid = rt->shim_pid;
+	srt->vmm_pid = rt->vmm_pid;
+	srt->shim_start = rt->shim_start;
+	srt->started_at = rt->started_at;
+	snprintf(srt->state, sizeof(srt->state), "%s", rt->state);
+	srt->stop_requested = rt->stop_requested;
+	srt->destroy_requested = rt->destroy_requested;
+	srt->reboot_requested = rt->reboot_requested;
+}
+
+int sup_persist(struct coved *d, const struct vm_rt *rt)
+{
+	struct store_runtime srt;
+	rt_to_store(rt, &srt);
+	return store_runtime_set(d->store, &srt, NULL);
 }
 
 static int prepare_dir(struct coved *d, struct vm_rt *rt, struct cove_err *err)
@@ -216,16 +407,40 @@ static int prepare_dir(struct coved *d, struct vm_rt *rt, struct cove_err *err)
 		path_in(p, sizeof(p), rt, stale[i]);
 		unlink(p);
 	}
+	/* coved's private records of the run (root only). */
+	snprintf(p, sizeof(p), "%s/sup", d->state_dir);
+	mkdir(p, 0700);
+	sup_path(d, rt->name, "", p, sizeof(p));
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return cove_err_set(err, -errno, "mkdir %s: %s", p, strerror(errno));
+	sup_path(d, rt->name, "pid", p, sizeof(p));
+	unlink(p);
+	sup_path(d, rt->name, "start.lock", p, sizeof(p));
+	int lk = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lk < 0)
+		return cove_err_set(err, -errno, "creating %s: %s", p, strerror(errno));
+	close(lk);
 	path_in(p, sizeof(p), rt, "console.in");
 	if (mkfifo(p, 0600) != 0 && errno != EEXIST)
 		return cove_err_set(err, -errno, "mkfifo %s: %s", p, strerror(errno));
 	return 0;
 }
 
-int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
+int sup_start(struct coved *d, const struct vmdef *def, const char *reason, struct cove_err *err)
 {
 	if (sup_find(d, def->name))
 		return cove_err_set(err, -EBUSY, "VM '%s' is already running", def->name);
+	/* A VMM that coved has no record of (it cannot happen while the records hold, but
+	 * two VMMs on the same disks must never happen): refuse. */
+	char dir[PATH_MAX];
+	pid_t os, ov;
+	bool alive = false;
+	sup_path(d, def->name, "", dir, sizeof(dir));
+	if (read_pidfile(dir, &os, &ov, &alive) == 0 && alive)
+		return cove_err_set(err, -EBUSY,
+				    "a VMM of VM '%s' still runs (pid %d) though coved has no "
+				    "record of it; stop it (kill %d) before starting the VM again",
+				    def->name, (int)ov, (int)ov);
 	struct vm_rt *rt = calloc(1, sizeof(*rt));
 	struct vmdef *own = malloc(sizeof(*own));
 	if (!rt || !own) {
@@ -233,17 +448,36 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 		free(own);
 		return cove_err_set(err, -ENOMEM, "out of memory");
 	}
-	/* NICs on a coved network get a tap on its bridge (the network comes up on first
-	 * use); the VMM sees only tap names. */
 	*own = *def;
 	def = own;
+	snprintf(rt->name, sizeof(rt->name), "%s", def->name);
+	rt->console_fd = -1;
+	rt->uid = (uid_t)-1;
+	/* A confined VM runs as its own user, kept from start to start. */
+	int rc = 0;
+	if (d->confine) {
+		rc = store_vm_uid(d->store, def->name, d->confine_uid_base, d->confine_uid_count,
+				  &rt->uid, err);
+		if (rc) {
+			free(rt);
+			free(own);
+			return rc;
+		}
+	}
+	/* NICs on a coved network get a tap on its bridge (the network comes up on first
+	 * use); the VMM sees only tap names. A confined VM's taps are its user's, so that
+	 * the VMM can attach to them without privileges. */
 	for (unsigned i = 0; i < own->nnics; i++) {
-		if (!own->nics[i].network[0])
-			continue;
-		net_tap_name(own->name, i, own->nics[i].tap);
-		int nrc = net_ensure(d->state_dir, own->nics[i].network, err);
-		if (!nrc)
-			nrc = net_tap_create(own->nics[i].network, own->nics[i].tap, err);
+		int nrc = 0;
+		if (own->nics[i].network[0]) {
+			net_tap_name(own->name, i, own->nics[i].tap);
+			nrc = net_ensure(d->state_dir, own->nics[i].network, err);
+			if (!nrc)
+				nrc = net_tap_create(own->nics[i].network, own->nics[i].tap,
+						     rt->uid, err);
+		} else if (d->confine) {
+			nrc = net_tap_own(own->nics[i].tap, rt->uid, err);
+		}
 		if (nrc) {
 			net_taps_remove(own->name);
 			free(rt);
@@ -251,9 +485,7 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 			return cove_err_prefix(err, "nics[%u]", i);
 		}
 	}
-	snprintf(rt->name, sizeof(rt->name), "%s", def->name);
-	rt->console_fd = -1;
-	int rc = prepare_dir(d, rt, err);
+	rc = prepare_dir(d, rt, err);
 	if (rc)
 		goto err_free;
 
@@ -322,9 +554,10 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 			rc = cove_err_set(err, -ENOMEM, "out of memory");
 			goto err_free;
 		}
-		jail->uid = d->confine_uid;
-		jail->gid = d->confine_gid;
+		jail->uid = rt->uid;
+		jail->gid = (gid_t)rt->uid;
 		jail->tun = def->nnics > 0;
+		jail->pid_ns = true;
 		snprintf(jail->root, sizeof(jail->root), "%s/jail", d->state_dir);
 		mkdir(jail->root, 0711);
 		snprintf(jail->root, sizeof(jail->root), "%s/jail/%s", d->state_dir, def->name);
@@ -340,6 +573,40 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 			jr = confine_add(jail, def->disks[i].path, !def->disks[i].readonly);
 		if (!jr)
 			jr = confine_add(jail, rt->dir, true);
+		/* What the VMM opens must be open to its user: writable disks are lent to
+		 * it (and given back when it ends); the rest must be readable by all. */
+		const char *ro[2 + VMDEF_MAX_DISKS];
+		int nro = 0;
+		if (def->kernel[0])
+			ro[nro++] = def->kernel;
+		if (def->initrd[0])
+			ro[nro++] = def->initrd;
+		for (unsigned i = 0; !jr && i < def->ndisks; i++) {
+			if (def->disks[i].readonly)
+				ro[nro++] = def->disks[i].path;
+			else if ((jr = lend(d, def->name, def->disks[i].path, rt->uid, err)))
+				break;
+		}
+		for (int i = 0; !jr && i < nro; i++) {
+			struct stat st;
+			if (stat(ro[i], &st) != 0) {
+				jr = cove_err_set(err, -errno, "%s: %s", ro[i], strerror(errno));
+			} else if (!(st.st_mode & S_IROTH)) {
+				jr = cove_err_set(
+				    err, -EACCES,
+				    "%s is not readable by other users (mode %04o): "
+				    "the confined VMM runs as its own user (%u); make "
+				    "it readable (chmod o+r), or for a disk, writable "
+				    "(coved then lends it to the VM)",
+				    ro[i], (unsigned)(st.st_mode & 07777), (unsigned)rt->uid);
+			}
+		}
+		if (jr) {
+			confine_free_filter(jail);
+			free(jail);
+			rc = jr;
+			goto err_free;
+		}
 		/* The VMM creates its API socket in its run directory. */
 		if (!jr && chown(rt->dir, jail->uid, jail->gid) != 0)
 			jr = -errno;
@@ -352,34 +619,67 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 			goto err_free;
 		}
 	}
+	struct shim_args sa = {.argv = argv, .jail = jail, .pid_ns = jail != NULL};
+	if (jail) {
+		/* Memory: the guest's RAM plus the VMM's overhead; tasks: its threads. */
+		char id[VMDEF_NAME_MAX + 16], rec[PATH_MAX + 64];
+		uint32_t h = 2166136261u;
+		for (const char *c = d->state_dir; *c; c++)
+			h = (h ^ (uint8_t)*c) * 16777619u;
+		snprintf(id, sizeof(id), "%08x-%s", h, def->name);
+		sup_path(d, def->name, "cgroup", rec, sizeof(rec));
+		struct cove_err cerr = {0};
+		if (cg_create(id, cg_memory_limit(def->memory_mib), 256, rec, &sa.cg, &cerr) != 0)
+			log_warn("%s: runs without a cgroup: %s", def->name, cerr.msg);
+	}
 	char p_in[PATH_MAX + 32], p_out[PATH_MAX + 32], p_err[PATH_MAX + 32];
-	char p_exit[PATH_MAX + 32], p_tmp[PATH_MAX + 32];
 	path_in(p_in, sizeof(p_in), rt, "console.in");
 	path_in(p_out, sizeof(p_out), rt, "console.log");
 	path_in(p_err, sizeof(p_err), rt, "vmm.log");
-	path_in(p_exit, sizeof(p_exit), rt, "exit");
-	path_in(p_tmp, sizeof(p_tmp), rt, "exit.tmp");
+	path_in(sa.exit, sizeof(sa.exit), rt, "exit");
+	path_in(sa.exit_tmp, sizeof(sa.exit_tmp), rt, "exit.tmp");
+	sup_path(d, def->name, "pid", sa.pid, sizeof(sa.pid));
+	sup_path(d, def->name, "pid.tmp", sa.pid_tmp, sizeof(sa.pid_tmp));
+	sup_path(d, def->name, "start.lock", sa.lock, sizeof(sa.lock));
 	/* O_RDWR: the FIFO never reads EOF when coved (the writer) goes away. */
 	int in_fd = open(p_in, O_RDWR | O_CLOEXEC);
 	int out_fd = open(p_out, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	int err_fd = open(p_err, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-	int pfd[2] = {-1, -1};
-	if (in_fd < 0 || out_fd < 0 || err_fd < 0 || pipe2(pfd, O_CLOEXEC) != 0) {
+	int pfd[2] = {-1, -1}, alive_p[2] = {-1, -1};
+	bool recorded = false;
+	if (in_fd < 0 || out_fd < 0 || err_fd < 0 || pipe2(pfd, O_CLOEXEC) != 0 ||
+	    pipe2(alive_p, O_CLOEXEC) != 0) {
 		rc = cove_err_set(err, -errno, "preparing %s: %s", rt->dir, strerror(errno));
 		goto err_fds;
 	}
 	rt->console_fd = open(p_out, O_RDONLY | O_CLOEXEC);
 
+	/* Recorded before the fork: a restart finds the VM however far this got. */
+	strcpy(rt->state, "starting");
+	rt->started_at = (int64_t)time(NULL);
+	rc = sup_persist(d, rt);
+	if (rc) {
+		rc = cove_err_set(err, rc, "recording the VM's start in the store failed");
+		goto err_fds;
+	}
+	recorded = true;
+	sup_crash_point("starting");
+	sa.in_fd = in_fd;
+	sa.out_fd = out_fd;
+	sa.err_fd = err_fd;
+	sa.report_fd = pfd[1];
+	sa.alive_fd = alive_p[0];
 	pid_t a = fork();
 	if (a < 0) {
 		rc = cove_err_set(err, -errno, "fork: %s", strerror(errno));
 		goto err_fds;
 	}
 	if (a == 0) {
+		close(alive_p[1]); /* only coved holds the write end */
 		setsid();
 		pid_t b = fork();
 		if (b == 0)
-			shim(argv, in_fd, out_fd, err_fd, pfd[1], p_exit, p_tmp, jail);
+			shim(&sa);
 		_exit(b < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
@@ -393,33 +693,28 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 		rc = cove_err_set(err, -ECHILD, "the VM process did not start");
 		goto err_fds;
 	}
+	sup_crash_point("forked");
 	close(pfd[0]);
+	close(alive_p[0]);
+	close(alive_p[1]);
 	close(in_fd);
 	close(out_fd);
 	close(err_fd);
 	rt->shim_pid = pids[0];
 	rt->vmm_pid = pids[1];
 	rt->shim_start = sup_proc_start(rt->shim_pid);
-	rt->started_at = (int64_t)time(NULL);
 	strcpy(rt->state, "running");
 	if (!rt->shim_start) /* already gone: the monitor reports how it ended */
 		rt->shim_start = 1;
-
-	struct store_runtime srt = {.shim_pid = rt->shim_pid,
-				    .vmm_pid = rt->vmm_pid,
-				    .shim_start = rt->shim_start,
-				    .started_at = rt->started_at};
-	snprintf(srt.name, sizeof(srt.name), "%s", rt->name);
-	strcpy(srt.state, "running");
-	rc = store_runtime_set(d->store, &srt, err);
-	if (rc == 0)
-		rc = add_running(d, rt);
-	if (rc) {
+	/* Should this fail, the pid file still leads a restarted coved to the VMM. */
+	if (sup_persist(d, rt) != 0)
+		log_warn("%s: cannot record its pids in the store", rt->name);
+	if (add_running(d, rt) != 0) {
 		kill(rt->vmm_pid, SIGKILL);
-		cove_err_set(err, rc, "too many running VMs");
+		rc = cove_err_set(err, -ENOSPC, "too many running VMs (%d)", COVED_MAX_RUNNING);
 		goto err_console;
 	}
-	coved_event(d, rt->name, "started", "start requested", NULL);
+	coved_event(d, rt->name, "started", reason, NULL);
 	if (jail)
 		confine_free_filter(jail);
 	free(jail);
@@ -430,6 +725,10 @@ err_fds:
 		close(pfd[0]);
 	if (pfd[1] >= 0)
 		close(pfd[1]);
+	if (alive_p[0] >= 0)
+		close(alive_p[0]);
+	if (alive_p[1] >= 0)
+		close(alive_p[1]);
 	if (in_fd >= 0)
 		close(in_fd);
 	if (out_fd >= 0)
@@ -437,16 +736,36 @@ err_fds:
 	if (err_fd >= 0)
 		close(err_fd);
 err_console:
+	if (recorded)
+		store_runtime_clear(d->store, rt->name, NULL);
 	if (jail)
 		confine_free_filter(jail);
 	free(jail);
 	if (rt->console_fd >= 0)
 		close(rt->console_fd);
 err_free:
-	net_taps_remove(own->name);
+	sup_release(d, own->name);
 	free(rt);
 	free(own);
 	return rc;
+}
+
+/* Starts a VM again after its reboot (from its stored definition). */
+static void restart(struct coved *d, const char *name)
+{
+	char *json = NULL;
+	struct vmdef *def = NULL;
+	struct cove_err err = {0};
+	if (store_vm_get(d->store, name, &json, &err) == 0 &&
+	    vmdef_parse(json, strlen(json), &def, &err) == 0 &&
+	    sup_start(d, def, "reboot requested", &err) == 0) {
+		log_info("%s: rebooted", name);
+	} else {
+		store_runtime_clear(d->store, name, NULL);
+		coved_event(d, name, "crashed", "reboot failed", err.msg);
+	}
+	vmdef_free(def);
+	free(json);
 }
 
 /* Called when the shim has gone: reports how the VM ended and forgets it. */
@@ -462,7 +781,10 @@ static void finish(struct coved *d, struct vm_rt *rt)
 	int code = -1, sig = 0;
 	if (sscanf(status, "exited %d", &code) != 1 && sscanf(status, "signaled %d", &sig) != 1)
 		code = -1;
+	bool reboot = rt->reboot_requested && code == 0 && !rt->destroy_requested;
 	char reason[128];
+	/* The events and the end of the runtime record go together, or not at all. */
+	store_begin(d->store);
 	if (rt->destroy_requested) {
 		coved_event(d, rt->name, "stopped", "destroyed", NULL);
 	} else if (code == 0) {
@@ -495,38 +817,80 @@ static void finish(struct coved *d, struct vm_rt *rt)
 		free(tail);
 		free(ctail);
 	}
-	store_runtime_clear(d->store, rt->name, NULL);
-	net_taps_remove(rt->name);
+	if (reboot) { /* kept as "rebooting" until the new VMM is recorded */
+		struct store_runtime srt = {0};
+		snprintf(srt.name, sizeof(srt.name), "%s", rt->name);
+		strcpy(srt.state, "rebooting");
+		srt.reboot_requested = true;
+		store_runtime_set(d->store, &srt, NULL);
+	} else {
+		store_runtime_clear(d->store, rt->name, NULL);
+	}
+	store_commit(d->store);
+	sup_path(d, rt->name, "pid", p, sizeof(p));
+	unlink(p);
+	sup_release(d, rt->name);
 	for (int i = 0; i < COVED_MAX_RUNNING; i++)
 		if (d->running[i] == rt)
 			d->running[i] = NULL;
-	bool reboot = rt->reboot_requested && code == 0;
 	char name[VMDEF_NAME_MAX];
 	snprintf(name, sizeof(name), "%s", rt->name);
 	if (rt->console_fd >= 0)
 		close(rt->console_fd);
 	free(rt);
 	if (reboot) {
-		char *json = NULL;
-		struct vmdef *def = NULL;
-		struct cove_err err = {0};
-		if (store_vm_get(d->store, name, &json, &err) == 0 &&
-		    vmdef_parse(json, strlen(json), &def, &err) == 0 &&
-		    sup_start(d, def, &err) == 0)
-			log_info("%s: rebooted", name);
-		else
-			coved_event(d, name, "crashed", "reboot failed", err.msg);
-		vmdef_free(def);
-		free(json);
+		sup_crash_point("rebooting");
+		restart(d, name);
 	}
 }
 
-static int reattach_one(void *ctx, const struct store_runtime *srt)
+/*
+ * A VM recorded as "starting": coved stopped between recording it and recording its
+ * VMM. The pid file, read under the shim's lock, says whether a VMM got to run.
+ * Returns true when srt now describes that VMM (to re-attach), false when none ran.
+ */
+static bool resolve_starting(struct coved *d, struct store_runtime *srt)
 {
-	struct coved *d = ctx;
+	char dir[PATH_MAX], p[PATH_MAX + 32];
+	sup_path(d, srt->name, "", dir, sizeof(dir));
+	snprintf(p, sizeof(p), "%s/start.lock", dir);
+	int lk = open(p, O_RDWR | O_CLOEXEC);
+	if (lk >= 0)
+		flock(lk, LOCK_EX); /* waits while a shim is deciding */
+	pid_t shim_pid = 0, vmm_pid = 0;
+	bool alive = false;
+	int rc = read_pidfile(dir, &shim_pid, &vmm_pid, &alive);
+	if (lk >= 0)
+		close(lk);
+	if (rc) {
+		log_info("%s: coved stopped while starting it, before its VMM ran", srt->name);
+		store_runtime_clear(d->store, srt->name, NULL);
+		sup_release(d, srt->name);
+		return false;
+	}
+	srt->shim_pid = shim_pid;
+	srt->vmm_pid = vmm_pid;
+	srt->shim_start = alive ? sup_proc_start(shim_pid) : 1;
+	if (!srt->shim_start)
+		srt->shim_start = 1; /* gone since: reported as it ended */
+	strcpy(srt->state, "running");
+	store_runtime_set(d->store, srt, NULL);
+	coved_event(d, srt->name, "started", "start requested (recorded after a coved restart)",
+		    NULL);
+	return true;
+}
+
+static void reattach_one(struct coved *d, struct store_runtime *srt)
+{
+	if (strcmp(srt->state, "rebooting") == 0) {
+		restart(d, srt->name);
+		return;
+	}
+	if (strcmp(srt->state, "starting") == 0 && !resolve_starting(d, srt))
+		return;
 	struct vm_rt *rt = calloc(1, sizeof(*rt));
 	if (!rt)
-		return 0;
+		return;
 	snprintf(rt->name, sizeof(rt->name), "%s", srt->name);
 	snprintf(rt->dir, sizeof(rt->dir), "%s/run/%s", d->state_dir, srt->name);
 	rt->shim_pid = srt->shim_pid;
@@ -534,7 +898,13 @@ static int reattach_one(void *ctx, const struct store_runtime *srt)
 	rt->shim_start = srt->shim_start;
 	rt->started_at = srt->started_at;
 	rt->stop_requested = srt->stop_requested;
+	rt->destroy_requested = srt->destroy_requested;
+	rt->reboot_requested = srt->reboot_requested;
 	snprintf(rt->state, sizeof(rt->state), "%s", srt->state);
+	rt->uid = (uid_t)-1;
+	if (d->confine)
+		store_vm_uid(d->store, rt->name, d->confine_uid_base, d->confine_uid_count,
+			     &rt->uid, NULL);
 	char p[PATH_MAX + 32];
 	path_in(p, sizeof(p), rt, "api.sock");
 	rt->has_api = access(p, F_OK) == 0;
@@ -551,18 +921,42 @@ static int reattach_one(void *ctx, const struct store_runtime *srt)
 		if (rt->console_fd >= 0)
 			close(rt->console_fd);
 		free(rt);
-		return 0;
+		return;
 	}
 	if (sup_proc_alive(rt->shim_pid, rt->shim_start))
 		log_info("%s: re-attached to pid %d", rt->name, (int)rt->vmm_pid);
 	else
 		finish(d, rt); /* ended while coved was away */
+}
+
+struct rt_list {
+	struct store_runtime *v;
+	size_t n, cap;
+};
+
+static int collect_rt(void *ctx, const struct store_runtime *srt)
+{
+	struct rt_list *l = ctx;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct store_runtime *nv = realloc(l->v, cap * sizeof(*nv));
+		if (!nv)
+			return 1;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *srt;
 	return 0;
 }
 
 void sup_reattach(struct coved *d)
 {
-	store_runtime_foreach(d->store, reattach_one, d);
+	/* Read all records first: re-attaching changes them. */
+	struct rt_list l = {0};
+	store_runtime_foreach(d->store, collect_rt, &l);
+	for (size_t i = 0; i < l.n; i++)
+		reattach_one(d, &l.v[i]);
+	free(l.v);
 }
 
 static void *monitor(void *arg)

@@ -9,6 +9,7 @@ fi
 trap 'echo "fake-vmm: power button"; exit 0' TERM
 echo "fake-vmm: args: $*" >&2
 echo "fake-vmm: uid=$(id -u) $(grep CapEff /proc/self/status | tr -d '\t') root: $(ls / | tr '\n' ' ')" >&2
+echo "fake-vmm: pid=$$ processes=$(ls /proc | grep -c '^[0-9]')" >&2
 [ -e /etc/passwd ] && echo "fake-vmm: sees /etc/passwd" >&2
 echo "PROBE: boot ok"
 echo "PROBE: args $*"

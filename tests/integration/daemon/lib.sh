@@ -49,7 +49,9 @@ cleanup() {
 		[ -d "$p" ] || continue
 		local name=$(basename "$p")
 		local pid=$(sqlite3 "$STATE/coved.db" "SELECT vmm_pid FROM runtime WHERE name='$name'" 2>/dev/null)
-		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+		[ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" 2>/dev/null
+		# The shim's pid file names the VMM even where the store does not.
+		[ -f "$STATE/sup/$name/pid" ] && kill -9 "$(cut -d' ' -f2 "$STATE/sup/$name/pid")" 2>/dev/null
 	done
 	stop_coved
 	[ "$FAILED" = 1 ] && [ -f "$TMP/coved.log" ] && grep -v "^  \|Shadow\|=>\|0x0" "$TMP/coved.log" | tail -n 40 | sed 's/^/# coved: /'

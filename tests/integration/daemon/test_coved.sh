@@ -5,6 +5,16 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 
+# has_event VM TYPE REASON [SINCE]: the VM's event history holds that event.
+has_event() {
+	events "?vm=$1&since=${4:-0}" | python3 -c '
+import json, sys
+want = (sys.argv[1], sys.argv[2])
+sys.exit(0 if any((e["type"], e["reason"]) == want for e in json.load(sys.stdin)) else 1)
+' "$2" "$3"
+}
+last_event() { events "?vm=$1" | grep -o '"id":[0-9]*' | tail -1 | cut -d: -f2; }
+
 # -- no coved
 out=$("$COVECTL" list 2>&1); rc=$?
 check "covectl without coved fails clearly" '[ $rc -ne 0 ] && grep -q "is coved running" <<<"$out"'
@@ -19,12 +29,14 @@ cat >"$TMP/web.json" <<'J'
  "disks": [{"path": "/var/lib/cove/images/web.img"}], "nics": [{"tap": "tap0"}]}
 J
 check "covectl define" '"$COVECTL" define "$TMP/web.json" | grep -q "VM web defined"'
+check "defined event, reason created" 'has_event web defined created'
 check "list --all shows it shut off" '"$COVECTL" list --all | grep -q "web .*shut off"'
 check "list (running only) does not" '! "$COVECTL" list | grep -q " web "'
 r=$(api GET /v1/vms/web)
 check "GET /v1/vms/web" '[[ $r == 200* ]] && grep -q "\"memory\":256" <<<"$r"'
 r=$(api PUT /v1/vms/web '{"name":"web","cpus":4,"memory":512}')
 check "update while stopped" '[[ $r == 200* ]] && "$COVECTL" --json info web | grep -q "\"cpus\":4"'
+check "defined event, reason updated" 'has_event web defined updated'
 r=$(api POST /v1/vms '{"name":"web"}')
 check "define a duplicate: 409" '[[ $r == 409* ]] && grep -q "already exists" <<<"$r"'
 
@@ -89,7 +101,14 @@ check "audit log records mutating calls" 'grep -q "PUT /v1/vms/web 200" "$STATE/
 # -- storage pool
 check "vol-create raw" '"$COVECTL" vol-create disk1 16M >/dev/null && [ "$(stat -c %s "$STATE/images/disk1")" = 16777216 ]'
 r=$(api POST /v1/storage/volumes '{"name":"q1","size":16777216,"format":"qcow2"}')
-check "vol-create qcow2: made by the block layer, or 501 saying it is missing" '{ [[ $r == 201* ]] && head -c 4 "$STATE/images/q1" | grep -q QFI; } || { [[ $r == 501* ]] && grep -q "block layer" <<<"$r"; }'
+check "vol-create qcow2 through the block layer" '[[ $r == 201* ]] && head -c 4 "$STATE/images/q1" | grep -q QFI'
+if command -v qemu-img >/dev/null; then
+	info=$(qemu-img info --output=json "$STATE/images/q1" 2>&1)
+	check "qemu-img reads it as qcow2 of 16 MiB" 'grep -q "\"format\": \"qcow2\"" <<<"$info" && grep -q "\"virtual-size\": 16777216" <<<"$info" && qemu-img check "$STATE/images/q1" >/dev/null 2>&1'
+else
+	skip "qemu-img reads it as qcow2 of 16 MiB" "qemu-img is not installed"
+fi
+check "pool images are private to root (0600)" '[ "$(stat -c %a "$STATE/images/q1")" = 600 ] && [ "$(stat -c %a "$STATE/images/disk1")" = 600 ]'
 check "vol-list" '"$COVECTL" vol-list | grep -q "disk1 .*raw .*16777216"'
 r=$(api POST /v1/storage/volumes '{"name":"../x","size":4096}')
 check "vol-create refuses a path as a name" '[[ $r == 400* ]]'
@@ -98,6 +117,7 @@ check "vol-delete" '"$COVECTL" vol-delete disk1 >/dev/null && [ ! -e "$STATE/ima
 # -- lifecycle with the stand-in VMM
 echo '{"name":"vm1","autostart":true}' | "$COVECTL" define - >/dev/null
 check "covectl start" '"$COVECTL" start vm1 >/dev/null'
+check "started event, reason start requested" 'has_event vm1 started "start requested"'
 check "running in list" '"$COVECTL" list | grep -q "vm1 .*running"'
 check "console output kept for late attachers" 'wait_for "curl -s --unix-socket $SOCK http://x/v1/vms/vm1/console | grep -q \"PROBE: boot ok\""'
 r=$(api PUT /v1/vms/vm1 '{"name":"vm1","cpus":2}')
@@ -105,6 +125,7 @@ check "update while running: 409" '[[ $r == 409* ]]'
 r=$(api DELETE /v1/vms/vm1)
 check "delete while running: 409" '[[ $r == 409* ]]'
 check "suspend and resume" '"$COVECTL" suspend vm1 >/dev/null && "$COVECTL" list | grep -q "vm1 .*paused" && "$COVECTL" resume vm1 >/dev/null'
+check "paused and resumed events" 'has_event vm1 paused requested && has_event vm1 resumed requested'
 check "stats use libvirt names" '"$COVECTL" --json stats vm1 | grep -q "\"cpu.time\"" && "$COVECTL" stats vm1 | grep -q "balloon.current=131072"'
 out=$( (echo hello-console; sleep 0.5) | timeout 10 "$COVECTL" console vm1)
 check "WebSocket console: history, then input echoed" 'grep -q "PROBE: boot ok" <<<"$out" && grep -q "echo: hello-console" <<<"$out"'
@@ -141,14 +162,16 @@ check "crash reported with exit status and log tail" 'wait_for "events \"?vm=vm1
 "$COVECTL" start vm1 >/dev/null
 last=$(events "?vm=vm1" | grep -o '"id":[0-9]*' | tail -1 | cut -d: -f2)
 check "reboot" '"$COVECTL" reboot vm1 | grep -q "rebooted"'
-check "reboot: stopped, then started again" 'wait_for "events \"?vm=vm1&since=$last\" | grep -q \"reboot requested.*\\\"started\\\"\""'
+check "reboot: stopped, then started again, reason reboot requested" 'wait_for "has_event vm1 stopped \"reboot requested\" $last" && wait_for "has_event vm1 started \"reboot requested\" $last"'
 check "running after the reboot" 'wait_for "\"$COVECTL\" list | grep -q \"vm1 .*running\""'
-"$COVECTL" destroy vm1 >/dev/null
+check "destroy before the restart" '"$COVECTL" destroy vm1 >/dev/null && "$COVECTL" list --all | grep -q "vm1 .*shut off"'
 
 # -- autostart at daemon start, destroy, undefine
+last=$(last_event vm1)
 stop_coved
 start_coved || { echo "Bail out! coved did not restart"; exit 1; }
 check "autostart starts vm1 with coved" 'wait_for "\"$COVECTL\" list | grep -q \"vm1 .*running\""'
+check "started event, reason autostart" 'has_event vm1 started autostart $last'
 check "destroy" '"$COVECTL" destroy vm1 >/dev/null && events "?vm=vm1" | grep -q "\"reason\":\"destroyed\""'
 check "undefine" '"$COVECTL" undefine vm1 >/dev/null && ! "$COVECTL" list --all | grep -q vm1'
 check "undefine removes the VM's run directory" '[ ! -e "$STATE/run/vm1" ]'

@@ -1,18 +1,29 @@
 #!/bin/bash
-# coved --confine USER: each VMM runs as that user, in its own mount namespace that holds
-# only /usr, a small /dev, its files and its run directory, with no capabilities and a
-# seccomp filter; a forbidden system call kills that VMM only. Prints TAP.
+# coved --confine BASE:COUNT: each VMM runs as its own user (a uid per VM from the range),
+# in its own mount namespace that holds only /usr, a small /dev, its files and its run
+# directory, in its own PID namespace and cgroup, with no capabilities and a seccomp
+# filter; a forbidden system call kills that VMM only; writable disks are lent to the
+# VM's user and given back. A confined cove run with a writable disk and a NIC boots the
+# probe guest, which uses the disk. Prints TAP.
 set -u
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (to confine as another user)"; exit 77; }
-getent passwd nobody >/dev/null || { echo "SKIP: no user 'nobody'"; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (to confine as other users)"; exit 77; }
 . "$(dirname "$0")/lib.sh"
-start_coved "$FAKE_VMM" --confine nobody || { echo "Bail out! coved did not start"; exit 1; }
-for v in a b; do echo "{\"name\":\"$v\"}" | "$COVECTL" define - >/dev/null; done
+BASE=$((600000 + ($$ % 2000) * 50)) # unique per run: other runs may confine too
+start_coved "$FAKE_VMM" --confine "$BASE:50" || { echo "Bail out! coved did not start"; exit 1; }
+# The pool disk of VM a: root's and private, as coved makes pool images.
+"$COVECTL" vol-create adisk 1M >/dev/null
+adisk=$STATE/images/adisk
+echo "{\"name\":\"a\",\"disks\":[{\"path\":\"$adisk\"}]}" | "$COVECTL" define - >/dev/null
+echo '{"name":"b"}' | "$COVECTL" define - >/dev/null
 check "start two confined VMs" '"$COVECTL" start a >/dev/null && "$COVECTL" start b >/dev/null'
-wait_for 'grep -q "uid=" "$STATE/run/a/vmm.log" 2>/dev/null'
+wait_for 'grep -q "processes=" "$STATE/run/a/vmm.log" 2>/dev/null && grep -q "processes=" "$STATE/run/b/vmm.log" 2>/dev/null'
 log=$(cat "$STATE/run/a/vmm.log")
-check "the VMM runs as nobody" 'grep -q "uid=65534" <<<"$log"'
+ua=$(sed -n 's/.*uid=\([0-9]*\).*/\1/p' "$STATE/run/a/vmm.log")
+ub=$(sed -n 's/.*uid=\([0-9]*\).*/\1/p' "$STATE/run/b/vmm.log")
+check "each VMM runs as its own user from the range ($ua, $ub)" '[ -n "$ua" ] && [ -n "$ub" ] && [ "$ua" != "$ub" ] && [ "$ua" -ge $BASE ] && [ "$ua" -lt $((BASE + 50)) ] && [ "$ub" -ge $BASE ] && [ "$ub" -lt $((BASE + 50)) ]'
+check "coved reports the VM's uid" '"$COVECTL" --json info a | grep -q "\"uid\":$ua"'
 check "with no capabilities" 'grep -q "CapEff:0000000000000000" <<<"$log"'
+check "in its own PID namespace: it is pid 1 and sees only its own processes ($(grep -o "pid=.*" <<<"$log"))" 'grep -q "pid=1 " <<<"$log" && [ "$(sed -n "s/.*processes=\([0-9]*\).*/\1/p" <<<"$log")" -le 5 ]'
 root=$(sed -n 's/.*root: //p' <<<"$log")
 # The jail holds /usr (with the usual bin, lib, sbin links), /dev, /proc, /tmp, and the
 # VMM's own files at their host paths: the first component of those paths (the checkout
@@ -25,20 +36,64 @@ only_allowed() {
 }
 check "its root holds only /usr, /dev, /proc, /tmp and its files ($root)" 'only_allowed && ! grep -Eqw "etc|var|boot|sys" <<<"$root"'
 check "it cannot see the host's /etc" '! grep -q "sees /etc/passwd" <<<"$log"'
+check "its writable disk is lent to its user while it runs" '[ "$(stat -c %u:%g "$adisk")" = "$ua:$ua" ]'
+vpid=$("$COVECTL" --json info a | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+cgdir=$(head -1 "$STATE/sup/a/cgroup" 2>/dev/null)
+limit=$(cat "$cgdir/memory.limit_in_bytes" "$cgdir/memory.max" 2>/dev/null | head -1)
+if [ -n "$cgdir" ]; then
+	# 128 MiB of guest RAM + 128 MiB + 1/8 of it = 272 MiB
+	check "in its own cgroup with a memory limit of guest RAM + overhead ($limit)" 'grep -q "/cove/" /proc/$vpid/cgroup && grep -qx "$vpid" "$cgdir/cgroup.procs" && [ "$limit" = $((272 << 20)) ]'
+else
+	skip "in its own cgroup with a memory limit" "no cgroup hierarchy coved can use here (see its log)"
+fi
 out=$( (echo hi-jail; sleep 0.5) | timeout 10 "$COVECTL" console a)
 check "the confined VM still talks on its console" 'grep -q "echo: hi-jail" <<<"$out"'
 echo forbidden >"$STATE/run/a/console.in"
 check "a forbidden system call kills that VMM (SIGSYS)" 'wait_for "events \"?vm=a\" | grep -q \"killed by signal 31\""'
 check "the other VM keeps running" '"$COVECTL" list | grep -q "b .*running"'
 check "coved keeps serving" '"$COVECTL" list --all | grep -q "a .*shut off"'
+check "the disk is given back when the VMM ends" '[ "$(stat -c %u:%g:%a "$adisk")" = 0:0:600 ]'
+check "and its cgroup is gone" '[ -n "$cgdir" ] && [ ! -d "$cgdir" ]'
 "$COVECTL" destroy b >/dev/null
-if "$COVE" run --help 2>&1 | grep -q -- --memory && [ -e /dev/kvm ]; then
-	stop_coved
-	start_coved "$COVE" --confine nobody || { echo "Bail out! coved did not restart"; exit 1; }
-	echo '{"name":"probe","memory":64}' | "$COVECTL" define - >/dev/null
-	"$COVECTL" start probe >/dev/null
-	check "a confined cove run boots the probe guest" 'wait_for "grep -q \"PROBE:\" \"$STATE/run/probe/console.log\"" 100'
+# A read-only disk the VM's user cannot read: refused, saying why.
+"$COVECTL" vol-create rodisk 1M >/dev/null
+echo "{\"name\":\"c\",\"disks\":[{\"path\":\"$STATE/images/rodisk\",\"readonly\":true}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/c/actions/start)
+check "a read-only disk its user cannot read: refused with the reason ($r)" '[[ $r == 403* ]] && grep -q "not readable by other users" <<<"$r"'
+stop_coved
+
+# -- a confined cove run with a writable disk and a NIC, inside a network namespace
+if "$COVE" run --help 2>&1 | grep -q -- --disk && [ -e /dev/kvm ] && ip netns add "cove-cf-$$" 2>/dev/null; then
+	NS=cove-cf-$$
+	TAP=cvt$$
+	trap 'cleanup; ip netns del "$NS" 2>/dev/null' EXIT
+	ip -n "$NS" tuntap add dev "$TAP" mode tap
+	ip -n "$NS" link set "$TAP" up
+	rm -f "$SOCK"
+	ip netns exec "$NS" "$COVED" --socket "$SOCK" --state-dir "$STATE" --vmm "$COVE" \
+		--confine "$BASE:50" --timeout 5 2>>"$TMP/coved.log" &
+	COVED_PID=$!
+	wait_for '[ -S "$SOCK" ] && "$COVECTL" list >/dev/null 2>&1' || { echo "Bail out! coved did not restart"; exit 1; }
+	# The probe guest's vblk test reads this pattern and writes sectors 1000-1007.
+	pdisk=$STATE/images/pdisk
+	python3 -c "
+import sys
+with open(sys.argv[1], 'wb') as f:
+    f.write(b''.join(bytes(((s * 31 + j) & 255) for j in range(512)) for s in range(4096)))
+" "$pdisk"
+	chmod 600 "$pdisk"
+	echo "{\"name\":\"probe\",\"memory\":64,\"cmdline\":\"probe=pci,vblk\",\"disks\":[{\"path\":\"$pdisk\"}],\"nics\":[{\"tap\":\"$TAP\"}]}" |
+		"$COVECTL" define - >/dev/null
+	st=$("$COVECTL" start probe 2>&1) || echo "# start: $st"
+	up=$("$COVECTL" --json info probe | python3 -c 'import json,sys; print(json.load(sys.stdin).get("uid",""))')
+	check "a confined cove run with a disk and a NIC boots the probe guest, which uses the disk" 'wait_for "grep -q \"PROBE: [0-9]* passed\" \"$STATE/run/probe/console.log\"" 150 && grep -q "PROBE: ok vblk" "$STATE/run/probe/console.log" && grep -q "PROBE: 2 passed, 0 failed" "$STATE/run/probe/console.log"'
+	check "its NIC's tap is its user's ($up)" '[ -n "$up" ] && [ "$(ip netns exec "$NS" cat /sys/class/net/$TAP/owner)" = "$up" ]'
+	check "the guest's writes reached the disk, given back to root afterwards" 'wait_for "\"$COVECTL\" list --all | grep -q \"probe .*shut off\"" 100 && [ "$(stat -c %u "$pdisk")" = 0 ] && python3 -c "
+import sys
+d = open(sys.argv[1], \"rb\").read()
+sys.exit(0 if d[1000 * 512 + 1] == (1000 * 7 + 13 + 0x5A) & 255 and d[999 * 512] == (999 * 31) & 255 else 1)" "$pdisk"'
+	[ "$FAILED" = 1 ] && sed 's/^/# /' "$STATE/run/probe/console.log" "$STATE/run/probe/vmm.log" | tail -n 30
 else
-	skip "a confined cove run boots the probe guest" "cove run or /dev/kvm missing"
+	skip "a confined cove run with a disk and a NIC boots the probe guest" "cove run, /dev/kvm or network namespaces missing"
 fi
 echo "1..$n"

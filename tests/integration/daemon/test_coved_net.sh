@@ -55,4 +55,17 @@ check "a client on the bridge gets a DHCP lease ($lease)" 'grep -q "lease 192.16
 want=$(ip netns exec "$NS" cat /sys/class/net/$tap/statistics/rx_bytes)
 check "stats name the tap and take its counters as the guest sees them (tx.bytes=$want)" '"$COVECTL" stats netvm | grep -q "net.0.name=$tap" && "$COVECTL" stats netvm | grep -q "net.0.tx.bytes=$want$"'
 check "destroy removes the tap" '"$COVECTL" destroy netvm >/dev/null && ! ip -n "$NS" link show "$tap" >/dev/null 2>&1'
+ip -n "$NS" link del vh$$
+# coved stopping takes the network down, unless a VM still uses it.
+"$COVECTL" start netvm >/dev/null
+stop_coved
+check "coved stopped while a VM uses the network: the network stays" 'ip -n "$NS" link show covebr0 >/dev/null 2>&1 && ip netns exec "$NS" nft list table ip cove_nat >/dev/null 2>&1'
+ip netns exec "$NS" "$COVED" --socket "$SOCK" --state-dir "$STATE" --vmm "$FAKE_VMM" \
+	--timeout 5 2>>"$TMP/coved.log" &
+COVED_PID=$!
+wait_for '[ -S "$SOCK" ] && "$COVECTL" list >/dev/null 2>&1' || { echo "Bail out! coved did not restart"; exit 1; }
+dpid=$(cat "$STATE/net/default.dnsmasq.pid")
+"$COVECTL" destroy netvm >/dev/null
+stop_coved
+check "coved stopped with no VM on the network: bridge, nftables table and dnsmasq gone" '! ip -n "$NS" link show covebr0 >/dev/null 2>&1 && ! ip netns exec "$NS" nft list table ip cove_nat >/dev/null 2>&1 && wait_for "! kill -0 $dpid 2>/dev/null" 30'
 echo "1..$n"

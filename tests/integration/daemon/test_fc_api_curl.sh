@@ -31,7 +31,7 @@ check() {
 	fi
 }
 
-echo "1..24"
+echo "1..25"
 check "GET / before boot" 200 GET / "" '"state":"Not started"'
 check "InstanceStart without a kernel" 400 PUT /actions '{"action_type":"InstanceStart"}' 'fault_message'
 check "PUT /boot-source" 204 PUT /boot-source '{"kernel_image_path":"/boot/vmlinux","boot_args":"console=ttyS0"}'
@@ -54,7 +54,8 @@ check "SendCtrlAltDel" 204 PUT /actions '{"action_type":"SendCtrlAltDel"}'
 check "GET /vm/config" 200 GET /vm/config "" '"path_on_host":"\\/img\\/root.ext4"'
 check "PATCH /drives after boot: 400 in Firecracker's terms" 400 PATCH /drives/rootfs '{"drive_id":"rootfs","path_on_host":"/x"}' 'not supported'
 check "GET /machine-config" 200 GET /machine-config "" '"vcpu_count":2'
-check "unknown route is 404" 404 GET /snapshot/create "" 'fault_message'
+check "unknown path: 400, as Firecracker answers it" 400 GET /snapshot/create "" 'Invalid request method and\\/or path: GET snapshot\\/create\.'
+check "wrong method: 400, as Firecracker answers it" 400 PUT /vm '{"state":"Paused"}' 'Invalid request method and\\/or path: PUT vm\.'
 n=$((n + 1))
 if grep -q '^start kernel=/boot/vmlinux cpus=2 mem=256 drives=1 nics=1$' "$tmp/ops.log" &&
 	grep -q '^pauses$' "$tmp/ops.log" && grep -q '^ctrl_alt_dels$' "$tmp/ops.log"; then

@@ -86,8 +86,11 @@ static void test_lifecycle(void **state)
 	expect_fault("PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256,\"x\":1}",
 		     400, "unknown field 'x'");
 	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\":", 400, "malformed JSON");
-	expect_fault("GET", "/nope", NULL, 404, NULL);
-	expect_fault("DELETE", "/boot-source", NULL, 405, NULL);
+	/* Firecracker answers an unknown path and a wrong method alike: 400. */
+	/* (json-c writes the slash as "\/", which any JSON reader takes as "/".) */
+	expect_fault("GET", "/nope", NULL, 400, "Invalid request method and\\/or path: GET nope.");
+	expect_fault("DELETE", "/boot-source", NULL, 400,
+		     "Invalid request method and\\/or path: DELETE boot-source.");
 	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", NULL), 204);
 	assert_int_equal(dbl.starts, 1);
 	assert_int_equal(dbl.started.machine.vcpu_count, 2);

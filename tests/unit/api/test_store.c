@@ -113,7 +113,8 @@ static void test_events_and_runtime(void **state)
 				   .vmm_pid = 11,
 				   .shim_start = 12345,
 				   .started_at = 99,
-				   .stop_requested = true};
+				   .stop_requested = true,
+				   .reboot_requested = true};
 	strcpy(rt.name, "vm");
 	strcpy(rt.state, "paused");
 	assert_int_equal(store_runtime_set(s, &rt, &err), 0);
@@ -123,8 +124,45 @@ static void test_events_and_runtime(void **state)
 	assert_int_equal(got.shim_start, 12345);
 	assert_string_equal(got.state, "paused");
 	assert_true(got.stop_requested);
+	assert_true(got.reboot_requested);
+	assert_false(got.destroy_requested);
+	/* Events and a runtime change in one transaction. */
+	assert_int_equal(store_begin(s), 0);
+	got.destroy_requested = true;
+	assert_int_equal(store_runtime_set(s, &got, &err), 0);
+	assert_int_equal(store_event_add(s, "vm", "stopped", "destroyed", NULL, NULL), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_runtime_get(s, "vm", &got), 0);
+	assert_true(got.destroy_requested);
 	assert_int_equal(store_runtime_clear(s, "vm", &err), 0);
 	assert_int_equal(store_runtime_get(s, "vm", &got), -ENOENT);
+	store_close(s);
+}
+
+static void test_uids(void **state)
+{
+	(void)state;
+	struct store *s;
+	struct cove_err err = {0};
+	assert_int_equal(store_open(db, &s, &err), 0);
+	const char *names[] = {"a", "b", "c", "d"};
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_vm_insert(s, names[i], "{}", &err), 0);
+	uid_t ua, ub, uc, again;
+	assert_int_equal(store_vm_uid(s, "a", 5000, 3, &ua, &err), 0);
+	assert_int_equal(store_vm_uid(s, "b", 5000, 3, &ub, &err), 0);
+	assert_int_equal(store_vm_uid(s, "c", 5000, 3, &uc, &err), 0);
+	assert_int_equal(ua, 5000);
+	assert_int_equal(ub, 5001);
+	assert_int_equal(uc, 5002);
+	assert_int_equal(store_vm_uid(s, "a", 5000, 3, &again, &err), 0);
+	assert_int_equal(again, 5000); /* a VM keeps its uid */
+	assert_int_equal(store_vm_uid(s, "d", 5000, 3, &again, &err), -ENOSPC);
+	assert_non_null(strstr(err.msg, "uids"));
+	/* Deleting a definition frees its uid for the next VM. */
+	assert_int_equal(store_vm_delete(s, "b", &err), 0);
+	assert_int_equal(store_vm_uid(s, "d", 5000, 3, &again, &err), 0);
+	assert_int_equal(again, 5001);
 	store_close(s);
 }
 
@@ -205,6 +243,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_vms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_events_and_runtime, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 	    cmocka_unit_test(test_vmdef),
 	};
