@@ -5,7 +5,8 @@
  * HTTP or JSON.
  *
  * Routes: GET /, GET /version, PUT /boot-source, GET|PUT|PATCH /machine-config,
- * PUT /drives/{id}, PUT /network-interfaces/{id} (PATCH of either: 400, not supported),
+ * PUT /drives/{id}, PATCH /drives/{id} (rate limits after boot), PUT /network-interfaces/{id}
+ * (PATCH: 400, not supported),
  * PUT /vsock, GET|PUT|PATCH /balloon,
  * PUT /logger, PUT /metrics, PUT /actions (InstanceStart, SendCtrlAltDel, FlushMetrics),
  * PATCH /vm (Paused, Resumed), GET /vm/config, GET /stats, PUT /shutdown.
@@ -63,6 +64,15 @@ struct fc_drive {
 	char partuuid[64];
 	char cache_type[16]; /* "Unsafe", "Writeback" */
 	char io_engine[8];   /* "Sync", "Async" */
+	struct fc_rate_limiter rate_limiter;
+};
+
+/* PATCH /drives/{id} after boot: what changes (absent buckets keep their limits; a bucket
+ * with size or refill_time 0 removes that limit, as in Firecracker). */
+struct fc_drive_update {
+	char drive_id[FC_ID_MAX];
+	bool has_path; /* path_on_host given (Cove cannot swap a running disk's file) */
+	char path_on_host[FC_PATH_MAX];
 	struct fc_rate_limiter rate_limiter;
 };
 
@@ -161,6 +171,10 @@ struct vmm_api_ops {
 	int (*stats)(void *opaque, struct fc_vm_stats *out, struct cove_err *err);
 	/* PATCH /balloon after boot. */
 	int (*balloon_set)(void *opaque, uint32_t amount_mib, struct cove_err *err);
+	/* PATCH /drives/{id} after boot: new rate limits for the drive at index (its place in
+	 * the configured drives), or -1 for a drive the API did not configure (found by id). */
+	int (*drive_update)(void *opaque, int index, const struct fc_drive_update *u,
+			    struct cove_err *err);
 };
 
 /* Defaults: 1 vCPU, 128 MiB, no devices (Firecracker's). */
@@ -179,6 +193,8 @@ int fc_parse_machine_config(const char *body, size_t len, bool partial,
 			    struct cove_err *err);
 int fc_parse_drive(const char *id, const char *body, size_t len, struct fc_drive *out,
 		   struct cove_err *err);
+int fc_parse_drive_update(const char *id, const char *body, size_t len, struct fc_drive_update *out,
+			  struct cove_err *err);
 int fc_parse_net(const char *id, const char *body, size_t len, struct fc_net *out,
 		 struct cove_err *err);
 int fc_parse_vsock(const char *body, size_t len, struct fc_vsock *out, struct cove_err *err);

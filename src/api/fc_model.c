@@ -247,6 +247,35 @@ static int drive_from(const char *id, json_object *o, struct fc_drive *out, stru
 	return 0;
 }
 
+static int drive_update_from(const char *id, json_object *o, struct fc_drive_update *out,
+			     struct cove_err *err)
+{
+	static const char *const fields[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
+	struct fc_drive_update u = {0};
+	int rc = api_json_check_fields(o, "drive", fields, err);
+	if (!rc)
+		rc = get_str_into(o, "drive_id", true, u.drive_id, sizeof(u.drive_id), err);
+	if (!rc && !valid_id(u.drive_id))
+		rc = cove_err_set(err, -EINVAL,
+				  "invalid drive_id '%s' (letters, digits, '_' and '-' only)",
+				  u.drive_id);
+	if (!rc && id && strcmp(id, u.drive_id) != 0)
+		rc = cove_err_set(err, -EINVAL,
+				  "the id from the path does not match the id from the body");
+	if (!rc) {
+		rc = get_str_into(o, "path_on_host", false, u.path_on_host, sizeof(u.path_on_host),
+				  err);
+		u.has_path = rc == 0;
+		rc = api_json_opt(rc);
+	}
+	if (!rc)
+		rc = parse_limiter(o, "rate_limiter", &u.rate_limiter, err);
+	if (rc)
+		return rc;
+	*out = u;
+	return 0;
+}
+
 static bool valid_mac(const char *s)
 {
 	if (strlen(s) != 17)
@@ -432,6 +461,12 @@ int fc_parse_drive(const char *id, const char *body, size_t len, struct fc_drive
 		   struct cove_err *err)
 {
 	WITH_OBJECT(body, len, err, drive_from(id, o, out, err));
+}
+
+int fc_parse_drive_update(const char *id, const char *body, size_t len, struct fc_drive_update *out,
+			  struct cove_err *err)
+{
+	WITH_OBJECT(body, len, err, drive_update_from(id, o, out, err));
 }
 
 int fc_parse_net(const char *id, const char *body, size_t len, struct fc_net *out,

@@ -153,6 +153,53 @@ static void patch_device(struct api_request *req, struct api_response *resp)
 								      : "a network interface");
 }
 
+/* A bucket's new setting: absent keeps the old one. */
+static void merge_bucket(struct fc_token_bucket *cur, const struct fc_token_bucket *u)
+{
+	if (u->set)
+		*cur = u->size && u->refill_time ? *u : (struct fc_token_bucket){0};
+}
+
+/* Firecracker's post-boot PATCH of a drive: its rate limits change at once. */
+static void patch_drive(struct api_request *req, struct api_response *resp)
+{
+	struct fc_api_server *s = srv(req);
+	struct cove_err err = {0};
+	struct fc_drive_update u;
+	int rc = fc_parse_drive_update(req->params[0], req->body, req->body_len, &u, &err);
+	if (rc) {
+		reply(resp, rc, &err);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->state == FC_STATE_NOT_STARTED) {
+		api_resp_error(resp, 400, BEFORE_START);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	int index = -1;
+	for (unsigned i = 0; i < s->cfg.ndrives; i++)
+		if (!strcmp(s->cfg.drives[i].drive_id, u.drive_id))
+			index = (int)i;
+	if (u.has_path && (index < 0 || strcmp(u.path_on_host, s->cfg.drives[index].path_on_host)))
+		rc = cove_err_set(&err, -ENOTSUP,
+				  "drive '%s': changing path_on_host of a running drive is not "
+				  "supported by Cove",
+				  u.drive_id);
+	else if (!s->ops->drive_update)
+		rc = cove_err_set(&err, -ENOTSUP, "updating a drive is not supported by this VMM");
+	else
+		rc = s->ops->drive_update(s->opaque, index, &u, &err);
+	if (!rc && index >= 0 && u.rate_limiter.set) {
+		struct fc_rate_limiter *rl = &s->cfg.drives[index].rate_limiter;
+		merge_bucket(&rl->bandwidth, &u.rate_limiter.bandwidth);
+		merge_bucket(&rl->ops, &u.rate_limiter.ops);
+		rl->set = rl->bandwidth.set || rl->ops.set;
+	}
+	reply(resp, rc, &err);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void put_net(struct api_request *req, struct api_response *resp)
 {
 	struct fc_api_server *s = srv(req);
@@ -398,7 +445,7 @@ static const struct api_route routes[] = {
     {"PUT", "/machine-config", put_machine, API_ROUTE_MUTATES},
     {"PATCH", "/machine-config", patch_machine, API_ROUTE_MUTATES},
     {"PUT", "/drives/{id}", put_drive, API_ROUTE_MUTATES},
-    {"PATCH", "/drives/{id}", patch_device, API_ROUTE_MUTATES},
+    {"PATCH", "/drives/{id}", patch_drive, API_ROUTE_MUTATES},
     {"PUT", "/network-interfaces/{id}", put_net, API_ROUTE_MUTATES},
     {"PATCH", "/network-interfaces/{id}", patch_device, API_ROUTE_MUTATES},
     {"PUT", "/vsock", put_vsock, API_ROUTE_MUTATES},

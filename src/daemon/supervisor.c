@@ -290,8 +290,9 @@ int sup_start(struct coved *d, const struct vmdef *def, struct cove_err *err)
 	argv[ac++] = "--memory";
 	argv[ac++] = mem;
 	for (unsigned i = 0; i < def->ndisks; i++, nd++) {
-		snprintf(devs[nd], sizeof(devs[nd]), "path=%s%s", def->disks[i].path,
-			 def->disks[i].readonly ? ",readonly=on" : "");
+		snprintf(devs[nd], sizeof(devs[nd]), "path=%s%s%s%s", def->disks[i].path,
+			 def->disks[i].readonly ? ",readonly=on" : "",
+			 def->disks[i].format[0] ? ",format=" : "", def->disks[i].format);
 		argv[ac++] = "--disk";
 		argv[ac++] = devs[nd];
 	}

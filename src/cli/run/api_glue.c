@@ -2,6 +2,8 @@
 #include "cli/run/api_glue.h"
 #include "api/fc_api.h"
 #include "devices/acpi_pm.h"
+#include "devices/virtio/virtio_devices.h"
+#include "devices/virtio/virtio_machine.h"
 #include "util/log.h"
 #include "vmm/loader.h"
 
@@ -35,6 +37,9 @@ struct api_glue {
 	int console_fd;
 	bool paused;
 	struct fc_metrics metrics;
+	/* The drives' API ids in disk order (GET /stats names them so). */
+	char drive_ids[FC_MAX_DRIVES][FC_ID_MAX];
+	unsigned ndrive_ids;
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -118,12 +123,21 @@ static int check_kernel(const char *path, struct cove_err *err)
 	return r;
 }
 
-/* Bytes per second from a token bucket (size per refill_time ms), 0 when unset. */
+/* Tokens per second from a token bucket (size per refill_time ms), 0 when unset; a slow
+ * bucket is at least one token a second (0 would mean no limit at all). */
 static uint64_t bucket_rate(const struct fc_token_bucket *b)
 {
-	if (!b->set || !b->refill_time || b->size > UINT64_MAX / 1000)
+	if (!b->set || !b->refill_time || !b->size || b->size > UINT64_MAX / 1000)
 		return 0;
-	return b->size * 1000 / b->refill_time;
+	uint64_t r = b->size * 1000 / b->refill_time;
+	return r ? r : 1;
+}
+
+static void keep_drive_ids(struct api_glue *g, const struct fc_vm_config *fc)
+{
+	g->ndrive_ids = fc->ndrives;
+	for (unsigned i = 0; i < fc->ndrives; i++)
+		memcpy(g->drive_ids[i], fc->drives[i].drive_id, FC_ID_MAX);
 }
 
 static int map_devices(struct run_config *c, const struct fc_vm_config *fc, struct cove_err *err)
@@ -242,6 +256,7 @@ static int op_start(void *opaque, const struct fc_vm_config *fc, struct cove_err
 	run_config_free(g->cfg);
 	*g->cfg = c;
 	g->metrics = fc->metrics;
+	keep_drive_ids(g, fc);
 	uint64_t one = 1;
 	if (write(g->startfd, &one, sizeof(one)) < 0)
 		return cove_err_set(err, -errno, "cannot wake the VMM: %s", strerror(errno));
@@ -386,9 +401,59 @@ static uint64_t rss_kib(void)
 static int op_stats(void *opaque, struct fc_vm_stats *out, struct cove_err *err)
 {
 	(void)err;
-	(void)opaque;
+	struct api_glue *g = opaque;
 	out->cpu_time_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	pthread_mutex_lock(&g->lock);
+	struct virtio_pci *d;
+	for (unsigned i = 0;
+	     g->m && i < FC_MAX_DRIVES && (d = virtio_machine_disk(g->m->virtio, i)) != NULL; i++) {
+		struct virtio_blk_stats s;
+		if (virtio_blk_stats(d, &s))
+			break;
+		snprintf(out->block[i].name, sizeof(out->block[i].name), "%s",
+			 i < g->ndrive_ids ? g->drive_ids[i] : s.id);
+		out->block[i].rd_reqs = s.rd_reqs;
+		out->block[i].rd_bytes = s.rd_bytes;
+		out->block[i].wr_reqs = s.wr_reqs;
+		out->block[i].wr_bytes = s.wr_bytes;
+		out->block[i].fl_reqs = s.fl_reqs;
+		out->nblock = i + 1;
+	}
+	pthread_mutex_unlock(&g->lock);
 	return 0;
+}
+
+/* PATCH /drives/{id}: the disk at index (API drives), else the one whose id is drive_id. */
+static int op_drive_update(void *opaque, int index, const struct fc_drive_update *u,
+			   struct cove_err *err)
+{
+	struct api_glue *g = opaque;
+	struct machine *m = get_machine(g, err);
+	if (!m)
+		return err->code;
+	struct virtio_pci *d = NULL;
+	struct virtio_blk_stats s;
+	if (index >= 0) {
+		d = virtio_machine_disk(m->virtio, (unsigned)index);
+	} else {
+		for (unsigned i = 0; (d = virtio_machine_disk(m->virtio, i)) != NULL; i++)
+			if (!virtio_blk_stats(d, &s) && !strcmp(s.id, u->drive_id))
+				break;
+	}
+	int r = 0;
+	if (!d || virtio_blk_stats(d, &s)) {
+		r = cove_err_set(err, -ENOENT, "drive '%s' not found", u->drive_id);
+	} else if (u->rate_limiter.set) {
+		const struct fc_token_bucket *bw = &u->rate_limiter.bandwidth;
+		const struct fc_token_bucket *ops = &u->rate_limiter.ops;
+		uint64_t bps = bw->set ? bucket_rate(bw) : s.bps;
+		uint64_t iops = ops->set ? bucket_rate(ops) : s.iops;
+		virtio_blk_set_limits(d, bps, iops);
+		log_info("api: drive '%s': limits now %llu bytes/s, %llu requests/s (0: none)",
+			 u->drive_id, (unsigned long long)bps, (unsigned long long)iops);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return r;
 }
 
 /* FlushMetrics: one JSON line of counters appended to metrics_path. */
@@ -461,6 +526,7 @@ static const struct vmm_api_ops ops = {
     .flush_metrics = op_flush_metrics,
     .shutdown = op_shutdown,
     .stats = op_stats,
+    .drive_update = op_drive_update,
 };
 
 /* --- the main thread's side --- */
@@ -579,6 +645,7 @@ void api_glue_booted(struct api_glue *g, const struct run_config *cfg)
 	if (file_config) {
 		*fc = *file_config;
 		g->metrics = fc->metrics;
+		keep_drive_ids(g, fc);
 	} else {
 		fc_config_init(fc);
 	}

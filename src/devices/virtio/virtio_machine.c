@@ -166,6 +166,14 @@ void virtio_machine_destroy(struct virtio_machine *vmach)
 	free(vmach);
 }
 
+struct virtio_pci *virtio_machine_disk(const struct virtio_machine *vmach, unsigned i)
+{
+	for (unsigned d = 0; vmach && d < vmach->ndev; d++)
+		if (virtio_is_blk(vmach->dev[d]) && i-- == 0)
+			return vmach->dev[d];
+	return NULL;
+}
+
 struct acpi_pci_config virtio_machine_acpi(const struct virtio_machine *vmach)
 {
 	if (!vmach)

@@ -43,6 +43,9 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 			  const struct virtio_opts *opts, struct cove_err *err);
 void virtio_machine_destroy(struct virtio_machine *vm);
 
+/* The i-th disk (in --disk order), or NULL. vmach may be NULL. */
+struct virtio_pci *virtio_machine_disk(const struct virtio_machine *vmach, unsigned i);
+
 /* What the ACPI tables say about the host bridge (absent when vmach is NULL). */
 struct acpi_pci_config virtio_machine_acpi(const struct virtio_machine *vmach);
 
