@@ -69,7 +69,7 @@ void dma_reset(void);
 	    {"vhostile", test_vhostile}, {"vnet", test_vnet}, {"vblkbench", test_vblkbench},    \
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
-	    {"vblk_intx", test_vblk_intx},
+	    {"vblk_intx", test_vblk_intx}, {"vblk_guard", test_vblk_guard},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -85,5 +85,6 @@ int test_vblkbench(char *d, size_t n); /* virtio_bench.c */
 int test_vnetbench(char *d, size_t n);
 int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
+int test_vblk_guard(char *d, size_t n);
 
 #endif
