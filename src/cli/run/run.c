@@ -7,6 +7,8 @@
 #include "vmm/machine.h"
 #include "vmm/sandbox.h"
 
+#include <cove/block.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -279,6 +281,23 @@ static void warn_pvm(const struct machine_config *mc)
  * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
  * (MADV_DONTFORK). Without a child, the teardown simply happens here.
  */
+/* The jail needs a qcow2 disk's backing files too (read-only): their names come from the
+ * images, opened now; chain[] keeps them open, and the names valid, until the jail is set up. */
+static int sandbox_backing(struct sandbox_needs *needs, const struct virtio_opts *v,
+			   struct blk **chain, struct cove_err *err)
+{
+	for (unsigned i = 0; i < v->ndisks; i++) {
+		struct blk_open_opts o = {.format = v->disk[i].format, .readonly = true};
+		int r = blk_open(v->disk[i].path, &o, &chain[i], err);
+		if (r)
+			return r;
+		for (struct blk *b = blk_backing(chain[i]); b; b = blk_backing(b))
+			if ((r = sandbox_needs_add(needs, blk_filename(b), SANDBOX_BIND_RO)))
+				return cove_err_set(err, r, "sandbox: too many files to bind");
+	}
+	return 0;
+}
+
 static void destroy_in_background(struct machine *m, bool sandboxed)
 {
 	int p[2];
@@ -491,7 +510,14 @@ int cli_run_main(int argc, char **argv)
 		if (cfg.virtio.hvc_file)
 			sandbox_needs_add(&needs, cfg.virtio.hvc_file, SANDBOX_BIND_DIR_OF);
 		needs.tun = cfg.virtio.nnics > 0;
-		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
+		struct blk *chains[VIRTIO_MAX_DISKS] = {0};
+		r = sandbox_backing(&needs, &cfg.virtio, chains, &err);
+		if (!r)
+			r = sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0,
+					  &err);
+		for (unsigned i = 0; i < cfg.virtio.ndisks; i++)
+			blk_close(chains[i]);
+		if (r)
 			goto fail;
 		mc.kvm_path = SANDBOX_KVM_PATH;
 	} else if (cfg.sandbox.seccomp_only &&
