@@ -38,7 +38,18 @@ if "$COVE" run --help 2>&1 | grep -q -- --memory && [ -e /dev/kvm ]; then
 	echo '{"name":"probe","memory":64}' | "$COVECTL" define - >/dev/null
 	"$COVECTL" start probe >/dev/null
 	check "a confined cove run boots the probe guest" 'wait_for "grep -q \"PROBE:\" \"$STATE/run/probe/console.log\"" 100'
+	# A qcow2 disk: its backing file is bound into the jail too (read-only).
+	. "$(dirname "$0")/../virtio/disk-lib.sh"
+	mkdisk "$TMP/base.raw"
+	"$COVE" img create -f qcow2 -b "$TMP/base.raw" -F raw "$TMP/pd.qcow2" >/dev/null
+	chmod 0644 "$TMP/base.raw"
+	chmod 0666 "$TMP/pd.qcow2"
+	printf '{"name":"pdisk","memory":128,"cmdline":"probe=vblk","disks":[{"path":"%s"}]}' \
+		"$TMP/pd.qcow2" | "$COVECTL" define - >/dev/null
+	"$COVECTL" start pdisk >/dev/null
+	check "a confined VMM reads and writes a qcow2 disk over its backing file" 'wait_for "grep -q \"PROBE: ok vblk\" \"$STATE/run/pdisk/console.log\"" 100 || { sed "s/^/# /" "$STATE/run/pdisk/vmm.log" "$STATE/run/pdisk/console.log"; false; }'
 else
 	skip "a confined cove run boots the probe guest" "cove run or /dev/kvm missing"
+	skip "a confined VMM reads and writes a qcow2 disk over its backing file" "cove run or /dev/kvm missing"
 fi
 echo "1..$n"
