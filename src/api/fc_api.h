@@ -145,6 +145,7 @@ struct fc_vm_stats {
 	struct {
 		char name[FC_ID_MAX];
 		uint64_t rd_reqs, rd_bytes, wr_reqs, wr_bytes, fl_reqs;
+		uint64_t errors; /* requests answered with an error status */
 	} block[FC_MAX_DRIVES];
 	unsigned nnet;
 	struct {

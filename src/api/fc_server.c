@@ -404,6 +404,7 @@ static void get_stats(struct api_request *req, struct api_response *resp)
 		json_object_object_add(b, "wr_bytes",
 				       json_object_new_uint64(st->block[i].wr_bytes));
 		json_object_object_add(b, "fl_reqs", json_object_new_uint64(st->block[i].fl_reqs));
+		json_object_object_add(b, "errors", json_object_new_uint64(st->block[i].errors));
 		json_object_array_add(blk, b);
 	}
 	json_object_object_add(o, "block", blk);

@@ -417,6 +417,7 @@ static int op_stats(void *opaque, struct fc_vm_stats *out, struct cove_err *err)
 		out->block[i].wr_reqs = s.wr_reqs;
 		out->block[i].wr_bytes = s.wr_bytes;
 		out->block[i].fl_reqs = s.fl_reqs;
+		out->block[i].errors = s.errors;
 		out->nblock = i + 1;
 	}
 	pthread_mutex_unlock(&g->lock);

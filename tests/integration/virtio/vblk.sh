@@ -274,7 +274,7 @@ else
 			sleep 0.1
 		done
 		api_check "api stats: plausible counters after vblk and the sequential runs" 200 GET /stats "" \
-			'.block[0] | .name == "bench" and .rd_reqs >= 17 and .rd_bytes >= 16777216 + 8192 and .wr_reqs >= 17 and .wr_bytes >= 16777216 + 4096 and .fl_reqs >= 1 and .rd_bytes % 512 == 0 and .wr_bytes % 512 == 0'
+			'.block[0] | .name == "bench" and .rd_reqs >= 17 and .rd_bytes >= 16777216 + 8192 and .wr_reqs >= 17 and .wr_bytes >= 16777216 + 4096 and .fl_reqs >= 1 and .errors == 0 and .rd_bytes % 512 == 0 and .wr_bytes % 512 == 0'
 		r1=$(rate 0.5)
 		req PATCH /drives/bench '{"drive_id": "bench", "rate_limiter": {"ops": {"size": 200, "refill_time": 1000}}}'
 		c1=$code
@@ -306,20 +306,21 @@ else
 	# A qcow2 drive configured through the API (Firecracker's flow), with a limit to change.
 	overlay ov.qcow2 cove
 	if start_vmm; then
-		req PUT /boot-source "{\"kernel_image_path\": \"$pvh\", \"boot_args\": \"probe=vblk probe.blk_id=rootfs probe.exit=halt\"}"
+		req PUT /boot-source "{\"kernel_image_path\": \"$pvh\", \"boot_args\": \"probe=vblk,vblk_ro probe.blk_id=rootfs probe.exit=halt\"}"
 		req PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 256}'
 		req PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$work/ov.qcow2\", \"is_root_device\": false, \"is_read_only\": false, \"rate_limiter\": {\"bandwidth\": {\"size\": 50000000, \"refill_time\": 1000}}}"
+		req PUT /drives/ro "{\"drive_id\": \"ro\", \"path_on_host\": \"$work/ro.qcow2\", \"is_root_device\": false, \"is_read_only\": true}"
 		api_check "api qcow2 drive: InstanceStart" 204 PUT /actions '{"action_type": "InstanceStart"}'
 		for _ in $(seq 200); do grep -a -q 'PROBE: [0-9]* passed' "$work/con" 2>/dev/null && break; sleep 0.05; done
-		api_check "api stats name: the drive's id, its counters" 200 GET /stats "" \
-			'.block[0] | .name == "rootfs" and .rd_reqs >= 3 and .wr_reqs >= 1 and .fl_reqs >= 1'
+		api_check "api stats name: the drives' ids, their counters (the read-only drive's refused write an error)" 200 GET /stats "" \
+			'(.block[0] | .name == "rootfs" and .rd_reqs >= 3 and .wr_reqs >= 1 and .fl_reqs >= 1 and .errors == 0) and (.block[1] | .name == "ro" and .rd_reqs >= 1 and .wr_reqs == 0 and .errors >= 1)'
 		api_check "api PATCH: the bandwidth limit removed" 204 PATCH /drives/rootfs \
 			'{"drive_id": "rootfs", "rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}}'
 		api_check "api config: no limit left on the drive" 200 GET /vm/config "" \
 			'.drives[0].drive_id == "rootfs" and (.drives[0] | has("rate_limiter") | not)'
 		stop_vmm
-		if grep -a -q 'PROBE: ok vblk' "$work/con"; then
-			probe_tap ok "api qcow2 drive: the guest's vblk test passed"
+		if grep -a -q 'PROBE: 2 passed, 0 failed' "$work/con"; then
+			probe_tap ok "api qcow2 drive: the guest's vblk and vblk_ro tests passed"
 		else
 			probe_tap "not ok" "api qcow2 drive: $(grep -a 'PROBE' "$work/con" | tail -n 2 | tr '\n' ' ')"
 		fi
