@@ -7,6 +7,8 @@
 #include "util/log.h"
 #include "vmm/loader.h"
 
+#include <cove/block.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -80,6 +82,19 @@ static int check_file(const char *what, const char *path, struct cove_err *err)
 		return cove_err_set(err, -EINVAL, "%s %s: not a regular file", what, path);
 	if (access(path, R_OK) < 0)
 		return cove_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
+	return 0;
+}
+
+/* A drive's image (and its backing chain) must open now, so that InstanceStart can answer
+ * 400 for a corrupt or incomplete qcow2 file. */
+static int check_image(const char *path, struct cove_err *err)
+{
+	struct blk_open_opts o = {.readonly = true};
+	struct blk *b;
+	int r = blk_open(path, &o, &b, err);
+	if (r)
+		return cove_err_prefix(err, "drive");
+	blk_close(b);
 	return 0;
 }
 
@@ -160,6 +175,8 @@ static int map_devices(struct run_config *c, const struct fc_vm_config *fc, stru
 			snprintf(extra + o, sizeof(extra) - o, ",iops=%llu",
 				 (unsigned long long)iops);
 		r = check_file("drive", d->path_on_host, err);
+		if (!r)
+			r = check_image(d->path_on_host, err);
 		if (!r)
 			r = set(c, "disk", err, "path=%s%s", d->path_on_host, extra);
 	}

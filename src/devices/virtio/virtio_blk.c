@@ -250,7 +250,9 @@ static uint32_t serve_rw(struct vblk *b, struct vblk_req *r, const struct virtq_
 {
 	bool wr = h->type == BLK_T_OUT;
 	uint64_t len = wr ? c->out_len - sizeof(*h) : data_in;
-	if ((wr && b->readonly) || len % SECTOR || !range_ok(b, h->sector, len))
+	/* A used length is 32 bits: chains that reuse guest RAM cannot add up to more. */
+	if ((wr && b->readonly) || len % SECTOR || len >= UINT32_MAX ||
+	    !range_ok(b, h->sector, len))
 		return finish(b, r, -EIO);
 	r->bytes = len;
 	r->used = wr ? 0 : (uint32_t)len;

@@ -258,7 +258,7 @@ rate() {
 
 if [ -n "$api_skip" ]; then
 	for d in "stats" "PATCH limit" "PATCH lifted" "PATCH unknown drive" "PATCH path" \
-		"API qcow2 drive" "API stats name" "API PATCH" "API config"; do
+		"corrupt drive" "API qcow2 drive" "API stats name" "API PATCH" "API config"; do
 		probe_tap ok "api $d" "SKIP $api_skip"
 	done
 else
@@ -298,6 +298,17 @@ else
 			'.fault_message | test("nosuch.*not found")'
 		api_check "api PATCH path: 400 (no swapping a running disk's file)" 400 PATCH /drives/bench \
 			"{\"drive_id\": \"bench\", \"path_on_host\": \"$work/g.raw\"}" '.fault_message | test("not supported")'
+		stop_vmm
+	else
+		probe_tap "not ok" "api: the VMM did not serve its socket: $(head -c 300 "$work/vmm.log")"
+	fi
+
+	# A corrupt image configured through the API: InstanceStart says what is wrong with it.
+	if start_vmm; then
+		req PUT /boot-source "{\"kernel_image_path\": \"$pvh\", \"boot_args\": \"probe=vblk\"}"
+		req PUT /drives/bad "{\"drive_id\": \"bad\", \"path_on_host\": \"$work/l1.qcow2\", \"is_root_device\": false}"
+		api_check "api corrupt drive: InstanceStart answers 400 naming the problem" 400 PUT /actions \
+			'{"action_type": "InstanceStart"}' '.fault_message | test("l1.qcow2: qcow2: L1 table")'
 		stop_vmm
 	else
 		probe_tap "not ok" "api: the VMM did not serve its socket: $(head -c 300 "$work/vmm.log")"
