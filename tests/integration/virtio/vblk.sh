@@ -33,7 +33,7 @@ api_skip=$skip
 	api_skip="curl and jq are needed"
 direct_skip=""
 dd if=/dev/zero of="$work/direct" bs=4096 count=1 oflag=direct 2>/dev/null ||
-	direct_skip="$work's file system has no O_DIRECT"
+	direct_skip="the file system of $work has no O_DIRECT"
 rm -f "$work/direct"
 
 # The pattern a fresh disk holds, for cmp.
