@@ -611,6 +611,15 @@ static int open_disk(struct vblk *b, const struct virtio_disk_opts *o, struct co
 	b->fmt = blk_get_format(b->blk);
 	b->size = blk_size(b->blk) & ~(SECTOR - 1);
 	b->readonly = o->readonly;
+	struct blk_info info;
+	if (!o->readonly && blk_get_info(b->blk, &info) == 0) {
+		if (info.corrupt)
+			log_warn(
+			    "disk %s: the image is marked corrupt: the guest's writes will fail "
+			    "(repair it with cove img check -r all)",
+			    o->path);
+		free(info.snapshots);
+	}
 	b->guard0 = o->format == BLK_FMT_AUTO && b->fmt == BLK_FMT_RAW && !o->readonly;
 	if (b->guard0)
 		log_warn("disk %s: no format given and the image probed as raw; the guest may not "

@@ -202,6 +202,19 @@ else
 		probe_tap ok "$d" "SKIP $skip"
 	done
 fi
+# An image with qcow2's corrupt bit opens (reads work) with a warning that writes will fail.
+if [ -z "$skip" ]; then
+	overlay cb.qcow2 qemu
+	printf '\x02' | dd of=cb.qcow2 bs=1 seek=79 conv=notrunc 2>/dev/null # incompatible bit 1
+	out=$("$cove" run --kernel "$pvh" --disk "path=$work/cb.qcow2" --cmdline probe=pci 2>&1 </dev/null)
+	if [ $? -eq 0 ] && printf '%s' "$out" | grep -q "cb.qcow2: the image is marked corrupt"; then
+		probe_tap ok "an image marked corrupt: the VMM runs and warns that writes will fail"
+	else
+		probe_tap "not ok" "an image marked corrupt: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
+	fi
+else
+	probe_tap ok "an image marked corrupt" "SKIP $skip"
+fi
 out=$("$cove" run --console none --disk "path=$work/g.raw,format=vmdk" 2>&1 </dev/null)
 if [ $? -eq 2 ] && printf '%s' "$out" | grep -q "format 'vmdk': expected raw or qcow2"; then
 	probe_tap ok "rejects --disk format=vmdk"
