@@ -28,6 +28,11 @@ enum blk_format {
 const char *blk_format_name(enum blk_format fmt);
 /* Parses "raw" / "qcow2". Returns 0 or -EINVAL. */
 int blk_format_parse(const char *name, enum blk_format *out);
+/* Whether an image that starts with head (its first len bytes) would probe as raw: false when
+ * it starts with the magic of qcow2 or of another format the probe knows. A VMM checks what
+ * a guest writes to sector 0 of a probed raw image with it (a guest must not make its raw
+ * disk look like a qcow2 file naming a host file as backing). */
+bool blk_probe_is_raw(const void *head, size_t len);
 
 struct blk;
 

@@ -5,9 +5,9 @@
  * HTTP or JSON.
  *
  * Routes: GET /, GET /version, PUT /boot-source, GET|PUT|PATCH /machine-config,
- * PUT /drives/{id} (PATCH: 400, not supported), PUT|PATCH /network-interfaces/{id} (PATCH:
- * rate limiters after boot), PUT /vsock, GET|PUT|PATCH /balloon (PATCH: the target after
- * boot), GET|PATCH /balloon/statistics,
+ * PUT /drives/{id}, PATCH /drives/{id} (rate limits after boot), PUT|PATCH
+ * /network-interfaces/{id} (PATCH: rate limiters after boot), PUT /vsock, GET|PUT|PATCH
+ * /balloon (PATCH: the target after boot), GET|PATCH /balloon/statistics,
  * PUT /logger, PUT /metrics, PUT /actions (InstanceStart, SendCtrlAltDel, FlushMetrics),
  * PATCH /vm (Paused, Resumed), GET /vm/config, GET /stats, PUT /shutdown.
  * Status codes follow Firecracker: 204 on success, 400 + {"fault_message": ...} on bad
@@ -64,6 +64,15 @@ struct fc_drive {
 	char partuuid[64];
 	char cache_type[16]; /* "Unsafe", "Writeback" */
 	char io_engine[8];   /* "Sync", "Async" */
+	struct fc_rate_limiter rate_limiter;
+};
+
+/* PATCH /drives/{id} after boot: what changes (absent buckets keep their limits; a bucket
+ * with size or refill_time 0 removes that limit, as in Firecracker). */
+struct fc_drive_update {
+	char drive_id[FC_ID_MAX];
+	bool has_path; /* path_on_host given (Cove cannot swap a running disk's file) */
+	char path_on_host[FC_PATH_MAX];
 	struct fc_rate_limiter rate_limiter;
 };
 
@@ -154,6 +163,7 @@ struct fc_vm_stats {
 	struct {
 		char name[FC_ID_MAX];
 		uint64_t rd_reqs, rd_bytes, wr_reqs, wr_bytes, fl_reqs;
+		uint64_t errors; /* requests answered with an error status */
 	} block[FC_MAX_DRIVES];
 	unsigned nnet;
 	struct {
@@ -186,6 +196,10 @@ struct vmm_api_ops {
 	/* PATCH /network-interfaces/{id} after boot; index is the NIC's place in the list. */
 	int (*net_update)(void *opaque, unsigned index, const struct fc_net_update *u,
 			  struct cove_err *err);
+	/* PATCH /drives/{id} after boot: new rate limits for the drive at index (its place in
+	 * the configured drives), or -1 for a drive the API did not configure (found by id). */
+	int (*drive_update)(void *opaque, int index, const struct fc_drive_update *u,
+			    struct cove_err *err);
 };
 
 /* Defaults: 1 vCPU, 128 MiB, no devices (Firecracker's). */
@@ -204,6 +218,8 @@ int fc_parse_machine_config(const char *body, size_t len, bool partial,
 			    struct cove_err *err);
 int fc_parse_drive(const char *id, const char *body, size_t len, struct fc_drive *out,
 		   struct cove_err *err);
+int fc_parse_drive_update(const char *id, const char *body, size_t len, struct fc_drive_update *out,
+			  struct cove_err *err);
 int fc_parse_net(const char *id, const char *body, size_t len, struct fc_net *out,
 		 struct cove_err *err);
 int fc_parse_vsock(const char *body, size_t len, struct fc_vsock *out, struct cove_err *err);

@@ -194,6 +194,19 @@ static int machine_from(json_object *o, bool partial, const struct fc_machine_co
 	return 0;
 }
 
+/* drive_id: given, valid, and the same as the {id} from the path (when there is one). */
+static int drive_id_from(const char *id, json_object *o, char dst[FC_ID_MAX], struct cove_err *err)
+{
+	int rc = get_str_into(o, "drive_id", true, dst, FC_ID_MAX, err);
+	if (!rc && !valid_id(dst))
+		rc = cove_err_set(err, -EINVAL,
+				  "invalid drive_id '%s' (letters, digits, '_' and '-' only)", dst);
+	if (!rc && id && strcmp(id, dst) != 0)
+		rc = cove_err_set(err, -EINVAL,
+				  "the id from the path does not match the id from the body");
+	return rc;
+}
+
 static int drive_from(const char *id, json_object *o, struct fc_drive *out, struct cove_err *err)
 {
 	static const char *const fields[] = {"drive_id",     "path_on_host", "is_root_device",
@@ -206,14 +219,7 @@ static int drive_from(const char *id, json_object *o, struct fc_drive *out, stru
 	strcpy(d.io_engine, "Sync");
 	int rc = api_json_check_fields(o, "drive", fields, err);
 	if (!rc)
-		rc = get_str_into(o, "drive_id", true, d.drive_id, sizeof(d.drive_id), err);
-	if (!rc && !valid_id(d.drive_id))
-		rc = cove_err_set(err, -EINVAL,
-				  "invalid drive_id '%s' (letters, digits, '_' and '-' only)",
-				  d.drive_id);
-	if (!rc && id && strcmp(id, d.drive_id) != 0)
-		rc = cove_err_set(err, -EINVAL,
-				  "the id from the path does not match the id from the body");
+		rc = drive_id_from(id, o, d.drive_id, err);
 	if (!rc)
 		rc = get_str_into(o, "path_on_host", true, d.path_on_host, sizeof(d.path_on_host),
 				  err);
@@ -244,6 +250,28 @@ static int drive_from(const char *id, json_object *o, struct fc_drive *out, stru
 	if (rc)
 		return rc;
 	*out = d;
+	return 0;
+}
+
+static int drive_update_from(const char *id, json_object *o, struct fc_drive_update *out,
+			     struct cove_err *err)
+{
+	static const char *const fields[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
+	struct fc_drive_update u = {0};
+	int rc = api_json_check_fields(o, "drive", fields, err);
+	if (!rc)
+		rc = drive_id_from(id, o, u.drive_id, err);
+	if (!rc) {
+		rc = get_str_into(o, "path_on_host", false, u.path_on_host, sizeof(u.path_on_host),
+				  err);
+		u.has_path = rc == 0;
+		rc = api_json_opt(rc);
+	}
+	if (!rc)
+		rc = parse_limiter(o, "rate_limiter", &u.rate_limiter, err);
+	if (rc)
+		return rc;
+	*out = u;
 	return 0;
 }
 
@@ -434,6 +462,12 @@ int fc_parse_drive(const char *id, const char *body, size_t len, struct fc_drive
 	WITH_OBJECT(body, len, err, drive_from(id, o, out, err));
 }
 
+int fc_parse_drive_update(const char *id, const char *body, size_t len, struct fc_drive_update *out,
+			  struct cove_err *err)
+{
+	WITH_OBJECT(body, len, err, drive_update_from(id, o, out, err));
+}
+
 int fc_parse_net(const char *id, const char *body, size_t len, struct fc_net *out,
 		 struct cove_err *err)
 {
@@ -520,9 +554,10 @@ int fc_parse_net_update(const char *id, const char *body, size_t len, struct fc_
 
 uint64_t fc_bucket_rate(const struct fc_token_bucket *b)
 {
-	if (!b->set || !b->refill_time || b->size > UINT64_MAX / 1000)
+	if (!b->set || !b->refill_time || !b->size || b->size > UINT64_MAX / 1000)
 		return 0;
-	return b->size * 1000 / b->refill_time;
+	uint64_t r = b->size * 1000 / b->refill_time;
+	return r ? r : 1; /* a slow bucket is at least one token a second: 0 means no limit */
 }
 
 int fc_parse_logger(const char *body, size_t len, struct fc_logger *out, struct cove_err *err)

@@ -137,20 +137,51 @@ static void put_drive(struct api_request *req, struct api_response *resp)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Firecracker's post-boot PATCH of a drive or NIC (new backing file, rate limiters):
- * Cove cannot change a running device yet, and says so in Firecracker's terms. */
-static void patch_device(struct api_request *req, struct api_response *resp)
+/* A bucket's new setting: absent keeps the old one. */
+static void merge_bucket(struct fc_token_bucket *cur, const struct fc_token_bucket *u)
+{
+	if (u->set)
+		*cur = u->size && u->refill_time ? *u : (struct fc_token_bucket){0};
+}
+
+/* Firecracker's post-boot PATCH of a drive: its rate limits change at once. */
+static void patch_drive(struct api_request *req, struct api_response *resp)
 {
 	struct fc_api_server *s = srv(req);
+	struct cove_err err = {0};
+	struct fc_drive_update u;
+	int rc = fc_parse_drive_update(req->params[0], req->body, req->body_len, &u, &err);
+	if (rc) {
+		reply(resp, rc, &err);
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
-	bool started = s->state != FC_STATE_NOT_STARTED;
-	pthread_mutex_unlock(&s->lock);
-	if (!started)
+	if (s->state == FC_STATE_NOT_STARTED) {
 		api_resp_error(resp, 400, BEFORE_START);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	int index = -1;
+	for (unsigned i = 0; i < s->cfg.ndrives; i++)
+		if (!strcmp(s->cfg.drives[i].drive_id, u.drive_id))
+			index = (int)i;
+	if (u.has_path && (index < 0 || strcmp(u.path_on_host, s->cfg.drives[index].path_on_host)))
+		rc = cove_err_set(&err, -ENOTSUP,
+				  "drive '%s': changing path_on_host of a running drive is not "
+				  "supported by Cove",
+				  u.drive_id);
+	else if (!s->ops->drive_update)
+		rc = cove_err_set(&err, -ENOTSUP, "updating a drive is not supported by this VMM");
 	else
-		api_resp_error(resp, 400, "updating %s after boot is not supported by Cove",
-			       strncmp(req->path, "/drives/", 8) == 0 ? "a drive"
-								      : "a network interface");
+		rc = s->ops->drive_update(s->opaque, index, &u, &err);
+	if (!rc && index >= 0 && u.rate_limiter.set) {
+		struct fc_rate_limiter *rl = &s->cfg.drives[index].rate_limiter;
+		merge_bucket(&rl->bandwidth, &u.rate_limiter.bandwidth);
+		merge_bucket(&rl->ops, &u.rate_limiter.ops);
+		rl->set = rl->bandwidth.set || rl->ops.set;
+	}
+	reply(resp, rc, &err);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void put_net(struct api_request *req, struct api_response *resp)
@@ -487,6 +518,7 @@ static void get_stats(struct api_request *req, struct api_response *resp)
 		json_object_object_add(b, "wr_bytes",
 				       json_object_new_uint64(st->block[i].wr_bytes));
 		json_object_object_add(b, "fl_reqs", json_object_new_uint64(st->block[i].fl_reqs));
+		json_object_object_add(b, "errors", json_object_new_uint64(st->block[i].errors));
 		json_object_array_add(blk, b);
 	}
 	json_object_object_add(o, "block", blk);
@@ -528,7 +560,7 @@ static const struct api_route routes[] = {
     {"PUT", "/machine-config", put_machine, API_ROUTE_MUTATES},
     {"PATCH", "/machine-config", patch_machine, API_ROUTE_MUTATES},
     {"PUT", "/drives/{id}", put_drive, API_ROUTE_MUTATES},
-    {"PATCH", "/drives/{id}", patch_device, API_ROUTE_MUTATES},
+    {"PATCH", "/drives/{id}", patch_drive, API_ROUTE_MUTATES},
     {"PUT", "/network-interfaces/{id}", put_net, API_ROUTE_MUTATES},
     {"PATCH", "/network-interfaces/{id}", patch_net, API_ROUTE_MUTATES},
     {"PUT", "/vsock", put_vsock, API_ROUTE_MUTATES},

@@ -76,6 +76,11 @@ static const char *other_format(const uint8_t *m, size_t n)
 	return NULL;
 }
 
+bool blk_probe_is_raw(const void *head, size_t len)
+{
+	return !qcow2_probe(head, len) && !other_format(head, len);
+}
+
 static void blk_free(struct blk *b)
 {
 	if (!b)

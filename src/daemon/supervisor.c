@@ -16,6 +16,9 @@
 #include "daemon/daemon.h"
 #include "daemon/network.h"
 #include "util/log.h"
+#ifdef COVED_HAVE_BLOCK
+#include <cove/block.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -392,6 +395,56 @@ int sup_persist(struct coved *d, const struct vm_rt *rt)
 	return store_runtime_set(d->store, &srt, NULL);
 }
 
+/* Copies of a confined VMM's extra bind paths (freed after the fork). */
+struct bind_names {
+	char *name[CONFINE_MAX_BINDS];
+	unsigned n;
+};
+
+static void bind_names_free(struct bind_names *b)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		free(b->name[i]);
+	b->n = 0;
+}
+
+/* A qcow2 disk's backing files are opened inside the jail too: bound read-only, at the
+ * paths the image names (read now). An image that does not open is left to the VMM, which
+ * says what is wrong with it. */
+static int confine_backing(struct confine_spec *jail, const struct vmdef_disk *disk,
+			   struct bind_names *names)
+{
+#ifdef COVED_HAVE_BLOCK
+	struct blk_open_opts o = {.readonly = true};
+	if (disk->format[0])
+		blk_format_parse(disk->format, &o.format);
+	struct blk *b;
+	struct cove_err e = {0};
+	if (blk_open(disk->path, &o, &b, &e))
+		return 0;
+	int r = 0;
+	for (struct blk *k = blk_backing(b); k && !r; k = blk_backing(k)) {
+		if (names->n == CONFINE_MAX_BINDS) {
+			r = -E2BIG;
+			break;
+		}
+		char *copy = strdup(blk_filename(k));
+		if (!copy) {
+			r = -ENOMEM;
+			break;
+		}
+		names->name[names->n++] = copy;
+		r = confine_add(jail, copy, false);
+	}
+	blk_close(b);
+	return r;
+#else
+	(void)jail;
+	(void)disk;
+	(void)names;
+	return 0;
+#endif
+}
 static int prepare_dir(struct coved *d, struct vm_rt *rt, struct cove_err *err)
 {
 	char run[PATH_MAX + 8];
@@ -522,8 +575,9 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 	argv[ac++] = "--memory";
 	argv[ac++] = mem;
 	for (unsigned i = 0; i < def->ndisks; i++, nd++) {
-		snprintf(devs[nd], sizeof(devs[nd]), "path=%s%s", def->disks[i].path,
-			 def->disks[i].readonly ? ",readonly=on" : "");
+		snprintf(devs[nd], sizeof(devs[nd]), "path=%s%s%s%s", def->disks[i].path,
+			 def->disks[i].readonly ? ",readonly=on" : "",
+			 def->disks[i].format[0] ? ",format=" : "", def->disks[i].format);
 		argv[ac++] = "--disk";
 		argv[ac++] = devs[nd];
 	}
@@ -547,6 +601,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 	argv[ac] = NULL;
 
 	struct confine_spec *jail = NULL;
+	struct bind_names backing = {0};
 	char vmm_real[PATH_MAX];
 	if (d->confine) {
 		jail = calloc(1, sizeof(*jail));
@@ -569,8 +624,11 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			jr = confine_add(jail, def->kernel, false);
 		if (!jr && def->initrd[0])
 			jr = confine_add(jail, def->initrd, false);
-		for (unsigned i = 0; !jr && i < def->ndisks; i++)
+		for (unsigned i = 0; !jr && i < def->ndisks; i++) {
 			jr = confine_add(jail, def->disks[i].path, !def->disks[i].readonly);
+			if (!jr)
+				jr = confine_backing(jail, &def->disks[i], &backing);
+		}
 		if (!jr)
 			jr = confine_add(jail, rt->dir, true);
 		/* What the VMM opens must be open to its user: writable disks are lent to
@@ -614,6 +672,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			jr = confine_build_filter(jail);
 		if (jr) {
 			free(jail);
+			bind_names_free(&backing);
 			rc = cove_err_set(err, jr, "preparing the VMM's confinement: %s",
 					  strerror(-jr));
 			goto err_free;
@@ -718,6 +777,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 	if (jail)
 		confine_free_filter(jail);
 	free(jail);
+	bind_names_free(&backing);
 	free(own);
 	return 0;
 err_fds:
@@ -741,6 +801,7 @@ err_console:
 	if (jail)
 		confine_free_filter(jail);
 	free(jail);
+	bind_names_free(&backing);
 	if (rt->console_fd >= 0)
 		close(rt->console_fd);
 err_free:

@@ -66,7 +66,7 @@ static int parse_memory(json_object *o, uint64_t *mib, struct cove_err *err)
 
 static int parse_disks(json_object *o, struct vmdef *d, struct cove_err *err)
 {
-	static const char *const fields[] = {"path", "readonly", NULL};
+	static const char *const fields[] = {"path", "readonly", "format", NULL};
 	json_object *arr;
 	if (!json_object_object_get_ex(o, "disks", &arr) || !arr)
 		return 0;
@@ -88,6 +88,12 @@ static int parse_disks(json_object *o, struct vmdef *d, struct cove_err *err)
 		if (!rc)
 			rc = api_json_opt(
 			    api_json_get_bool(e, "readonly", false, &k->readonly, err));
+		if (!rc)
+			rc = api_json_opt(
+			    str_into(e, "format", false, k->format, sizeof(k->format), err));
+		if (!rc && k->format[0] && strcmp(k->format, "raw") && strcmp(k->format, "qcow2"))
+			rc = cove_err_set(err, -EINVAL, "field 'format': '%s' is not raw or qcow2",
+					  k->format);
 		if (rc)
 			return cove_err_prefix(err, "disks[%zu]", i);
 	}
@@ -230,6 +236,9 @@ json_object *vmdef_to_json(const struct vmdef *d)
 		json_object_object_add(k, "path", json_object_new_string(d->disks[i].path));
 		json_object_object_add(k, "readonly",
 				       json_object_new_boolean(d->disks[i].readonly));
+		if (d->disks[i].format[0])
+			json_object_object_add(k, "format",
+					       json_object_new_string(d->disks[i].format));
 		json_object_array_add(disks, k);
 	}
 	json_object_object_add(o, "disks", disks);

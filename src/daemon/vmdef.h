@@ -17,6 +17,7 @@
 struct vmdef_disk {
 	char path[VMDEF_PATH_MAX];
 	bool readonly;
+	char format[8]; /* "raw", "qcow2", or "" (the VMM probes the image) */
 };
 
 struct vmdef_nic {

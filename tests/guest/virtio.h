@@ -69,7 +69,8 @@ void dma_reset(void);
 	    {"vhostile", test_vhostile}, {"vnet", test_vnet}, {"vblkbench", test_vblkbench},    \
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
-	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},
+	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
+	    {"vblk_guard", test_vblk_guard},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -86,5 +87,6 @@ int test_vnetbench(char *d, size_t n);
 int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
 int test_vballoon_target(char *d, size_t n); /* virtio_balloon.c */
+int test_vblk_guard(char *d, size_t n);
 
 #endif

@@ -256,6 +256,45 @@ int test_vblk_ro(char *d, size_t n)
 	return PASS;
 }
 
+/* Sector 0 of the first disk: an image header written there is refused when the VMM probed
+ * the raw image (probe.sector0=refused, the default: Cove and QEMU without format=) or
+ * taken (probe.sector0=allowed); an ordinary write there works either way. */
+int test_vblk_guard(char *d, size_t n)
+{
+	struct vdev v;
+	if (blk_open(&v, 0, 0, d, n))
+		return FAIL;
+	size_t len;
+	const char *want = cmdline_get("probe.sector0", &len);
+	int refuse = !(want && len == 7 && !memcmp(want, "allowed", 7));
+	uint8_t *old = dma_alloc(512), *hdr = dma_alloc(512), *chk = dma_alloc(512);
+	int r = blk_req(&v, 0, 0, old, 512, 1, 0);
+	if (r) {
+		vdev_reset(&v);
+		ksnprintf(d, n, "read of sector 0: status %d", r);
+		return FAIL;
+	}
+	memset(hdr, 0, 512);
+	memcpy(hdr, "QFI\xfb\0\0\0\3", 8); /* a qcow2 version 3 header's start */
+	int w = blk_req(&v, 1, 0, hdr, 512, 1, 0);
+	int back = blk_req(&v, 1, 0, old, 512, 1, 0);
+	int rr = blk_req(&v, 0, 0, chk, 512, 1, 0);
+	vdev_reset(&v);
+	if (back || rr || memcmp(chk, old, 512)) {
+		ksnprintf(d, n, "sector 0 could not be written back (status %d, read %d)", back,
+			  rr);
+		return FAIL;
+	}
+	if (refuse ? w != 1 : w != 0) {
+		ksnprintf(d, n, "image header written to sector 0: status %d, want %s", w,
+			  refuse ? "IOERR (refused)" : "OK");
+		return FAIL;
+	}
+	ksnprintf(d, n, "an image header to sector 0 %s (status %d); ordinary writes there work",
+		  w ? "refused" : "taken", w);
+	return PASS;
+}
+
 static int rng_get(struct vdev *v, uint8_t *buf, uint32_t len)
 {
 	uint64_t a[2] = {pa(buf), pa(buf + len / 2)};

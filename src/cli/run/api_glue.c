@@ -7,6 +7,8 @@
 #include "util/log.h"
 #include "vmm/loader.h"
 
+#include <cove/block.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -37,6 +39,9 @@ struct api_glue {
 	int console_fd;
 	bool paused;
 	struct fc_metrics metrics;
+	/* The drives' API ids in disk order (GET /stats names them so). */
+	char drive_ids[FC_MAX_DRIVES][FC_ID_MAX];
+	unsigned ndrive_ids;
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -80,6 +85,19 @@ static int check_file(const char *what, const char *path, struct cove_err *err)
 	return 0;
 }
 
+/* A drive's image (and its backing chain) must open now, so that InstanceStart can answer
+ * 400 for a corrupt or incomplete qcow2 file. */
+static int check_image(const char *path, struct cove_err *err)
+{
+	struct blk_open_opts o = {.readonly = true};
+	struct blk *b;
+	int r = blk_open(path, &o, &b, err);
+	if (r)
+		return cove_err_prefix(err, "drive");
+	blk_close(b);
+	return 0;
+}
+
 /* The kernel is parsed now (mapped, not read), so that InstanceStart can answer 400. */
 static int check_kernel(const char *path, struct cove_err *err)
 {
@@ -120,6 +138,13 @@ static int check_kernel(const char *path, struct cove_err *err)
 	return r;
 }
 
+static void keep_drive_ids(struct api_glue *g, const struct fc_vm_config *fc)
+{
+	g->ndrive_ids = fc->ndrives;
+	for (unsigned i = 0; i < fc->ndrives; i++)
+		memcpy(g->drive_ids[i], fc->drives[i].drive_id, FC_ID_MAX);
+}
+
 static int map_devices(struct run_config *c, const struct fc_vm_config *fc, struct cove_err *err)
 {
 	int r = 0;
@@ -140,6 +165,8 @@ static int map_devices(struct run_config *c, const struct fc_vm_config *fc, stru
 			snprintf(extra + o, sizeof(extra) - o, ",iops=%llu",
 				 (unsigned long long)iops);
 		r = check_file("drive", d->path_on_host, err);
+		if (!r)
+			r = check_image(d->path_on_host, err);
 		if (!r)
 			r = set(c, "disk", err, "path=%s%s", d->path_on_host, extra);
 	}
@@ -247,6 +274,7 @@ static int op_start(void *opaque, const struct fc_vm_config *fc, struct cove_err
 	run_config_free(g->cfg);
 	*g->cfg = c;
 	g->metrics = fc->metrics;
+	keep_drive_ids(g, fc);
 	uint64_t one = 1;
 	if (write(g->startfd, &one, sizeof(one)) < 0)
 		return cove_err_set(err, -errno, "cannot wake the VMM: %s", strerror(errno));
@@ -407,7 +435,7 @@ static struct virtio_pci *get_virtio(struct api_glue *g, uint16_t id, unsigned n
 static int op_balloon_set(void *opaque, uint32_t amount_mib, struct cove_err *err)
 {
 	struct api_glue *g = opaque;
-	struct virtio_pci *vp = get_virtio(g, 5, 0, "balloon device", err);
+	struct virtio_pci *vp = get_virtio(g, VIRTIO_ID_BALLOON, 0, "balloon device", err);
 	if (!vp)
 		return err->code;
 	uint64_t ram_mib = (g->m->vm.mem.low_size + g->m->vm.mem.high_size) >> 20;
@@ -424,7 +452,7 @@ static int op_balloon_set(void *opaque, uint32_t amount_mib, struct cove_err *er
 static int op_balloon_stats(void *opaque, struct fc_balloon_stats *out, struct cove_err *err)
 {
 	struct api_glue *g = opaque;
-	struct virtio_pci *vp = get_virtio(g, 5, 0, "balloon device", err);
+	struct virtio_pci *vp = get_virtio(g, VIRTIO_ID_BALLOON, 0, "balloon device", err);
 	if (!vp)
 		return err->code;
 	struct virtio_balloon_info bi;
@@ -441,7 +469,7 @@ static int op_balloon_stats(void *opaque, struct fc_balloon_stats *out, struct c
 static int op_balloon_set_interval(void *opaque, uint32_t seconds, struct cove_err *err)
 {
 	struct api_glue *g = opaque;
-	struct virtio_pci *vp = get_virtio(g, 5, 0, "balloon device", err);
+	struct virtio_pci *vp = get_virtio(g, VIRTIO_ID_BALLOON, 0, "balloon device", err);
 	if (!vp)
 		return err->code;
 	int r = virtio_balloon_set_interval(vp, seconds);
@@ -469,7 +497,7 @@ static int op_net_update(void *opaque, unsigned index, const struct fc_net_updat
 	struct api_glue *g = opaque;
 	char what[48];
 	snprintf(what, sizeof(what), "network interface number %u", index + 1);
-	struct virtio_pci *vp = get_virtio(g, 1, index, what, err);
+	struct virtio_pci *vp = get_virtio(g, VIRTIO_ID_NET, index, what, err);
 	if (!vp)
 		return err->code;
 	struct virtio_net_limits l;
@@ -494,7 +522,7 @@ static int op_stats(void *opaque, struct fc_vm_stats *out, struct cove_err *err)
 	}
 	/* libvirt's balloon.current: the memory the guest has, less what its balloon holds. */
 	uint64_t ram_kib = (m->vm.mem.low_size + m->vm.mem.high_size) >> 10;
-	struct virtio_pci *vp = virtio_machine_find(m->virtio, 5, 0);
+	struct virtio_pci *vp = virtio_machine_find(m->virtio, VIRTIO_ID_BALLOON, 0);
 	uint64_t held_kib = 0;
 	if (vp) {
 		struct virtio_balloon_info bi;
@@ -503,8 +531,59 @@ static int op_stats(void *opaque, struct fc_vm_stats *out, struct cove_err *err)
 	}
 	out->balloon_maximum_kib = ram_kib;
 	out->balloon_current_kib = held_kib < ram_kib ? ram_kib - held_kib : 0;
+	struct virtio_pci *d;
+	for (unsigned i = 0;
+	     i < FC_MAX_DRIVES && (d = virtio_machine_find(m->virtio, VIRTIO_ID_BLOCK, i)) != NULL;
+	     i++) {
+		struct virtio_blk_stats s;
+		if (virtio_blk_stats(d, &s))
+			break;
+		snprintf(out->block[i].name, sizeof(out->block[i].name), "%s",
+			 i < g->ndrive_ids ? g->drive_ids[i] : s.id);
+		out->block[i].rd_reqs = s.rd_reqs;
+		out->block[i].rd_bytes = s.rd_bytes;
+		out->block[i].wr_reqs = s.wr_reqs;
+		out->block[i].wr_bytes = s.wr_bytes;
+		out->block[i].fl_reqs = s.fl_reqs;
+		out->block[i].errors = s.errors;
+		out->nblock = i + 1;
+	}
 	pthread_mutex_unlock(&g->lock);
 	return 0;
+}
+
+/* PATCH /drives/{id}: the disk at index (API drives), else the one whose id is drive_id. */
+static int op_drive_update(void *opaque, int index, const struct fc_drive_update *u,
+			   struct cove_err *err)
+{
+	struct api_glue *g = opaque;
+	struct machine *m = get_machine(g, err);
+	if (!m)
+		return err->code;
+	struct virtio_pci *d = NULL;
+	struct virtio_blk_stats s;
+	if (index >= 0) {
+		d = virtio_machine_find(m->virtio, VIRTIO_ID_BLOCK, (unsigned)index);
+	} else {
+		for (unsigned i = 0;
+		     (d = virtio_machine_find(m->virtio, VIRTIO_ID_BLOCK, i)) != NULL; i++)
+			if (!virtio_blk_stats(d, &s) && !strcmp(s.id, u->drive_id))
+				break;
+	}
+	int r = 0;
+	if (!d || virtio_blk_stats(d, &s)) {
+		r = cove_err_set(err, -ENOENT, "drive '%s' not found", u->drive_id);
+	} else if (u->rate_limiter.set) {
+		const struct fc_token_bucket *bw = &u->rate_limiter.bandwidth;
+		const struct fc_token_bucket *ops = &u->rate_limiter.ops;
+		uint64_t bps = bw->set ? fc_bucket_rate(bw) : s.bps;
+		uint64_t iops = ops->set ? fc_bucket_rate(ops) : s.iops;
+		virtio_blk_set_limits(d, bps, iops);
+		log_info("api: drive '%s': limits now %llu bytes/s, %llu requests/s (0: none)",
+			 u->drive_id, (unsigned long long)bps, (unsigned long long)iops);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return r;
 }
 
 /* FlushMetrics: one JSON line of counters appended to metrics_path. */
@@ -581,6 +660,7 @@ static const struct vmm_api_ops ops = {
     .balloon_stats = op_balloon_stats,
     .balloon_set_interval = op_balloon_set_interval,
     .net_update = op_net_update,
+    .drive_update = op_drive_update,
 };
 
 /* --- the main thread's side --- */
@@ -699,6 +779,7 @@ void api_glue_booted(struct api_glue *g, const struct run_config *cfg)
 	if (file_config) {
 		*fc = *file_config;
 		g->metrics = fc->metrics;
+		keep_drive_ids(g, fc);
 	} else {
 		fc_config_init(fc);
 	}

@@ -8,6 +8,8 @@
 #include "vmm/machine.h"
 #include "vmm/sandbox.h"
 
+#include <cove/block.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -52,9 +54,10 @@ static void usage(FILE *out)
 	      "  --api-sock PATH     serve the Firecracker-compatible API on this Unix socket;\n"
 	      "                      with no machine settings (--kernel, --cpus, --config...),\n"
 	      "                      wait for the API to configure it and send InstanceStart\n"
-	      "  --disk path=P[,readonly=on|off][,id=S][,cache=none|writeback][,queues=N]\n"
-	      "       [,aio=io_uring|sync][,bps=N][,iops=N]\n"
-	      "                      a virtio-blk disk (raw image); repeat for more\n"
+	      "  --disk path=P[,format=raw|qcow2][,readonly=on|off][,id=S][,cache=none|writeback]\n"
+	      "       [,queues=N][,aio=io_uring|sync][,bps=N][,iops=N]\n"
+	      "                      a virtio-blk disk (raw or qcow2 image, probed unless\n"
+	      "                      format= is given); repeat for more\n"
 	      "  --net tap=NAME[,mac=xx:xx:xx:xx:xx:xx][,bps=N][,pps=N][,rx_bps=N][,rx_pps=N]\n"
 	      "                      virtio-net on a tap; limits in bytes and frames per second\n"
 	      "                      on transmit (bps, pps) and receive (rx_bps, rx_pps)\n"
@@ -276,6 +279,23 @@ static int open_console(const struct run_config *cfg, struct cove_err *err)
  * only when cove has exited (the pipe's write end closes). Guest RAM is not forked
  * (MADV_DONTFORK). Without a child, the teardown simply happens here.
  */
+/* The jail needs a qcow2 disk's backing files too (read-only): their names come from the
+ * images, opened now; chain[] keeps them open, and the names valid, until the jail is set up. */
+static int sandbox_backing(struct sandbox_needs *needs, const struct virtio_opts *v,
+			   struct blk **chain, struct cove_err *err)
+{
+	for (unsigned i = 0; i < v->ndisks; i++) {
+		struct blk_open_opts o = {.format = v->disk[i].format, .readonly = true};
+		int r = blk_open(v->disk[i].path, &o, &chain[i], err);
+		if (r)
+			return r;
+		for (struct blk *b = blk_backing(chain[i]); b; b = blk_backing(b))
+			if ((r = sandbox_needs_add(needs, blk_filename(b), SANDBOX_BIND_RO)))
+				return cove_err_set(err, r, "sandbox: too many files to bind");
+	}
+	return 0;
+}
+
 static void destroy_in_background(struct machine *m, bool sandboxed)
 {
 	int p[2];
@@ -490,7 +510,14 @@ int cli_run_main(int argc, char **argv)
 		if (cfg.virtio.hvc_file)
 			sandbox_needs_add(&needs, cfg.virtio.hvc_file, SANDBOX_BIND_DIR_OF);
 		needs.tun = cfg.virtio.nnics > 0;
-		if (sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0, &err))
+		struct blk *chains[VIRTIO_MAX_DISKS] = {0};
+		r = sandbox_backing(&needs, &cfg.virtio, chains, &err);
+		if (!r)
+			r = sandbox_enter(&sb, &cfg.sandbox, &needs, &console_fd, console_fd >= 0,
+					  &err);
+		for (unsigned i = 0; i < cfg.virtio.ndisks; i++)
+			blk_close(chains[i]);
+		if (r)
 			goto fail;
 		mc.kvm_path = SANDBOX_KVM_PATH;
 	} else if (cfg.sandbox.seccomp_only &&

@@ -1,19 +1,18 @@
-/* virtio-blk (virtio 1.2 §5.2) over a raw image: read, write, flush, discard, write-zeroes, id. */
+/* virtio-blk (virtio 1.2 §5.2) over the block layer: read, write, flush, discard, write-zeroes,
+ * get-id on raw and qcow2 images, through blk_aio_* (or the synchronous calls with aio=sync). */
 #include "devices/devutil.h"
 #include "devices/virtio/ratelimit.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/log.h"
 
+#include <cove/block.h>
+
 #include <errno.h>
-#include <fcntl.h>
-#include <liburing.h>
-#include <linux/falloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,44 +37,56 @@
 #define BLK_S_IOERR  1
 #define BLK_S_UNSUPP 2
 
-#define SECTOR	  512ULL
-#define SEG_MAX	  (VIRTQ_MAX_SEGS - 2)
-#define AIO_SLOTS 32  /* requests in flight per disk through io_uring */
-#define AIO_SEGS  256 /* segments per request then (seg_max says so) */
+#define SECTOR	       512ULL
+#define AIO_SLOTS      32	  /* requests in flight per disk */
+#define AIO_SEGS       256	  /* data segments per request (seg_max says so) */
+#define MAX_DZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes */
+#define DRAIN_MS       10000	  /* a save waits this long for requests in flight */
+#define STATE_VERSION  2
 
-/* One request in flight through io_uring. */
-struct aio_req {
-	bool busy;
-	bool write, flush;
-	uint16_t head, q;
-	uint32_t gen; /* the device's reset generation when submitted */
-	uint32_t len;
-	uint8_t *status; /* the status byte in guest RAM */
-	struct iovec iov[AIO_SEGS];
+struct blk_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
 };
-#define MAX_DZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes segment */
-#define MAX_DZ_SEGS    32
+
+/* One request: in flight through blk_aio_*, or run at once with aio=sync. */
+struct vblk_req {
+	struct blk_aio_req aio; /* first: done() gets the request back from it */
+	struct vblk *b;
+	bool busy;
+	uint8_t type; /* BLK_T_* */
+	uint16_t head, q;
+	uint32_t gen;	 /* the device's reset generation when started */
+	uint32_t used;	 /* bytes written into the chain on success (status excluded) */
+	uint64_t bytes;	 /* data bytes, for the counters */
+	uint8_t *status; /* the status byte in guest RAM */
+	uint8_t *bounce; /* sector 0 of a guarded write (allocated on first use) */
+	struct iovec iov[AIO_SEGS + 1];
+};
 
 struct vblk {
-	int fd;
+	struct virtio_pci *vp;
+	struct blk *blk;
 	uint64_t size; /* bytes */
 	bool readonly;
+	bool aio;    /* blk_aio_* (else aio=sync) */
+	bool guard0; /* probed as raw and writable: sector 0 must stay raw */
+	bool guard_logged;
+	enum blk_format fmt;
 	char id[21];
 	struct virtq_chain chain;
-	struct iovec iov[VIRTQ_MAX_SEGS];
-	uint64_t reqs, bytes_read, bytes_written, throttled;
-	struct rate_limiter rl;
-	int timer_fd; /* wakes the device when its rate limit allows more (-1: no limit) */
-	bool timer_watched;
-	/* io_uring engine (when it could be set up): completions signal aio_efd. */
-	bool uring;
-	struct io_uring ring;
-	int aio_efd;
-	struct aio_req *aio;
-	unsigned inflight;
+	struct vblk_req *req; /* AIO_SLOTS of them (one with aio=sync) */
+	unsigned nreq, inflight;
 	uint32_t gen;
-	bool stalled;	/* a request waits for a free slot */
-	unsigned cur_q; /* the queue being served */
+	bool stalled;		/* a request waits for a free slot */
+	unsigned cur_q;		/* the queue being served */
+	uint32_t done_queues;	/* queues with used entries not yet signalled */
+	struct rate_limiter rl; /* unlimited unless bps/iops */
+	uint64_t bps, iops;
+	int timer_fd; /* wakes the device when its rate limit allows more */
+	bool timer_watched;
+	struct virtio_blk_stats st;
 };
 
 static uint64_t now_ns(void)
@@ -85,13 +96,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-struct blk_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
-
-static bool range_ok(struct vblk *b, uint64_t sector, uint64_t len)
+static bool range_ok(const struct vblk *b, uint64_t sector, uint64_t len)
 {
 	if (sector > UINT64_MAX / SECTOR)
 		return false;
@@ -99,226 +104,280 @@ static bool range_ok(struct vblk *b, uint64_t sector, uint64_t len)
 	return off <= b->size && len <= b->size - off;
 }
 
-static int do_rw(struct vblk *b, bool write, uint64_t off, int n)
+static void account(struct vblk *b, const struct vblk_req *r, bool ok)
 {
-	/* Whole request, retried on short transfers. */
-	struct iovec *iov = b->iov;
-	while (n > 0) {
-		ssize_t r =
-		    write ? pwritev(b->fd, iov, n, (off_t)off) : preadv(b->fd, iov, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		off += (uint64_t)r;
-		while (n > 0 && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
+	struct virtio_blk_stats *s = &b->st;
+	if (!ok) {
+		s->errors++;
+		return;
 	}
-	return 0;
+	switch (r->type) {
+	case BLK_T_IN:
+		s->rd_reqs++;
+		s->rd_bytes += r->bytes;
+		break;
+	case BLK_T_OUT:
+		s->wr_reqs++;
+		s->wr_bytes += r->bytes;
+		break;
+	case BLK_T_FLUSH:
+		s->fl_reqs++;
+		break;
+	case BLK_T_DISCARD:
+		s->discard_reqs++;
+		break;
+	case BLK_T_WRITE_ZEROES:
+		s->wz_reqs++;
+		break;
+	}
 }
 
-static uint8_t do_dz(struct vblk *b, const struct virtq_chain *c, bool zeroes)
+/* A request's result: counters and status byte; returns the used length. */
+static uint32_t finish(struct vblk *b, struct vblk_req *r, int ret)
 {
-	if (b->readonly)
-		return BLK_S_IOERR;
-	uint64_t n = (c->out_len - sizeof(struct blk_hdr)) / 16;
-	if (n == 0 || n > MAX_DZ_SEGS || (c->out_len - sizeof(struct blk_hdr)) % 16)
-		return BLK_S_UNSUPP;
-	for (uint64_t i = 0; i < n; i++) {
-		uint8_t seg[16];
-		virtq_chain_read(c, sizeof(struct blk_hdr) + 16 * i, seg, 16);
-		uint64_t sector;
-		uint32_t num, flags;
-		memcpy(&sector, seg, 8);
-		memcpy(&num, seg + 8, 4);
-		memcpy(&flags, seg + 12, 4);
-		if (num > MAX_DZ_SECTORS || !range_ok(b, sector, num * SECTOR))
-			return BLK_S_IOERR;
-		if ((flags & ~1u) || (!zeroes && flags))
-			return BLK_S_UNSUPP;
-		int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
-		if (zeroes && !(flags & 1))
-			mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE;
-		if (num &&
-		    fallocate(b->fd, mode, (off_t)(sector * SECTOR), (off_t)(num * SECTOR))) {
-			if (!zeroes)
-				continue; /* discard is a hint */
-			/* No fallocate mode here: write zeroes. */
-			static const uint8_t zero[65536];
-			uint64_t off = sector * SECTOR, left = num * SECTOR;
-			while (left) {
-				size_t k = left < sizeof(zero) ? (size_t)left : sizeof(zero);
-				ssize_t w = pwrite(b->fd, zero, k, (off_t)off);
-				if (w <= 0)
-					return BLK_S_IOERR;
-				off += (uint64_t)w;
-				left -= (uint64_t)w;
-			}
-		}
-	}
-	return BLK_S_OK;
+	/* Discard is a hint: a file system that cannot punch holes still answers OK. */
+	if (r->type == BLK_T_DISCARD && (ret == -ENOTSUP || ret == -EOPNOTSUPP))
+		ret = 0;
+	account(b, r, ret == 0);
+	*r->status = ret == 0 ? BLK_S_OK : BLK_S_IOERR;
+	return (ret == 0 ? r->used : 0) + 1;
 }
 
-/* Starts a read, write or flush through io_uring; its completion uses the chain. Returns 0,
- * -EAGAIN (no slot or no submission entry: retry later) or -EIO (the chain cannot be
- * described in AIO_SEGS segments). */
-static int aio_submit(struct vblk *b, const struct virtq_chain *c, bool wr, bool flush,
-		      uint64_t len, uint64_t off, uint64_t data_in)
+/* blk_aio_complete's callback (I/O thread, vp->lock held). */
+static void req_done(struct blk_aio_req *a, int ret)
 {
-	unsigned i = 0;
-	while (i < AIO_SLOTS && b->aio[i].busy)
-		i++;
-	if (i == AIO_SLOTS)
-		return -EAGAIN;
-	struct aio_req *r = &b->aio[i];
-	struct iovec st;
-	if (virtq_chain_slice(c, true, data_in, 1, &st, 1) != 1)
-		return -EIO;
-	int n = 0;
-	if (!flush) {
-		n = virtq_chain_slice(c, !wr, wr ? sizeof(struct blk_hdr) : 0, len, r->iov,
-				      AIO_SEGS);
-		if (n <= 0)
-			return -EIO;
+	struct vblk_req *r = (struct vblk_req *)a;
+	struct vblk *b = r->b;
+	struct virtio_pci *vp = b->vp;
+	r->busy = false;
+	b->inflight--;
+	if (r->gen != b->gen || r->q >= vp->nqueues) {
+		account(b, r, ret == 0); /* the driver reset the device meanwhile */
+		return;
 	}
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
-	if (!sqe)
-		return -EAGAIN;
-	if (flush)
-		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
-	else if (wr)
-		io_uring_prep_writev(sqe, b->fd, r->iov, (unsigned)n, off);
-	else
-		io_uring_prep_readv(sqe, b->fd, r->iov, (unsigned)n, off);
-	io_uring_sqe_set_data64(sqe, i);
-	/* Field by field: r->iov already holds the segments. */
-	r->busy = true;
-	r->write = wr;
-	r->flush = flush;
+	uint32_t len = finish(b, r, ret);
+	virtq_push(&vp->vq[r->q], r->head, len);
+	b->done_queues |= 1u << r->q;
+}
+
+/* One interrupt per queue for everything completed since the last call. */
+static void signal_done(struct virtio_pci *vp, struct vblk *b)
+{
+	for (unsigned q = 0; q < vp->nqueues; q++)
+		if ((b->done_queues & (1u << q)) && virtq_should_notify(&vp->vq[q]))
+			virtio_pci_notify_queue(vp, q);
+	b->done_queues = 0;
+}
+
+static struct vblk_req *free_slot(struct vblk *b)
+{
+	for (unsigned i = 0; i < b->nreq; i++)
+		if (!b->req[i].busy)
+			return &b->req[i];
+	return NULL;
+}
+
+/* Starts r (its aio fields filled): returns ASYNC, RETRY (no room: later) or a used length. */
+static uint32_t start(struct vblk *b, struct vblk_req *r, const struct virtq_chain *c)
+{
 	r->head = c->head;
 	r->q = (uint16_t)b->cur_q;
 	r->gen = b->gen;
-	r->len = (uint32_t)len;
-	r->status = st.iov_base;
-	if (io_uring_submit(&b->ring) < 0) {
-		r->busy = false;
-		return -EIO;
+	if (!b->aio) {
+		struct blk_aio_req *a = &r->aio;
+		int ret;
+		switch (a->op) {
+		case BLK_AIO_READ:
+			ret = blk_preadv(b->blk, a->iov, a->iovcnt, a->offset);
+			break;
+		case BLK_AIO_WRITE:
+			ret = blk_pwritev(b->blk, a->iov, a->iovcnt, a->offset);
+			break;
+		case BLK_AIO_FLUSH:
+			ret = blk_flush(b->blk);
+			break;
+		case BLK_AIO_DISCARD:
+			ret = blk_discard(b->blk, a->offset, a->len);
+			break;
+		default:
+			ret = blk_write_zeroes(b->blk, a->offset, a->len, a->flags);
+			break;
+		}
+		return finish(b, r, ret);
 	}
-	b->inflight++;
-	if (wr)
-		b->bytes_written += len;
-	else
-		b->bytes_read += len;
-	return 0;
-}
-
-/* Serves one request; returns the bytes written into the chain (status included). */
-static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_chain *c)
-{
-	struct blk_hdr h;
-	if (c->in_len < 1)
-		return 0; /* nowhere to put a status: drop it (the driver broke the rules) */
-	uint64_t data_in = c->in_len - 1; /* the status byte is the last writable byte */
-	uint8_t st = BLK_S_OK;
-	uint32_t written = 0;
-	if (virtq_chain_read(c, 0, &h, sizeof(h)) != sizeof(h)) {
-		st = BLK_S_IOERR;
-		goto out;
-	}
-	uint64_t data_out = c->out_len - sizeof(h);
-	bool async =
-	    b->uring && (h.type == BLK_T_IN || h.type == BLK_T_OUT || h.type == BLK_T_FLUSH);
-	if (async && b->inflight == AIO_SLOTS) {
+	r->aio.done = req_done;
+	int ret = blk_aio_submit(b->blk, &r->aio);
+	if (ret == -EAGAIN) {
 		b->stalled = true; /* a completion serves the queues again */
 		return VIRTIO_SERVE_RETRY;
 	}
-	if (b->timer_fd >= 0 && ratelimit_active(&b->rl)) {
-		uint64_t bytes = h.type == BLK_T_OUT ? data_out : h.type == BLK_T_IN ? data_in : 0;
-		uint64_t wait;
-		if (!ratelimit_take(&b->rl, bytes, now_ns(), &wait)) {
-			struct itimerspec its = {.it_value = {(time_t)(wait / 1000000000ULL),
-							      (long)(wait % 1000000000ULL)}};
-			timerfd_settime(b->timer_fd, 0, &its, NULL);
-			b->throttled++;
-			return VIRTIO_SERVE_RETRY;
-		}
+	if (ret)
+		return finish(b, r, ret);
+	r->busy = true;
+	b->inflight++;
+	return VIRTIO_SERVE_ASYNC;
+}
+
+/* A write of sector 0 to a probed raw image: the sector goes through a copy the guest cannot
+ * change after the check, and is refused if it would make the image probe as another format
+ * (QEMU restricts the same writes). Returns the iov count, 0 when refused, -1 on failure. */
+static int guard_sector0(struct vblk *b, struct vblk_req *r, const struct virtq_chain *c,
+			 uint64_t len)
+{
+	if (!r->bounce && posix_memalign((void **)&r->bounce, 4096, SECTOR))
+		return -1;
+	if (virtq_chain_read(c, sizeof(struct blk_hdr), r->bounce, SECTOR) != SECTOR)
+		return -1;
+	if (!blk_probe_is_raw(r->bounce, SECTOR)) {
+		if (!b->guard_logged)
+			log_warn("virtio-blk %s: the guest wrote an image header to sector 0 of a "
+				 "disk probed as raw; refused (give format=raw to allow it)",
+				 b->id);
+		b->guard_logged = true;
+		return 0;
 	}
-	b->reqs++;
+	r->iov[0] = (struct iovec){r->bounce, SECTOR};
+	if (len == SECTOR)
+		return 1;
+	int n = virtq_chain_slice(c, false, sizeof(struct blk_hdr) + SECTOR, len - SECTOR,
+				  r->iov + 1, AIO_SEGS);
+	return n > 0 ? n + 1 : -1;
+}
+
+/* Read or write: the data segments of the chain at sector. */
+static uint32_t serve_rw(struct vblk *b, struct vblk_req *r, const struct virtq_chain *c,
+			 const struct blk_hdr *h, uint64_t data_in)
+{
+	bool wr = h->type == BLK_T_OUT;
+	uint64_t len = wr ? c->out_len - sizeof(*h) : data_in;
+	/* A used length is 32 bits: chains that reuse guest RAM cannot add up to more. */
+	if ((wr && b->readonly) || len % SECTOR || len >= UINT32_MAX ||
+	    !range_ok(b, h->sector, len))
+		return finish(b, r, -EIO);
+	r->bytes = len;
+	r->used = wr ? 0 : (uint32_t)len;
+	if (!len)
+		return finish(b, r, 0);
+	int n;
+	if (wr && b->guard0 && h->sector == 0) {
+		n = guard_sector0(b, r, c, len);
+		if (n == 0)
+			return finish(b, r, -EPERM);
+	} else {
+		n = virtq_chain_slice(c, !wr, wr ? sizeof(*h) : 0, len, r->iov, AIO_SEGS);
+	}
+	if (n <= 0)
+		return finish(b, r, -EIO);
+	r->aio = (struct blk_aio_req){
+	    .op = wr ? BLK_AIO_WRITE : BLK_AIO_READ,
+	    .iov = r->iov,
+	    .iovcnt = n,
+	    .offset = h->sector * SECTOR,
+	};
+	return start(b, r, c);
+}
+
+/* Discard / write-zeroes: one segment (max_discard_seg and max_write_zeroes_seg are 1). */
+static uint32_t serve_dz(struct vblk *b, struct vblk_req *r, const struct virtq_chain *c,
+			 bool zeroes)
+{
+	if (b->readonly)
+		return finish(b, r, -EROFS);
+	uint8_t seg[16];
+	if (c->out_len - sizeof(struct blk_hdr) != sizeof(seg) ||
+	    virtq_chain_read(c, sizeof(struct blk_hdr), seg, sizeof(seg)) != sizeof(seg)) {
+		account(b, r, false);
+		*r->status = BLK_S_UNSUPP;
+		return 1;
+	}
+	uint64_t sector;
+	uint32_t num, flags;
+	memcpy(&sector, seg, 8);
+	memcpy(&num, seg + 8, 4);
+	memcpy(&flags, seg + 12, 4);
+	if ((flags & ~1u) || (!zeroes && flags)) {
+		account(b, r, false);
+		*r->status = BLK_S_UNSUPP;
+		return 1;
+	}
+	if (num > MAX_DZ_SECTORS || !range_ok(b, sector, num * SECTOR))
+		return finish(b, r, -EIO);
+	if (!num)
+		return finish(b, r, 0);
+	r->aio = (struct blk_aio_req){
+	    .op = zeroes ? BLK_AIO_WRITE_ZEROES : BLK_AIO_DISCARD,
+	    .offset = sector * SECTOR,
+	    .len = num * SECTOR,
+	    .flags = (flags & 1) ? BLK_ZERO_MAY_UNMAP : 0,
+	};
+	return start(b, r, c);
+}
+
+/* Whether the rate limit lets the request through now; else arms the timer. */
+static bool admit(struct vblk *b, uint64_t bytes)
+{
+	if (!ratelimit_active(&b->rl))
+		return true;
+	uint64_t wait;
+	if (ratelimit_take(&b->rl, bytes, now_ns(), &wait))
+		return true;
+	struct itimerspec its = {
+	    .it_value = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)}};
+	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->st.throttled++;
+	return false;
+}
+
+/* Serves one request; returns the bytes written into the chain (status included), or
+ * VIRTIO_SERVE_ASYNC / VIRTIO_SERVE_RETRY. */
+static uint32_t serve(struct vblk *b, struct virtio_pci *vp, const struct virtq_chain *c)
+{
+	if (c->in_len < 1)
+		return 0; /* nowhere to put a status: drop it (the driver broke the rules) */
+	uint64_t data_in = c->in_len - 1; /* the status byte is the last writable byte */
+	struct vblk_req *r = free_slot(b);
+	if (!r) {
+		b->stalled = true; /* a completion serves the queues again */
+		return VIRTIO_SERVE_RETRY;
+	}
+	struct iovec st;
+	if (virtq_chain_slice(c, true, data_in, 1, &st, 1) != 1)
+		return 0;
+	struct blk_hdr h;
+	r->b = b;
+	r->status = st.iov_base;
+	r->bytes = r->used = 0;
+	r->type = 0xFF; /* not counted as a read if the header is short */
+	if (virtq_chain_read(c, 0, &h, sizeof(h)) != sizeof(h))
+		return finish(b, r, -EIO);
+	r->type = (uint8_t)(h.type < 0xFF ? h.type : 0xFF);
+	uint64_t bytes = h.type == BLK_T_OUT  ? c->out_len - sizeof(h)
+			 : h.type == BLK_T_IN ? data_in
+					      : 0;
+	if (!admit(b, bytes))
+		return VIRTIO_SERVE_RETRY;
 	switch (h.type) {
 	case BLK_T_IN:
-	case BLK_T_OUT: {
-		bool wr = h.type == BLK_T_OUT;
-		uint64_t len = wr ? data_out : data_in;
-		if (wr && b->readonly) {
-			st = BLK_S_IOERR;
-			break;
-		}
-		if (len % SECTOR || !range_ok(b, h.sector, len)) {
-			st = BLK_S_IOERR;
-			break;
-		}
-		if (async && len) {
-			int r = aio_submit(b, c, wr, false, len, h.sector * SECTOR, data_in);
-			if (r == 0)
-				return VIRTIO_SERVE_ASYNC;
-			if (r == -EAGAIN) {
-				b->stalled = true;
-				return VIRTIO_SERVE_RETRY;
-			}
-			st = BLK_S_IOERR;
-			break;
-		}
-		int n = virtq_chain_slice(c, !wr, wr ? sizeof(h) : 0, len, b->iov, VIRTQ_MAX_SEGS);
-		if (len && (n <= 0 || do_rw(b, wr, h.sector * SECTOR, n))) {
-			st = BLK_S_IOERR;
-			break;
-		}
-		if (wr) {
-			b->bytes_written += len;
-		} else {
-			b->bytes_read += len;
-			written = (uint32_t)len;
-		}
-		break;
-	}
+	case BLK_T_OUT:
+		return serve_rw(b, r, c, &h, data_in);
 	case BLK_T_FLUSH:
-		if (async && !b->readonly) {
-			int r = aio_submit(b, c, false, true, 0, 0, data_in);
-			if (r == 0)
-				return VIRTIO_SERVE_ASYNC;
-			if (r == -EAGAIN) {
-				b->stalled = true;
-				return VIRTIO_SERVE_RETRY;
-			}
-		}
-		if (!b->readonly && fdatasync(b->fd))
-			st = BLK_S_IOERR;
-		break;
+		r->aio = (struct blk_aio_req){.op = BLK_AIO_FLUSH};
+		return start(b, r, c);
 	case BLK_T_GET_ID: {
 		char id[20] = {0};
 		memcpy(id, b->id, strnlen(b->id, sizeof(id)));
-		written = (uint32_t)virtq_chain_write(c, 0, id, data_in < 20 ? data_in : 20);
-		break;
+		*r->status = BLK_S_OK;
+		return (uint32_t)virtq_chain_write(c, 0, id, data_in < 20 ? data_in : 20) + 1;
 	}
 	case BLK_T_DISCARD:
 	case BLK_T_WRITE_ZEROES:
-		st = virtio_has(vp, h.type == BLK_T_DISCARD ? BLK_F_DISCARD : BLK_F_WRITE_ZEROES)
-			 ? do_dz(b, c, h.type == BLK_T_WRITE_ZEROES)
-			 : BLK_S_UNSUPP;
+		if (virtio_has(vp, h.type == BLK_T_DISCARD ? BLK_F_DISCARD : BLK_F_WRITE_ZEROES))
+			return serve_dz(b, r, c, h.type == BLK_T_WRITE_ZEROES);
 		break;
-	default:
-		st = BLK_S_UNSUPP;
 	}
-out:
-	virtq_chain_write(c, data_in, &st, 1);
-	return written + 1;
+	account(b, r, false);
+	*r->status = BLK_S_UNSUPP;
+	return 1;
 }
 
 static uint32_t blk_serve(struct virtio_pci *vp, const struct virtq_chain *c)
@@ -326,75 +385,54 @@ static uint32_t blk_serve(struct virtio_pci *vp, const struct virtq_chain *c)
 	return serve(vp->dev, vp, c);
 }
 
-static void blk_notify(struct virtio_pci *vp, unsigned q)
+static void serve_queue(struct virtio_pci *vp, struct vblk *b, unsigned q)
 {
-	struct vblk *b = vp->dev;
 	b->cur_q = q;
 	virtio_pci_serve(vp, q, &b->chain, blk_serve);
 }
 
-/* Finished io_uring requests: status byte, used ring, interrupt. */
-static void aio_complete(struct virtio_pci *vp, struct vblk *b)
+static void blk_notify(struct virtio_pci *vp, unsigned q)
 {
-	bool done[VIRTIO_MAX_QUEUES] = {false};
-	struct io_uring_cqe *cqe;
-	while (io_uring_peek_cqe(&b->ring, &cqe) == 0) {
-		uint64_t i = io_uring_cqe_get_data64(cqe);
-		int res = cqe->res;
-		io_uring_cqe_seen(&b->ring, cqe);
-		if (i >= AIO_SLOTS || !b->aio[i].busy)
-			continue;
-		struct aio_req *r = &b->aio[i];
-		r->busy = false;
-		b->inflight--;
-		if (r->gen != b->gen || r->q >= vp->nqueues)
-			continue; /* the driver reset the device meanwhile: nothing to report */
-		bool ok = r->flush ? res == 0 : res >= 0 && (uint32_t)res == r->len;
-		*r->status = ok ? BLK_S_OK : BLK_S_IOERR;
-		virtq_push(&vp->vq[r->q], r->head, (r->write || r->flush ? 0 : r->len) + 1);
-		done[r->q] = true;
-	}
-	for (unsigned q = 0; q < vp->nqueues; q++)
-		if (done[q] && virtq_should_notify(&vp->vq[q]))
-			virtio_pci_notify_queue(vp, q);
+	struct vblk *b = vp->dev;
+	serve_queue(vp, b, q);
+	if (b->aio)
+		blk_aio_flush_submissions(b->blk); /* one io_uring_enter for the batch */
 }
 
-/* io_uring completions or the rate limit's timer: finish what is done, serve again. */
+/* Completions or the rate limit's timer: finish what is done, serve again. */
 static void blk_backend_ready(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
 	uint64_t n;
-	bool again = false;
-	if (b->timer_fd >= 0 && read(b->timer_fd, &n, sizeof(n)) == sizeof(n))
-		again = true;
-	if (b->uring) {
-		if (read(b->aio_efd, &n, sizeof(n)) < 0)
-			n = 0;
-		aio_complete(vp, b);
+	bool again = read(b->timer_fd, &n, sizeof(n)) == sizeof(n);
+	if (b->aio) {
+		blk_aio_complete(b->blk);
+		signal_done(vp, b);
 		again |= b->stalled;
 		b->stalled = false;
 	}
 	virtio_pci_watch_backend(vp);
-	for (unsigned q = 0; again && q < vp->nqueues; q++) {
-		if (vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-		    !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
-			b->cur_q = q;
-			virtio_pci_serve(vp, q, &b->chain, blk_serve);
-		}
-	}
+	if (!again || !(vp->status & VIRTIO_STATUS_DRIVER_OK) ||
+	    (vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		return;
+	for (unsigned q = 0; q < vp->nqueues; q++)
+		if (vp->vq[q].enabled)
+			serve_queue(vp, b, q);
+	if (b->aio)
+		blk_aio_flush_submissions(b->blk);
 }
 
 static int blk_backend_fd(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
-	return b->uring ? b->aio_efd : b->timer_fd;
+	return b->aio ? blk_aio_event_fd(b->blk) : b->timer_fd;
 }
 
 static void blk_activate(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
-	/* With io_uring the eventfd is the backend fd: the timer joins the epoll here. */
-	if (b->uring && b->timer_fd >= 0 && !b->timer_watched && vp->io_epfd >= 0) {
+	/* With blk_aio the event fd is the backend fd: the timer joins the epoll here. */
+	if (b->aio && !b->timer_watched && vp->io_epfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = vp->io_tag};
 		b->timer_watched = epoll_ctl(vp->io_epfd, EPOLL_CTL_ADD, b->timer_fd, &ev) == 0;
 	}
@@ -407,11 +445,39 @@ static void blk_reset(struct virtio_pci *vp)
 		b->gen++; /* requests still in flight complete into nothing */
 }
 
+/* Waits (bounded) until nothing is in flight: completions land in the rings first. */
+static int blk_quiesce(struct virtio_pci *vp)
+{
+	struct vblk *b = vp->dev;
+	if (!b->aio)
+		return 0;
+	blk_aio_flush_submissions(b->blk);
+	while (b->inflight) {
+		struct pollfd p = {.fd = blk_aio_event_fd(b->blk), .events = POLLIN};
+		int r = poll(&p, 1, DRAIN_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_warn("virtio-blk %s: %u requests still in flight after %d ms", b->id,
+				 b->inflight, DRAIN_MS);
+			return r < 0 ? -errno : -EBUSY;
+		}
+		blk_aio_complete(b->blk);
+	}
+	signal_done(vp, b);
+	return 0;
+}
+
 void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
 {
 	struct vblk *b = vp->dev;
 	pthread_mutex_lock(&vp->lock);
 	ratelimit_set(&b->rl, bps, iops, now_ns());
+	b->bps = ratelimit_active(&b->rl) ? b->rl.bytes.rate : 0;
+	b->iops = ratelimit_active(&b->rl) ? b->rl.ops.rate : 0;
+	/* Requests held back by the old limits are looked at again now. */
+	struct itimerspec its = {.it_value = {0, 1}};
+	timerfd_settime(b->timer_fd, 0, &its, NULL);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -420,9 +486,9 @@ static void blk_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsign
 	struct vblk *b = vp->dev;
 	uint8_t c[64] = {0};
 	uint64_t cap = b->size / SECTOR;
-	uint32_t size_max = 1u << 20, seg_max = b->uring ? AIO_SEGS : SEG_MAX, blk_size = 512;
+	uint32_t size_max = 1u << 20, seg_max = AIO_SEGS, blk_size = 512;
 	uint16_t nq = (uint16_t)vp->nqueues;
-	uint32_t max_dz = MAX_DZ_SECTORS, dz_segs = MAX_DZ_SEGS, align = 1;
+	uint32_t max_dz = MAX_DZ_SECTORS, dz_segs = 1, align = 1;
 	memcpy(&c[0], &cap, 8);
 	memcpy(&c[8], &size_max, 4);
 	memcpy(&c[12], &seg_max, 4);
@@ -438,64 +504,76 @@ static void blk_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsign
 		memcpy(data, &c[off], len);
 }
 
+/* Saved: what the disk is (checked on restore), its id, its limits and counters. */
 static int blk_save(struct virtio_pci *vp, struct state_buf *buf)
 {
 	struct vblk *b = vp->dev;
 	struct state_w w = {buf, 0};
+	const struct virtio_blk_stats *s = &b->st;
+	sw_u8(&w, STATE_VERSION);
 	sw_u64(&w, b->size);
 	sw_u8(&w, b->readonly);
+	sw_u8(&w, (uint8_t)b->fmt);
 	sw_bytes(&w, b->id, 20);
+	sw_u64(&w, b->bps);
+	sw_u64(&w, b->iops);
+	const uint64_t cnt[] = {s->rd_reqs,	 s->rd_bytes, s->wr_reqs, s->wr_bytes, s->fl_reqs,
+				s->discard_reqs, s->wz_reqs,  s->errors,  s->throttled};
+	for (size_t i = 0; i < sizeof(cnt) / sizeof(cnt[0]); i++)
+		sw_u64(&w, cnt[i]);
 	return w.err;
 }
 
 static int blk_restore(struct virtio_pci *vp, struct state_r *r)
 {
 	struct vblk *b = vp->dev;
+	uint8_t ver = sr_u8(r);
 	uint64_t size = sr_u64(r);
 	bool ro = sr_u8(r);
+	uint8_t fmt = sr_u8(r);
 	char id[20];
 	sr_bytes(r, id, 20);
-	if (r->bad || size != b->size || ro != b->readonly)
+	uint64_t bps = sr_u64(r), iops = sr_u64(r);
+	uint64_t cnt[9];
+	for (size_t i = 0; i < 9; i++)
+		cnt[i] = sr_u64(r);
+	if (r->bad || ver != STATE_VERSION || size != b->size || ro != b->readonly ||
+	    fmt != (uint8_t)b->fmt)
 		return -EINVAL;
 	memcpy(b->id, id, 20);
+	ratelimit_set(&b->rl, bps, iops, now_ns());
+	b->bps = bps;
+	b->iops = iops;
+	struct virtio_blk_stats *s = &b->st;
+	uint64_t *dst[] = {&s->rd_reqs,	     &s->rd_bytes, &s->wr_reqs, &s->wr_bytes, &s->fl_reqs,
+			   &s->discard_reqs, &s->wz_reqs,  &s->errors,	&s->throttled};
+	for (size_t i = 0; i < 9; i++)
+		*dst[i] = cnt[i];
 	return 0;
 }
 
 static void blk_destroy(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
-	if (b->uring) {
-		/* Wait for what is in flight (file I/O always completes), then tear down. */
-		while (b->inflight) {
-			struct io_uring_cqe *cqe;
-			if (io_uring_wait_cqe(&b->ring, &cqe))
-				break;
-			uint64_t i = io_uring_cqe_get_data64(cqe);
-			io_uring_cqe_seen(&b->ring, cqe);
-			if (i < AIO_SLOTS && b->aio[i].busy) {
-				b->aio[i].busy = false;
-				b->inflight--;
-			}
-		}
-		io_uring_queue_exit(&b->ring);
-		close(b->aio_efd);
-	}
-	free(b->aio);
-	if (b->fd >= 0)
-		close(b->fd);
+	/* blk_close waits for what is in flight (the buffers are guest RAM, still mapped). */
+	blk_close(b->blk);
+	for (unsigned i = 0; i < b->nreq; i++)
+		free(b->req[i].bounce);
+	free(b->req);
 	if (b->timer_fd >= 0)
 		close(b->timer_fd);
-	if (b->throttled)
-		log_info("virtio-blk: throttled %llu times by its rate limit",
-			 (unsigned long long)b->throttled);
+	if (b->st.throttled)
+		log_info("virtio-blk %s: throttled %llu times by its rate limit", b->id,
+			 (unsigned long long)b->st.throttled);
 	free(b);
 }
 
-static const struct virtio_dev_ops blk_limited_ops = {
+static const struct virtio_dev_ops blk_ops = {
     .notify = blk_notify,
     .cfg_read = blk_cfg_read,
     .reset = blk_reset,
     .activate = blk_activate,
+    .quiesce = blk_quiesce,
     .save = blk_save,
     .restore = blk_restore,
     .destroy = blk_destroy,
@@ -503,14 +581,61 @@ static const struct virtio_dev_ops blk_limited_ops = {
     .backend_ready = blk_backend_ready,
 };
 
-static const struct virtio_dev_ops blk_ops = {
-    .notify = blk_notify,
-    .reset = blk_reset,
-    .cfg_read = blk_cfg_read,
-    .save = blk_save,
-    .restore = blk_restore,
-    .destroy = blk_destroy,
-};
+int virtio_blk_stats(struct virtio_pci *vp, struct virtio_blk_stats *out)
+{
+	if (!vp || vp->ops != &blk_ops)
+		return -ENODEV;
+	struct vblk *b = vp->dev;
+	pthread_mutex_lock(&vp->lock);
+	*out = b->st;
+	out->bps = b->bps;
+	out->iops = b->iops;
+	memcpy(out->id, b->id, sizeof(out->id));
+	pthread_mutex_unlock(&vp->lock);
+	return 0;
+}
+
+bool virtio_is_blk(const struct virtio_pci *vp)
+{
+	return vp && vp->ops == &blk_ops;
+}
+
+/* Opens the image through the block layer and sets up its I/O. Returns 0 or -errno. */
+static int open_disk(struct vblk *b, const struct virtio_disk_opts *o, struct cove_err *err)
+{
+	struct blk_open_opts bo = {
+	    .format = o->format, .readonly = o->readonly, .direct = o->direct};
+	int ret = blk_open(o->path, &bo, &b->blk, err);
+	if (ret)
+		return ret;
+	b->fmt = blk_get_format(b->blk);
+	b->size = blk_size(b->blk) & ~(SECTOR - 1);
+	b->readonly = o->readonly;
+	struct blk_info info;
+	if (!o->readonly && blk_get_info(b->blk, &info) == 0) {
+		if (info.corrupt)
+			log_warn(
+			    "disk %s: the image is marked corrupt: the guest's writes will fail "
+			    "(repair it with cove img check -r all)",
+			    o->path);
+		free(info.snapshots);
+	}
+	b->guard0 = o->format == BLK_FMT_AUTO && b->fmt == BLK_FMT_RAW && !o->readonly;
+	if (b->guard0)
+		log_warn("disk %s: no format given and the image probed as raw; the guest may not "
+			 "write an image header to its sector 0 (give format=raw to lift this)",
+			 o->path);
+	/* The asynchronous engine; without it (aio=sync, or no io_uring and no eventfd) requests
+	 * run synchronously. */
+	b->aio = !o->sync_io && blk_aio_setup(b->blk, AIO_SLOTS) == 0;
+	if (!o->sync_io && !b->aio)
+		log_info("disk %s: asynchronous I/O unavailable, synchronous I/O", o->path);
+	b->nreq = b->aio ? AIO_SLOTS : 1;
+	b->req = calloc(b->nreq, sizeof(*b->req));
+	if (!b->req)
+		return cove_err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
 
 struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct guest_mem *mem,
 				  struct irq_chip *chip, struct cove_err *err)
@@ -523,53 +648,18 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 		cove_err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	b->timer_fd = -1;
-	/* A limit set at start gets its timer; without one the device has no timer at all
-	 * (virtio_blk_set_limits then changes rates only of disks started with a limit). */
-	if (o->bps || o->iops) {
-		b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (b->timer_fd < 0) {
-			cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
-			free(b);
-			free(vp);
-			return NULL;
-		}
-		ratelimit_set(&b->rl, o->bps, o->iops, now_ns());
-	}
-	int flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (o->direct ? O_DIRECT : 0);
-	b->fd = open(o->path, flags);
-	struct stat st;
-	if (b->fd < 0 || fstat(b->fd, &st) < 0) {
-		cove_err_set(err, -errno, "disk %s: %s", o->path, strerror(errno));
+	b->vp = vp;
+	/* Every disk has its timer, so that limits can be set at run time too. */
+	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (b->timer_fd < 0) {
+		cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		cove_err_set(err, -EINVAL, "disk %s: not a file or block device", o->path);
+	ratelimit_set(&b->rl, o->bps, o->iops, now_ns());
+	b->bps = ratelimit_active(&b->rl) ? b->rl.bytes.rate : 0;
+	b->iops = ratelimit_active(&b->rl) ? b->rl.ops.rate : 0;
+	if (open_disk(b, o, err))
 		goto fail;
-	}
-	b->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size & ~(SECTOR - 1)
-				      : (uint64_t)lseek(b->fd, 0, SEEK_END);
-	b->readonly = o->readonly;
-	/* The io_uring engine; without it (old kernel, seccomp) requests run synchronously. */
-	if (!o->sync_io) {
-		b->aio = calloc(AIO_SLOTS, sizeof(*b->aio));
-		b->aio_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (b->aio && b->aio_efd >= 0 &&
-		    io_uring_queue_init(2 * AIO_SLOTS, &b->ring, 0) == 0) {
-			if (io_uring_register_eventfd(&b->ring, b->aio_efd) == 0) {
-				b->uring = true;
-			} else {
-				io_uring_queue_exit(&b->ring);
-			}
-		}
-		if (!b->uring) {
-			log_info("disk %s: io_uring unavailable, synchronous I/O", o->path);
-			if (b->aio_efd >= 0)
-				close(b->aio_efd);
-			free(b->aio);
-			b->aio = NULL;
-		}
-	}
 	snprintf(b->id, sizeof(b->id), "%s", o->id);
 	uint64_t feat = BLK_F_SIZE_MAX | BLK_F_SEG_MAX | BLK_F_BLK_SIZE | BLK_F_FLUSH;
 	if (o->readonly)
@@ -585,7 +675,7 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 	    .features = feat,
 	    .nqueues = o->queues ? o->queues : 1,
 	    .qmax = 256,
-	    .ops = b->timer_fd >= 0 || b->uring ? &blk_limited_ops : &blk_ops,
+	    .ops = &blk_ops,
 	    .dev = b,
 	    .mem = mem,
 	    .chip = chip,
@@ -593,8 +683,8 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 	virtio_pci_init(vp, &cfg);
 	return vp;
 fail:
-	if (b->fd >= 0)
-		close(b->fd);
+	blk_close(b->blk);
+	free(b->req);
 	if (b->timer_fd >= 0)
 		close(b->timer_fd);
 	free(b);

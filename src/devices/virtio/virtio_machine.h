@@ -43,8 +43,11 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 			  const struct virtio_opts *opts, struct cove_err *err);
 void virtio_machine_destroy(struct virtio_machine *vm);
 
+/* Virtio device ids (virtio 1.2, section 5) of the devices a caller looks up. */
+enum { VIRTIO_ID_NET = 1, VIRTIO_ID_BLOCK = 2, VIRTIO_ID_BALLOON = 5 };
+
 /* The index-th (0-based, in creation order) device of this virtio device id, or NULL. NICs
- * come in --net order, disks in --disk order. */
+ * come in --net order, disks in --disk order. vmach may be NULL. */
 struct virtio_pci *virtio_machine_find(const struct virtio_machine *vmach, uint16_t device_id,
 				       unsigned index);
 

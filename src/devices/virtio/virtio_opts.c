@@ -74,6 +74,12 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 			return dup_str(&d->path, v, err);
 		if (!strcmp(k, "readonly"))
 			return parse_bool("readonly", v, &d->readonly, err);
+		if (!strcmp(k, "format")) {
+			if (blk_format_parse(v, &d->format))
+				return cove_err_set(err, -EINVAL,
+						    "format '%s': expected raw or qcow2", v);
+			return 0;
+		}
 		if (!strcmp(k, "id")) {
 			if (strlen(v) > 20)
 				return cove_err_set(err, -EINVAL, "id '%s': at most 20 bytes", v);

@@ -2,6 +2,7 @@
 #ifndef COVE_DEVICES_VIRTIO_VIRTIO_OPTS_H
 #define COVE_DEVICES_VIRTIO_VIRTIO_OPTS_H
 
+#include <cove/block.h>
 #include <cove/error.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,10 +14,11 @@ struct virtio_disk_opts {
 	char *path;
 	char id[21]; /* VIRTIO_BLK_ID_BYTES (20) + NUL */
 	bool readonly;
-	bool direct;	    /* cache=none: O_DIRECT */
-	unsigned queues;    /* 1..8 */
-	uint64_t bps, iops; /* rate limits (0: none) */
-	bool sync_io;	    /* aio=sync: preadv/pwritev instead of io_uring */
+	bool direct;		/* cache=none: O_DIRECT */
+	unsigned queues;	/* 1..8 */
+	uint64_t bps, iops;	/* rate limits (0: none) */
+	bool sync_io;		/* aio=sync: the block layer's synchronous calls, no io_uring */
+	enum blk_format format; /* format=raw|qcow2; BLK_FMT_AUTO probes the image */
 };
 
 struct virtio_net_opts {
@@ -52,12 +54,12 @@ struct virtio_opts {
 /* True when key is one of disk, net, vsock, rng, balloon, hvc. */
 bool virtio_opts_is_key(const char *key);
 /*
- * Applies one setting: disk "path=P[,readonly=on|off][,id=S][,cache=none|writeback]
- * [,queues=N][,bps=N][,iops=N]", net "tap=NAME[,mac=xx:..][,bps=N][,pps=N][,rx_bps=N]
- * [,rx_pps=N]", vsock "cid=N,uds=PATH", hvc "uds=PATH" or "file=PATH", rng "on|off|true|false"
- * (empty: on), balloon the same or "amount_mib=N[,deflate_on_oom=on|off]
- * [,stats_polling_interval_s=N]" (deflate_on_oom defaults to on). Returns 0 or -EINVAL with
- * err set.
+ * Applies one setting: disk "path=P[,format=raw|qcow2][,readonly=on|off][,id=S]
+ * [,cache=none|writeback][,queues=N][,bps=N][,iops=N][,aio=io_uring|sync]", net
+ * "tap=NAME[,mac=xx:..][,bps=N][,pps=N][,rx_bps=N][,rx_pps=N]", vsock "cid=N,uds=PATH", hvc
+ * "uds=PATH" or "file=PATH", rng "on|off|true|false" (empty: on), balloon the same or
+ * "amount_mib=N[,deflate_on_oom=on|off][,stats_polling_interval_s=N]" (deflate_on_oom
+ * defaults to on). Returns 0 or -EINVAL with err set.
  */
 int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
 		    struct cove_err *err);

@@ -49,6 +49,9 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_pci *vp);
 	/* The driver set DRIVER_OK. May be NULL. */
 	void (*activate)(struct virtio_pci *vp);
+	/* Before a save: finish the requests in flight (their used entries belong in the saved
+	 * rings). Returns 0 or -errno (the save fails). May be NULL. */
+	int (*quiesce)(struct virtio_pci *vp);
 	/* Device-specific state after the transport's. May be NULL. */
 	int (*save)(struct virtio_pci *vp, struct state_buf *buf);
 	int (*restore)(struct virtio_pci *vp, struct state_r *r);

@@ -29,6 +29,10 @@ int virtio_pci_save(struct virtio_pci *vp, struct state_buf *buf)
 	struct state_w w = {buf, 0};
 	struct state_buf model = {0};
 	pthread_mutex_lock(&vp->lock);
+	if (vp->ops->quiesce && (w.err = vp->ops->quiesce(vp))) {
+		pthread_mutex_unlock(&vp->lock);
+		return w.err;
+	}
 	sw_header(&w, VPCI_MAGIC, VPCI_V);
 	sw_u16(&w, vp->device_id);
 	sw_bytes(&w, vp->pci.cfg, 256);

@@ -93,7 +93,18 @@ import sys
 d = open(sys.argv[1], \"rb\").read()
 sys.exit(0 if d[1000 * 512 + 1] == (1000 * 7 + 13 + 0x5A) & 255 and d[999 * 512] == (999 * 31) & 255 else 1)" "$pdisk"'
 	[ "$FAILED" = 1 ] && sed 's/^/# /' "$STATE/run/probe/console.log" "$STATE/run/probe/vmm.log" | tail -n 30
+	# A qcow2 disk: its backing file is bound into the jail too (read-only, so it must be
+	# readable by others); the overlay is lent to the VM's user like any writable disk.
+	. "$(dirname "$0")/../virtio/disk-lib.sh"
+	mkdisk "$TMP/base.raw"
+	chmod 0644 "$TMP/base.raw"
+	"$COVE" img create -f qcow2 -b "$TMP/base.raw" -F raw "$STATE/images/pd.qcow2" >/dev/null
+	printf '{"name":"pdisk","memory":128,"cmdline":"probe=vblk","disks":[{"path":"%s"}]}' \
+		"$STATE/images/pd.qcow2" | "$COVECTL" define - >/dev/null
+	st=$("$COVECTL" start pdisk 2>&1) || echo "# start: $st"
+	check "a confined VMM reads and writes a qcow2 disk over its backing file" 'wait_for "grep -q \"PROBE: ok vblk\" \"$STATE/run/pdisk/console.log\"" 100 || { sed "s/^/# /" "$STATE/run/pdisk/vmm.log" "$STATE/run/pdisk/console.log"; false; }'
 else
 	skip "a confined cove run with a disk and a NIC boots the probe guest" "cove run, /dev/kvm or network namespaces missing"
+	skip "a confined VMM reads and writes a qcow2 disk over its backing file" "cove run, /dev/kvm or network namespaces missing"
 fi
 echo "1..$n"

@@ -7,6 +7,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/integration/guest/probe-lib.sh
 . "$here/../guest/probe-lib.sh"
+# shellcheck source=tests/integration/virtio/disk-lib.sh
+. "$here/disk-lib.sh"
 
 cove=${COVE:?set COVE to the cove binary}
 pvh=${PROBE_PVH:?set PROBE_PVH to the probe guest PVH ELF}
@@ -18,38 +20,6 @@ skip=""
 probe_kvm_ok || skip="/dev/kvm unavailable"
 qskip=$skip
 [ -z "$qskip" ] && ! command -v "$qemu" >/dev/null && qskip="$qemu not installed"
-
-# The disk image: byte j of sector s is (s * 31 + j) & 0xFF (virtio_tests.c knows it too).
-mkdisk() {
-	python3 -c "
-import sys
-with open(sys.argv[1], 'wb') as f:
-    f.write(b''.join(bytes(((s * 31 + j) & 255) for j in range(512)) for s in range(4096)))
-" "$1"
-}
-
-# What the guest must have left on the disk: sectors 1000-1007 written, 1100-1107 zeroed,
-# the rest as made.
-check_disk() { # $1: label, $2: image
-	local why
-	why=$(python3 -c "
-import sys
-d = open(sys.argv[1], 'rb').read()
-for s in range(4096):
-    for j in (0, 1, 255, 511):
-        b = d[s * 512 + j]
-        want = ((s * 7 + j * 13 + 0x5A) & 255) if 1000 <= s < 1008 else 0 if 1100 <= s < 1108 else (s * 31 + j) & 255
-        if 1200 <= s < 1216:
-            continue  # discarded: zero or old data
-        if b != want:
-            print('sector %d byte %d is %d, want %d' % (s, j, b, want)); sys.exit(0)
-" "$2")
-	if [ -z "$why" ]; then
-		probe_tap ok "$1 host sees the guest's writes and zeroes"
-	else
-		probe_tap "not ok" "$1 host-side check: $why"
-	fi
-}
 
 tests="pci vblk vblk_ro vrng vhostile vblk_mq"
 list=$(echo "$tests" | tr " " ,)

@@ -77,6 +77,40 @@ static void test_machine(void **state)
 	}
 }
 
+/* PATCH /drives/{id}: drive_id, an optional path and rate limiter (absent buckets unset). */
+static void test_drive_update(void **state)
+{
+	(void)state;
+	struct fc_drive_update u;
+	struct cove_err err = {0};
+	assert_int_equal(fc_parse_drive_update("d0",
+					       S("{\"drive_id\":\"d0\",\"rate_limiter\":"
+						 "{\"ops\":{\"size\":50,\"refill_time\":1000}}}"),
+					       &u, &err),
+			 0);
+	assert_true(u.rate_limiter.set);
+	assert_true(u.rate_limiter.ops.set);
+	assert_false(u.rate_limiter.bandwidth.set);
+	assert_int_equal(u.rate_limiter.ops.size, 50);
+	assert_false(u.has_path);
+	assert_int_equal(fc_parse_drive_update(
+			     "d0", S("{\"drive_id\":\"d0\",\"path_on_host\":\"/n\"}"), &u, &err),
+			 0);
+	assert_true(u.has_path);
+	assert_false(u.rate_limiter.set);
+	const char *bad[] = {
+	    "{\"path_on_host\":\"/n\"}",
+	    "{\"drive_id\":\"d1\"}",
+	    "{\"drive_id\":\"d0\",\"is_read_only\":true}",
+	    "{\"drive_id\":\"d0\",\"rate_limiter\":{\"ops\":{\"size\":1}}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cove_err_clear(&err);
+		assert_true(fc_parse_drive_update("d0", S(bad[i]), &u, &err) < 0);
+		assert_true(err.msg[0] != '\0');
+	}
+}
+
 static void test_drive(void **state)
 {
 	(void)state;
@@ -265,6 +299,7 @@ int main(void)
 	    cmocka_unit_test(test_boot_source),
 	    cmocka_unit_test(test_machine),
 	    cmocka_unit_test(test_drive),
+	    cmocka_unit_test(test_drive_update),
 	    cmocka_unit_test(test_net),
 	    cmocka_unit_test(test_small_sections),
 	    cmocka_unit_test(test_action_and_state),

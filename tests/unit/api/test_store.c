@@ -194,13 +194,16 @@ static void test_vmdef(void **state)
 	struct vmdef *d;
 	struct cove_err err = {0};
 	const char *good = "{\"name\":\"web.1\",\"kernel\":\"/k\",\"cpus\":4,\"memory\":\"1G\","
-			   "\"disks\":[{\"path\":\"/d\",\"readonly\":true}],"
+			   "\"disks\":[{\"path\":\"/d\",\"readonly\":true},"
+			   "{\"path\":\"/q\",\"format\":\"qcow2\"}],"
 			   "\"nics\":[{\"network\":\"default\",\"mac\":\"52:54:00:00:00:01\"}],"
 			   "\"autostart\":true}";
 	assert_int_equal(vmdef_parse(good, strlen(good), &d, &err), 0);
 	assert_int_equal(d->memory_mib, 1024);
 	assert_int_equal(d->cpus, 4);
 	assert_true(d->disks[0].readonly);
+	assert_string_equal(d->disks[0].format, "");
+	assert_string_equal(d->disks[1].format, "qcow2");
 	assert_string_equal(d->nics[0].network, "default");
 	json_object *j = vmdef_to_json(d);
 	const char *text = json_object_to_json_string(j);
@@ -226,6 +229,7 @@ static void test_vmdef(void **state)
 	    "{\"name\":\"x\",\"nics\":[{}]}",
 	    "{\"name\":\"x\",\"nics\":[{\"tap\":\"t\",\"mac\":\"xx\"}]}",
 	    "{\"name\":\"x\",\"disks\":{}}",
+	    "{\"name\":\"x\",\"disks\":[{\"path\":\"/d\",\"format\":\"vmdk\"}]}",
 	    "{\"name\":\"x\",\"autostart\":1}",
 	    "{\"name\":\"x\",\"extra\":1}",
 	};

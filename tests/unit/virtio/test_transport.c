@@ -6,7 +6,10 @@
 #include "vmm/bus.h"
 #include "vmm/layout.h"
 
+#include <cove/block.h>
+
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +25,7 @@
 
 static uint8_t *ram;
 static struct guest_mem mem;
-static char path[64];
+static char path[64], qpath[64];
 static struct virtio_pci *vp;
 
 static uint64_t rd(uint64_t off, unsigned len)
@@ -52,6 +55,17 @@ static int setup(void **state)
 			return -1;
 	}
 	close(fd);
+	/* A qcow2 overlay over it (unallocated: reads come from the raw file). */
+	snprintf(qpath, sizeof(qpath), "/tmp/cove-vblk-q-XXXXXX");
+	fd = mkstemp(qpath);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	struct blk_create_opts co = {
+	    .format = BLK_FMT_QCOW2, .backing_file = path, .backing_fmt = "raw"};
+	struct cove_err cerr = {0};
+	if (blk_create(qpath, &co, true, &cerr))
+		return -1;
 	struct virtio_disk_opts o = {.path = path, .queues = 2, .sync_io = true};
 	snprintf(o.id, sizeof(o.id), "unit-disk");
 	struct cove_err err = {0};
@@ -63,6 +77,7 @@ static int teardown(void **state)
 {
 	virtio_dev_free(vp);
 	unlink(path);
+	unlink(qpath);
 	free(ram);
 	return 0;
 }
@@ -93,13 +108,18 @@ static void desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16
 	memcpy(ram + 0x1000 + 16 * i, &d, 16);
 }
 
-static void post_and_kick(uint16_t head)
+static void post(uint16_t head)
 {
 	uint16_t idx;
 	memcpy(&idx, ram + 0x2002, 2);
 	memcpy(ram + 0x2004 + 2 * (idx % 16), &head, 2);
 	idx++;
 	memcpy(ram + 0x2002, &idx, 2);
+}
+
+static void post_and_kick(uint16_t head)
+{
+	post(head);
 	wr(VPCI_NOTIFY, 2, 0);
 }
 
@@ -259,6 +279,8 @@ static void test_save_restore(void **state)
 	desc(2, 0x12000, 1, 2, 0);
 	post_and_kick(0);
 	wr(VPCI_MSIX + 16, 4, 0xFEE01000u);
+	/* Limits set at run time and the counters are part of the state. */
+	virtio_blk_set_limits(vp, 5000000, 300);
 	struct state_buf a = {0}, b = {0};
 	assert_int_equal(virtio_pci_save(vp, &a), 0);
 
@@ -270,6 +292,20 @@ static void test_save_restore(void **state)
 	assert_int_equal(virtio_pci_save(other, &b), 0);
 	assert_int_equal(a.len, b.len);
 	assert_memory_equal(a.data, b.data, a.len);
+	struct virtio_blk_stats s1, s2;
+	assert_int_equal(virtio_blk_stats(vp, &s1), 0);
+	assert_int_equal(virtio_blk_stats(other, &s2), 0);
+	assert_int_equal(s2.rd_reqs, 1);
+	assert_int_equal(s2.rd_bytes, 512);
+	assert_int_equal(s2.bps, 5000000);
+	assert_int_equal(s2.iops, 300);
+	assert_memory_equal(&s1, &s2, sizeof(s1));
+	/* A disk of another format (or size) does not take the state. */
+	struct virtio_disk_opts q = {.path = qpath, .queues = 2, .sync_io = true};
+	struct virtio_pci *qdisk = virtio_blk_new(&q, &mem, NULL, &err);
+	assert_non_null(qdisk);
+	assert_int_equal(virtio_pci_restore(qdisk, a.data, a.len), -EINVAL);
+	virtio_dev_free(qdisk);
 	/* The restored device carries on where the first left off. */
 	struct virtio_pci *first = vp;
 	vp = other;
@@ -287,6 +323,216 @@ static void test_save_restore(void **state)
 	virtio_dev_free(other);
 	state_buf_free(&a);
 	state_buf_free(&b);
+}
+
+/* A virtio-blk request in descriptors d0..d0+2 (header at hdr, len bytes of data at buf,
+ * status at st), posted without a notification. Returns the head. */
+static uint16_t blk_post(unsigned d0, uint32_t type, uint64_t sector, uint64_t buf, uint32_t len)
+{
+	uint64_t hdr = 0x10000 + 0x20 * d0, st = 0x12000 + d0;
+	uint32_t h[4] = {type, 0, (uint32_t)sector, (uint32_t)(sector >> 32)};
+	memcpy(ram + hdr, h, 16);
+	ram[st] = 0xEE;
+	desc(d0, hdr, 16, 1, (uint16_t)(d0 + 1));
+	if (len) {
+		desc(d0 + 1, buf, len, (uint16_t)(1 | (type == 0 ? 2 : 0)), (uint16_t)(d0 + 2));
+		desc(d0 + 2, st, 1, 2, 0);
+	} else {
+		desc(d0 + 1, st, 1, 2, 0);
+	}
+	post((uint16_t)d0);
+	return (uint16_t)d0;
+}
+
+/* Runs the device's backend (completions, rate-limit timer) until want chains are used. */
+static void run_backend(uint16_t want)
+{
+	int fd = vp->ops->backend_fd(vp);
+	for (int i = 0; i < 200 && used_idx() != want; i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		poll(&p, 1, 50);
+		virtio_pci_backend(vp);
+	}
+}
+
+/* A second device on the same RAM: its rings start empty. */
+static struct virtio_pci *disk_new(const char *file, bool sync_io, enum blk_format fmt)
+{
+	memset(ram + 0x1000, 0, 0x3000);
+	struct virtio_disk_opts o = {
+	    .path = (char *)file, .queues = 1, .sync_io = sync_io, .format = fmt};
+	snprintf(o.id, sizeof(o.id), "unit-async");
+	struct cove_err err = {0};
+	return virtio_blk_new(&o, &mem, NULL, &err);
+}
+
+/* blk_aio_*: requests complete through the backend fd, a batch with one interrupt; the
+ * counters see them; a save first drains what is in flight. */
+static void test_blk_async(void **state)
+{
+	struct virtio_pci *sync_disk = vp;
+	vp = disk_new(path, false, BLK_FMT_RAW);
+	assert_non_null(vp);
+	drive_init(VIRTIO_F_VERSION_1 | (1ULL << 9));
+	for (unsigned i = 0; i < 3; i++) {
+		memset(ram + 0x20000 + 0x1000 * i, 0x40 + (int)i, 512);
+		blk_post(3 * i, 1, 20 + i, 0x20000 + 0x1000 * i, 512);
+	}
+	uint64_t irqs = vp->interrupts;
+	wr(VPCI_NOTIFY, 2, 0);
+	run_backend(3);
+	assert_int_equal(used_idx(), 3);
+	assert_int_equal(vp->interrupts - irqs, 1);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(ram[0x12000 + 3 * i], 0);
+	/* Read them back in one request of three segments' worth through the ring. */
+	blk_post(9, 0, 20, 0x30000, 1536);
+	wr(VPCI_NOTIFY, 2, 0);
+	run_backend(4);
+	assert_int_equal(ram[0x12000 + 9], 0);
+	assert_int_equal(ram[0x30000], 0x40);
+	assert_int_equal(ram[0x30000 + 1535], 0x42);
+	/* A flush, then a save with a write still in flight: the save finishes it first. */
+	blk_post(12, 4, 0, 0, 0);
+	wr(VPCI_NOTIFY, 2, 0);
+	run_backend(5);
+	blk_post(0, 1, 30, 0x20000, 512);
+	wr(VPCI_NOTIFY, 2, 0);
+	struct state_buf a = {0};
+	assert_int_equal(virtio_pci_save(vp, &a), 0);
+	assert_int_equal(used_idx(), 6);
+	state_buf_free(&a);
+	struct virtio_blk_stats s;
+	assert_int_equal(virtio_blk_stats(vp, &s), 0);
+	assert_string_equal(s.id, "unit-async");
+	assert_int_equal(s.wr_reqs, 4);
+	assert_int_equal(s.wr_bytes, 4 * 512);
+	assert_int_equal(s.rd_reqs, 1);
+	assert_int_equal(s.rd_bytes, 1536);
+	assert_int_equal(s.fl_reqs, 1);
+	assert_int_equal(s.errors, 0);
+	assert_int_equal(virtio_blk_stats(sync_disk, &s), 0);
+	virtio_dev_free(vp);
+	vp = sync_disk;
+}
+
+/* A disk started without a limit gets one at run time; lifting it serves what waited. */
+static void test_blk_runtime_limit(void **state)
+{
+	drive_init(VIRTIO_F_VERSION_1);
+	virtio_blk_set_limits(vp, 0, 1); /* one request per second */
+	blk_post(0, 0, 1, 0x20000, 512);
+	blk_post(3, 0, 2, 0x21000, 512);
+	wr(VPCI_NOTIFY, 2, 0);
+	assert_int_equal(used_idx(), 1); /* the second waits for the bucket */
+	struct virtio_blk_stats s;
+	assert_int_equal(virtio_blk_stats(vp, &s), 0);
+	assert_int_equal(s.iops, 1);
+	assert_int_equal(s.throttled, 1);
+	virtio_blk_set_limits(vp, 0, 0);
+	run_backend(2);
+	assert_int_equal(used_idx(), 2);
+	assert_int_equal(ram[0x21000], 2);
+	assert_int_equal(virtio_blk_stats(vp, &s), 0);
+	assert_int_equal(s.rd_reqs, 2);
+	assert_int_equal(s.iops, 0);
+}
+
+/* A probed raw image: the guest may write sector 0, but not an image header there. */
+static void test_blk_sector0_guard(void **state)
+{
+	drive_init(VIRTIO_F_VERSION_1);
+	memset(ram + 0x20000, 0, 1024);
+	memcpy(ram + 0x20000, "QFI\xfb\0\0\0\3", 8);
+	blk_post(0, 1, 0, 0x20000, 1024);
+	wr(VPCI_NOTIFY, 2, 0);
+	assert_int_equal(ram[0x12000], 1); /* IOERR */
+	uint8_t b[8];
+	FILE *f = fopen(path, "rb");
+	assert_int_equal(fread(b, 1, 8, f), 8);
+	fclose(f);
+	assert_int_equal(b[0], 0); /* sector 0 unchanged */
+	memset(ram + 0x20000, 0x33, 1024);
+	blk_post(3, 1, 0, 0x20000, 1024);
+	wr(VPCI_NOTIFY, 2, 0);
+	assert_int_equal(ram[0x12003], 0);
+	/* format=raw lifts the guard. */
+	struct virtio_pci *guarded = vp;
+	vp = disk_new(path, true, BLK_FMT_RAW);
+	assert_non_null(vp);
+	drive_init(VIRTIO_F_VERSION_1);
+	memcpy(ram + 0x20000, "QFI\xfb\0\0\0\3", 8);
+	blk_post(0, 1, 0, 0x20000, 512);
+	wr(VPCI_NOTIFY, 2, 0);
+	assert_int_equal(used_idx(), 1);
+	assert_int_equal(ram[0x12000], 0);
+	/* Put the sector back so that other tests see a raw image. */
+	memset(ram + 0x20000, 0, 512);
+	blk_post(3, 1, 0, 0x20000, 512);
+	wr(VPCI_NOTIFY, 2, 0);
+	virtio_dev_free(vp);
+	vp = guarded;
+}
+
+/* A qcow2 overlay: reads fall through to the backing file, writes stay in the overlay; both
+ * engines. A wrong or corrupt format is a clear error. */
+static void test_blk_qcow2(void **state)
+{
+	struct virtio_pci *raw = vp;
+	for (int sync_io = 0; sync_io < 2; sync_io++) {
+		vp = disk_new(qpath, sync_io, BLK_FMT_AUTO);
+		assert_non_null(vp);
+		drive_init(VIRTIO_F_VERSION_1);
+		assert_int_equal(rd(VPCI_DEVCFG, 8), 64);
+		blk_post(0, 0, 5, 0x20000, 1024);
+		wr(VPCI_NOTIFY, 2, 0);
+		run_backend(1);
+		assert_int_equal(used_idx(), 1);
+		assert_int_equal(ram[0x12000], 0);
+		assert_int_equal(ram[0x20000], 5);
+		assert_int_equal(ram[0x20000 + 1023], 6);
+		memset(ram + 0x21000, 0x60 + sync_io, 512);
+		blk_post(3, 1, 40, 0x21000, 512);
+		wr(VPCI_NOTIFY, 2, 0);
+		run_backend(2);
+		assert_int_equal(used_idx(), 2);
+		assert_int_equal(ram[0x12003], 0);
+		virtio_dev_free(vp);
+	}
+	vp = raw;
+	memset(ram + 0x1000, 0, 0x3000);
+	struct blk *q, *r;
+	struct cove_err err = {0};
+	assert_int_equal(blk_open(qpath, NULL, &q, &err), 0);
+	assert_int_equal(blk_open(path, NULL, &r, &err), 0);
+	uint8_t qb[512], rb[512];
+	assert_int_equal(blk_pread(q, qb, 512, 40 * 512), 0);
+	assert_int_equal(blk_pread(r, rb, 512, 40 * 512), 0);
+	assert_int_equal(qb[0], 0x61);
+	assert_int_equal(rb[0], 40); /* the backing file is untouched */
+	blk_close(q);
+	blk_close(r);
+	/* format=qcow2 on a raw file; a qcow2 header pointing past the end of the file. */
+	struct virtio_disk_opts o = {.path = path, .queues = 1, .format = BLK_FMT_QCOW2};
+	err = (struct cove_err){0};
+	assert_null(virtio_blk_new(&o, &mem, NULL, &err));
+	assert_true(err.code < 0 && strstr(err.msg, path));
+	char bad[64];
+	snprintf(bad, sizeof(bad), "/tmp/cove-vblk-bad-XXXXXX");
+	int fd = mkstemp(bad);
+	assert_true(fd >= 0);
+	uint8_t hdr[512] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+	memset(hdr + 40, 0x7f, 8); /* l1_table_offset far past the end */
+	hdr[35] = 4;		   /* l1_size */
+	hdr[23] = 16;		   /* cluster_bits */
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	close(fd);
+	o.path = bad;
+	o.format = BLK_FMT_AUTO;
+	err = (struct cove_err){0};
+	assert_null(virtio_blk_new(&o, &mem, NULL, &err));
+	assert_true(err.code < 0 && strstr(err.msg, bad));
+	unlink(bad);
 }
 
 static void test_rng(void **state)
@@ -417,6 +663,10 @@ int main(void)
 	    T(test_live_queue_and_stray_notify),
 	    T(test_msix_mask_pending),
 	    T(test_save_restore),
+	    T(test_blk_async),
+	    T(test_blk_runtime_limit),
+	    T(test_blk_sector0_guard),
+	    T(test_blk_qcow2),
 	    T(test_rng),
 	    T(test_host_bridge),
 	    T(test_save_restore_models),
