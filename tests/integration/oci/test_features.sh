@@ -42,6 +42,32 @@ expect_eq "read-only bind mount" "shared
 readonly" "$out"
 out=$(crun '["sh","-c","grep \" /scratch \" /proc/self/mountinfo"]' '.mounts += [{"destination":"/scratch","type":"tmpfs","source":"tmpfs","options":["nosuid","size=1m","rshared"]}]')
 expect_match "tmpfs mount with size and propagation" "shared:.*tmpfs.*size=1024k" "$out"
+# recursive options reach submounts: an rbind of a directory with a tmpfs mounted inside it
+mkdir -p "$T/rb/sub" && echo top >"$T/rb/f"
+mount -t tmpfs -o size=1m tmpfs "$T/rb/sub" && echo subf >"$T/rb/sub/g"
+out=$(crun '["sh","-c","cat /rb/sub/g; touch /rb/sub/h 2>/dev/null && echo writable || echo readonly; grep \" /rb/sub \" /proc/self/mountinfo"]' ".mounts += [{\"destination\":\"/rb\",\"source\":\"$T/rb\",\"options\":[\"rbind\",\"rro\",\"rnosuid\"]}]")
+expect_eq "rro: the submount is read-only" "subf
+readonly" "$(echo "$out" | head -2)"
+# mountinfo field 6 holds the per-mount flags
+expect_match "rro,rnosuid: the submount's flags in mountinfo" "^ro,nosuid(,|$)" "$(echo "$out" | sed -n 3p | awk '{print $6}')"
+out=$(crun '["sh","-c","grep \" /rb/sub \" /proc/self/mountinfo"]' ".mounts += [{\"destination\":\"/rb\",\"source\":\"$T/rb\",\"options\":[\"rbind\",\"ro\"]}]")
+expect_match "plain ro leaves the submount writable (the contrast)" "^rw" "$(echo "$out" | awk '{print $6}')"
+out=$(crun '["sh","-c","grep \" /rb/sub \" /proc/self/mountinfo"]' ".mounts += [{\"destination\":\"/rb\",\"source\":\"$T/rb\",\"options\":[\"rbind\",\"rnoexec\",\"rnodev\",\"rnoatime\",\"rnosymfollow\"]}]")
+expect_match "rnoexec,rnodev,rnoatime,rnosymfollow on the submount" "^rw,nodev,noexec,noatime,nosymfollow$" "$(echo "$out" | awk '{print $6}')"
+umount "$T/rb/sub"
+out=$(crun '["sh","-c","grep \" /scratch \" /proc/self/mountinfo"]' '.mounts += [{"destination":"/scratch","type":"tmpfs","source":"tmpfs","options":["rnoexec","rstrictatime","size=1m"]}]')
+expect_match "recursive options on a tmpfs (not passed to it as data)" "^rw,noexec$" "$(echo "$out" | awk '{print $6}')"
+ln -sf /etc/passwd "$T/hostdir/link"
+out=$(crun '["sh","-c","cat /data/link >/dev/null 2>&1 && echo followed || echo refused"]' ".mounts += [{\"destination\":\"/data\",\"source\":\"$T/hostdir\",\"options\":[\"bind\",\"nosymfollow\"]}]")
+expect_eq "nosymfollow on a bind mount" refused "$out"
+out=$(crun '["sh","-c","cat /etc/passwd; echo x >/etc/new && cat /etc/new"]' '.mounts += [{"destination":"/etc","type":"tmpfs","source":"tmpfs","options":["tmpcopyup","mode=755"]}]')
+expect_eq "tmpcopyup: the image's /etc is in the tmpfs, and it is writable" "root:x:0:0:root:/:/bin/sh
+x" "$out"
+expect_eq "tmpcopyup: the image is untouched" absent "$([ -e "$B/rootfs/etc/new" ] && echo present || echo absent)"
+out=$(crun '["true"]' ".mounts += [{\"destination\":\"/data\",\"source\":\"$T/hostdir\",\"options\":[\"bind\",\"idmap\"]}]")
+expect_match "idmap is refused, naming the field" 'mounts\[[0-9]+\]\.options: "idmap": idmapped mounts are not supported' "$out"
+expect_match "features lists the recursive options and tmpcopyup" '"rnosuid".*"rro".*"tmpcopyup"' "$(r features | jq -c .mountOptions)"
+expect_eq "features does not list idmap" 0 "$(r features | jq '[.mountOptions[] | select(. == "idmap" or . == "ridmap")] | length')"
 expect_eq "root.readonly" readonly "$(crun '["sh","-c","touch /x 2>/dev/null && echo writable || echo readonly"]')"
 expect_eq "masked path is empty" 0 "$(crun '["sh","-c","wc -c </proc/timer_list"]')"
 expect_eq "read-only path" readonly "$(crun '["sh","-c","(echo 1 >/proc/sys/kernel/ns_last_pid) 2>/dev/null && echo writable || echo readonly"]')"
