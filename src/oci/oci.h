@@ -118,6 +118,9 @@ struct oci_resources {
 	bool has_cpu_rt_runtime, has_cpu_rt_period;
 	int64_t cpu_rt_runtime;
 	uint64_t cpu_rt_period;
+	bool has_cpu_idle, has_cpu_burst;
+	int64_t cpu_idle;   /* 1: the group runs as SCHED_IDLE (cpu.idle) */
+	uint64_t cpu_burst; /* microseconds (cpu.cfs_burst_us, cpu.max.burst) */
 	const char *cpuset_cpus, *cpuset_mems;
 	bool has_pids_limit;
 	int64_t pids_limit; /* -1 or 0: unlimited */

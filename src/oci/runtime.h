@@ -19,6 +19,9 @@ struct oci_cgroup {
 /* The host's layout and the absolute path for a cgroupsPath (NULL: "/cove-runc/<id>"). */
 int oci_cgroup_init(struct oci_cgroup *cg, const char *cgroups_path, const char *id, bool systemd,
 		    struct cove_err *err);
+/* Refuses settings this layout cannot honour (unified on v1/hybrid, realtime on v2). */
+int oci_cgroup_check(const struct oci_cgroup *cg, const struct oci_resources *r,
+		     struct cove_err *err);
 /* Creates the cgroup in every hierarchy and applies resources (r may be NULL). */
 int oci_cgroup_create(const struct oci_cgroup *cg, const struct oci_resources *r,
 		      const struct oci_config *cfg, struct cove_err *err);

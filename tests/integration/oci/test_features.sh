@@ -121,6 +121,17 @@ expect_eq "cpu quota applied" 20000 "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.cfs_qu
 expect_eq "pids limit applied" 20 "$(cat /sys/fs/cgroup/pids$CG/feat/pids.max)"
 expect_match "devices cgroup denies by default" "c 1:3 rwm" "$(cat /sys/fs/cgroup/devices$CG/feat/devices.list)"
 r delete --force cg1
+# cpu idle and burst where the kernel has the files (these v1 hosts do)
+reset
+edit_config "$B" '.process.args = ["sleep","10"] | .linux.resources += {"cpu":{"quota":20000,"period":100000,"burst":5000,"idle":1}}'
+if [ -e /sys/fs/cgroup/cpu/cpu.idle ] && [ -e /sys/fs/cgroup/cpu/cpu.cfs_burst_us ]; then
+	r create --bundle "$B" cg2
+	expect_eq "cpu.idle applied" 1 "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.idle 2>&1)"
+	expect_eq "cpu burst applied" 5000 "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.cfs_burst_us 2>&1)"
+	r delete --force cg2
+else
+	skip "cpu.idle and burst" "no cpu.idle or cpu.cfs_burst_us in /sys/fs/cgroup/cpu"
+fi
 # device rules also go to the unified (v2) group as a BPF program: with the v1 list opened
 # up from the host, the BPF filter alone must still refuse a device the config denies.
 if [ -e /dev/fuse ] && [ -d /sys/fs/cgroup/unified ]; then
