@@ -274,20 +274,30 @@ int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_reso
 		static const char *const tf[4] = {
 		    "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
 		    "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
-		if (r->has_blkio_weight && r->blkio_weight) {
-			char f[PATH_MAX + 64];
-			snprintf(f, sizeof(f), "%s/blkio.weight", dir);
-			rc = write_num(dir,
-				       access(f, F_OK) == 0 ? "blkio.weight" : "blkio.bfq.weight",
-				       r->blkio_weight, err);
-		}
+		/* CFQ's files, or BFQ's after CFQ left the kernel; neither without BFQ. */
+		char f[PATH_MAX + 64];
+		snprintf(f, sizeof(f), "%s/blkio.weight", dir);
+		bool cfq = access(f, F_OK) == 0;
+		if (r->has_blkio_weight && r->blkio_weight)
+			rc = write_feature(dir, cfq ? "blkio.weight" : "blkio.bfq.weight",
+					   r->blkio_weight, "blockIO.weight", err);
+		const char *wdf = cfq ? "blkio.weight_device" : "blkio.bfq.weight_device";
 		for (size_t i = 0; !rc && i < r->n_blkio_weight_dev; i++) {
 			const struct oci_weight_dev *w = &r->blkio_weight_dev[i];
 			if (!w->has_weight)
 				continue;
+			snprintf(f, sizeof(f), "%s/%s", dir, wdf);
+			if (access(f, F_OK) < 0) {
+				rc = cove_err_set(
+				    err, -ENOTSUP,
+				    "linux.resources.blockIO.weightDevice: not supported "
+				    "by this kernel (no %s in %s)",
+				    wdf, dir);
+				break;
+			}
 			snprintf(buf, sizeof(buf), "%" PRId64 ":%" PRId64 " %u", w->major, w->minor,
 				 w->weight);
-			rc = write_cg(dir, "blkio.weight_device", buf, err);
+			rc = write_cg(dir, wdf, buf, err);
 		}
 		for (int k = 0; k < 4 && !rc; k++) {
 			for (size_t i = 0; !rc && i < r->n_throttle[k]; i++) {

@@ -132,6 +132,41 @@ if [ -e /sys/fs/cgroup/cpu/cpu.idle ] && [ -e /sys/fs/cgroup/cpu/cpu.cfs_burst_u
 else
 	skip "cpu.idle and burst" "no cpu.idle or cpu.cfs_burst_us in /sys/fs/cgroup/cpu"
 fi
+# cpuset, memory swap/reservation/swappiness and a blkio throttle on the v1 hierarchies
+reset
+edit_config "$B" '.process.args = ["sleep","10"] | .linux.resources += {"cpu":{"cpus":"0","mems":"0"},"memory":{"limit":67108864,"swap":134217728,"reservation":33554432,"swappiness":10}}'
+dev=$(cat /sys/block/$(lsblk -dno NAME | head -1)/dev 2>/dev/null)
+if [ -n "$dev" ]; then
+	edit_config "$B" ".linux.resources.blockIO = {\"throttleReadBpsDevice\":[{\"major\":${dev%:*},\"minor\":${dev#*:},\"rate\":1048576}],\"throttleWriteIOPSDevice\":[{\"major\":${dev%:*},\"minor\":${dev#*:},\"rate\":300}]}"
+fi
+r create --bundle "$B" cg3
+expect_eq "cpuset.cpus applied" 0 "$(cat /sys/fs/cgroup/cpuset$CG/feat/cpuset.cpus 2>&1)"
+expect_eq "cpuset.mems applied" 0 "$(cat /sys/fs/cgroup/cpuset$CG/feat/cpuset.mems 2>&1)"
+if [ -e "/sys/fs/cgroup/memory$CG/feat/memory.memsw.limit_in_bytes" ]; then
+	expect_eq "memory swap (memory+swap) applied" 134217728 "$(cat /sys/fs/cgroup/memory$CG/feat/memory.memsw.limit_in_bytes)"
+else
+	skip "memory swap applied" "no memory.memsw files (swap accounting is off)"
+fi
+expect_eq "memory reservation applied" 33554432 "$(cat /sys/fs/cgroup/memory$CG/feat/memory.soft_limit_in_bytes 2>&1)"
+expect_eq "memory swappiness applied" 10 "$(cat /sys/fs/cgroup/memory$CG/feat/memory.swappiness 2>&1)"
+if [ -n "$dev" ]; then
+	expect_eq "blkio read bps throttle applied" "$dev 1048576" "$(cat /sys/fs/cgroup/blkio$CG/feat/blkio.throttle.read_bps_device 2>&1)"
+	expect_eq "blkio write iops throttle applied" "$dev 300" "$(cat /sys/fs/cgroup/blkio$CG/feat/blkio.throttle.write_iops_device 2>&1)"
+else
+	skip "blkio throttles" "no block device found with lsblk"
+fi
+r delete --force cg3
+# blkio weight: CFQ's or BFQ's file where the kernel has one (child groups only), else an
+# error naming the field
+reset
+edit_config "$B" '.process.args = ["sleep","10"] | .linux.resources.blockIO = {"weight":300}'
+if r create --bundle "$B" cg4 >"$T/cg4.out" 2>&1; then
+	expect_match "blkio weight applied" "^300$" "$(cat /sys/fs/cgroup/blkio$CG/feat/blkio.weight /sys/fs/cgroup/blkio$CG/feat/blkio.bfq.weight 2>/dev/null)"
+	r delete --force cg4
+else
+	expect_match "blkio weight without a weight file here: an error naming the field" "linux.resources.blockIO.weight: not supported by this kernel" "$(cat "$T/cg4.out")"
+	check "blkio weight refusal leaves nothing" nothing_left cg4 "$CG/feat"
+fi
 # device rules also go to the unified (v2) group as a BPF program: with the v1 list opened
 # up from the host, the BPF filter alone must still refuse a device the config denies.
 if [ -e /dev/fuse ] && [ -d /sys/fs/cgroup/unified ]; then

@@ -58,6 +58,14 @@ check "resume" r resume c1
 expect_eq "state after resume is running" running "$(status_of c1)"
 echo '{"pids":{"limit":42}}' | r update --resources - c1
 expect_eq "update --resources - sets pids.max" 42 "$(cat /sys/fs/cgroup/pids$CG/life/pids.max)"
+echo '{"pids":{"limit":77},"memory":{"limit":50331648},"cpu":{"shares":256}}' >"$T/res.json"
+check "update --resources FILE" r update --resources "$T/res.json" c1
+expect_eq "update --resources FILE: pids.max" 77 "$(cat /sys/fs/cgroup/pids$CG/life/pids.max)"
+expect_eq "update --resources FILE: memory limit" 50331648 "$(cat /sys/fs/cgroup/memory$CG/life/memory.limit_in_bytes)"
+expect_eq "update --resources FILE: cpu shares" 256 "$(cat /sys/fs/cgroup/cpu$CG/life/cpu.shares)"
+echo '{"pids":{"limit":"many"}}' >"$T/res.json"
+expect_match "update --resources FILE with a bad value names the field" "pids.limit" "$(r update --resources "$T/res.json" c1 2>&1)"
+expect_eq "a refused update changes nothing" 77 "$(cat /sys/fs/cgroup/pids$CG/life/pids.max)"
 expect_match "delete of a running container fails" "cannot delete container c1 that is not stopped: running" "$(r delete c1 2>&1)"
 check "kill with a signal name" r kill c1 KILL
 for i in $(seq 50); do [ "$(status_of c1)" = stopped ] && break; sleep 0.02; done
