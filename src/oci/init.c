@@ -194,6 +194,27 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		if (a->ns_fds[t] >= 0)
 			close(a->ns_fds[t]);
+	if (a->two_stage) {
+		pid_t p = (pid_t)syscall(SYS_clone, CLONE_PARENT | a->stage2_flags | SIGCHLD, NULL,
+					 NULL, NULL, NULL);
+		if (p < 0)
+			oci_child_fail(sfd,
+				       "linux.namespaces: creating namespaces in the joined user "
+				       "namespace: %s",
+				       strerror(errno));
+		if (p > 0)
+			_exit(0);
+		/* The real init: the runtime's child now. It learns our pid from the credentials
+		 * the kernel attaches to this message, then sends the state again. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_DUMPABLE, 0);
+		if (send(sfd, "P", 1, MSG_NOSIGNAL) != 1)
+			_exit(1);
+		got = recv(sfd, state, sizeof(state) - 1, 0);
+		if (got <= 0 || state[0] != 'G')
+			_exit(1);
+		state[got] = '\0';
+	}
 	/* Now inside its cgroup: a new cgroup namespace roots there. */
 	if (c->ns[OCI_NS_CGROUP].present && !c->ns[OCI_NS_CGROUP].path &&
 	    unshare(CLONE_NEWCGROUP) < 0)

@@ -123,6 +123,11 @@ struct oci_init_args {
 	int ns_fds[OCI_NS_COUNT]; /* opened namespaces to join, or -1 */
 	bool self_attach;	  /* init moves itself into the v1 groups */
 	int console_fd;		  /* a connected socket for the pty master, or -1 */
+	/* Joining a user namespace by path: init is cloned with no new namespaces, joins it,
+	 * then clones the real init with these flags (so the new namespaces belong to the
+	 * joined user namespace) as the runtime's child (CLONE_PARENT) and exits. */
+	bool two_stage;
+	int stage2_flags;
 	const struct oci_cgroup *cg;
 };
 

@@ -36,6 +36,48 @@ else
 	skip "joining a network namespace by path" "ip netns add failed"
 fi
 
+# pid and user namespaces joined by path, from a sleeping helper's /proc/PID/ns/*
+# helper_pid PARENT: the pid of PARENT's child (unshare forks the helper)
+child_of() { for i in $(seq 100); do c=$(cat /proc/$1/task/$1/children 2>/dev/null | awk '{print $1}'); [ -n "$c" ] && { echo "$c"; return; }; sleep 0.02; done; }
+unshare --pid --fork sleep 60 >/dev/null 2>&1 &
+up=$!
+hp=$(child_of $up)
+if [ -n "$hp" ]; then
+	want=$(stat -Lc %i /proc/$hp/ns/pid)
+	out=$(crun '["sh","-c","stat -Lc %i /proc/self/ns/pid; echo $$; cat /proc/1/comm"]' ".linux.namespaces |= map(if .type == \"pid\" then .path = \"/proc/$hp/ns/pid\" else . end)")
+	expect_eq "joining a pid namespace by path: same namespace, the helper is pid 1" "$want
+2
+sleep" "$out"
+else
+	skip "joining a pid namespace by path" "unshare --pid --fork did not start a helper"
+fi
+kill -9 ${hp:-} $up 2>/dev/null # (a pid namespace's init takes only SIGKILL from outside)
+wait $up 2>/dev/null
+# (unshare execs sleep in the new namespace; its ID maps are written from here, as root)
+unshare --user sleep 60 >/dev/null 2>&1 &
+up=$!
+for i in $(seq 100); do [ "$(stat -Lc %i /proc/$up/ns/user)" != "$(stat -Lc %i /proc/self/ns/user)" ] && break; sleep 0.02; done
+if [ "$(stat -Lc %i /proc/$up/ns/user)" != "$(stat -Lc %i /proc/self/ns/user)" ] &&
+	echo "0 200000 65536" >/proc/$up/uid_map && echo "0 200000 65536" >/proc/$up/gid_map; then
+	want=$(stat -Lc %i /proc/$up/ns/user)
+	out=$(crun '["sh","-c","stat -Lc %i /proc/self/ns/user; cat /proc/self/uid_map; id -u"]' ".linux.namespaces += [{\"type\":\"user\",\"path\":\"/proc/$up/ns/user\"}] | .mounts |= map(select(.destination != \"/sys\" and .destination != \"/sys/fs/cgroup\"))")
+	expect_eq "joining a user namespace by path: same namespace" "$want" "$(echo "$out" | head -1)"
+	expect_match "joining a user namespace by path: the helper's ID map" "^ +0 +200000 +65536$" "$(echo "$out" | sed -n 2p)"
+	expect_eq "joining a user namespace by path: root inside" 0 "$(echo "$out" | sed -n 3p)"
+	# create/start: the pid file and state name the real init (cloned after the join)
+	edit_config "$B" '.process.args = ["sleep","20"]'
+	r create --bundle "$B" --pid-file "$T/upid" usr1 && r start usr1
+	ipid=$(cat "$T/upid" 2>/dev/null)
+	expect_eq "joined user namespace: state pid is the pid file's" "$ipid" "$(r state usr1 | jq -r .pid)"
+	expect_eq "joined user namespace: that init is in it" "$want sleep" "$(stat -Lc %i /proc/$ipid/ns/user) $(cat /proc/$ipid/comm)"
+	expect_eq "joined user namespace: exec finds init as pid 1 of its new pid namespace" sleep "$(r exec usr1 cat /proc/1/comm 2>&1)"
+	r delete --force usr1
+else
+	skip "joining a user namespace by path" "unshare --user did not start a helper"
+fi
+kill $up 2>/dev/null
+wait $up 2>/dev/null
+
 mkdir -p "$T/hostdir" && echo shared >"$T/hostdir/f"
 out=$(crun '["sh","-c","cat /data/f; touch /data/g 2>/dev/null && echo writable || echo readonly"]' ".mounts += [{\"destination\":\"/data\",\"source\":\"$T/hostdir\",\"options\":[\"rbind\",\"ro\"]}]")
 expect_eq "read-only bind mount" "shared
