@@ -292,6 +292,32 @@ exec 7>"$T/leak"
 out=$(crun '["ls","/proc/self/fd"]')
 exec 7>&-
 expect_eq "CVE-2024-21626: no fd of ours crosses into the container" "0 1 2 3" "$(echo $out)"
+# CVE-2024-21626: a cwd through /proc/self/fd/N must not reach a host directory held open by
+# the runtime (fd 5 below is a host directory inherited from us, as the leaked fd was).
+# Each attempt fails naming process.cwd, or, if it runs, its cwd is inside the container.
+contained() { # NAME RC OUT
+	if [ "$2" -ne 0 ]; then
+		expect_match "$1" "process\.cwd" "$3"
+	elif printf '%s' "$3" | grep -q "^/" && ! printf '%s' "$3" | grep -q "unreachable\|$T"; then
+		ok "$1"
+	else
+		notok "$1" "ran with cwd [$3]"
+	fi
+}
+exec 5<"$T"
+for fd in 3 4 5 6 7 8; do
+	out=$(crun '["sh","-c","pwd"]' ".process.cwd = \"/proc/self/fd/$fd\"")
+	contained "CVE-2024-21626: process.cwd /proc/self/fd/$fd" $? "$out"
+done
+reset
+edit_config "$B" '.process.args = ["sleep","20"]'
+r create --bundle "$B" cwd1 && r start cwd1
+for fd in 3 4 5 6 7 8; do
+	out=$(r exec --cwd "/proc/self/fd/$fd" cwd1 sh -c pwd 2>&1)
+	contained "CVE-2024-21626: exec --cwd /proc/self/fd/$fd" $? "$out"
+done
+r delete --force cwd1
+exec 5<&-
 exec 3>"$T/pfd"
 reset
 edit_config "$B" '.process.args = ["sh","-c","echo via-fd3 >&3"]'
