@@ -51,8 +51,7 @@ sleep" "$out"
 else
 	skip "joining a pid namespace by path" "unshare --pid --fork did not start a helper"
 fi
-kill -9 ${hp:-} $up 2>/dev/null # (a pid namespace's init takes only SIGKILL from outside)
-wait $up 2>/dev/null
+{ kill -9 ${hp:-} $up; wait $up; } 2>/dev/null # (a pid namespace's init takes only SIGKILL from outside)
 # (unshare execs sleep in the new namespace; its ID maps are written from here, as root)
 unshare --user sleep 60 >/dev/null 2>&1 &
 up=$!
@@ -116,9 +115,30 @@ expect_eq "read-only path" readonly "$(crun '["sh","-c","(echo 1 >/proc/sys/kern
 expect_eq "default devices" "crw-rw-rw- 1,3" "$(crun '["sh","-c","stat -c \"%A %t,%T\" /dev/null"]')"
 expect_eq "configured device" "crw------- 1,5" "$(crun '["sh","-c","stat -c \"%A %t,%T\" /dev/myzero"]' '.linux.devices = [{"path":"/dev/myzero","type":"c","major":1,"minor":5,"fileMode":384}]')"
 expect_eq "/dev/fd link" /proc/self/fd "$(crun '["readlink","/dev/fd"]')"
-expect_eq "--no-pivot" hi "$(reset; edit_config "$B" '.process.args = ["echo","hi"]'; cd "$B" && r run --no-pivot np 2>&1)"
+# --no-pivot: the root is switched by moving the rootfs onto / and chroot, never pivot_root;
+# strace (following the re-exec and every clone) shows which calls were made.
+reset
+edit_config "$B" '.process.args = ["echo","hi"]'
+if command -v strace >/dev/null; then
+	for mode in pivot no-pivot; do
+		flag=""
+		[ $mode = no-pivot ] && flag=--no-pivot
+		out=$(cd "$B" && strace -f -qq -e trace=pivot_root,chroot,mount -e signal=none -o "$T/strace.$mode" "$RUNC" --root "$ROOT" run $flag "np-$mode" 2>&1)
+		expect_eq "$mode: the container runs" hi "$out"
+		calls=$(grep -oE 'pivot_root\(|chroot\(|MS_MOVE' "$T/strace.$mode" | tr -d '(' | sort -u | paste -sd' ')
+		if [ $mode = pivot ]; then
+			expect_eq "by default the root is switched with pivot_root alone" pivot_root "$calls"
+		else
+			expect_eq "--no-pivot: MS_MOVE onto / and chroot, no pivot_root" "MS_MOVE chroot" "$calls"
+		fi
+	done
+else
+	expect_eq "--no-pivot" hi "$(cd "$B" && r run --no-pivot np 2>&1)"
+	skip "--no-pivot skips pivot_root" "needs strace"
+fi
 
-expect_eq "rlimits" "1024" "$(crun '["sh","-c","ulimit -n"]')"
+expect_eq "rlimits: soft and hard (not the host's defaults)" "777 888
+3000" "$(crun '["sh","-c","echo $(ulimit -n) $(ulimit -Hn); ulimit -Hu"]' '.process.rlimits = [{"type":"RLIMIT_NOFILE","soft":777,"hard":888},{"type":"RLIMIT_NPROC","soft":3000,"hard":3000}]')"
 expect_eq "capabilities (effective set)" "CapEff:	0000000020000420" "$(crun '["grep","CapEff","/proc/self/status"]' '.process.capabilities.effective = ["CAP_KILL","CAP_NET_BIND_SERVICE","CAP_AUDIT_WRITE"]')"
 expect_eq "bounding set" "CapBnd:	0000000020000420" "$(crun '["grep","CapBnd","/proc/self/status"]')"
 expect_eq "no_new_privileges" "NoNewPrivs:	1" "$(crun '["grep","NoNewPrivs","/proc/self/status"]')"
@@ -131,16 +151,24 @@ expect_eq "user, groups, umask, cwd" "uid=1000 gid=1000 groups=10,20
 /tmp" "$(crun '["sh","-c","id; umask; pwd"]' '.process.user = {"uid":1000,"gid":1000,"additionalGids":[10,20],"umask":23} | .process.cwd = "/tmp"')"
 expect_eq "oomScoreAdj" 123 "$(crun '["cat","/proc/self/oom_score_adj"]' '.process.oomScoreAdj = 123')"
 
-# hooks: each appends its name; prestart keeps the state it got on stdin.
+# hooks: each appends its name; prestart keeps the state it got on stdin. startContainer runs
+# in the container (its path resolves there, under the read-only root): it writes through a
+# bind mount of $H at /hooks, with what it sees of its namespaces.
 H=$T/hooks && mkdir -p "$H"
 hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"$1\"]}"; }
-out=$(crun '["true"]' ".hooks = {
+out=$(crun '["sh","-c","echo main"]' ".mounts += [{\"destination\":\"/hooks\",\"source\":\"$H\",\"options\":[\"bind\"]}] | .hooks = {
   \"prestart\":[$(hook "cat > $H/state.json; echo prestart >> $H/log")],
   \"createRuntime\":[$(hook "echo createRuntime >> $H/log")],
   \"createContainer\":[$(hook "echo createContainer >> $H/log")],
-  \"startContainer\":[$(hook "echo startContainer > /tmp/sc")],
-  \"poststop\":[$(hook "echo poststop >> $H/log")]}")
-expect_eq "hooks run in order" "prestart createRuntime createContainer poststop" "$(tr '\n' ' ' <"$H/log" | sed 's/ $//')"
+  \"startContainer\":[$(hook "echo startContainer >> /hooks/log; (hostname; readlink /proc/self/ns/mnt; cat /proc/1/comm) > /hooks/sc")],
+  \"poststop\":[$(hook "echo poststop >> $H/log")]}"; echo "rc=$?")
+expect_eq "a run with every hook succeeds" "main
+rc=0" "$out"
+expect_eq "hooks run in order" "prestart createRuntime createContainer startContainer poststop" "$(tr '\n' ' ' <"$H/log" | sed 's/ $//')"
+expect_eq "startContainer runs in the container's uts namespace" cove "$(sed -n 1p "$H/sc" 2>/dev/null)"
+host_mnt=$(readlink /proc/self/ns/mnt)
+expect_match "startContainer runs in the container's mount namespace" "^mnt:\[[0-9]+\]$" "$(sed -n 2p "$H/sc" 2>/dev/null | grep -v "^$host_mnt$")"
+expect_eq "startContainer runs in the container's pid namespace (pid 1 is init, still the runtime)" memfd:cove-runc "$(sed -n 3p "$H/sc" 2>/dev/null)"
 expect_eq "hooks get the state on stdin" "creating $B" "$(jq -r '.status + " " + .bundle' "$H/state.json" 2>/dev/null)"
 reset
 edit_config "$B" ".process.args = [\"sleep\",\"5\"] | .hooks = {\"poststart\":[$(hook "echo poststart >> $H/log2")]}"
@@ -286,8 +314,20 @@ edit_config "$B" '.process.args = ["sleep","5"]'
 r create --bundle "$B" --pid-file "$T/p" esc
 pid=$(cat "$T/p")
 expect_match "CVE-2019-5736: init runs from a sealed memfd, not the host binary" "memfd:cove-runc" "$(readlink /proc/$pid/exe)"
-expect_eq "init is not dumpable before exec" 0 "$(awk '/^Uid/{print 0}' /proc/$pid/status | head -1)"
 r delete --force esc
+# Not dumpable before exec: with identity ID maps (so no uid change resets the flag), a process
+# that joins the container's user namespace passes every ptrace check but the dumpable one,
+# which asks for a capability in the user namespace of init's memory (the host's) while init
+# has not exec'd. So init's environ is closed to it before start and open after.
+reset
+edit_config "$B" '.process.args = ["sleep","20"] | .linux.namespaces += [{"type":"user"}] | .linux.uidMappings = [{"containerID":0,"hostID":0,"size":65536}] | .linux.gidMappings = [{"containerID":0,"hostID":0,"size":65536}] | .mounts |= map(select(.destination != "/sys" and .destination != "/sys/fs/cgroup"))'
+r create --bundle "$B" --pid-file "$T/p" dmp
+pid=$(cat "$T/p")
+expect_eq "init is not dumpable before exec" denied "$(nsenter -U -t "$pid" cat /proc/$pid/environ >/dev/null 2>&1 && echo readable || echo denied)"
+r start dmp
+for i in $(seq 50); do [ "$(cat /proc/$pid/comm)" = sleep ] && break; sleep 0.02; done
+expect_eq "after exec it is (the check above can tell)" readable "$(nsenter -U -t "$pid" cat /proc/$pid/environ >/dev/null 2>&1 && echo readable || echo denied)"
+r delete --force dmp
 exec 7>"$T/leak"
 out=$(crun '["ls","/proc/self/fd"]')
 exec 7>&-

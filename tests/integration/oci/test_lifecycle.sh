@@ -29,10 +29,14 @@ for f in ociVersion id pid status bundle rootfs created owner; do
 done
 ok "state has runc's fields"
 expect_eq "bundle is absolute" "$B" "$(echo "$st" | jq -r .bundle)"
-expect_match "init waits in the exec fifo" "cove|sleep" "$(cat /proc/$pid/comm)"
+# Before start, init is still the runtime (the sealed memfd copy), blocked opening the FIFO
+# (syscall 257, openat); after start it is the container's program.
+expect_eq "init waits in the exec fifo: still the runtime" "/memfd:cove-runc (deleted)" "$(readlink /proc/$pid/exe)"
+expect_eq "init waits in the exec fifo: blocked in openat" 257 "$(cut -d' ' -f1 /proc/$pid/syscall)"
 expect_eq "init sits in the cgroup" "1" "$(grep -c "^$pid\$" /sys/fs/cgroup/pids$CG/life/cgroup.procs)"
 check "start" r start c1
 expect_eq "state after start is running" running "$(status_of c1)"
+expect_eq "after start, init is the container's program" "/bin/busybox sleep" "$(readlink /proc/$pid/exe | sed "s|^$B/rootfs||") $(cat /proc/$pid/comm)"
 expect_eq "start twice fails" "cove-runc: cannot start an already running container" "$(r start c1 2>&1)"
 expect_match "list shows it" "c1 +$pid +running" "$(r list)"
 expect_eq "list --format json" c1 "$(r list --format json | jq -r '.[0].id')"
