@@ -83,30 +83,6 @@ static int clone_flags(const struct oci_config *c)
 	return flags;
 }
 
-/* Receives one fd passed with SCM_RIGHTS; -1 on failure. */
-static int recv_fd(int sock)
-{
-	char data;
-	struct iovec iov = {.iov_base = &data, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
-		return -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
-		return -1;
-	int fd;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
-
 /* Two-stage init: the real init's 'P' message, whose pid the kernel puts in its credentials
  * (translated into our pid namespace). Returns the pid, or a negative error. */
 static pid_t read_stage2_pid(int fd, struct cove_err *err)
@@ -428,7 +404,7 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	close(sv[0]);
 	sv[0] = -1;
 	if (pty[0] >= 0) {
-		int m = recv_fd(pty[0]);
+		int m = oci_recv_fd(pty[0]);
 		if (m < 0) {
 			rc = cove_err_set(err, -EIO, "terminal: no pty master from init");
 			goto err_kill;

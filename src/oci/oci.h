@@ -222,7 +222,8 @@ struct oci_config {
 	int64_t time_offset_mono_sec, time_offset_boot_sec;
 	int64_t time_offset_mono_nsec, time_offset_boot_nsec;
 	bool has_time_offsets;
-	/* fields the parser skipped because it does not know them (warned about) */
+	/* Fields the parser skipped because it does not know them: the first 8 paths, and how
+	 * many there were in all. `create` and `run` log a warning for them. */
 	const char *unknown[8];
 	size_t n_unknown;
 };

@@ -151,8 +151,11 @@ _Noreturn void oci_child_fail(int sync_fd, const char *fmt, ...)
 int oci_lookup_exec(const struct oci_process *p, char *found, size_t len);
 int oci_apply_seccomp(const struct oci_seccomp *s, char *msg, size_t len);
 
-/* Terminal: open a pty in the current mount namespace, send the master over the socket. */
+/* Terminal (console.c): open a pty in the current mount namespace, send the master over the
+ * socket and make the peer our controlling terminal and stdio. */
 int oci_setup_console(int sock_fd, char *msg, size_t len);
+/* Receives one fd passed with SCM_RIGHTS; -1 on failure. */
+int oci_recv_fd(int sock);
 
 /* CVE-2019-5736: re-executes from a sealed memfd copy of the binary unless already. */
 int oci_ensure_cloned_binary(char **argv, struct cove_err *err);

@@ -306,6 +306,13 @@ r exec --tty --console-socket "$T/cons.sock" tty2 sh -c 'tty; echo exec-tty-ok'
 wait $cpid
 out=$(cat "$T/cons2.out")
 expect_match "exec --tty --console-socket: output through the master" "^/dev/pts/[0-9].*exec-tty-ok" "$(echo $out)"
+# exec --tty without a console socket, in the foreground: a pty relayed to our stdio, as runc
+out=$(r exec --tty tty2 sh -c 'tty; echo exec-pty-ok; exit 6' </dev/null 2>&1)
+rc=$?
+expect_eq "exec --tty without a console socket: output through a relayed pty" "/dev/pts/0
+exec-pty-ok" "$(echo "$out" | tr -d '\r')"
+expect_eq "exec --tty without a console socket: exit status" 6 "$rc"
+expect_match "exec --tty --detach without a console socket is refused (runc's words)" "cannot allocate tty if runc will detach without setting console socket" "$(r exec --tty --detach tty2 true 2>&1)"
 r delete --force tty2
 
 # escapes

@@ -101,6 +101,23 @@ line=$(tail -n1 "$T/log.json")
 expect_eq "--log-format json: level" error "$(echo "$line" | jq -r .level)"
 expect_eq "--log-format json: msg" "container with id nope does not exist" "$(echo "$line" | jq -r .msg)"
 expect_match "--log-format json: time" "^20[0-9-]+T" "$(echo "$line" | jq -r .time)"
+# --debug raises the log level: the command and the container's steps are logged
+touch "$T/dbg.log"
+r --log "$T/dbg.log" create --bundle "$B" c6
+r --log "$T/dbg.log" delete --force c6
+expect_eq "without --debug, no debug lines" 0 "$(grep -c 'level=debug' "$T/dbg.log")"
+r --debug --log "$T/dbg.log" create --bundle "$B" c7
+r --debug --log "$T/dbg.log" start c7
+r --debug --log "$T/dbg.log" delete --force c7
+expect_match "--debug logs the command" 'level=debug msg="create --bundle [^ ]+ c7 \(root ' "$(cat "$T/dbg.log")"
+expect_match "--debug logs the created init" 'level=debug msg="container c7 created from [^ ]+: init pid [0-9]+' "$(cat "$T/dbg.log")"
+expect_match "--debug logs start and delete" 'container c7 started.*container c7 deleted \(it was running\)' "$(tr '\n' ' ' <"$T/dbg.log")"
+# unknown fields are ignored (the spec says so) with a warning naming each
+edit_config "$B" '.process.args = ["true"] | .process.futureThing = 1 | .linux.otherThing = {}'
+out=$(cd "$B" && r run c8 2>&1)
+expect_match "an unknown field is named in a warning (stderr without --log)" "warning: config.json: unknown field process.futureThing ignored" "$out"
+(cd "$B" && r --log "$T/warn.json" --log-format json run c9 2>/dev/null)
+expect_eq "the warning goes to --log" "warning config.json: unknown field linux.otherThing ignored" "$(jq -r 'select(.msg | test("otherThing")) | .level + " " + .msg' "$T/warn.json")"
 expect_match "features lists namespaces" '"cgroup"' "$(r features | jq -c .linux.namespaces)"
 expect_match "cove oci and cove-runc are one" "cove-runc version" "$("$COVE" oci --version)"
 
