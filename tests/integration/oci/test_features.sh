@@ -71,6 +71,12 @@ if [ "$(stat -Lc %i /proc/$up/ns/user)" != "$(stat -Lc %i /proc/self/ns/user)" ]
 	expect_eq "joined user namespace: that init is in it" "$want sleep" "$(stat -Lc %i /proc/$ipid/ns/user) $(cat /proc/$ipid/comm)"
 	expect_eq "joined user namespace: exec finds init as pid 1 of its new pid namespace" sleep "$(r exec usr1 cat /proc/1/comm 2>&1)"
 	r delete --force usr1
+	# a failure in the second stage is reported and leaves nothing (no init, no group)
+	reset
+	edit_config "$B" ".process.args = [\"sleep\",\"3032\"] | .linux.namespaces += [{\"type\":\"user\",\"path\":\"/proc/$up/ns/user\"}] | .mounts |= map(select(.destination != \"/sys\" and .destination != \"/sys/fs/cgroup\")) | .mounts += [{\"destination\":\"/x\",\"source\":\"/no/such/dir\",\"options\":[\"bind\"]}]"
+	expect_match "joined user namespace: a mount failure in the real init is reported" "mounts: bind source /no/such/dir" "$(r create --bundle "$B" usr2 2>&1)"
+	check "joined user namespace: the failure leaves nothing" nothing_left usr2 "$CG/feat"
+	expect_eq "joined user namespace: no init (a runtime clone) left" "" "$(pgrep -f "create --bundle $B usr2")"
 else
 	skip "joining a user namespace by path" "unshare --user did not start a helper"
 fi
