@@ -189,7 +189,8 @@ static int write_feature(const char *dir, const char *file, int64_t v, const cha
 		return cove_err_set(
 		    err, -ENOTSUP, "linux.resources.%s: not supported by this kernel (no %s in %s)",
 		    field, file, dir);
-	return write_num(dir, file, v, err);
+	int rc = write_num(dir, file, v, err);
+	return rc ? cove_err_prefix(err, "linux.resources.%s", field) : 0;
 }
 
 static const char *mode_name(enum oci_cg_mode m)

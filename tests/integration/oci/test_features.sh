@@ -209,6 +209,22 @@ if [ -e /sys/fs/cgroup/cpu/cpu.idle ] && [ -e /sys/fs/cgroup/cpu/cpu.cfs_burst_u
 else
 	skip "cpu.idle and burst" "no cpu.idle or cpu.cfs_burst_us in /sys/fs/cgroup/cpu"
 fi
+# realtime on v1: written where the kernel has the files; a value the kernel refuses (no
+# runtime budget in the parent group) is an error naming the field, and nothing is left
+reset
+edit_config "$B" '.linux.resources += {"cpu":{"realtimePeriod":100000,"realtimeRuntime":1000}}'
+if [ -e /sys/fs/cgroup/cpu/cpu.rt_runtime_us ]; then
+	edit_config "$B" '.process.args = ["sleep","10"]'
+	if r create --bundle "$B" cg5 >"$T/cg5.out" 2>&1; then
+		expect_eq "cpu realtime applied" "100000 1000" "$(cat /sys/fs/cgroup/cpu$CG/feat/cpu.rt_period_us /sys/fs/cgroup/cpu$CG/feat/cpu.rt_runtime_us | paste -sd' ')"
+		r delete --force cg5
+	else
+		expect_match "cpu realtime refused by the kernel: the error names the field" "linux.resources.cpu.realtimeRuntime: cgroup: writing \"1000\" to .*cpu.rt_runtime_us" "$(cat "$T/cg5.out")"
+		check "cpu realtime refusal leaves nothing" nothing_left cg5 "$CG/feat"
+	fi
+else
+	skip "cpu realtime on v1" "no cpu.rt_runtime_us (a kernel without RT group scheduling)"
+fi
 # cpuset, memory swap/reservation/swappiness and a blkio throttle on the v1 hierarchies
 reset
 edit_config "$B" '.process.args = ["sleep","10"] | .linux.resources += {"cpu":{"cpus":"0","mems":"0"},"memory":{"limit":67108864,"swap":134217728,"reservation":33554432,"swappiness":10}}'
