@@ -179,6 +179,44 @@ static int write_num(const char *dir, const char *file, int64_t v, struct cove_e
 	return write_cg(dir, file, buf, err);
 }
 
+/* For settings only some kernels have: a missing file is an error naming the config field. */
+static int write_feature(const char *dir, const char *file, int64_t v, const char *field,
+			 struct cove_err *err)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (access(path, F_OK) < 0)
+		return cove_err_set(
+		    err, -ENOTSUP, "linux.resources.%s: not supported by this kernel (no %s in %s)",
+		    field, file, dir);
+	int rc = write_num(dir, file, v, err);
+	return rc ? cove_err_prefix(err, "linux.resources.%s", field) : 0;
+}
+
+static const char *mode_name(enum oci_cg_mode m)
+{
+	return m == OCI_CG_V2 ? "v2" : m == OCI_CG_HYBRID ? "hybrid" : "v1";
+}
+
+int oci_cgroup_check(const struct oci_cgroup *cg, const struct oci_resources *r,
+		     struct cove_err *err)
+{
+	if (!r)
+		return 0;
+	/* runc refuses these too rather than dropping them. */
+	if (r->n_unified && cg->mode != OCI_CG_V2)
+		return cove_err_set(err, -EINVAL,
+				    "linux.resources.unified: needs a cgroup v2 host (this host's "
+				    "layout is %s)",
+				    mode_name(cg->mode));
+	if (cg->mode == OCI_CG_V2 && ((r->has_cpu_rt_runtime && r->cpu_rt_runtime) ||
+				      (r->has_cpu_rt_period && r->cpu_rt_period)))
+		return cove_err_set(err, -EINVAL,
+				    "linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 "
+				    "has no realtime group scheduling");
+	return 0;
+}
+
 int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_resources *r,
 			struct cove_err *err)
 {
@@ -214,9 +252,16 @@ int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_reso
 		if (!rc && r->has_cpu_quota && r->cpu_quota)
 			rc = write_num(dir, "cpu.cfs_quota_us", r->cpu_quota, err);
 		if (!rc && r->has_cpu_rt_period && r->cpu_rt_period)
-			rc = write_num(dir, "cpu.rt_period_us", (int64_t)r->cpu_rt_period, err);
+			rc = write_feature(dir, "cpu.rt_period_us", (int64_t)r->cpu_rt_period,
+					   "cpu.realtimePeriod", err);
 		if (!rc && r->has_cpu_rt_runtime && r->cpu_rt_runtime)
-			rc = write_num(dir, "cpu.rt_runtime_us", r->cpu_rt_runtime, err);
+			rc = write_feature(dir, "cpu.rt_runtime_us", r->cpu_rt_runtime,
+					   "cpu.realtimeRuntime", err);
+		if (!rc && r->has_cpu_burst)
+			rc = write_feature(dir, "cpu.cfs_burst_us", (int64_t)r->cpu_burst,
+					   "cpu.burst", err);
+		if (!rc && r->has_cpu_idle)
+			rc = write_feature(dir, "cpu.idle", r->cpu_idle, "cpu.idle", err);
 	} else if (strcmp(ctrl, "cpuset") == 0) {
 		if (r->cpuset_cpus && *r->cpuset_cpus)
 			rc = write_cg(dir, "cpuset.cpus", r->cpuset_cpus, err);
@@ -230,20 +275,30 @@ int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_reso
 		static const char *const tf[4] = {
 		    "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
 		    "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
-		if (r->has_blkio_weight && r->blkio_weight) {
-			char f[PATH_MAX + 64];
-			snprintf(f, sizeof(f), "%s/blkio.weight", dir);
-			rc = write_num(dir,
-				       access(f, F_OK) == 0 ? "blkio.weight" : "blkio.bfq.weight",
-				       r->blkio_weight, err);
-		}
+		/* CFQ's files, or BFQ's after CFQ left the kernel; neither without BFQ. */
+		char f[PATH_MAX + 64];
+		snprintf(f, sizeof(f), "%s/blkio.weight", dir);
+		bool cfq = access(f, F_OK) == 0;
+		if (r->has_blkio_weight && r->blkio_weight)
+			rc = write_feature(dir, cfq ? "blkio.weight" : "blkio.bfq.weight",
+					   r->blkio_weight, "blockIO.weight", err);
+		const char *wdf = cfq ? "blkio.weight_device" : "blkio.bfq.weight_device";
 		for (size_t i = 0; !rc && i < r->n_blkio_weight_dev; i++) {
 			const struct oci_weight_dev *w = &r->blkio_weight_dev[i];
 			if (!w->has_weight)
 				continue;
+			snprintf(f, sizeof(f), "%s/%s", dir, wdf);
+			if (access(f, F_OK) < 0) {
+				rc = cove_err_set(
+				    err, -ENOTSUP,
+				    "linux.resources.blockIO.weightDevice: not supported "
+				    "by this kernel (no %s in %s)",
+				    wdf, dir);
+				break;
+			}
 			snprintf(buf, sizeof(buf), "%" PRId64 ":%" PRId64 " %u", w->major, w->minor,
 				 w->weight);
-			rc = write_cg(dir, "blkio.weight_device", buf, err);
+			rc = write_cg(dir, wdf, buf, err);
 		}
 		for (int k = 0; k < 4 && !rc; k++) {
 			for (size_t i = 0; !rc && i < r->n_throttle[k]; i++) {
@@ -310,6 +365,10 @@ int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct c
 			snprintf(buf, sizeof(buf), "max %" PRIu64, period);
 		rc = write_cg(dir, "cpu.max", buf, err);
 	}
+	if (!rc && r->has_cpu_burst)
+		rc = write_feature(dir, "cpu.max.burst", (int64_t)r->cpu_burst, "cpu.burst", err);
+	if (!rc && r->has_cpu_idle)
+		rc = write_feature(dir, "cpu.idle", r->cpu_idle, "cpu.idle", err);
 	if (!rc && r->cpuset_cpus && *r->cpuset_cpus)
 		rc = write_cg(dir, "cpuset.cpus", r->cpuset_cpus, err);
 	if (!rc && r->cpuset_mems && *r->cpuset_mems)
@@ -317,9 +376,23 @@ int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct c
 	if (!rc && r->has_pids_limit)
 		rc = r->pids_limit > 0 ? write_num(dir, "pids.max", r->pids_limit, err)
 				       : write_cg(dir, "pids.max", "max", err);
+	/* BFQ takes blkio's own scale (1-1000); io.weight needs the conversion. */
+	char bfq[PATH_MAX + 32];
+	snprintf(bfq, sizeof(bfq), "%s/io.bfq.weight", dir);
+	bool use_bfq = access(bfq, F_OK) == 0;
 	if (!rc && r->has_blkio_weight && r->blkio_weight)
-		rc = write_num(dir, "io.weight",
-			       (int64_t)oci_blkio_weight_to_io_weight(r->blkio_weight), err);
+		rc = use_bfq
+			 ? write_num(dir, "io.bfq.weight", r->blkio_weight, err)
+			 : write_num(dir, "io.weight",
+				     (int64_t)oci_blkio_weight_to_io_weight(r->blkio_weight), err);
+	for (size_t i = 0; !rc && i < r->n_blkio_weight_dev; i++) {
+		const struct oci_weight_dev *w = &r->blkio_weight_dev[i];
+		if (!w->has_weight)
+			continue;
+		snprintf(buf, sizeof(buf), "%" PRId64 ":%" PRId64 " %" PRIu64, w->major, w->minor,
+			 use_bfq ? (uint64_t)w->weight : oci_blkio_weight_to_io_weight(w->weight));
+		rc = write_cg(dir, use_bfq ? "io.bfq.weight" : "io.weight", buf, err);
+	}
 	static const char *const key[4] = {"rbps", "wbps", "riops", "wiops"};
 	for (int k = 0; k < 4 && !rc; k++) {
 		for (size_t i = 0; !rc && i < r->n_throttle[k]; i++) {
@@ -399,7 +472,10 @@ int oci_cgroup_create(const struct oci_cgroup *cg, const struct oci_resources *r
 {
 	struct create_ctx c = {.r = r, .err = err, .mode = cg->mode};
 	(void)cfg;
-	int rc = for_each_dir(cg, create_one, &c);
+	int rc = oci_cgroup_check(cg, r, err);
+	if (rc)
+		return rc;
+	rc = for_each_dir(cg, create_one, &c);
 	if (rc) {
 		oci_cgroup_destroy(cg);
 		return cove_err_prefix(err, "cgroup %s", cg->path);
@@ -421,7 +497,8 @@ int oci_cgroup_apply(const struct oci_cgroup *cg, const struct oci_resources *r,
 		     struct cove_err *err)
 {
 	struct create_ctx c = {.r = r, .err = err, .mode = cg->mode};
-	return for_each_dir(cg, apply_one, &c);
+	int rc = oci_cgroup_check(cg, r, err);
+	return rc ? rc : for_each_dir(cg, apply_one, &c);
 }
 
 struct attach_ctx {

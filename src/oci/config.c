@@ -184,8 +184,14 @@ static int parse_mount(struct pctx *p, struct json_object *e, void *slot, void *
 	char *data = NULL;
 	size_t dlen = 0;
 	for (size_t k = 0; k < nopts && !r; k++) {
-		if (oci_mount_option(opts[k], m) == 0)
+		int kind = oci_mount_option(opts[k], m);
+		if (kind == 0)
 			continue;
+		if (kind < 0) {
+			r = jp_fail(p, "options", "\"%s\": idmapped mounts are not supported",
+				    opts[k]);
+			break;
+		}
 		size_t l = strlen(opts[k]);
 		char *nd = jp_alloc(p, dlen + l + 2, 1);
 		if (!nd) {
@@ -201,6 +207,13 @@ static int parse_mount(struct pctx *p, struct json_object *e, void *slot, void *
 		data = nd;
 	}
 	m->data = data;
+	/* Mappings only mean something on an idmapped mount, which is refused above. */
+	if (!r && json_object_object_get_ex(e, "uidMappings", NULL))
+		r = jp_fail(p, "uidMappings", "idmapped mounts are not supported");
+	if (!r && json_object_object_get_ex(e, "gidMappings", NULL))
+		r = jp_fail(p, "gidMappings", "idmapped mounts are not supported");
+	if (!r && m->tmpcopyup && (m->bind || !m->type || strcmp(m->type, "tmpfs") != 0))
+		r = jp_fail(p, "options", "\"tmpcopyup\" needs a tmpfs mount");
 	if (!r && m->bind && !m->source)
 		r = jp_fail(p, "source", "a bind mount needs a source");
 	if (!r && !m->bind && !m->type)

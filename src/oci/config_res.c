@@ -129,6 +129,12 @@ static int parse_cpu(struct pctx *p, struct json_object *o, struct oci_resources
 		rc =
 		    jp_u64(p, o, "realtimePeriod", false, &r->cpu_rt_period, &r->has_cpu_rt_period);
 	if (!rc)
+		rc = jp_i64(p, o, "idle", false, &r->cpu_idle, &r->has_cpu_idle);
+	if (!rc && r->has_cpu_idle && r->cpu_idle != 0 && r->cpu_idle != 1)
+		rc = jp_fail(p, "idle", "must be 0 or 1");
+	if (!rc)
+		rc = jp_u64(p, o, "burst", false, &r->cpu_burst, &r->has_cpu_burst);
+	if (!rc)
 		rc = jp_str(p, o, "cpus", false, &r->cpuset_cpus);
 	if (!rc)
 		rc = jp_str(p, o, "mems", false, &r->cpuset_mems);

@@ -166,6 +166,40 @@ int oci_mount_option(const char *opt, struct oci_mount *m)
 	    {"nostrictatime", true, MS_STRICTATIME},
 	    {"silent", false, MS_SILENT},
 	    {"loud", true, MS_SILENT},
+	    {"nosymfollow", false, MS_NOSYMFOLLOW},
+	    {"symfollow", true, MS_NOSYMFOLLOW},
+	};
+	/*
+	 * The recursive forms (runtime spec, config.md "mounts"). The atime settings are one
+	 * field in mount_setattr, not bits: each replaces the whole field (MOUNT_ATTR__ATIME
+	 * cleared), and the clearing forms fall back to the kernel's default, relatime, except
+	 * "rnorelatime", which asks for strict atime as mount(8)'s "norelatime" does.
+	 */
+	static const struct {
+		const char *name;
+		bool clear;
+		uint64_t attr;
+	} rec[] = {
+	    {"rro", false, MOUNT_ATTR_RDONLY},
+	    {"rrw", true, MOUNT_ATTR_RDONLY},
+	    {"rnosuid", false, MOUNT_ATTR_NOSUID},
+	    {"rsuid", true, MOUNT_ATTR_NOSUID},
+	    {"rnodev", false, MOUNT_ATTR_NODEV},
+	    {"rdev", true, MOUNT_ATTR_NODEV},
+	    {"rnoexec", false, MOUNT_ATTR_NOEXEC},
+	    {"rexec", true, MOUNT_ATTR_NOEXEC},
+	    {"rnodiratime", false, MOUNT_ATTR_NODIRATIME},
+	    {"rdiratime", true, MOUNT_ATTR_NODIRATIME},
+	    {"rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW},
+	    {"rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW},
+	};
+	static const struct {
+		const char *name;
+		uint64_t atime;
+	} rec_atime[] = {
+	    {"rnoatime", MOUNT_ATTR_NOATIME},	      {"ratime", MOUNT_ATTR_RELATIME},
+	    {"rrelatime", MOUNT_ATTR_RELATIME},	      {"rnorelatime", MOUNT_ATTR_STRICTATIME},
+	    {"rstrictatime", MOUNT_ATTR_STRICTATIME}, {"rnostrictatime", MOUNT_ATTR_RELATIME},
 	};
 	static const struct {
 		const char *name;
@@ -183,14 +217,33 @@ int oci_mount_option(const char *opt, struct oci_mount *m)
 		m->flags |= MS_REC;
 		return 0;
 	}
-	if (strcmp(opt, "rro") == 0) {
-		m->recursive_ro = true;
-		m->flags |= MS_RDONLY;
+	if (strcmp(opt, "tmpcopyup") == 0) {
+		m->tmpcopyup = true;
 		return 0;
 	}
-	if (strcmp(opt, "rrw") == 0 || strcmp(opt, "tmpcopyup") == 0 || strcmp(opt, "idmap") == 0 ||
-	    strcmp(opt, "ridmap") == 0)
-		return 0;
+	if (strcmp(opt, "idmap") == 0 || strcmp(opt, "ridmap") == 0)
+		return -ENOTSUP;
+	for (size_t i = 0; i < sizeof(rec) / sizeof(rec[0]); i++) {
+		if (strcmp(rec[i].name, opt) == 0) {
+			/* The last word on a bit wins, as with the plain options. */
+			if (rec[i].clear) {
+				m->rec_clr |= rec[i].attr;
+				m->rec_set &= ~rec[i].attr;
+			} else {
+				m->rec_set |= rec[i].attr;
+				m->rec_clr &= ~rec[i].attr;
+			}
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < sizeof(rec_atime) / sizeof(rec_atime[0]); i++) {
+		if (strcmp(rec_atime[i].name, opt) == 0) {
+			m->rec_clr |= MOUNT_ATTR__ATIME;
+			m->rec_set =
+			    (m->rec_set & ~(uint64_t)MOUNT_ATTR__ATIME) | rec_atime[i].atime;
+			return 0;
+		}
+	}
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		if (strcmp(t[i].name, opt) == 0) {
 			if (t[i].clear)

@@ -83,28 +83,39 @@ static int clone_flags(const struct oci_config *c)
 	return flags;
 }
 
-/* Receives one fd passed with SCM_RIGHTS; -1 on failure. */
-static int recv_fd(int sock)
+/* Two-stage init: the real init's 'P' message, whose pid the kernel puts in its credentials
+ * (translated into our pid namespace). Returns the pid, or a negative error. */
+static pid_t read_stage2_pid(int fd, struct cove_err *err)
 {
-	char data;
-	struct iovec iov = {.iov_base = &data, .iov_len = 1};
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr mh = {.msg_iov = &iov,
+	char ebuf[600];
+	struct iovec eiov = {.iov_base = ebuf, .iov_len = sizeof(ebuf) - 1};
+	struct msghdr mh = {.msg_iov = &eiov,
 			    .msg_iovlen = 1,
 			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
-	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
-		return -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
-		return -1;
-	int fd;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
+	ssize_t n;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return cove_err_set(err, -EPIPE, "container init exited during setup");
+	ebuf[n] = '\0';
+	if (ebuf[0] == 'E')
+		return cove_err_set(err, -EINVAL, "%s", ebuf + 1);
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (ebuf[0] == 'P' && cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred uc;
+			memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+			if (uc.pid > 0)
+				return uc.pid;
+		}
+	}
+	return cove_err_set(err, -EPROTO, "container init: no pid from the second stage");
 }
 
 /* Reads the next message from init: 'R' ready, 'H' run hooks, 'E...' an error. */
@@ -234,6 +245,16 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 		rc = cove_err_set(err, -errno, "socketpair: %s", strerror(errno));
 		goto err_cgroup;
 	}
+	/* New namespaces must belong to a user namespace joined by path, so they are made
+	 * after init joins it (init.c), and the real init's pid comes back in credentials. */
+	a.stage2_flags = clone_flags(cfg);
+	a.two_stage = cfg->ns[OCI_NS_USER].path && a.stage2_flags;
+	int one = 1;
+	if (a.two_stage && setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+		rc = cove_err_set(err, -errno, "SO_PASSCRED: %s", strerror(errno));
+		goto err_cgroup;
+	}
+	int first_flags = a.two_stage ? 0 : a.stage2_flags;
 	if (cfg->process.terminal && !o->console_socket && o->pty_master) {
 		/* run in the foreground: the pty master comes back to us to proxy. */
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pty) < 0) {
@@ -248,8 +269,7 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	int cgfd = oci_cgroup_open_v2(&s.cg);
 	if (cgfd >= 0) {
 		/* Born in the v2 group; the child moves itself into the v1 ones. */
-		struct clone3_args ca = {.flags =
-					     (uint64_t)clone_flags(cfg) | CLONE_INTO_CGROUP_FLAG,
+		struct clone3_args ca = {.flags = (uint64_t)first_flags | CLONE_INTO_CGROUP_FLAG,
 					 .exit_signal = SIGCHLD,
 					 .cgroup = (uint64_t)cgfd};
 		a.self_attach = true;
@@ -261,7 +281,7 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	if (pid < 0) {
 		/* No clone3 (or no v2 group): v1 groups are still entered by the child. */
 		a.self_attach = s.cg.mode == OCI_CG_V1;
-		pid = (pid_t)syscall(SYS_clone, clone_flags(cfg) | SIGCHLD, NULL, NULL, NULL, NULL);
+		pid = (pid_t)syscall(SYS_clone, first_flags | SIGCHLD, NULL, NULL, NULL, NULL);
 	}
 	if (pid < 0) {
 		rc = cove_err_set(err, -errno, "clone: %s", strerror(errno));
@@ -319,6 +339,36 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 		msg[0] = 'G';
 		memcpy(msg + 1, sj, l + 1);
 		ssize_t n = send(sv[0], msg, l + 1, MSG_NOSIGNAL);
+		if (n >= 0 && a.two_stage) {
+			/* The first stage exits once the real init runs: reap it, then send the
+			 * state again with the real init's pid. */
+			pid_t p2 = read_stage2_pid(sv[0], err);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			pid = p2;
+			if (p2 < 0) {
+				free(msg);
+				free(sj);
+				rc = p2;
+				goto err_state_killed;
+			}
+			s.pid = pid;
+			s.start_time = oci_proc_start_time(pid, NULL);
+			free(sj);
+			free(msg);
+			sj = oci_state_json(&s, OCI_CREATING, false);
+			l = sj ? strlen(sj) : 0;
+			msg = malloc(l + 2);
+			if (!sj || !msg) {
+				free(sj);
+				free(msg);
+				rc = cove_err_set(err, -ENOMEM, "out of memory");
+				goto err_kill;
+			}
+			msg[0] = 'G';
+			memcpy(msg + 1, sj, l + 1);
+			n = send(sv[0], msg, l + 1, MSG_NOSIGNAL);
+		}
 		free(msg);
 		if (n < 0) {
 			free(sj);
@@ -354,7 +404,7 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	close(sv[0]);
 	sv[0] = -1;
 	if (pty[0] >= 0) {
-		int m = recv_fd(pty[0]);
+		int m = oci_recv_fd(pty[0]);
 		if (m < 0) {
 			rc = cove_err_set(err, -EIO, "terminal: no pty master from init");
 			goto err_kill;
@@ -393,6 +443,8 @@ err_kill:
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+err_state_killed:
+	/* (a second-stage init that was cloned sees the socket close and exits) */
 err_cgroup:
 	if (cg_made)
 		oci_cgroup_destroy(&s.cg);

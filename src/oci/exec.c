@@ -42,7 +42,7 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		return cove_err_set(err, -EINVAL, "cannot exec in a stopped container");
 	if (status == OCI_PAUSED)
 		return cove_err_set(err, -EINVAL, "cannot exec in a paused container");
-	if (proc->terminal && !o->console_socket && o->detach)
+	if (proc->terminal && !o->console_socket && (o->detach || !o->pty_proxy))
 		return cove_err_set(err, -EINVAL,
 				    "cannot allocate tty if runc will detach without setting "
 				    "console socket");
@@ -55,7 +55,7 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)st->pid, ns_order[i].name);
 		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
 	}
-	int pidns = -1, own_pidns = -1, rc = 0;
+	int pidns = -1, own_pidns = -1, rc = 0, cons = -1, pty[2] = {-1, -1};
 	if (!same_ns(st->pid, "pid")) {
 		/* Only the child goes in: we come back after the fork (helpers we spawn later,
 		 * such as sanitizer threads, must not land in the container). */
@@ -69,8 +69,14 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 			goto out;
 		}
 	}
-	int cons = -1;
-	if (proc->terminal && o->console_socket) {
+	if (proc->terminal && !o->console_socket) {
+		/* The child sends the master back to us over this pair, to relay. */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pty) < 0) {
+			rc = cove_err_set(err, -errno, "socketpair: %s", strerror(errno));
+			goto out;
+		}
+		cons = pty[1];
+	} else if (proc->terminal && o->console_socket) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", o->console_socket);
 		cons = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -155,6 +161,7 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 	close(sv[1]);
 	if (cons >= 0)
 		close(cons);
+	cons = -1;
 	if (own_pidns >= 0)
 		setns(own_pidns, CLONE_NEWPID);
 	rc = self_attach ? 0 : oci_cgroup_attach(&st->cg, pid, err);
@@ -196,11 +203,27 @@ int oci_exec(const struct oci_exec_opts *o, struct oci_state *st, const struct o
 		*exit_status = 0;
 		goto out;
 	}
+	if (pty[0] >= 0) {
+		int master = oci_recv_fd(pty[0]);
+		if (master < 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			rc = cove_err_set(err, -EIO,
+					  "terminal: no pty master from the exec'd process");
+			goto out;
+		}
+		o->pty_proxy(master);
+		close(master);
+	}
 	int ws = 0;
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
 	*exit_status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 out:
+	if (cons >= 0)
+		close(cons);
+	if (pty[0] >= 0)
+		close(pty[0]);
 	for (size_t i = 0; i < 7; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

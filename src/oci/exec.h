@@ -9,6 +9,9 @@ struct oci_exec_opts {
 	const char *pid_file;
 	bool detach;
 	int preserve_fds;
+	/* --tty in the foreground without a console socket: the pty master is handed to this,
+	 * which relays it to our stdio and returns when the pty closes (runc does the same). */
+	void (*pty_proxy)(int master);
 };
 
 /* Runs proc in st's container (cfg supplies seccomp); waits unless detached. */

@@ -8,13 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWTIME
@@ -26,66 +24,6 @@ static const int ns_flag[OCI_NS_COUNT] = {
     [OCI_NS_IPC] = CLONE_NEWIPC,       [OCI_NS_UTS] = CLONE_NEWUTS,   [OCI_NS_USER] = CLONE_NEWUSER,
     [OCI_NS_CGROUP] = CLONE_NEWCGROUP, [OCI_NS_TIME] = CLONE_NEWTIME,
 };
-
-int oci_setup_console(int sock, char *msg, size_t len)
-{
-	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0) {
-		snprintf(msg, len, "terminal: /dev/ptmx: %s", strerror(errno));
-		return -1;
-	}
-	int unlock = 0, n = 0;
-	if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &n) < 0) {
-		snprintf(msg, len, "terminal: unlocking the pty: %s", strerror(errno));
-		close(master);
-		return -1;
-	}
-	/* Open the peer through the master so it is the same devpts instance. */
-	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave < 0) {
-		char name[64];
-		snprintf(name, sizeof(name), "/dev/pts/%d", n);
-		slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	}
-	if (slave < 0) {
-		snprintf(msg, len, "terminal: opening the pty peer: %s", strerror(errno));
-		close(master);
-		return -1;
-	}
-	char data = 'm';
-	struct iovec iov = {.iov_base = &data, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	ssize_t sent = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	close(master);
-	if (sent < 0) {
-		snprintf(msg, len, "terminal: sending the pty master: %s", strerror(errno));
-		close(slave);
-		return -1;
-	}
-	if (ioctl(slave, TIOCSCTTY, 0) < 0) {
-		snprintf(msg, len, "terminal: TIOCSCTTY: %s", strerror(errno));
-		close(slave);
-		return -1;
-	}
-	for (int fd = 0; fd < 3; fd++)
-		dup2(slave, fd);
-	if (slave > 2)
-		close(slave);
-	return 0;
-}
 
 static int connect_socket(const char *path)
 {
@@ -194,6 +132,27 @@ _Noreturn void oci_init_main(struct oci_init_args *a)
 	for (int t = 0; t < OCI_NS_COUNT; t++)
 		if (a->ns_fds[t] >= 0)
 			close(a->ns_fds[t]);
+	if (a->two_stage) {
+		pid_t p = (pid_t)syscall(SYS_clone, CLONE_PARENT | a->stage2_flags | SIGCHLD, NULL,
+					 NULL, NULL, NULL);
+		if (p < 0)
+			oci_child_fail(sfd,
+				       "linux.namespaces: creating namespaces in the joined user "
+				       "namespace: %s",
+				       strerror(errno));
+		if (p > 0)
+			_exit(0);
+		/* The real init: the runtime's child now. It learns our pid from the credentials
+		 * the kernel attaches to this message, then sends the state again. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_DUMPABLE, 0);
+		if (send(sfd, "P", 1, MSG_NOSIGNAL) != 1)
+			_exit(1);
+		got = recv(sfd, state, sizeof(state) - 1, 0);
+		if (got <= 0 || state[0] != 'G')
+			_exit(1);
+		state[got] = '\0';
+	}
 	/* Now inside its cgroup: a new cgroup namespace roots there. */
 	if (c->ns[OCI_NS_CGROUP].present && !c->ns[OCI_NS_CGROUP].path &&
 	    unshare(CLONE_NEWCGROUP) < 0)

@@ -104,9 +104,10 @@ int jp_check_keys(struct pctx *p, struct json_object *obj, const char *const *kn
 		struct oci_config *c = p->cfg;
 		if (c->n_unknown < sizeof(c->unknown) / sizeof(c->unknown[0])) {
 			size_t old = jp_push(p, key);
-			c->unknown[c->n_unknown++] = oci_arena_strdup(c->arena, p->path);
+			c->unknown[c->n_unknown] = oci_arena_strdup(c->arena, p->path);
 			jp_pop(p, old);
 		}
+		c->n_unknown++;
 	}
 	return 0;
 }

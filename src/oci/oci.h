@@ -23,8 +23,11 @@ struct oci_mount {
 	unsigned long flags;	   /* MS_* for mount(2) */
 	unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC) */
 	bool bind;
-	bool recursive_ro; /* "rro": mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY) */
-	const char *data;  /* filesystem options joined by commas, or NULL */
+	bool tmpcopyup; /* "tmpcopyup": the image's files under the mountpoint go into the tmpfs */
+	/* Recursive options ("rro", "rnosuid", ...): MOUNT_ATTR_* bits that
+	 * mount_setattr(AT_RECURSIVE) sets and clears on the mount and everything below it. */
+	uint64_t rec_set, rec_clr;
+	const char *data; /* filesystem options joined by commas, or NULL */
 };
 
 enum oci_ns_type {
@@ -115,6 +118,9 @@ struct oci_resources {
 	bool has_cpu_rt_runtime, has_cpu_rt_period;
 	int64_t cpu_rt_runtime;
 	uint64_t cpu_rt_period;
+	bool has_cpu_idle, has_cpu_burst;
+	int64_t cpu_idle;   /* 1: the group runs as SCHED_IDLE (cpu.idle) */
+	uint64_t cpu_burst; /* microseconds (cpu.cfs_burst_us, cpu.max.burst) */
 	const char *cpuset_cpus, *cpuset_mems;
 	bool has_pids_limit;
 	int64_t pids_limit; /* -1 or 0: unlimited */
@@ -216,7 +222,8 @@ struct oci_config {
 	int64_t time_offset_mono_sec, time_offset_boot_sec;
 	int64_t time_offset_mono_nsec, time_offset_boot_nsec;
 	bool has_time_offsets;
-	/* fields the parser skipped because it does not know them (warned about) */
+	/* Fields the parser skipped because it does not know them: the first 8 paths, and how
+	 * many there were in all. `create` and `run` log a warning for them. */
 	const char *unknown[8];
 	size_t n_unknown;
 };
@@ -252,7 +259,8 @@ int oci_signal_parse(const char *name);
 int oci_rlimit_parse(const char *name);
 /* Maps "CAP_SYS_ADMIN" to its number, or -EINVAL. */
 int oci_cap_parse(const char *name);
-/* Applies one mount option; returns 0 if it was a flag, 1 if it is fs data, -EINVAL never. */
+/* Applies one mount option: 0 if it was a flag (or a recursive or propagation option), 1 if
+ * it is filesystem data, -ENOTSUP for options the runtime refuses ("idmap", "ridmap"). */
 int oci_mount_option(const char *opt, struct oci_mount *m);
 
 /* ---- fault injection for tests: COVE_OCI_FAIL_AT=step ---- */

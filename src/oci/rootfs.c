@@ -100,7 +100,7 @@ static unsigned long locked_flags(const char *path)
 static int remount_bind(const char *path, unsigned long flags)
 {
 	flags &= MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
-		 MS_RELATIME | MS_STRICTATIME;
+		 MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW;
 	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags, NULL) == 0)
 		return 0;
 	/* In a user namespace the source's flags are locked: keep them. */
@@ -191,6 +191,15 @@ static int do_mount(const struct rootfs_ctx *r, const struct oci_mount *m, char 
 		close(tfd);
 		return rc;
 	}
+	/* What the image has under the mountpoint, reachable through this fd once covered. */
+	int under = -1;
+	if (m->tmpcopyup) {
+		under = open(tp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (under < 0) {
+			close(tfd);
+			FAIL("mounts: tmpcopyup on %s: %s", m->destination, strerror(errno));
+		}
+	}
 	if (m->bind) {
 		rc = mount(source, tp, NULL, MS_BIND | (m->flags & MS_REC), NULL);
 	} else {
@@ -198,24 +207,50 @@ static int do_mount(const struct rootfs_ctx *r, const struct oci_mount *m, char 
 		if (rc < 0 && errno == EPERM && strcmp(m->type, "sysfs") == 0)
 			rc = mount("/sys", tp, NULL, MS_BIND | MS_REC, NULL);
 	}
+	int e = errno;
 	close(tfd);
-	if (rc < 0)
+	if (rc < 0) {
+		if (under >= 0)
+			close(under);
 		FAIL("mounts: mounting %s on %s (%s): %s", m->source, m->destination,
-		     m->type ? m->type : "bind", strerror(errno));
+		     m->type ? m->type : "bind", strerror(e));
+	}
 	tfd = open_in_root(r->rootfd, m->destination, false, dir);
-	if (tfd < 0)
-		FAIL("mounts: reopening %s: %s", m->destination, strerror(errno));
+	if (tfd < 0) {
+		e = errno;
+		if (under >= 0)
+			close(under);
+		FAIL("mounts: reopening %s: %s", m->destination, strerror(e));
+	}
 	fdpath(tp, sizeof(tp), tfd);
+	if (under >= 0) {
+		char what[NAME_MAX + 64];
+		int top = open(tp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int cr = top < 0 ? -errno : rootfs_copyup(under, top, what, sizeof(what));
+		if (top < 0)
+			snprintf(what, sizeof(what), "the new tmpfs");
+		if (top >= 0)
+			close(top);
+		close(under);
+		if (cr < 0) {
+			close(tfd);
+			FAIL("mounts: tmpcopyup on %s: %s: %s", m->destination, what,
+			     strerror(-cr));
+		}
+	}
 	if (m->bind && (m->flags & ~(MS_REC | MS_BIND)) && remount_bind(tp, m->flags) < 0) {
 		close(tfd);
 		FAIL("mounts: remounting %s: %s", m->destination, strerror(errno));
 	}
-	if (m->recursive_ro) {
-		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (m->rec_set || m->rec_clr) {
+		/* The recursive options reach every mount below this one too (rbind submounts). */
+		struct mount_attr attr = {.attr_set = m->rec_set, .attr_clr = m->rec_clr};
 		if (syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
 			    sizeof(attr)) < 0) {
+			e = errno;
 			close(tfd);
-			FAIL("mounts: rro on %s: %s", m->destination, strerror(errno));
+			FAIL("mounts: recursive options (rro, rnosuid...) on %s: %s",
+			     m->destination, strerror(e));
 		}
 	}
 	if (m->propagation && mount(NULL, tp, NULL, m->propagation, NULL) < 0) {

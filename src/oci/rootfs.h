@@ -17,6 +17,8 @@ struct rootfs_ctx {
 int rootfs_mounts(struct rootfs_ctx *r, char *msg, size_t len);
 int rootfs_devices(const struct rootfs_ctx *r, char *msg, size_t len);
 int rootfs_pivot(const struct rootfs_ctx *r, bool no_pivot, char *msg, size_t len);
+/* tmpcopyup: copies directory under_fd's tree into tmpfs_fd; on failure what names the entry. */
+int rootfs_copyup(int under_fd, int tmpfs_fd, char *what, size_t len);
 /* After the pivot: masked and read-only paths, read-only root, shared propagation. */
 int rootfs_finish(const struct rootfs_ctx *r, char *msg, size_t len);
 

@@ -19,6 +19,9 @@ struct oci_cgroup {
 /* The host's layout and the absolute path for a cgroupsPath (NULL: "/cove-runc/<id>"). */
 int oci_cgroup_init(struct oci_cgroup *cg, const char *cgroups_path, const char *id, bool systemd,
 		    struct cove_err *err);
+/* Refuses settings this layout cannot honour (unified on v1/hybrid, realtime on v2). */
+int oci_cgroup_check(const struct oci_cgroup *cg, const struct oci_resources *r,
+		     struct cove_err *err);
 /* Creates the cgroup in every hierarchy and applies resources (r may be NULL). */
 int oci_cgroup_create(const struct oci_cgroup *cg, const struct oci_resources *r,
 		      const struct oci_config *cfg, struct cove_err *err);
@@ -120,6 +123,11 @@ struct oci_init_args {
 	int ns_fds[OCI_NS_COUNT]; /* opened namespaces to join, or -1 */
 	bool self_attach;	  /* init moves itself into the v1 groups */
 	int console_fd;		  /* a connected socket for the pty master, or -1 */
+	/* Joining a user namespace by path: init is cloned with no new namespaces, joins it,
+	 * then clones the real init with these flags (so the new namespaces belong to the
+	 * joined user namespace) as the runtime's child (CLONE_PARENT) and exits. */
+	bool two_stage;
+	int stage2_flags;
 	const struct oci_cgroup *cg;
 };
 
@@ -143,8 +151,11 @@ _Noreturn void oci_child_fail(int sync_fd, const char *fmt, ...)
 int oci_lookup_exec(const struct oci_process *p, char *found, size_t len);
 int oci_apply_seccomp(const struct oci_seccomp *s, char *msg, size_t len);
 
-/* Terminal: open a pty in the current mount namespace, send the master over the socket. */
+/* Terminal (console.c): open a pty in the current mount namespace, send the master over the
+ * socket and make the peer our controlling terminal and stdio. */
 int oci_setup_console(int sock_fd, char *msg, size_t len);
+/* Receives one fd passed with SCM_RIGHTS; -1 on failure. */
+int oci_recv_fd(int sock);
 
 /* CVE-2019-5736: re-executes from a sealed memfd copy of the binary unless already. */
 int oci_ensure_cloned_binary(char **argv, struct cove_err *err);

@@ -108,10 +108,22 @@ static int do_create(struct create_args *c, pid_t *pid)
 		free(text);
 		return oci_cli_fail(&err);
 	}
+	/* The spec says to ignore what we do not know; say so, since it may be a typo. */
+	size_t shown = sizeof(cfg.unknown) / sizeof(cfg.unknown[0]);
+	for (size_t k = 0; k < cfg.n_unknown && k < shown; k++)
+		oci_cli_log(OCI_LOG_WARNING, "config.json: unknown field %s ignored",
+			    cfg.unknown[k]);
+	if (cfg.n_unknown > shown)
+		oci_cli_log(OCI_LOG_WARNING, "config.json: %zu more unknown fields ignored",
+			    cfg.n_unknown - shown);
 	rc = oci_create(&c->o, &cfg, text, len, pid, &err);
 	free(text);
 	oci_config_free(&cfg);
-	return rc ? oci_cli_fail(&err) : 0;
+	if (rc)
+		return oci_cli_fail(&err);
+	oci_cli_log(OCI_LOG_DEBUG, "container %s created from %s: init pid %d, waiting for start",
+		    c->o.id, c->bundle, (int)*pid);
+	return 0;
 }
 
 int oci_cmd_create(struct oci_global *g, int argc, char **argv)
@@ -123,8 +135,7 @@ int oci_cmd_create(struct oci_global *g, int argc, char **argv)
 	return do_create(&c, &pid);
 }
 
-/* run with a terminal: our stdin to the pty master, the master to our stdout. */
-static void proxy_pty(int master)
+void oci_cli_proxy_pty(int master)
 {
 	struct termios saved;
 	bool raw = isatty(0) && tcgetattr(0, &saved) == 0;
@@ -210,7 +221,7 @@ int oci_cmd_run(struct oci_global *g, int argc, char **argv)
 	if (c.detach)
 		return 0;
 	if (master >= 0) {
-		proxy_pty(master);
+		oci_cli_proxy_pty(master);
 		close(master);
 	}
 	int ws = 0;
@@ -250,6 +261,7 @@ int oci_cmd_start(struct oci_global *g, int argc, char **argv)
 	struct cove_err err = {0};
 	if (oci_start(g->root, id, &err))
 		return oci_cli_fail(&err);
+	oci_cli_log(OCI_LOG_DEBUG, "container %s started", id);
 	/* poststart runs after the user process started, from the runtime. */
 	struct oci_state st;
 	if (oci_state_load(g->root, id, &st, &err) == 0 &&
@@ -264,7 +276,7 @@ int oci_cmd_start(struct oci_global *g, int argc, char **argv)
 			if (cfg.hooks.count[OCI_HOOK_POSTSTART]) {
 				char *sj = oci_state_json(&st, OCI_RUNNING, false);
 				if (sj && oci_hooks_run(&cfg.hooks, OCI_HOOK_POSTSTART, sj, &e2))
-					fprintf(stderr, "cove-runc: warning: %s\n", e2.msg);
+					oci_cli_log(OCI_LOG_WARNING, "%s", e2.msg);
 				free(sj);
 			}
 			oci_config_free(&cfg);
@@ -409,5 +421,8 @@ int oci_cmd_delete(struct oci_global *g, int argc, char **argv)
 	}
 	int rc = oci_destroy(&st, &err);
 	oci_state_free(&st);
-	return rc ? oci_cli_fail(&err) : 0;
+	if (rc)
+		return oci_cli_fail(&err);
+	oci_cli_log(OCI_LOG_DEBUG, "container %s deleted (it was %s)", id, oci_status_name(status));
+	return 0;
 }

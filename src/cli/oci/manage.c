@@ -60,7 +60,7 @@ static int load(struct oci_global *g, const char *id, struct oci_state *st, stru
 
 int oci_cmd_exec(struct oci_global *g, int argc, char **argv)
 {
-	struct oci_exec_opts o = {0};
+	struct oci_exec_opts o = {.pty_proxy = oci_cli_proxy_pty};
 	const char *process = NULL, *id = NULL, *cwd = NULL, *user = NULL;
 	const char *envs[64];
 	size_t n_env = 0;

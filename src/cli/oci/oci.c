@@ -3,6 +3,7 @@
 #include "cli/oci/oci_cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +12,13 @@
 #include <unistd.h>
 
 static const char *log_path, *log_format = "text";
+static enum oci_log_level log_level = OCI_LOG_WARNING; /* --debug: OCI_LOG_DEBUG */
 
-void oci_cli_error(const char *msg)
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+/* One line in --log: logrus's text format, or a JSON object with --log-format json. */
+static void log_line(enum oci_log_level level, const char *msg)
 {
-	fprintf(stderr, "cove-runc: %s\n", msg);
-	if (!log_path)
-		return;
 	FILE *f = fopen(log_path, "ae");
 	if (!f)
 		return;
@@ -26,22 +28,48 @@ void oci_cli_error(const char *msg)
 	gmtime_r(&ts.tv_sec, &tm);
 	char t[40];
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (strcmp(log_format, "json") == 0) {
-		fputs("{\"level\":\"error\",\"msg\":\"", f);
-		for (const char *p = msg; *p; p++) {
-			unsigned char c = (unsigned char)*p;
-			if (c == '"' || c == '\\')
-				fprintf(f, "\\%c", c);
-			else if (c < 0x20)
-				fprintf(f, "\\u%04x", c);
-			else
-				fputc(c, f);
-		}
-		fprintf(f, "\",\"time\":\"%s\"}\n", t);
-	} else {
-		fprintf(f, "time=\"%s\" level=error msg=\"%s\"\n", t, msg);
+	bool json = strcmp(log_format, "json") == 0;
+	if (json)
+		fprintf(f, "{\"level\":\"%s\",\"msg\":\"", level_names[level]);
+	else
+		fprintf(f, "time=\"%s\" level=%s msg=\"", t, level_names[level]);
+	for (const char *p = msg; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, json ? "\\u%04x" : "\\x%02x", c);
+		else
+			fputc(c, f);
 	}
+	if (json)
+		fprintf(f, "\",\"time\":\"%s\"}\n", t);
+	else
+		fputs("\"\n", f);
 	fclose(f);
+}
+
+void oci_cli_log(enum oci_log_level level, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Errors always reach stderr (callers show them); the rest goes to --log when given. */
+	if (level == OCI_LOG_ERROR)
+		fprintf(stderr, "cove-runc: %s\n", msg);
+	else if (!log_path)
+		fprintf(stderr, "cove-runc: %s: %s\n", level_names[level], msg);
+	if (log_path)
+		log_line(level, msg);
+}
+
+void oci_cli_error(const char *msg)
+{
+	oci_cli_log(OCI_LOG_ERROR, "%s", msg);
 }
 
 int oci_cli_fail(const struct cove_err *err)
@@ -123,7 +151,7 @@ int cli_oci_main(int argc, char **argv)
 		else if (oci_cli_opt(argc, argv, &i, "systemd-cgroup", NULL))
 			v = "", g.systemd_cgroup = true;
 		else if (oci_cli_opt(argc, argv, &i, "debug", NULL))
-			v = "", g.debug = true;
+			v = "", g.debug = true, log_level = OCI_LOG_DEBUG;
 		else if (oci_cli_opt(argc, argv, &i, "version|v", NULL)) {
 			printf("cove-runc version " COVE_OCI_VERSION "\nspec: 1.0.2\n");
 			return 0;
@@ -151,6 +179,15 @@ int cli_oci_main(int argc, char **argv)
 		g.root = abs_root;
 	}
 	const char *cmd = argv[i];
+	if (g.debug) {
+		/* The command as called, for matching a log against what containerd ran. */
+		char line[900];
+		size_t off = 0;
+		for (int k = i; k < argc && off < sizeof(line) - 1; k++)
+			off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s",
+						k > i ? " " : "", argv[k]);
+		oci_cli_log(OCI_LOG_DEBUG, "%s (root %s)", line, g.root);
+	}
 	int sub_argc = argc - i;
 	char **sub_argv = argv + i;
 	static const struct {

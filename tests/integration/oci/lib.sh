@@ -51,6 +51,8 @@ cleanup_all() {
 	for d in /sys/fs/cgroup/*"$CG" /sys/fs/cgroup/unified"$CG"; do
 		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 	done
+	# mounts a test made under $T (deepest first), so rm stays on this filesystem
+	grep -o " $T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup_all EXIT

@@ -33,7 +33,8 @@ CPID=$!
 stop_containerd() {
 	ctr -a "$SOCK" -n "$NS" task kill -s SIGKILL t2 >/dev/null 2>&1
 	ctr -a "$SOCK" -n "$NS" task rm -f t2 >/dev/null 2>&1
-	ctr -a "$SOCK" -n "$NS" container rm t1 t2 >/dev/null 2>&1
+	ctr -a "$SOCK" -n "$NS" task rm -f t3 >/dev/null 2>&1
+	ctr -a "$SOCK" -n "$NS" container rm t1 t2 t3 >/dev/null 2>&1
 	kill "$CPID" 2>/dev/null
 	wait "$CPID" 2>/dev/null
 	for p in $(pgrep -f "containerd-shim-runc-v2 -namespace $NS "); do kill -9 "$p"; done
@@ -90,11 +91,34 @@ check "ctr task pause" c task pause t2
 expect_match "ctr task ls: PAUSED" "t2 +[0-9]+ +PAUSED" "$(c task ls 2>&1)"
 check "ctr task resume" c task resume t2
 expect_match "ctr task ps lists the init" "$pid" "$(c task ps t2 2>&1)"
+c events >"$T/events" 2>&1 &
+EPID=$!
+sleep 0.2
 check "ctr task kill" c task kill -s SIGKILL t2
 for i in $(seq 100); do c task ls 2>/dev/null | grep -qE "t2 +[0-9]+ +STOPPED" && break; sleep 0.05; done
 expect_match "ctr task ls: STOPPED" "t2 +[0-9]+ +STOPPED" "$(c task ls 2>&1)"
+for i in $(seq 50); do grep -q '/tasks/exit' "$T/events" && break; sleep 0.05; done
+kill $EPID 2>/dev/null
+wait $EPID 2>/dev/null
+expect_match "exit status after SIGKILL is 137 (containerd's exit event)" '"exit_status":137' "$(grep '/tasks/exit' "$T/events" | grep '"container_id":"t2"')"
 check "ctr task rm" c task rm t2
 check "ctr container rm" c container rm t2
+
+# CREATED: a wrapper around cove-runc looks at the container when the shim calls `start`,
+# i.e. after `create` returned to the shim. (containerd itself reports such a task as
+# UNKNOWN while the shim is inside its Start call, so the runtime's view is what is checked.)
+cat >"$T/wrap" <<EOF
+#!/bin/bash
+if [ "\${@: -2:1}" = start ]; then
+	"$RUNC" "\${@:1:\$#-2}" state "\${@: -1}" >"$T/seen-state" 2>&1
+fi
+exec "$RUNC" "\$@"
+EOF
+chmod +x "$T/wrap"
+c run --snapshotter native --runc-binary "$T/wrap" --rm "$REF" t3 true >/dev/null 2>&1
+expect_eq "when the shim starts the task, its state is created" created "$(jq -r .status "$T/seen-state" 2>/dev/null || cat "$T/seen-state")"
+expect_match "a created task has its init's pid" '^[1-9][0-9]*$' "$(jq -r .pid "$T/seen-state" 2>/dev/null)"
+
 left=""
 for d in /sys/fs/cgroup/*/"$NS"/t2; do [ -e "$d" ] && left="$left $d"; done
 [ -e "/run/containerd/runc/$NS/t2" ] && left="$left /run/containerd/runc/$NS/t2"

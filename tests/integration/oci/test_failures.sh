@@ -42,6 +42,12 @@ bad "executable not found" '.process.args = ["no-such-program"]' 'executable fil
 bad "bind mount source missing" '.mounts += [{"destination":"/x","source":"/no/such/dir","options":["bind"]}]' 'mounts: bind source /no/such/dir'
 bad "cpuset that does not exist" '.linux.resources.cpu = {"cpus":"999"}' 'cgroup.*cpuset.cpus'
 bad "joining a namespace that does not exist" '.linux.namespaces += [{"type":"time","path":"/no/ns"}]' 'linux.namespaces: /no/ns'
+bad "idle that is not 0 or 1" '.linux.resources.cpu = {"idle": 5}' 'linux.resources.cpu.idle: must be 0 or 1'
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
+	bad "unified on a v1 or hybrid host (runc refuses it too)" '.linux.resources.unified = {"memory.high":"1000000"}' 'linux.resources.unified: needs a cgroup v2 host'
+else
+	skip "unified on a v1 or hybrid host" "this host is cgroup v2 (test_cgmodes covers v1)"
+fi
 printf '{"ociVersion": ' >"$B/config.json"
 out=$(r create --bundle "$B" bad1 2>&1)
 expect_match "truncated JSON is reported" "config: invalid JSON" "$out"

@@ -29,10 +29,14 @@ for f in ociVersion id pid status bundle rootfs created owner; do
 done
 ok "state has runc's fields"
 expect_eq "bundle is absolute" "$B" "$(echo "$st" | jq -r .bundle)"
-expect_match "init waits in the exec fifo" "cove|sleep" "$(cat /proc/$pid/comm)"
+# Before start, init is still the runtime (the sealed memfd copy), blocked opening the FIFO
+# (syscall 257, openat); after start it is the container's program.
+expect_eq "init waits in the exec fifo: still the runtime" "/memfd:cove-runc (deleted)" "$(readlink /proc/$pid/exe)"
+expect_eq "init waits in the exec fifo: blocked in openat" 257 "$(cut -d' ' -f1 /proc/$pid/syscall)"
 expect_eq "init sits in the cgroup" "1" "$(grep -c "^$pid\$" /sys/fs/cgroup/pids$CG/life/cgroup.procs)"
 check "start" r start c1
 expect_eq "state after start is running" running "$(status_of c1)"
+expect_eq "after start, init is the container's program" "/bin/busybox sleep" "$(readlink /proc/$pid/exe | sed "s|^$B/rootfs||") $(cat /proc/$pid/comm)"
 expect_eq "start twice fails" "cove-runc: cannot start an already running container" "$(r start c1 2>&1)"
 expect_match "list shows it" "c1 +$pid +running" "$(r list)"
 expect_eq "list --format json" c1 "$(r list --format json | jq -r '.[0].id')"
@@ -58,6 +62,14 @@ check "resume" r resume c1
 expect_eq "state after resume is running" running "$(status_of c1)"
 echo '{"pids":{"limit":42}}' | r update --resources - c1
 expect_eq "update --resources - sets pids.max" 42 "$(cat /sys/fs/cgroup/pids$CG/life/pids.max)"
+echo '{"pids":{"limit":77},"memory":{"limit":50331648},"cpu":{"shares":256}}' >"$T/res.json"
+check "update --resources FILE" r update --resources "$T/res.json" c1
+expect_eq "update --resources FILE: pids.max" 77 "$(cat /sys/fs/cgroup/pids$CG/life/pids.max)"
+expect_eq "update --resources FILE: memory limit" 50331648 "$(cat /sys/fs/cgroup/memory$CG/life/memory.limit_in_bytes)"
+expect_eq "update --resources FILE: cpu shares" 256 "$(cat /sys/fs/cgroup/cpu$CG/life/cpu.shares)"
+echo '{"pids":{"limit":"many"}}' >"$T/res.json"
+expect_match "update --resources FILE with a bad value names the field" "pids.limit" "$(r update --resources "$T/res.json" c1 2>&1)"
+expect_eq "a refused update changes nothing" 77 "$(cat /sys/fs/cgroup/pids$CG/life/pids.max)"
 expect_match "delete of a running container fails" "cannot delete container c1 that is not stopped: running" "$(r delete c1 2>&1)"
 check "kill with a signal name" r kill c1 KILL
 for i in $(seq 50); do [ "$(status_of c1)" = stopped ] && break; sleep 0.02; done
@@ -89,6 +101,23 @@ line=$(tail -n1 "$T/log.json")
 expect_eq "--log-format json: level" error "$(echo "$line" | jq -r .level)"
 expect_eq "--log-format json: msg" "container with id nope does not exist" "$(echo "$line" | jq -r .msg)"
 expect_match "--log-format json: time" "^20[0-9-]+T" "$(echo "$line" | jq -r .time)"
+# --debug raises the log level: the command and the container's steps are logged
+touch "$T/dbg.log"
+r --log "$T/dbg.log" create --bundle "$B" c6
+r --log "$T/dbg.log" delete --force c6
+expect_eq "without --debug, no debug lines" 0 "$(grep -c 'level=debug' "$T/dbg.log")"
+r --debug --log "$T/dbg.log" create --bundle "$B" c7
+r --debug --log "$T/dbg.log" start c7
+r --debug --log "$T/dbg.log" delete --force c7
+expect_match "--debug logs the command" 'level=debug msg="create --bundle [^ ]+ c7 \(root ' "$(cat "$T/dbg.log")"
+expect_match "--debug logs the created init" 'level=debug msg="container c7 created from [^ ]+: init pid [0-9]+' "$(cat "$T/dbg.log")"
+expect_match "--debug logs start and delete" 'container c7 started.*container c7 deleted \(it was running\)' "$(tr '\n' ' ' <"$T/dbg.log")"
+# unknown fields are ignored (the spec says so) with a warning naming each
+edit_config "$B" '.process.args = ["true"] | .process.futureThing = 1 | .linux.otherThing = {}'
+out=$(cd "$B" && r run c8 2>&1)
+expect_match "an unknown field is named in a warning (stderr without --log)" "warning: config.json: unknown field process.futureThing ignored" "$out"
+(cd "$B" && r --log "$T/warn.json" --log-format json run c9 2>/dev/null)
+expect_eq "the warning goes to --log" "warning config.json: unknown field linux.otherThing ignored" "$(jq -r 'select(.msg | test("otherThing")) | .level + " " + .msg' "$T/warn.json")"
 expect_match "features lists namespaces" '"cgroup"' "$(r features | jq -c .linux.namespaces)"
 expect_match "cove oci and cove-runc are one" "cove-runc version" "$("$COVE" oci --version)"
 

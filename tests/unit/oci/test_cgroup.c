@@ -88,6 +88,53 @@ static void test_v2_conversion(void **state)
 	assert_non_null(strstr(err.msg, "linux.resources.memory.swap"));
 }
 
+static void test_v2_weights_and_cpu(void **state)
+{
+	touch("io.weight");
+	touch("cpu.max.burst");
+	struct oci_weight_dev wd = {.major = 254, .minor = 0, .weight = 1000, .has_weight = true};
+	struct oci_resources r = {.blkio_weight_dev = &wd,
+				  .n_blkio_weight_dev = 1,
+				  .has_cpu_burst = true,
+				  .cpu_burst = 5000};
+	struct cove_err err = {0};
+	assert_int_equal(oci_cgroup_write_v2(dir, &r, &err), 0);
+	assert_string_equal(value("io.weight"), "254:0 10000"); /* converted */
+	assert_string_equal(value("cpu.max.burst"), "5000");
+	/* With BFQ the weights keep blkio's scale and go to io.bfq.weight. */
+	touch("io.bfq.weight");
+	wd.weight = 300;
+	assert_int_equal(oci_cgroup_write_v2(dir, &r, &err), 0);
+	assert_string_equal(value("io.bfq.weight"), "254:0 300");
+	/* A setting the kernel has no file for is an error naming the field. */
+	struct oci_resources idle = {.has_cpu_idle = true, .cpu_idle = 1};
+	cove_err_clear(&err);
+	assert_int_equal(oci_cgroup_write_v2(dir, &idle, &err), -ENOTSUP);
+	assert_non_null(strstr(err.msg, "linux.resources.cpu.idle"));
+	touch("cpu.idle");
+	assert_int_equal(oci_cgroup_write_v2(dir, &idle, &err), 0);
+	assert_string_equal(value("cpu.idle"), "1");
+}
+
+static void test_layout_check(void **state)
+{
+	struct oci_kv kv = {"memory.high", "1000000"};
+	struct oci_resources u = {.unified = &kv, .n_unified = 1};
+	struct oci_resources rt = {.has_cpu_rt_runtime = true, .cpu_rt_runtime = 1000};
+	struct oci_cgroup cg = {.mode = OCI_CG_HYBRID};
+	struct cove_err err = {0};
+	assert_int_equal(oci_cgroup_check(&cg, &u, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "linux.resources.unified"));
+	assert_int_equal(oci_cgroup_check(&cg, &rt, &err), 0);
+	cg.mode = OCI_CG_V1;
+	assert_int_equal(oci_cgroup_check(&cg, &u, &err), -EINVAL);
+	cg.mode = OCI_CG_V2;
+	assert_int_equal(oci_cgroup_check(&cg, &u, &err), 0);
+	cove_err_clear(&err);
+	assert_int_equal(oci_cgroup_check(&cg, &rt, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "realtime"));
+}
+
 static void test_v1_values(void **state)
 {
 	touch("memory.limit_in_bytes");
@@ -146,6 +193,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_v2_conversion, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_weights_and_cpu, setup, teardown),
+	    cmocka_unit_test(test_layout_check),
 	    cmocka_unit_test_setup_teardown(test_v1_values, setup, teardown),
 	    cmocka_unit_test(test_paths),
 	};

@@ -79,7 +79,28 @@ static void test_mount_options(void **state)
 	assert_int_equal(oci_mount_option("rshared", &m), 0);
 	assert_int_equal(m.propagation, MS_SHARED | MS_REC);
 	assert_int_equal(oci_mount_option("rro", &m), 0);
-	assert_true(m.recursive_ro);
+	assert_int_equal(oci_mount_option("rnosuid", &m), 0);
+	assert_int_equal(oci_mount_option("rexec", &m), 0);
+	assert_int_equal(m.rec_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+	assert_int_equal(m.rec_clr, MOUNT_ATTR_NOEXEC);
+	/* the last word on a bit wins */
+	assert_int_equal(oci_mount_option("rrw", &m), 0);
+	assert_int_equal(m.rec_set, MOUNT_ATTR_NOSUID);
+	assert_int_equal(m.rec_clr, MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY);
+	/* atime is one field: set with the whole field cleared */
+	assert_int_equal(oci_mount_option("rnoatime", &m), 0);
+	assert_int_equal(m.rec_set & MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME);
+	assert_true((m.rec_clr & MOUNT_ATTR__ATIME) == MOUNT_ATTR__ATIME);
+	assert_int_equal(oci_mount_option("rstrictatime", &m), 0);
+	assert_int_equal(m.rec_set & MOUNT_ATTR__ATIME, MOUNT_ATTR_STRICTATIME);
+	assert_int_equal(oci_mount_option("rnosymfollow", &m), 0);
+	assert_true(m.rec_set & MOUNT_ATTR_NOSYMFOLLOW);
+	assert_int_equal(oci_mount_option("nosymfollow", &m), 0);
+	assert_true(m.flags & MS_NOSYMFOLLOW);
+	assert_int_equal(oci_mount_option("tmpcopyup", &m), 0);
+	assert_true(m.tmpcopyup);
+	assert_int_equal(oci_mount_option("idmap", &m), -ENOTSUP);
+	assert_int_equal(oci_mount_option("ridmap", &m), -ENOTSUP);
 	assert_int_equal(oci_mount_option("mode=755", &m), 1);
 }
 
