@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 N=${2:-100}
-COVE=$PWD/$BUILD/src/cli/cove
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+COVE=$BUILD/src/cli/cove
 RUNC_REF=${RUNC_REF:-/usr/sbin/runc}
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
 [ -x "$COVE" ] || { echo "bench: build first ($COVE missing)" >&2; exit 1; }
