@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define VQ_SIZE	   64
-#define VQ_MAX	   4
+#define VQ_MAX	   12	/* up to 5 queue pairs and a control queue; vectors 0x50 + q */
 #define VEC_VIRTIO 0x50 /* MSI-X vectors 0x50.. (one per queue, config at +15) */
 #define VEC_INTX   0x5E /* the INTx test's IOAPIC vector */
 
@@ -69,7 +69,8 @@ void dma_reset(void);
 	    {"vhostile", test_vhostile}, {"vnet", test_vnet}, {"vblkbench", test_vblkbench},    \
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
-	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},
+	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
+	    {"vnet_mq", test_vnet_mq},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -86,5 +87,6 @@ int test_vnetbench(char *d, size_t n);
 int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
 int test_vballoon_target(char *d, size_t n); /* virtio_balloon.c */
+int test_vnet_mq(char *d, size_t n);	     /* virtio_net.c */
 
 #endif
