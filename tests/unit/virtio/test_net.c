@@ -377,9 +377,19 @@ static void mq_not_negotiated(void **state)
 	 * live: a notification there does nothing. */
 	assert_int_equal(ctrl(vp, 8, 0, VIRTIO_NET_CTRL_MQ, 0, 2), 0xEE);
 	assert_int_equal(used_idx(8), 0);
+	/* Two such chains made available at once: the device stops at the first (it once went
+	 * on looking at a queue NEEDS_RESET had stopped, for ever). */
 	uint64_t at = 0x5F800;
 	ram[at] = VIRTIO_NET_CTRL_MQ;
-	post(vp, 2, 6, 1, (uint64_t[]){at}, (uint32_t[]){4}, (bool[]){false});
+	struct virtq_desc bad = {at, 4, 0, 0};
+	memcpy(ram + QBASE(2) + 16 * 6, &bad, 16);
+	memcpy(ram + QBASE(2) + 16 * 7, &bad, 16);
+	uint16_t idx;
+	memcpy(&idx, ram + QBASE(2) + 0x1002, 2);
+	for (uint16_t head = 6; head < 8; head++, idx++)
+		memcpy(ram + QBASE(2) + 0x1004 + 2 * (idx % QSIZE), &head, 2);
+	memcpy(ram + QBASE(2) + 0x1002, &idx, 2);
+	wr(vp, VPCI_NOTIFY + 4 * 2, 2, 2);
 	assert_true(rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	memset(ram, 0, RAM);
 	assert_true(drive_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 3));
