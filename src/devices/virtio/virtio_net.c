@@ -189,6 +189,15 @@ static void rx(struct virtio_pci *vp, struct vnet *n, unsigned p)
 			ssize_t r = read(pr->tap, pr->frame, sizeof(pr->frame));
 			if (r < 0 && errno == EINTR)
 				continue;
+			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+				/* A tap deleted under us, a queue the kernel detached, a socket's
+				 * peer gone: poll says so for ever, so stop watching (a receive
+				 * kick tries again). */
+				log_warn("%s: pair %u: tap read: %s; not read until the next kick",
+					 vp->name, p, r ? strerror(errno) : "end of file");
+				pr->rx_waiting = true;
+				goto out;
+			}
 			if (r <= TAP_VNET_HDR_LEN)
 				break; /* EAGAIN (or a runt): nothing more now */
 			pr->pending = (size_t)r;
@@ -251,8 +260,10 @@ static void tx(struct virtio_pci *vp, struct vnet *n, unsigned p)
 }
 
 /* Switches pairs [active, k) on or [k, active) off. A pair switched off loses the frame it
- * held (the kernel drops what its tap queue held too) and is no longer steered to. */
-static void set_pairs(struct virtio_pci *vp, struct vnet *n, unsigned k)
+ * held (the kernel drops what its tap queue held too) and is no longer steered to. A pair
+ * switched on starts reading its tap queue at once (start_rx), or waits for a kick of its
+ * receive queue (a restore, whose frames must not be read over). */
+static void set_pairs(struct virtio_pci *vp, struct vnet *n, unsigned k, bool start_rx)
 {
 	unsigned old = n->active;
 	for (unsigned p = k; p < old; p++) {
@@ -272,8 +283,9 @@ static void set_pairs(struct virtio_pci *vp, struct vnet *n, unsigned k)
 		tap_set_queue(n->pair[p].tap, true);
 	n->active = k;
 	for (unsigned p = old; p < k; p++) {
-		n->pair[p].rx_waiting = false;
-		rx(vp, n, p);
+		n->pair[p].rx_waiting = !start_rx;
+		if (start_rx)
+			rx(vp, n, p);
 	}
 }
 
@@ -287,7 +299,7 @@ static uint32_t ctrl_one(struct virtio_pci *vp, const struct virtq_chain *c)
 		return 0;
 	}
 	if (r == VIRTIO_NET_OK && cmd.class == VIRTIO_NET_CTRL_MQ)
-		set_pairs(vp, n, cmd.pairs);
+		set_pairs(vp, n, cmd.pairs, true);
 	if (r != VIRTIO_NET_OK) {
 		n->ctrl_errors++;
 		log_debug("%s: control class %u command %u refused", vp->name, cmd.class,
@@ -422,7 +434,8 @@ static void net_reset(struct virtio_pci *vp)
 	struct vnet *n = vp->dev;
 	if (!n)
 		return;
-	set_pairs(vp, n, 1); /* §5.1.6.5.5: after reset only the first pair carries traffic */
+	set_pairs(vp, n, 1,
+		  false); /* §5.1.6.5.5: after reset only the first pair carries traffic */
 	n->pair[0].pending = 0;
 	n->pair[0].rx_throttled = false;
 	n->pair[0].rx_waiting = true; /* re-armed at DRIVER_OK */
@@ -483,8 +496,8 @@ static int net_restore(struct virtio_pci *vp, struct state_r *r)
 	if (!sr_done(r))
 		return -EINVAL;
 	memcpy(n->mac, mac, 6);
-	set_pairs(vp, n, 1);
-	set_pairs(vp, n, active);
+	set_pairs(vp, n, 1, false);
+	set_pairs(vp, n, active, false);
 	for (unsigned p = 0; p < npairs; p++) {
 		struct vnet_pair *pr = &n->pair[p];
 		memcpy(pr->frame, frame[p], pending[p]);
