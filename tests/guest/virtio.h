@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define VQ_SIZE	   64
-#define VQ_MAX	   4
+#define VQ_MAX	   12	/* up to 5 queue pairs and a control queue; vectors 0x50 + q */
 #define VEC_VIRTIO 0x50 /* MSI-X vectors 0x50.. (one per queue, config at +15) */
 #define VEC_INTX   0x5E /* the INTx test's IOAPIC vector */
 
@@ -70,7 +70,7 @@ void dma_reset(void);
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
 	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
-	    {"vblk_guard", test_vblk_guard},
+	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -88,5 +88,6 @@ int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
 int test_vballoon_target(char *d, size_t n); /* virtio_balloon.c */
 int test_vblk_guard(char *d, size_t n);
+int test_vnet_mq(char *d, size_t n); /* virtio_net.c */
 
 #endif

@@ -20,6 +20,11 @@ struct virtio_pci *virtio_net_new(const struct virtio_net_opts *o, const struct 
 struct virtio_pci *virtio_net_new_fd(const struct virtio_net_opts *o, int fd,
 				     const struct guest_mem *mem, struct irq_chip *chip,
 				     struct cove_err *err);
+/* The same with one queue pair per fd (1..VIRTIO_NET_MAX_PAIRS; o->queues is not looked at):
+ * pair p receives what fds[p] gives and sends there. Takes the fds (closed on failure too). */
+struct virtio_pci *virtio_net_new_fds(const struct virtio_net_opts *o, const int *fds,
+				      unsigned nfds, const struct guest_mem *mem,
+				      struct irq_chip *chip, struct cove_err *err);
 /* A NIC's limits in bytes/s and frames/s per direction (0: none; VIRTIO_NET_KEEP in a
  * set call: unchanged). Works on any NIC, started with limits or not; what waits for a
  * bucket is retried at once. */

@@ -128,6 +128,13 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 			t->mac_set = true;
 			return parse_mac(v, t->mac, err);
 		}
+		if (!strcmp(k, "queues")) {
+			int r = parse_u64("queues", v, VIRTIO_NET_MAX_PAIRS, &n, err);
+			if (!r && n == 0)
+				r = cove_err_set(err, -EINVAL, "queues: at least 1");
+			t->queues = (unsigned)n;
+			return r;
+		}
 		if (!strcmp(k, "bps"))
 			return parse_u64("bps", v, UINT64_MAX / 2, &t->bps, err);
 		if (!strcmp(k, "pps"))
@@ -230,6 +237,8 @@ int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value, s
 				memcpy(t->mac,
 				       (uint8_t[]){0x52, 0x54, 0x00, 0xC0, 0x7E, (uint8_t)o->nnics},
 				       6);
+			if (!t->queues)
+				t->queues = 1;
 			o->nnics++;
 		}
 	} else if (!ret && balloon) {

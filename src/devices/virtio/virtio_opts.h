@@ -7,8 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VIRTIO_MAX_DISKS 8
-#define VIRTIO_MAX_NICS	 4
+#define VIRTIO_MAX_DISKS     8
+#define VIRTIO_MAX_NICS	     4
+#define VIRTIO_NET_MAX_PAIRS 16 /* queue pairs of one NIC (2 * 16 + 1 virtqueues) */
 
 struct virtio_disk_opts {
 	char *path;
@@ -27,6 +28,7 @@ struct virtio_net_opts {
 	bool mac_set;
 	uint64_t bps, pps;	 /* transmit (guest to host) limits (0: none) */
 	uint64_t rx_bps, rx_pps; /* receive (host to guest) limits (0: none) */
+	unsigned queues;	 /* queue pairs, one tap queue each: 1..VIRTIO_NET_MAX_PAIRS */
 };
 
 struct virtio_balloon_opts {
@@ -56,10 +58,10 @@ bool virtio_opts_is_key(const char *key);
 /*
  * Applies one setting: disk "path=P[,format=raw|qcow2][,readonly=on|off][,id=S]
  * [,cache=none|writeback][,queues=N][,bps=N][,iops=N][,aio=io_uring|sync]", net
- * "tap=NAME[,mac=xx:..][,bps=N][,pps=N][,rx_bps=N][,rx_pps=N]", vsock "cid=N,uds=PATH", hvc
- * "uds=PATH" or "file=PATH", rng "on|off|true|false" (empty: on), balloon the same or
- * "amount_mib=N[,deflate_on_oom=on|off][,stats_polling_interval_s=N]" (deflate_on_oom
- * defaults to on). Returns 0 or -EINVAL with err set.
+ * "tap=NAME[,mac=xx:..][,queues=N][,bps=N][,pps=N][,rx_bps=N][,rx_pps=N]", vsock
+ * "cid=N,uds=PATH", hvc "uds=PATH" or "file=PATH", rng "on|off|true|false" (empty: on),
+ * balloon the same or "amount_mib=N[,deflate_on_oom=on|off][,stats_polling_interval_s=N]"
+ * (deflate_on_oom defaults to on). Returns 0 or -EINVAL with err set.
  */
 int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
 		    struct cove_err *err);

@@ -22,7 +22,7 @@
 #define VIRTIO_STATUS_FAILED	  0x80
 
 #define VIRTIO_MSI_NO_VECTOR 0xFFFF
-#define VIRTIO_MAX_QUEUES    16
+#define VIRTIO_MAX_QUEUES    33 /* virtio-net's 16 queue pairs and its control queue */
 #define VIRTIO_MAX_VECTORS   (VIRTIO_MAX_QUEUES + 1)
 
 /* BAR0 layout (one 64-bit memory BAR). */

@@ -1,7 +1,9 @@
 /* libFuzzer target: the request parsers of virtio-blk, -rng, -balloon, -console, -vsock and
  * -net behind the virtio-pci transport, fed chains from fuzzer-written guest memory (the
- * queue picked by the input at 0, 0x1000, 0x2000). virtio-net runs over a socketpair instead
- * of a tap: its transmit path writes there, and a frame the input asks for arrives from it. */
+ * queue picked by the input at 0, 0x1000, 0x2000). virtio-net runs over socketpairs instead
+ * of a tap: its transmit path writes there, and a frame the input asks for arrives from one.
+ * There are two NICs, one pair (control queue 2) and two pairs (MQ: control queue 4), so that
+ * the control queue's commands, VQ_PAIRS_SET among them, are reached. */
 #include "devices/virtio/virtio_devices.h"
 
 #include <stdint.h>
@@ -16,9 +18,9 @@
 
 static uint8_t ram[RAM];
 static struct guest_mem mem = {.host = ram, .map_len = RAM, .low_size = RAM};
-#define NDEVS 6
-static struct virtio_pci *devs[NDEVS]; /* blk, rng, balloon, console, vsock, net */
-static int net_host = -1;	       /* the socketpair's other end: the "tap" side */
+#define NDEVS 7
+static struct virtio_pci *devs[NDEVS]; /* blk, rng, balloon, console, vsock, net, net (2 pairs) */
+static int net_host[3] = {-1, -1, -1}; /* the socketpairs' other ends: the "tap" sides */
 
 static void wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v)
 {
@@ -45,12 +47,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(uds, sizeof(uds), "/tmp/cove-fuzz-vsock-%d", getpid());
 	unlink(uds);
 	devs[4] = virtio_vsock_new(3, uds, &mem, NULL, &err);
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
-		abort();
+	int fds[3];
+	for (int i = 0; i < 3; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
+			abort();
+		fds[i] = sv[0];
+		net_host[i] = sv[1];
+	}
 	struct virtio_net_opts no = {.mac = {0x52, 0x54, 0, 0, 0, 1}};
-	devs[5] = virtio_net_new_fd(&no, sv[0], &mem, NULL, &err);
-	net_host = sv[1];
+	devs[5] = virtio_net_new_fd(&no, fds[0], &mem, NULL, &err);
+	devs[6] = virtio_net_new_fds(&no, fds + 1, 2, &mem, NULL, &err);
 	for (int i = 0; i < NDEVS; i++)
 		if (!devs[i])
 			abort();
@@ -65,7 +72,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ram, data + 10, size - 10 < RAM ? size - 10 : RAM);
 	struct virtio_pci *vp = devs[(data[0] & 0xF) % NDEVS];
 	unsigned q = (data[0] >> 4) % vp->nqueues;
-	uint64_t feat = 1ULL << 32 | (uint64_t)(data[1] & 0x70) << 24 | data[2] | data[3] << 8;
+	/* Features: bits 0-15, 16-19 (net's STATUS, CTRL_VQ, CTRL_RX, CTRL_VLAN), 22 (MQ),
+	 * 28-30 (indirect, event index), and VERSION_1. */
+	uint64_t feat = 1ULL << 32 | (uint64_t)(data[1] & 0x70) << 24 | data[2] | data[3] << 8 |
+			(uint64_t)(data[1] & 0x0F) << 16 | (data[1] & 0x80 ? 1ULL << 22 : 0);
 	wr(vp, 0x14, 1, 0);
 	wr(vp, 0x14, 1, 3);
 	wr(vp, 0x08, 4, 0);
@@ -82,16 +92,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	wr(vp, 0x14, 1, 15);
 	for (int i = 0; i < 1 + data[5] % 4; i++)
 		wr(vp, VPCI_NOTIFY + 4 * q, 2, (uint16_t)q);
-	if (vp == devs[5]) {
+	if (vp == devs[5] || vp == devs[6]) {
 		/* A frame from the host side (its length from the input, its bytes from guest
-		 * memory) goes through the receive path; what the guest sent is drained. */
+		 * memory, its pair from the input too) goes through the receive path; what the
+		 * guest sent is drained. */
+		int h = vp == devs[5] ? 0 : 1 + (data[9] & 1);
 		size_t flen = (size_t)(data[9] | (data[5] & 0xF0) << 4);
-		if (flen && send(net_host, ram + 0x3000, flen, MSG_DONTWAIT) < 0)
+		if (flen && send(net_host[h], ram + 0x3000, flen, MSG_DONTWAIT) < 0)
 			flen = 0;
 		virtio_pci_backend(vp);
 		static uint8_t sink[70000];
-		while (recv(net_host, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-			;
+		for (int i = 0; i < 3; i++)
+			while (recv(net_host[i], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+				;
 	}
 	/* Hostile register writes after DRIVER_OK. */
 	wr(vp, data[6] & 0x3F, 2, data[7] | data[8] << 8);

@@ -2,7 +2,8 @@
  * net (over a socketpair), balloon, console and vsock after real traffic; a refused restore
  * leaves the device as it was; a restore maps the BAR and MSI routes where the state says;
  * virtio-net's receive and transmit limits set at run time, and a frame spread over several
- * mergeable receive buffers. */
+ * mergeable receive buffers; a NIC with three queue pairs, two in use and a frame waiting on
+ * the second, restored to the same bytes and going on where it was. */
 #include "devices/pci/pci.h"
 #include "devices/virtio/msi_route.h"
 #include "devices/virtio/virtio_devices.h"
@@ -225,6 +226,96 @@ static void net_mergeable_rx(void **state)
 	assert_int_equal(ram[0x60000 + HDR], 9);
 	virtio_dev_free(vp);
 	close(h);
+}
+
+/* Three pairs over socketpairs, host ends in host[]. */
+static struct virtio_pci *net_mq_new(unsigned pairs, int *host)
+{
+	int fds[3];
+	for (unsigned p = 0; p < pairs; p++) {
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+		fds[p] = sv[0];
+		host[p] = sv[1];
+	}
+	struct virtio_net_opts o = {.mac = {0x52, 0x54, 0, 1, 2, 5}};
+	struct cove_err err = {0};
+	struct virtio_pci *vp = virtio_net_new_fds(&o, fds, pairs, &mem, NULL, &err);
+	assert_non_null(vp);
+	return vp;
+}
+
+static void net_mq_state_round_trip(void **state)
+{
+	int ha[3], hb[3], hc[2];
+	struct virtio_pci *a = net_mq_new(3, ha), *b = net_mq_new(3, hb), *c = net_mq_new(2, hc);
+	const uint64_t mq = (1ULL << 22) | (1ULL << 17);
+	drive_init(a, VIRTIO_F_VERSION_1 | (1ULL << 15) | mq);
+	/* VQ_PAIRS_SET 2 on the control queue (6): class, command, le16 2, then the ack. */
+	uint8_t cmd[5] = {4, 0, 2, 0, 0xEE};
+	memcpy(ram + 0x58000, cmd, 5);
+	struct virtq_desc d[2] = {{0x58000, 4, VIRTQ_DESC_F_NEXT, 1},
+				  {0x58004, 1, VIRTQ_DESC_F_WRITE, 0}};
+	memcpy(ram + QBASE(6), d, sizeof(d));
+	ram[QBASE(6) + 0x1002] = 1; /* avail idx 1, ring[0] = head 0 */
+	wr(a, VPCI_NOTIFY + 4 * 6, 2, 6);
+	assert_int_equal(used_idx(6), 1);
+	assert_int_equal(ram[0x58004], 0); /* VIRTIO_NET_OK */
+	/* A frame for the second pair before the driver has receive buffers there. */
+	host_send(ha[1], 200, 40);
+	virtio_pci_backend(a);
+	assert_int_equal(used_idx(2), 0);
+	struct state_buf s, before, after;
+	save(a, &s);
+	/* A NIC with another number of pairs refuses the state and stays as it was. */
+	save(c, &before);
+	assert_int_equal(virtio_pci_restore(c, s.data, s.len), -EINVAL);
+	save(c, &after);
+	assert_int_equal(before.len, after.len);
+	assert_memory_equal(before.data, after.data, before.len);
+	state_buf_free(&before);
+	state_buf_free(&after);
+	round_trip(b, &s);
+	/* The restored NIC delivers the waiting frame on the second pair... */
+	post(b, 2, 0, 0x60000, 2048, true, true);
+	assert_int_equal(used_idx(2), 1);
+	assert_int_equal(used_len(2, 0), HDR + 200);
+	assert_int_equal(ram[0x60000 + HDR + 199], (uint8_t)(40 + 199));
+	/* ...reads its second pair's fd but not the third's (two pairs in use)... */
+	post(b, 2, 1, 0x61000, 2048, true, true);
+	post(b, 4, 0, 0x62000, 2048, true, true);
+	host_send(hb[1], 50, 1);
+	host_send(hb[2], 50, 2);
+	virtio_pci_backend(b);
+	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(used_idx(4), 0);
+	/* ...and sends on the second pair's fd. */
+	memset(ram + 0x50000, 0, HDR);
+	memset(ram + 0x50000 + HDR, 0x77, 30);
+	post(b, 3, 0, 0x50000, HDR + 30, false, true);
+	uint8_t got[128];
+	assert_int_equal(read(hb[1], got, sizeof(got)), HDR + 30);
+	assert_int_equal(got[HDR], 0x77);
+	/* A state that claims more pairs in use than there are is refused. */
+	save(b, &before);
+	size_t model = s.len - (2 + 6 + 2 + 2 + 3 * 5 + 200 + HDR);
+	assert_int_equal(s.data[model + 10], 2); /* active, le16 */
+	s.data[model + 10] = 4;
+	assert_int_equal(virtio_pci_restore(b, s.data, s.len), -EINVAL);
+	save(b, &after);
+	assert_memory_equal(before.data, after.data, before.len);
+	state_buf_free(&before);
+	state_buf_free(&after);
+	state_buf_free(&s);
+	virtio_dev_free(a);
+	virtio_dev_free(b);
+	virtio_dev_free(c);
+	for (unsigned p = 0; p < 3; p++) {
+		close(ha[p]);
+		close(hb[p]);
+	}
+	close(hc[0]);
+	close(hc[1]);
 }
 
 static void sleep_ms(unsigned ms)
@@ -519,9 +610,9 @@ static void restore_remaps(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(net_state_round_trip), T(net_limits_at_run_time), T(net_mergeable_rx),
-	    T(balloon_in_use),	     T(console_in_use),		T(vsock_in_use),
-	    T(restore_remaps),
+	    T(net_state_round_trip), T(net_limits_at_run_time),	 T(net_mergeable_rx),
+	    T(balloon_in_use),	     T(console_in_use),		 T(vsock_in_use),
+	    T(restore_remaps),	     T(net_mq_state_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

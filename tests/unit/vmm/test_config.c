@@ -100,6 +100,23 @@ static void json_good(void **state)
 	run_config_free(&c);
 }
 
+/* NICs from JSON: queue pairs per NIC (1 when not given), and their bounds. */
+static void json_net_queues(void **state)
+{
+	struct run_config c;
+	struct cove_err err = {0};
+	if (parse(&c, "{\"net\": [\"tap=t0,queues=4\", \"tap=t1\"]}", &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(c.virtio.nnics, 2);
+	assert_string_equal(c.virtio.net[0].tap, "t0");
+	assert_int_equal(c.virtio.net[0].queues, 4);
+	assert_int_equal(c.virtio.net[1].queues, 1);
+	run_config_free(&c);
+	assert_int_equal(parse(&c, "{\"net\": \"tap=t0,queues=16\"}", &err), 0);
+	assert_int_equal(c.virtio.net[0].queues, 16);
+	run_config_free(&c);
+}
+
 static void expect_json_error(const char *json, const char *needle)
 {
 	struct run_config c;
@@ -128,14 +145,15 @@ static void json_errors(void **state)
 	expect_json_error("{\"extra\": 1}", "unknown setting 'extra'");
 	expect_json_error("{\"kernel\": \"a\\u0000b\"}", "NUL");
 	expect_json_error("{\"a\": 1, // comment\n}", "line");
+	expect_json_error("{\"net\": [\"tap=t0,queues=17\"]}", "queues '17'");
+	expect_json_error("{\"net\": [\"tap=t0,queues=0\"]}", "queues: at least 1");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(defaults_and_set),
-	    cmocka_unit_test(set_errors),
-	    cmocka_unit_test(json_good),
+	    cmocka_unit_test(defaults_and_set), cmocka_unit_test(set_errors),
+	    cmocka_unit_test(json_good),	cmocka_unit_test(json_net_queues),
 	    cmocka_unit_test(json_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
