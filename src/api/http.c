@@ -1,11 +1,11 @@
 /* HTTP server over libmicrohttpd: listeners, body limits, routing, responses, upgrades. */
 #include "api/http.h"
 #include "api/json.h"
+#include "api/mhd_load.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -188,12 +188,12 @@ void api_resp_header(struct api_response *resp, const char *name, const char *va
 
 const char *api_request_query(const struct api_request *req, const char *key)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+	return mhd.lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 const char *api_request_header(const struct api_request *req, const char *key)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
+	return mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
 }
 
 static void free_response_fields(struct api_response *r)
@@ -243,7 +243,7 @@ static void upgrade_cb(void *cls, struct MHD_Connection *c, void *req_cls, const
 
 void api_upgrade_done(void *handle)
 {
-	MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+	mhd.upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
 }
 
 static enum MHD_Result queue(struct MHD_Connection *c, struct api_response *r)
@@ -259,7 +259,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct api_response *r)
 		up->ctx = r->upgrade_ctx;
 		/* upgrade_cb frees up; if the connection dies before the 101 is sent it
 		 * leaks (16 bytes), which MHD gives no hook to avoid. */
-		mr = MHD_create_response_for_upgrade(upgrade_cb, up);
+		mr = mhd.create_response_for_upgrade(upgrade_cb, up);
 		r->status = MHD_HTTP_SWITCHING_PROTOCOLS;
 	} else if (r->stream) {
 		heap = malloc(sizeof(*heap));
@@ -267,11 +267,11 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct api_response *r)
 			return MHD_NO;
 		*heap = *r;
 		memset(r, 0, sizeof(*r));
-		mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, heap,
+		mr = mhd.create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, heap,
 						       stream_free);
 		r = heap;
 	} else {
-		mr = MHD_create_response_from_buffer(r->body_len, r->body ? r->body : (char *)"",
+		mr = mhd.create_response_from_buffer(r->body_len, r->body ? r->body : (char *)"",
 						     MHD_RESPMEM_MUST_COPY);
 	}
 	if (!mr) {
@@ -279,12 +279,12 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct api_response *r)
 		return MHD_NO;
 	}
 	if (r->content_type)
-		MHD_add_response_header(mr, "Content-Type", r->content_type);
+		mhd.add_response_header(mr, "Content-Type", r->content_type);
 	for (int i = 0; i < 4; i++)
 		if (r->headers[i][0] && r->headers[i][1])
-			MHD_add_response_header(mr, r->headers[i][0], r->headers[i][1]);
-	enum MHD_Result ret = MHD_queue_response(c, r->status ? r->status : 500, mr);
-	MHD_destroy_response(mr);
+			mhd.add_response_header(mr, r->headers[i][0], r->headers[i][1]);
+	enum MHD_Result ret = mhd.queue_response(c, r->status ? r->status : 500, mr);
+	mhd.destroy_response(mr);
 	return ret;
 }
 
@@ -293,7 +293,7 @@ static void peer_creds(struct MHD_Connection *c, struct api_request *req)
 	req->peer_pid = -1;
 	req->peer_uid = (uid_t)-1;
 	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (!ci)
 		return;
 	struct ucred cr;
@@ -314,7 +314,7 @@ static int64_t mono_ms(void)
 static struct conn_track *track_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	return ci ? ci->socket_context : NULL;
 }
 
@@ -384,7 +384,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 		return;
 	}
 	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (!ci)
 		return;
 	t = calloc(1, sizeof(*t));
@@ -460,7 +460,7 @@ static bool token_ok(struct api_server *s, struct MHD_Connection *c)
 {
 	if (!s->opts.bearer_token)
 		return true;
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *h = mhd.lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	if (!h || strncmp(h, "Bearer ", 7) != 0)
 		return false;
 	const char *t = h + 7, *want = s->opts.bearer_token;
@@ -531,7 +531,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = st;
 		/* Refuse an announced oversized body before reading any of it. */
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		const char *cl = mhd.lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (cl) {
 			char *end;
 			errno = 0;
@@ -652,8 +652,11 @@ static int start_mhd(struct api_server *s, unsigned extra_flags, struct MHD_Opti
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_POLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | extra_flags;
 	struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+	int r = mhd_load(err);
+	if (r)
+		return r;
 	s->mhd =
-	    MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
+	    mhd.start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
 			     on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->opts.timeout_s,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->opts.max_conns,
@@ -662,7 +665,7 @@ static int start_mhd(struct api_server *s, unsigned extra_flags, struct MHD_Opti
 	if (!s->mhd)
 		return cove_err_set(err, -EIO, "cannot start the HTTP server (libmicrohttpd)");
 	if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
-		MHD_stop_daemon(s->mhd);
+		mhd.stop_daemon(s->mhd);
 		s->mhd = NULL;
 		return cove_err_set(err, -EAGAIN, "cannot start the HTTP server's watchdog thread");
 	}
@@ -754,7 +757,10 @@ int api_server_start_tls(const char *addr, uint16_t port, const char *cert_pem, 
 			 const struct api_server_opts *opts, struct api_server **out,
 			 struct cove_err *err)
 {
-	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+	int r = mhd_load(err);
+	if (r)
+		return r;
+	if (mhd.is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 		return cove_err_set(err, -ENOTSUP, "libmicrohttpd was built without TLS");
 	if (!opts->bearer_token || !*opts->bearer_token)
 		return cove_err_set(err, -EINVAL, "a TCP listener needs a bearer token");
@@ -809,7 +815,7 @@ void api_server_stop(struct api_server *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->watchdog, NULL);
 	}
-	MHD_stop_daemon(s->mhd); /* closes the listening socket */
+	mhd.stop_daemon(s->mhd); /* closes the listening socket */
 	if (s->path) {
 		unlink(s->path);
 		free(s->path);

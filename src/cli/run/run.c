@@ -421,6 +421,14 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
+	/* The jail is entered by a process with one thread; the API server's threads start
+	 * first, and its paths arrive later (docs/sandbox.md). */
+	if (api_sock && cfg.sandbox.enabled) {
+		log_error("--sandbox cannot be combined with --api-sock yet: confine the VMM "
+			  "yourself and pass --seccomp, as coved --confine does");
+		status = 2;
+		goto out;
+	}
 
 	/* SIGINT/SIGTERM/SIGHUP go to the event loop's signalfd: block them in every
 	 * thread (the API socket's threads too). */

@@ -87,5 +87,7 @@ bad "JSON unknown field" "unknown setting 'colour'" --config "$tmp/unknown.json"
 printf '[1, 2]' >"$tmp/array.json"
 bad "JSON not an object" 'must be a JSON object' --config "$tmp/array.json"
 bad "config missing" 'config /nonexistent' --config /nonexistent/vm.json
+bad "--sandbox with --api-sock (not combined yet)" 'cannot be combined with --api-sock' \
+	--sandbox --api-sock "$tmp/api.sock"
 
 finish
