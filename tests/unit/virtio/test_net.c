@@ -4,6 +4,7 @@
  * fd, a hostile control chain putting the device into NEEDS_RESET. */
 #include "devices/virtio/virtio_devices.h"
 #include "devices/virtio/virtio_net_ctrl.h"
+#include "vdriver.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -18,14 +19,9 @@
 
 #include <cmocka.h>
 
-#define RAM   (1u << 20)
-#define QSIZE 16
 #define HDR   12
 #define PAIRS 4
 #define F_MQ  (VIRTIO_NET_F_MQ | VIRTIO_NET_F_CTRL_VQ)
-
-static uint8_t *ram;
-static struct guest_mem mem;
 
 /* --- the parser alone ----------------------------------------------------------------- */
 
@@ -126,34 +122,7 @@ static void ctrl_parse_refused(void **state)
 
 /* --- a NIC with four pairs over socketpairs --------------------------------------------- */
 
-/* Queue q's rings: descriptors at QBASE(q), avail at +0x1000, used at +0x2000. */
-#define QBASE(q)  (0x10000u + 0x4000u * (q))
 #define BUF(q, i) (0x60000u + 0x4000u * (q) + 0x800u * (i)) /* 2 KiB buffers */
-
-static uint64_t rd(struct virtio_pci *vp, uint64_t off, unsigned len)
-{
-	uint64_t v = 0;
-	vp->bar.ops->read(&vp->bar, off, &v, len);
-	return v;
-}
-
-static void wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v)
-{
-	vp->bar.ops->write(&vp->bar, off, &v, len);
-}
-
-static int setup(void **state)
-{
-	ram = calloc(1, RAM);
-	mem = (struct guest_mem){.host = ram, .map_len = RAM, .low_size = RAM};
-	return ram ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	free(ram);
-	return 0;
-}
 
 static struct virtio_pci *nic_new(unsigned pairs, int *host)
 {
@@ -166,7 +135,7 @@ static struct virtio_pci *nic_new(unsigned pairs, int *host)
 	}
 	struct virtio_net_opts o = {.mac = {0x52, 0x54, 0, 1, 2, 4}};
 	struct cove_err err = {0};
-	struct virtio_pci *vp = virtio_net_new_fds(&o, fds, pairs, &mem, NULL, &err);
+	struct virtio_pci *vp = virtio_net_new_fds(&o, fds, pairs, &vd_mem, NULL, &err);
 	assert_non_null(vp);
 	return vp;
 }
@@ -176,72 +145,14 @@ static void nic_free(struct virtio_pci *vp, int *host, unsigned pairs)
 	virtio_dev_free(vp);
 	for (unsigned p = 0; p < pairs; p++)
 		close(host[p]);
-	memset(ram, 0, RAM);
-}
-
-/* Reset, features, queues [0, nq) live, DRIVER_OK. Returns false (and stops) when the device
- * refuses the features. */
-static bool drive_init(struct virtio_pci *vp, uint64_t features, unsigned nq)
-{
-	wr(vp, 0x14, 1, 0);
-	wr(vp, 0x14, 1, 1 | 2);
-	wr(vp, 0x08, 4, 0);
-	wr(vp, 0x0C, 4, (uint32_t)features);
-	wr(vp, 0x08, 4, 1);
-	wr(vp, 0x0C, 4, (uint32_t)(features >> 32));
-	wr(vp, 0x14, 1, 1 | 2 | 8);
-	if (rd(vp, 0x14, 1) != (1 | 2 | 8))
-		return false;
-	for (unsigned q = 0; q < nq; q++) {
-		wr(vp, 0x16, 2, q);
-		wr(vp, 0x18, 2, QSIZE);
-		wr(vp, 0x20, 8, QBASE(q));
-		wr(vp, 0x28, 8, QBASE(q) + 0x1000);
-		wr(vp, 0x30, 8, QBASE(q) + 0x2000);
-		wr(vp, 0x1C, 2, 1);
-	}
-	wr(vp, 0x14, 1, 1 | 2 | 8 | 4);
-	return true;
-}
-
-/* A chain of n descriptors from slot first of queue q (write[i]: device-writable), made
- * available and kicked. */
-static void post(struct virtio_pci *vp, unsigned q, unsigned first, unsigned n,
-		 const uint64_t *addr, const uint32_t *len, const bool *write)
-{
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t flags = (uint16_t)((write[i] ? VIRTQ_DESC_F_WRITE : 0) |
-					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-		struct virtq_desc d = {addr[i], len[i], flags, (uint16_t)(first + i + 1)};
-		memcpy(ram + QBASE(q) + 16 * (first + i), &d, 16);
-	}
-	uint16_t idx;
-	memcpy(&idx, ram + QBASE(q) + 0x1002, 2);
-	uint16_t head = (uint16_t)first;
-	memcpy(ram + QBASE(q) + 0x1004 + 2 * (idx % QSIZE), &head, 2);
-	idx++;
-	memcpy(ram + QBASE(q) + 0x1002, &idx, 2);
-	wr(vp, VPCI_NOTIFY + 4 * q, 2, q);
-}
-
-static uint16_t used_idx(unsigned q)
-{
-	uint16_t v;
-	memcpy(&v, ram + QBASE(q) + 0x2002, 2);
-	return v;
-}
-
-static uint32_t used_len(unsigned q, unsigned n)
-{
-	uint32_t v;
-	memcpy(&v, ram + QBASE(q) + 0x2004 + 8 * (n % QSIZE) + 4, 4);
-	return v;
+	memset(vd_ram, 0, VD_RAM);
 }
 
 /* Posts receive buffer i on pair p's receive queue. */
 static void post_rx(struct virtio_pci *vp, unsigned p, unsigned i)
 {
-	post(vp, 2 * p, i, 1, (uint64_t[]){BUF(2 * p, i)}, (uint32_t[]){2048}, (bool[]){true});
+	vd_post(vp, 2 * p, i, 1, (uint64_t[]){BUF(2 * p, i)}, (uint32_t[]){2048}, (bool[]){true},
+		true);
 }
 
 /* Sends a control command (header and data in separate descriptors, Linux's way); returns the
@@ -250,14 +161,14 @@ static uint8_t ctrl(struct virtio_pci *vp, unsigned q, unsigned slot, uint8_t cl
 		    uint8_t command, uint16_t data)
 {
 	uint64_t at = 0x5F000 + 0x20 * slot;
-	uint8_t *m = ram + at;
+	uint8_t *m = vd_ram + at;
 	m[0] = class;
 	m[1] = command;
 	m[2] = (uint8_t)data;
 	m[3] = (uint8_t)(data >> 8);
 	m[4] = 0xEE;
-	post(vp, q, 3 * slot, 3, (uint64_t[]){at, at + 2, at + 4}, (uint32_t[]){2, 2, 1},
-	     (bool[]){false, false, true});
+	vd_post(vp, q, 3 * slot, 3, (uint64_t[]){at, at + 2, at + 4}, (uint32_t[]){2, 2, 1},
+		(bool[]){false, false, true}, true);
 	return m[4];
 }
 
@@ -273,10 +184,10 @@ static void host_send(int fd, size_t n, uint8_t seed)
 static void guest_send(struct virtio_pci *vp, unsigned p, unsigned i, size_t n, uint8_t seed)
 {
 	uint64_t at = 0x58000 + 0x400 * (2 * p + i);
-	memset(ram + at, 0, HDR);
-	memset(ram + at + HDR, seed, n);
-	post(vp, 2 * p + 1, i, 1, (uint64_t[]){at}, (uint32_t[]){(uint32_t)(HDR + n)},
-	     (bool[]){false});
+	memset(vd_ram + at, 0, HDR);
+	memset(vd_ram + at + HDR, seed, n);
+	vd_post(vp, 2 * p + 1, i, 1, (uint64_t[]){at}, (uint32_t[]){(uint32_t)(HDR + n)},
+		(bool[]){false}, true);
 }
 
 /* What fd holds: the first byte after the header of the next frame, or -1. */
@@ -292,41 +203,41 @@ static void mq_pairs(void **state)
 	int host[PAIRS];
 	struct virtio_pci *vp = nic_new(PAIRS, host);
 	/* Offered: MQ and CTRL_VQ, 2 * 4 + 1 queues, max_virtqueue_pairs 4, MSI-X for each. */
-	wr(vp, 0x00, 4, 0);
-	uint64_t f = rd(vp, 0x04, 4);
+	vd_wr(vp, 0x00, 4, 0);
+	uint64_t f = vd_rd(vp, 0x04, 4);
 	assert_true(f & VIRTIO_NET_F_MQ);
 	assert_true(f & VIRTIO_NET_F_CTRL_VQ);
-	assert_int_equal(rd(vp, 0x12, 2), 2 * PAIRS + 1);
-	assert_int_equal(rd(vp, VPCI_DEVCFG + 8, 2), PAIRS);
+	assert_int_equal(vd_rd(vp, 0x12, 2), 2 * PAIRS + 1);
+	assert_int_equal(vd_rd(vp, VPCI_DEVCFG + 8, 2), PAIRS);
 	assert_int_equal(vp->nvec, 2 * PAIRS + 2);
-	assert_true(drive_init(vp, VIRTIO_F_VERSION_1 | F_MQ, 2 * PAIRS + 1));
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | F_MQ, 2 * PAIRS + 1));
 	for (unsigned p = 0; p < PAIRS; p++)
 		post_rx(vp, p, 0);
 	/* After DRIVER_OK only pair 0 carries traffic: pair 1's fd is not read. */
 	host_send(host[0], 60, 0x10);
 	host_send(host[1], 60, 0x11);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(0), 1);
-	assert_int_equal(ram[BUF(0, 0) + HDR], 0x10);
-	assert_int_equal(used_idx(2), 0);
+	assert_int_equal(vd_used_idx(0), 1);
+	assert_int_equal(vd_ram[BUF(0, 0) + HDR], 0x10);
+	assert_int_equal(vd_used_idx(2), 0);
 	/* VQ_PAIRS_SET 4 on the control queue (after the data queues): acked, and pair 1's
 	 * frame arrives on receive queue 2. */
 	const unsigned cq = 2 * PAIRS;
 	assert_int_equal(ctrl(vp, cq, 0, VIRTIO_NET_CTRL_MQ, 0, PAIRS), VIRTIO_NET_OK);
-	assert_int_equal(used_idx(cq), 1);
-	assert_int_equal(used_len(cq, 0), 1);
-	assert_int_equal(used_idx(2), 1);
-	assert_int_equal(ram[BUF(2, 0) + HDR], 0x11);
+	assert_int_equal(vd_used_idx(cq), 1);
+	assert_int_equal(vd_used_len(cq, 0), 1);
+	assert_int_equal(vd_used_idx(2), 1);
+	assert_int_equal(vd_ram[BUF(2, 0) + HDR], 0x11);
 	/* Every pair: a frame in on its fd lands on its receive queue, a frame out on its
 	 * transmit queue leaves on its fd. */
 	for (unsigned p = 2; p < PAIRS; p++)
 		host_send(host[p], 60, (uint8_t)(0x10 + p));
 	virtio_pci_backend(vp);
 	for (unsigned p = 0; p < PAIRS; p++) {
-		assert_int_equal(used_idx(2 * p), 1);
-		assert_int_equal(ram[BUF(2 * p, 0) + HDR], 0x10 + p);
+		assert_int_equal(vd_used_idx(2 * p), 1);
+		assert_int_equal(vd_ram[BUF(2 * p, 0) + HDR], 0x10 + p);
 		guest_send(vp, p, 0, 100, (uint8_t)(0x20 + p));
-		assert_int_equal(used_idx(2 * p + 1), 1);
+		assert_int_equal(vd_used_idx(2 * p + 1), 1);
 		assert_int_equal(host_recv(host[p]), 0x20 + p);
 		for (unsigned o = 0; o < PAIRS; o++)
 			assert_int_equal(host_recv(host[o]), -1);
@@ -338,29 +249,29 @@ static void mq_pairs(void **state)
 	post_rx(vp, 3, 1);
 	host_send(host[3], 60, 0x33);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(6), 2);
+	assert_int_equal(vd_used_idx(6), 2);
 	/* Down to two pairs: pair 3's fd is no longer read; a frame the driver still sends on
 	 * pair 3's transmit queue leaves through pair 0's. */
 	assert_int_equal(ctrl(vp, cq, 4, VIRTIO_NET_CTRL_MQ, 0, 2), VIRTIO_NET_OK);
 	post_rx(vp, 3, 2);
 	host_send(host[3], 60, 0x34);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(6), 2);
+	assert_int_equal(vd_used_idx(6), 2);
 	guest_send(vp, 3, 1, 100, 0x44);
 	assert_int_equal(host_recv(host[0]), 0x44);
 	assert_int_equal(host_recv(host[3]), -1);
-	assert_false(rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_false(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	/* A reset goes back to one pair: pair 1's frame stays on its fd. */
-	memset(ram, 0, RAM);
-	assert_true(drive_init(vp, VIRTIO_F_VERSION_1 | F_MQ, 2 * PAIRS + 1));
+	memset(vd_ram, 0, VD_RAM);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | F_MQ, 2 * PAIRS + 1));
 	post_rx(vp, 0, 0);
 	post_rx(vp, 1, 0);
 	host_send(host[1], 60, 0x66);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(2), 0);
+	assert_int_equal(vd_used_idx(2), 0);
 	assert_int_equal(ctrl(vp, cq, 0, VIRTIO_NET_CTRL_MQ, 0, 2), VIRTIO_NET_OK);
-	assert_int_equal(used_idx(2), 1);
-	assert_int_equal(ram[BUF(2, 0) + HDR], 0x66);
+	assert_int_equal(vd_used_idx(2), 1);
+	assert_int_equal(vd_ram[BUF(2, 0) + HDR], 0x66);
 	nic_free(vp, host, PAIRS);
 }
 
@@ -370,34 +281,34 @@ static void mq_not_negotiated(void **state)
 {
 	int host[PAIRS];
 	struct virtio_pci *vp = nic_new(PAIRS, host);
-	assert_true(drive_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 2 * PAIRS + 1));
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 2 * PAIRS + 1));
 	assert_int_equal(ctrl(vp, 2, 0, VIRTIO_NET_CTRL_MQ, 0, 2), VIRTIO_NET_ERR);
-	assert_int_equal(used_idx(2), 1);
+	assert_int_equal(vd_used_idx(2), 1);
 	/* Queue 8 (the control queue with MQ) is not one now, although the driver made it
 	 * live: a notification there does nothing. */
 	assert_int_equal(ctrl(vp, 8, 0, VIRTIO_NET_CTRL_MQ, 0, 2), 0xEE);
-	assert_int_equal(used_idx(8), 0);
+	assert_int_equal(vd_used_idx(8), 0);
 	/* Two such chains made available at once: the device stops at the first (it once went
 	 * on looking at a queue NEEDS_RESET had stopped, for ever). */
 	uint64_t at = 0x5F800;
-	ram[at] = VIRTIO_NET_CTRL_MQ;
+	vd_ram[at] = VIRTIO_NET_CTRL_MQ;
 	struct virtq_desc bad = {at, 4, 0, 0};
-	memcpy(ram + QBASE(2) + 16 * 6, &bad, 16);
-	memcpy(ram + QBASE(2) + 16 * 7, &bad, 16);
+	memcpy(vd_ram + VD_QBASE(2) + 16 * 6, &bad, 16);
+	memcpy(vd_ram + VD_QBASE(2) + 16 * 7, &bad, 16);
 	uint16_t idx;
-	memcpy(&idx, ram + QBASE(2) + 0x1002, 2);
+	memcpy(&idx, vd_ram + VD_QBASE(2) + 0x1002, 2);
 	for (uint16_t head = 6; head < 8; head++, idx++)
-		memcpy(ram + QBASE(2) + 0x1004 + 2 * (idx % QSIZE), &head, 2);
-	memcpy(ram + QBASE(2) + 0x1002, &idx, 2);
-	wr(vp, VPCI_NOTIFY + 4 * 2, 2, 2);
-	assert_true(rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
-	memset(ram, 0, RAM);
-	assert_true(drive_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 3));
-	assert_int_equal(rd(vp, 0x14, 1), 15);
+		memcpy(vd_ram + VD_QBASE(2) + 0x1004 + 2 * (idx % VD_QSIZE), &head, 2);
+	memcpy(vd_ram + VD_QBASE(2) + 0x1002, &idx, 2);
+	vd_wr(vp, VPCI_NOTIFY + 4 * 2, 2, 2);
+	assert_true(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	memset(vd_ram, 0, VD_RAM);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 3));
+	assert_int_equal(vd_rd(vp, 0x14, 1), 15);
 	post_rx(vp, 0, 0);
 	host_send(host[0], 60, 0x55);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(vd_used_idx(0), 1);
 	nic_free(vp, host, PAIRS);
 }
 
@@ -406,14 +317,14 @@ static void one_pair(void **state)
 {
 	int host[1];
 	struct virtio_pci *vp = nic_new(1, host);
-	wr(vp, 0x00, 4, 0);
-	uint64_t f = rd(vp, 0x04, 4);
+	vd_wr(vp, 0x00, 4, 0);
+	uint64_t f = vd_rd(vp, 0x04, 4);
 	assert_false(f & VIRTIO_NET_F_MQ);
 	assert_true(f & VIRTIO_NET_F_CTRL_VQ);
-	assert_int_equal(rd(vp, 0x12, 2), 3);
-	assert_int_equal(rd(vp, VPCI_DEVCFG + 8, 2), 1);
-	assert_false(drive_init(vp, VIRTIO_F_VERSION_1 | F_MQ, 3)); /* MQ was not offered */
-	assert_true(drive_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 3));
+	assert_int_equal(vd_rd(vp, 0x12, 2), 3);
+	assert_int_equal(vd_rd(vp, VPCI_DEVCFG + 8, 2), 1);
+	assert_false(vd_init(vp, VIRTIO_F_VERSION_1 | F_MQ, 3)); /* MQ was not offered */
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, 3));
 	assert_int_equal(ctrl(vp, 2, 0, VIRTIO_NET_CTRL_MQ, 0, 1), VIRTIO_NET_ERR);
 	nic_free(vp, host, 1);
 }
@@ -423,9 +334,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(ctrl_parse_good),
 	    cmocka_unit_test(ctrl_parse_refused),
-	    cmocka_unit_test_setup_teardown(mq_pairs, setup, teardown),
-	    cmocka_unit_test_setup_teardown(mq_not_negotiated, setup, teardown),
-	    cmocka_unit_test_setup_teardown(one_pair, setup, teardown),
+	    cmocka_unit_test_setup_teardown(mq_pairs, vd_setup, vd_teardown),
+	    cmocka_unit_test_setup_teardown(mq_not_negotiated, vd_setup, vd_teardown),
+	    cmocka_unit_test_setup_teardown(one_pair, vd_setup, vd_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

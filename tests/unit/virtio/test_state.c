@@ -7,6 +7,7 @@
 #include "devices/pci/pci.h"
 #include "devices/virtio/msi_route.h"
 #include "devices/virtio/virtio_devices.h"
+#include "vdriver.h"
 #include "vmm/bus.h"
 #include "vmm/layout.h"
 
@@ -26,92 +27,7 @@
 
 #include <cmocka.h>
 
-#define RAM   (1u << 20)
-#define QSIZE 16
-#define HDR   12 /* virtio-net header with num_buffers */
-
-static uint8_t *ram;
-static struct guest_mem mem;
-
-/* Queue q's rings: descriptors at QBASE(q), avail at +0x1000, used at +0x2000. */
-#define QBASE(q) (0x10000u + 0x4000u * (q))
-
-static uint64_t rd(struct virtio_pci *vp, uint64_t off, unsigned len)
-{
-	uint64_t v = 0;
-	vp->bar.ops->read(&vp->bar, off, &v, len);
-	return v;
-}
-
-static void wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v)
-{
-	vp->bar.ops->write(&vp->bar, off, &v, len);
-}
-
-static int setup(void **state)
-{
-	ram = calloc(1, RAM);
-	mem = (struct guest_mem){.host = ram, .map_len = RAM, .low_size = RAM};
-	return ram ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	free(ram);
-	return 0;
-}
-
-/* Reset, features, every queue live, DRIVER_OK (§3.1.1). */
-static void drive_init(struct virtio_pci *vp, uint64_t features)
-{
-	wr(vp, 0x14, 1, 0);
-	wr(vp, 0x14, 1, 1 | 2);
-	wr(vp, 0x08, 4, 0);
-	wr(vp, 0x0C, 4, (uint32_t)features);
-	wr(vp, 0x08, 4, 1);
-	wr(vp, 0x0C, 4, (uint32_t)(features >> 32));
-	wr(vp, 0x14, 1, 1 | 2 | 8);
-	for (unsigned q = 0; q < vp->nqueues; q++) {
-		wr(vp, 0x16, 2, q);
-		wr(vp, 0x18, 2, QSIZE);
-		wr(vp, 0x20, 8, QBASE(q));
-		wr(vp, 0x28, 8, QBASE(q) + 0x1000);
-		wr(vp, 0x30, 8, QBASE(q) + 0x2000);
-		wr(vp, 0x1C, 2, 1);
-	}
-	wr(vp, 0x14, 1, 1 | 2 | 8 | 4);
-	assert_int_equal(rd(vp, 0x14, 1), 15);
-}
-
-/* One-descriptor chain at descriptor slot i of queue q, made available; kick when asked. */
-static void post(struct virtio_pci *vp, unsigned q, unsigned i, uint64_t addr, uint32_t len,
-		 bool writable, bool kick)
-{
-	struct virtq_desc d = {addr, len, writable ? VIRTQ_DESC_F_WRITE : 0, 0};
-	memcpy(ram + QBASE(q) + 16 * i, &d, 16);
-	uint16_t idx;
-	memcpy(&idx, ram + QBASE(q) + 0x1002, 2);
-	uint16_t head = (uint16_t)i;
-	memcpy(ram + QBASE(q) + 0x1004 + 2 * (idx % QSIZE), &head, 2);
-	idx++;
-	memcpy(ram + QBASE(q) + 0x1002, &idx, 2);
-	if (kick)
-		wr(vp, VPCI_NOTIFY + 4 * q, 2, q);
-}
-
-static uint16_t used_idx(unsigned q)
-{
-	uint16_t v;
-	memcpy(&v, ram + QBASE(q) + 0x2002, 2);
-	return v;
-}
-
-static uint32_t used_len(unsigned q, unsigned n)
-{
-	uint32_t v;
-	memcpy(&v, ram + QBASE(q) + 0x2004 + 8 * (n % QSIZE) + 4, 4);
-	return v;
-}
+#define HDR 12 /* virtio-net header with num_buffers */
 
 static void save(struct virtio_pci *vp, struct state_buf *b)
 {
@@ -138,7 +54,7 @@ static struct virtio_pci *net_new(int *host_end)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
 	struct virtio_net_opts o = {.mac = {0x52, 0x54, 0, 1, 2, 3}};
 	struct cove_err err = {0};
-	struct virtio_pci *vp = virtio_net_new_fd(&o, sv[0], &mem, NULL, &err);
+	struct virtio_pci *vp = virtio_net_new_fd(&o, sv[0], &vd_mem, NULL, &err);
 	assert_non_null(vp);
 	*host_end = sv[1];
 	return vp;
@@ -158,30 +74,31 @@ static void net_state_round_trip(void **state)
 {
 	int h1, h2;
 	struct virtio_pci *a = net_new(&h1), *b = net_new(&h2);
-	drive_init(a, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | (1ULL << 15) | (1ULL << 5));
+	assert_true(vd_init(a, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | (1ULL << 15) | (1ULL << 5),
+			    a->nqueues));
 	/* Transmit one frame: the host end gets it. */
-	memset(ram + 0x50000, 0, HDR);
-	memset(ram + 0x50000 + HDR, 0x5A, 100);
-	post(a, 1, 0, 0x50000, HDR + 100, false, true);
+	memset(vd_ram + 0x50000, 0, HDR);
+	memset(vd_ram + 0x50000 + HDR, 0x5A, 100);
+	vd_post1(a, 1, 0, 0x50000, HDR + 100, false, true);
 	uint8_t got[256];
 	assert_int_equal(read(h1, got, sizeof(got)), HDR + 100);
 	assert_int_equal(got[HDR + 99], 0x5A);
-	assert_int_equal(used_idx(1), 1);
+	assert_int_equal(vd_used_idx(1), 1);
 	/* A frame arrives before the driver has receive buffers: it waits in the device. */
 	host_send(h1, 300, 7);
 	virtio_pci_backend(a);
-	assert_int_equal(used_idx(0), 0);
+	assert_int_equal(vd_used_idx(0), 0);
 	struct state_buf s;
 	save(a, &s);
 	round_trip(b, &s);
 	/* The restored device delivers the waiting frame once there is a buffer. */
-	post(b, 0, 0, 0x60000, 2048, true, true);
+	vd_post1(b, 0, 0, 0x60000, 2048, true, true);
 	virtio_pci_backend(b);
-	assert_int_equal(used_idx(0), 1);
-	assert_int_equal(used_len(0, 0), HDR + 300);
-	assert_int_equal(ram[0x60000 + 10], 1); /* num_buffers */
-	assert_int_equal(ram[0x60000 + HDR], 7);
-	assert_int_equal(ram[0x60000 + HDR + 299], (uint8_t)(7 + 299));
+	assert_int_equal(vd_used_idx(0), 1);
+	assert_int_equal(vd_used_len(0, 0), HDR + 300);
+	assert_int_equal(vd_ram[0x60000 + 10], 1); /* num_buffers */
+	assert_int_equal(vd_ram[0x60000 + HDR], 7);
+	assert_int_equal(vd_ram[0x60000 + HDR + 299], (uint8_t)(7 + 299));
 	/* Refused: a truncated state. */
 	assert_int_equal(virtio_pci_restore(b, s.data, s.len - 1), -EINVAL);
 	state_buf_free(&s);
@@ -197,33 +114,33 @@ static void net_mergeable_rx(void **state)
 {
 	int h;
 	struct virtio_pci *vp = net_new(&h);
-	drive_init(vp, VIRTIO_F_VERSION_1 | (1ULL << 15));
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | (1ULL << 15), vp->nqueues));
 	for (unsigned i = 0; i < 4; i++)
-		post(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
+		vd_post1(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
 	host_send(h, 5000, 3);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(0), 3);
-	assert_int_equal(used_len(0, 0), 2048);
-	assert_int_equal(used_len(0, 1), 2048);
-	assert_int_equal(used_len(0, 2), HDR + 5000 - 4096);
-	assert_int_equal(ram[0x60000 + 10] | ram[0x60000 + 11] << 8, 3); /* num_buffers */
+	assert_int_equal(vd_used_idx(0), 3);
+	assert_int_equal(vd_used_len(0, 0), 2048);
+	assert_int_equal(vd_used_len(0, 1), 2048);
+	assert_int_equal(vd_used_len(0, 2), HDR + 5000 - 4096);
+	assert_int_equal(vd_ram[0x60000 + 10] | vd_ram[0x60000 + 11] << 8, 3); /* num_buffers */
 	/* The payload runs on across the buffers in order. */
-	assert_int_equal(ram[0x60000 + HDR], 3);
-	assert_int_equal(ram[0x61000], (uint8_t)(3 + 2048 - HDR));
-	assert_int_equal(ram[0x62000 + 5000 + HDR - 4096 - 1], (uint8_t)(3 + 4999));
+	assert_int_equal(vd_ram[0x60000 + HDR], 3);
+	assert_int_equal(vd_ram[0x61000], (uint8_t)(3 + 2048 - HDR));
+	assert_int_equal(vd_ram[0x62000 + 5000 + HDR - 4096 - 1], (uint8_t)(3 + 4999));
 	virtio_dev_free(vp);
 	close(h);
-	memset(ram + QBASE(0), 0, 0x3000); /* fresh rings for a fresh device */
+	memset(vd_ram + VD_QBASE(0), 0, 0x3000); /* fresh rings for a fresh device */
 	vp = net_new(&h);
-	drive_init(vp, VIRTIO_F_VERSION_1);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, vp->nqueues));
 	for (unsigned i = 0; i < 4; i++)
-		post(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
+		vd_post1(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
 	host_send(h, 5000, 3);
 	host_send(h, 100, 9);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(0), 1); /* the big frame dropped, the small one delivered */
-	assert_int_equal(used_len(0, 0), HDR + 100);
-	assert_int_equal(ram[0x60000 + HDR], 9);
+	assert_int_equal(vd_used_idx(0), 1); /* the big frame dropped, the small one delivered */
+	assert_int_equal(vd_used_len(0, 0), HDR + 100);
+	assert_int_equal(vd_ram[0x60000 + HDR], 9);
 	virtio_dev_free(vp);
 	close(h);
 }
@@ -240,7 +157,7 @@ static struct virtio_pci *net_mq_new(unsigned pairs, int *host)
 	}
 	struct virtio_net_opts o = {.mac = {0x52, 0x54, 0, 1, 2, 5}};
 	struct cove_err err = {0};
-	struct virtio_pci *vp = virtio_net_new_fds(&o, fds, pairs, &mem, NULL, &err);
+	struct virtio_pci *vp = virtio_net_new_fds(&o, fds, pairs, &vd_mem, NULL, &err);
 	assert_non_null(vp);
 	return vp;
 }
@@ -250,21 +167,21 @@ static void net_mq_state_round_trip(void **state)
 	int ha[3], hb[3], hc[2];
 	struct virtio_pci *a = net_mq_new(3, ha), *b = net_mq_new(3, hb), *c = net_mq_new(2, hc);
 	const uint64_t mq = (1ULL << 22) | (1ULL << 17);
-	drive_init(a, VIRTIO_F_VERSION_1 | (1ULL << 15) | mq);
+	assert_true(vd_init(a, VIRTIO_F_VERSION_1 | (1ULL << 15) | mq, a->nqueues));
 	/* VQ_PAIRS_SET 2 on the control queue (6): class, command, le16 2, then the ack. */
 	uint8_t cmd[5] = {4, 0, 2, 0, 0xEE};
-	memcpy(ram + 0x58000, cmd, 5);
+	memcpy(vd_ram + 0x58000, cmd, 5);
 	struct virtq_desc d[2] = {{0x58000, 4, VIRTQ_DESC_F_NEXT, 1},
 				  {0x58004, 1, VIRTQ_DESC_F_WRITE, 0}};
-	memcpy(ram + QBASE(6), d, sizeof(d));
-	ram[QBASE(6) + 0x1002] = 1; /* avail idx 1, ring[0] = head 0 */
-	wr(a, VPCI_NOTIFY + 4 * 6, 2, 6);
-	assert_int_equal(used_idx(6), 1);
-	assert_int_equal(ram[0x58004], 0); /* VIRTIO_NET_OK */
+	memcpy(vd_ram + VD_QBASE(6), d, sizeof(d));
+	vd_ram[VD_QBASE(6) + 0x1002] = 1; /* avail idx 1, ring[0] = head 0 */
+	vd_wr(a, VPCI_NOTIFY + 4 * 6, 2, 6);
+	assert_int_equal(vd_used_idx(6), 1);
+	assert_int_equal(vd_ram[0x58004], 0); /* VIRTIO_NET_OK */
 	/* A frame for the second pair before the driver has receive buffers there. */
 	host_send(ha[1], 200, 40);
 	virtio_pci_backend(a);
-	assert_int_equal(used_idx(2), 0);
+	assert_int_equal(vd_used_idx(2), 0);
 	struct state_buf s, before, after;
 	save(a, &s);
 	/* A NIC with another number of pairs refuses the state and stays as it was. */
@@ -277,22 +194,22 @@ static void net_mq_state_round_trip(void **state)
 	state_buf_free(&after);
 	round_trip(b, &s);
 	/* The restored NIC delivers the waiting frame on the second pair... */
-	post(b, 2, 0, 0x60000, 2048, true, true);
-	assert_int_equal(used_idx(2), 1);
-	assert_int_equal(used_len(2, 0), HDR + 200);
-	assert_int_equal(ram[0x60000 + HDR + 199], (uint8_t)(40 + 199));
+	vd_post1(b, 2, 0, 0x60000, 2048, true, true);
+	assert_int_equal(vd_used_idx(2), 1);
+	assert_int_equal(vd_used_len(2, 0), HDR + 200);
+	assert_int_equal(vd_ram[0x60000 + HDR + 199], (uint8_t)(40 + 199));
 	/* ...reads its second pair's fd but not the third's (two pairs in use)... */
-	post(b, 2, 1, 0x61000, 2048, true, true);
-	post(b, 4, 0, 0x62000, 2048, true, true);
+	vd_post1(b, 2, 1, 0x61000, 2048, true, true);
+	vd_post1(b, 4, 0, 0x62000, 2048, true, true);
 	host_send(hb[1], 50, 1);
 	host_send(hb[2], 50, 2);
 	virtio_pci_backend(b);
-	assert_int_equal(used_idx(2), 2);
-	assert_int_equal(used_idx(4), 0);
+	assert_int_equal(vd_used_idx(2), 2);
+	assert_int_equal(vd_used_idx(4), 0);
 	/* ...and sends on the second pair's fd. */
-	memset(ram + 0x50000, 0, HDR);
-	memset(ram + 0x50000 + HDR, 0x77, 30);
-	post(b, 3, 0, 0x50000, HDR + 30, false, true);
+	memset(vd_ram + 0x50000, 0, HDR);
+	memset(vd_ram + 0x50000 + HDR, 0x77, 30);
+	vd_post1(b, 3, 0, 0x50000, HDR + 30, false, true);
 	uint8_t got[128];
 	assert_int_equal(read(hb[1], got, sizeof(got)), HDR + 30);
 	assert_int_equal(got[HDR], 0x77);
@@ -328,7 +245,7 @@ static void net_limits_at_run_time(void **state)
 {
 	int h;
 	struct virtio_pci *vp = net_new(&h);
-	drive_init(vp, VIRTIO_F_VERSION_1 | (1ULL << 15));
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | (1ULL << 15), vp->nqueues));
 	/* Started without limits; 20 frames/s on receive allows a burst of 2 frames. */
 	struct virtio_net_limits l = {.rx_bps = VIRTIO_NET_KEEP,
 				      .rx_pps = 20,
@@ -340,33 +257,33 @@ static void net_limits_at_run_time(void **state)
 	assert_int_equal(now.rx_pps, 20);
 	assert_int_equal(now.tx_pps, 0);
 	for (unsigned i = 0; i < 3; i++)
-		post(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
+		vd_post1(vp, 0, i, 0x60000 + 0x1000 * i, 2048, true, false);
 	for (uint8_t i = 0; i < 3; i++)
 		host_send(h, 64, i);
 	sleep_ms(2);
 	virtio_pci_backend(vp); /* the setter's wake-up: two frames pass, the third waits */
-	assert_int_equal(used_idx(0), 2);
+	assert_int_equal(vd_used_idx(0), 2);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(0), 2);
+	assert_int_equal(vd_used_idx(0), 2);
 	sleep_ms(80); /* one frame's worth of tokens (50 ms) */
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(0), 3);
-	assert_int_equal(ram[0x62000 + HDR], 2);
+	assert_int_equal(vd_used_idx(0), 3);
+	assert_int_equal(vd_ram[0x62000 + HDR], 2);
 	/* Transmit: 20 frames/s; two go out, the third waits until the limit is lifted. */
 	l = (struct virtio_net_limits){.rx_bps = VIRTIO_NET_KEEP,
 				       .rx_pps = VIRTIO_NET_KEEP,
 				       .tx_bps = VIRTIO_NET_KEEP,
 				       .tx_pps = 20};
 	virtio_net_set_limits(vp, &l);
-	memset(ram + 0x50000, 0, HDR + 64);
+	memset(vd_ram + 0x50000, 0, HDR + 64);
 	for (unsigned i = 0; i < 3; i++)
-		post(vp, 1, i, 0x50000, HDR + 64, false, i == 2);
-	assert_int_equal(used_idx(1), 2);
+		vd_post1(vp, 1, i, 0x50000, HDR + 64, false, i == 2);
+	assert_int_equal(vd_used_idx(1), 2);
 	l.tx_pps = 0;
 	virtio_net_set_limits(vp, &l);
 	sleep_ms(2);
 	virtio_pci_backend(vp);
-	assert_int_equal(used_idx(1), 3);
+	assert_int_equal(vd_used_idx(1), 3);
 	uint8_t got[256];
 	int frames = 0;
 	while (read(h, got, sizeof(got)) == HDR + 64)
@@ -386,7 +303,7 @@ static struct virtio_pci *balloon_new(void)
 	struct virtio_balloon_opts o = {
 	    .amount_mib = 1, .deflate_on_oom = true, .stats_interval_s = 1};
 	struct cove_err err = {0};
-	struct virtio_pci *vp = virtio_balloon_new(&o, &mem, NULL, &err);
+	struct virtio_pci *vp = virtio_balloon_new(&o, &vd_mem, NULL, &err);
 	assert_non_null(vp);
 	return vp;
 }
@@ -394,22 +311,22 @@ static struct virtio_pci *balloon_new(void)
 static void balloon_in_use(void **state)
 {
 	struct virtio_pci *a = balloon_new(), *b = balloon_new(), *c = balloon_new();
-	drive_init(a, VIRTIO_F_VERSION_1 | (1ULL << 1) | (1ULL << 2));
+	assert_true(vd_init(a, VIRTIO_F_VERSION_1 | (1ULL << 1) | (1ULL << 2), a->nqueues));
 	/* Statistics: free memory 5 MiB; the device keeps the buffer. */
 	uint8_t st[10] = {4, 0};
 	uint64_t free_b = 5ULL << 20;
 	memcpy(st + 2, &free_b, 8);
-	memcpy(ram + 0x70000, st, 10);
-	post(a, 2, 0, 0x70000, 10, false, true);
-	assert_int_equal(used_idx(2), 0);
+	memcpy(vd_ram + 0x70000, st, 10);
+	vd_post1(a, 2, 0, 0x70000, 10, false, true);
+	assert_int_equal(vd_used_idx(2), 0);
 	/* Inflate two pages; the host raises the target; the driver reports what it holds. */
 	uint32_t pfns[2] = {0x80, 0x81};
-	memcpy(ram + 0x71000, pfns, 8);
-	post(a, 0, 0, 0x71000, 8, false, true);
-	assert_int_equal(used_idx(0), 1);
+	memcpy(vd_ram + 0x71000, pfns, 8);
+	vd_post1(a, 0, 0, 0x71000, 8, false, true);
+	assert_int_equal(vd_used_idx(0), 1);
 	virtio_balloon_set_target(a, 300);
-	assert_int_equal(rd(a, VPCI_DEVCFG, 4), 300);
-	wr(a, VPCI_DEVCFG + 4, 4, 2);
+	assert_int_equal(vd_rd(a, VPCI_DEVCFG, 4), 300);
+	vd_wr(a, VPCI_DEVCFG + 4, 4, 2);
 	struct virtio_balloon_info info;
 	virtio_balloon_info(a, &info);
 	assert_int_equal(info.target_pages, 300);
@@ -452,11 +369,11 @@ static void balloon_in_use(void **state)
 	assert_int_equal(virtio_balloon_set_interval(b, 0), -EPERM);
 	sleep_ms(2);
 	virtio_pci_backend(b);
-	assert_int_equal(used_idx(2), 1);
+	assert_int_equal(vd_used_idx(2), 1);
 	/* The driver refills it: a second report. */
 	free_b = 6ULL << 20;
-	memcpy(ram + 0x70002, &free_b, 8);
-	post(b, 2, 0, 0x70000, 10, false, true);
+	memcpy(vd_ram + 0x70002, &free_b, 8);
+	vd_post1(b, 2, 0, 0x70000, 10, false, true);
 	virtio_balloon_info(b, &info);
 	assert_int_equal(info.stats_reports, 2);
 	assert_int_equal(info.stats[4], free_b);
@@ -470,22 +387,22 @@ static void console_in_use(void **state)
 {
 	struct virtio_opts co = {.hvc = true, .hvc_file = "/dev/null"};
 	struct cove_err err = {0};
-	struct virtio_pci *a = virtio_console_new(&co, &mem, NULL, &err);
-	struct virtio_pci *b = virtio_console_new(&co, &mem, NULL, &err);
+	struct virtio_pci *a = virtio_console_new(&co, &vd_mem, NULL, &err);
+	struct virtio_pci *b = virtio_console_new(&co, &vd_mem, NULL, &err);
 	assert_non_null(a);
 	assert_non_null(b);
-	drive_init(a, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
-	memcpy(ram + 0x50000, "hello\n", 6);
-	post(a, 1, 0, 0x50000, 6, false, true);
-	post(a, 1, 1, 0x50000, 6, false, true);
-	assert_int_equal(used_idx(1), 2);
-	post(a, 0, 0, 0x60000, 64, true, true); /* a receive buffer the device holds */
+	assert_true(vd_init(a, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, a->nqueues));
+	memcpy(vd_ram + 0x50000, "hello\n", 6);
+	vd_post1(a, 1, 0, 0x50000, 6, false, true);
+	vd_post1(a, 1, 1, 0x50000, 6, false, true);
+	assert_int_equal(vd_used_idx(1), 2);
+	vd_post1(a, 0, 0, 0x60000, 64, true, true); /* a receive buffer the device holds */
 	struct state_buf s;
 	save(a, &s);
 	round_trip(b, &s);
 	/* The restored console goes on from the third transmit. */
-	post(b, 1, 2, 0x50000, 6, false, true);
-	assert_int_equal(used_idx(1), 3);
+	vd_post1(b, 1, 2, 0x50000, 6, false, true);
+	assert_int_equal(vd_used_idx(1), 3);
 	state_buf_free(&s);
 	virtio_dev_free(a);
 	virtio_dev_free(b);
@@ -497,7 +414,7 @@ static struct virtio_pci *vsock_new(int n)
 	snprintf(uds, sizeof(uds), "/tmp/cove-unit-state-%d-%d", getpid(), n);
 	unlink(uds);
 	struct cove_err err = {0};
-	struct virtio_pci *vp = virtio_vsock_new(42, uds, &mem, NULL, &err);
+	struct virtio_pci *vp = virtio_vsock_new(42, uds, &vd_mem, NULL, &err);
 	assert_non_null(vp);
 	return vp;
 }
@@ -505,7 +422,7 @@ static struct virtio_pci *vsock_new(int n)
 static void vsock_in_use(void **state)
 {
 	struct virtio_pci *a = vsock_new(1), *b = vsock_new(2), *c = vsock_new(3);
-	drive_init(a, VIRTIO_F_VERSION_1);
+	assert_true(vd_init(a, VIRTIO_F_VERSION_1, a->nqueues));
 	/* The guest asks for host port 9 (nobody listens): the device answers RST. */
 	uint8_t h[44] = {0};
 	uint64_t src = 42, dst = 2;
@@ -517,25 +434,25 @@ static void vsock_in_use(void **state)
 	memcpy(h + 20, &dp, 4);
 	memcpy(h + 28, &type, 2);
 	memcpy(h + 30, &op, 2);
-	memcpy(ram + 0x50000, h, 44);
-	post(a, 0, 0, 0x60000, 256, true, true);
-	post(a, 1, 0, 0x50000, 44, false, true);
-	assert_int_equal(used_idx(0), 1);
+	memcpy(vd_ram + 0x50000, h, 44);
+	vd_post1(a, 0, 0, 0x60000, 256, true, true);
+	vd_post1(a, 1, 0, 0x50000, 44, false, true);
+	assert_int_equal(vd_used_idx(0), 1);
 	uint16_t rop;
-	memcpy(&rop, ram + 0x60000 + 30, 2);
+	memcpy(&rop, vd_ram + 0x60000 + 30, 2);
 	assert_int_equal(rop, 3); /* RST */
 	struct state_buf s;
 	save(a, &s);
 	round_trip(b, &s);
 	/* With an event buffer posted, a restore tells the driver its connections are gone. */
-	post(a, 2, 0, 0x70000, 8, true, true);
-	memset(ram + 0x70000, 0xFF, 8);
+	vd_post1(a, 2, 0, 0x70000, 8, true, true);
+	memset(vd_ram + 0x70000, 0xFF, 8);
 	state_buf_free(&s);
 	save(a, &s);
 	assert_int_equal(virtio_pci_restore(c, s.data, s.len), 0);
-	assert_int_equal(used_idx(2), 1);
+	assert_int_equal(vd_used_idx(2), 1);
 	uint32_t id;
-	memcpy(&id, ram + 0x70000, 4);
+	memcpy(&id, vd_ram + 0x70000, 4);
 	assert_int_equal(id, 0); /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
 	state_buf_free(&s);
 	virtio_dev_free(a);
@@ -605,7 +522,7 @@ static void restore_remaps(void **state)
 	bus_free(mmio2);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, vd_setup, vd_teardown)
 
 int main(void)
 {
