@@ -83,6 +83,23 @@ static int clone_flags(const struct oci_config *c)
 	return flags;
 }
 
+/* Tells init to go on ('G' and the state JSON, which the hooks get too: *sj, the caller's
+ * to free, also on failure). Returns the bytes sent or -errno. */
+static ssize_t send_go(int fd, const struct oci_state *st, char **sj)
+{
+	*sj = oci_state_json(st, OCI_CREATING, false);
+	size_t l = *sj ? strlen(*sj) : 0;
+	char *msg = *sj ? malloc(l + 2) : NULL;
+	if (!msg)
+		return -ENOMEM;
+	msg[0] = 'G';
+	memcpy(msg + 1, *sj, l + 1);
+	ssize_t n = send(fd, msg, l + 1, MSG_NOSIGNAL);
+	int e = errno;
+	free(msg);
+	return n < 0 ? -e : n;
+}
+
 /* Two-stage init: the real init's 'P' message, whose pid the kernel puts in its credentials
  * (translated into our pid namespace). Returns the pid, or a negative error. */
 static pid_t read_stage2_pid(int fd, struct cove_err *err)
@@ -327,18 +344,8 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 	s.pid = pid;
 	s.start_time = oci_proc_start_time(pid, NULL);
 	{
-		char *sj = oci_state_json(&s, OCI_CREATING, false);
-		size_t l = sj ? strlen(sj) : 0;
-		char *msg = malloc(l + 2);
-		if (!sj || !msg) {
-			free(sj);
-			free(msg);
-			rc = cove_err_set(err, -ENOMEM, "out of memory");
-			goto err_kill;
-		}
-		msg[0] = 'G';
-		memcpy(msg + 1, sj, l + 1);
-		ssize_t n = send(sv[0], msg, l + 1, MSG_NOSIGNAL);
+		char *sj = NULL;
+		ssize_t n = send_go(sv[0], &s, &sj);
 		if (n >= 0 && a.two_stage) {
 			/* The first stage exits once the real init runs: reap it, then send the
 			 * state again with the real init's pid. */
@@ -347,7 +354,6 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 				;
 			pid = p2;
 			if (p2 < 0) {
-				free(msg);
 				free(sj);
 				rc = p2;
 				goto err_state_killed;
@@ -355,24 +361,13 @@ int oci_create(const struct oci_create_opts *o, struct oci_config *cfg, const ch
 			s.pid = pid;
 			s.start_time = oci_proc_start_time(pid, NULL);
 			free(sj);
-			free(msg);
-			sj = oci_state_json(&s, OCI_CREATING, false);
-			l = sj ? strlen(sj) : 0;
-			msg = malloc(l + 2);
-			if (!sj || !msg) {
-				free(sj);
-				free(msg);
-				rc = cove_err_set(err, -ENOMEM, "out of memory");
-				goto err_kill;
-			}
-			msg[0] = 'G';
-			memcpy(msg + 1, sj, l + 1);
-			n = send(sv[0], msg, l + 1, MSG_NOSIGNAL);
+			n = send_go(sv[0], &s, &sj);
 		}
-		free(msg);
 		if (n < 0) {
 			free(sj);
-			rc = cove_err_set(err, -errno, "sync with init: %s", strerror(errno));
+			rc = n == -ENOMEM ? cove_err_set(err, -ENOMEM, "out of memory")
+					  : cove_err_set(err, (int)n, "sync with init: %s",
+							 strerror((int)-n));
 			goto err_kill;
 		}
 		for (;;) {
