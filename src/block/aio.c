@@ -19,6 +19,7 @@ struct blk_aio {
 	/* completed synchronously, waiting for blk_aio_complete */
 	struct blk_aio_req **done, **batch;
 	unsigned ndone;
+	bool signalled; /* efd written for the done list and not read since */
 };
 
 void blk_aio_free(struct blk *b)
@@ -97,6 +98,17 @@ static int run_sync(struct blk *b, struct blk_aio_req *r)
 }
 
 static int finish_short(struct blk *b, struct blk_aio_req *r, uint64_t done);
+
+/* Wakes the caller's event loop for the done list: one eventfd write until it is read,
+ * not one per request. */
+static void signal_done(struct blk_aio *a)
+{
+	if (a->signalled)
+		return;
+	uint64_t one = 1;
+	if (write(a->efd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
+		a->signalled = true;
+}
 
 /* Waits for every request in the ring; their results wait in the done list. Metadata changes
  * (allocation, frees) happen only with nothing of the image's data in flight. */
@@ -190,14 +202,14 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 		a->inflight++;
 		return 0;
 	}
-	if (b->q)
+	/* Reads change no metadata and may overlap what is in flight (as any two requests in
+	 * flight may): only the rest waits for the ring to empty. */
+	if (b->q && req->op != BLK_AIO_READ)
 		drain(b);
 	req->priv[2] = (uint64_t)(int64_t)run_sync(b, req);
 	a->done[a->ndone++] = req;
 	a->inflight++;
-	uint64_t one = 1;
-	if (write(a->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return 0; /* the completion is still queued */
+	signal_done(a);
 	return 0;
 }
 
@@ -238,6 +250,8 @@ int blk_aio_complete(struct blk *b)
 	uint64_t cnt;
 	if (read(a->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		return -errno;
+	/* The done list is emptied below; what callbacks add meanwhile is emptied too. */
+	a->signalled = true;
 	int completed = 0;
 	/* Synchronously completed requests first; done() may submit more. */
 	while (a->ndone) {
@@ -251,8 +265,10 @@ int blk_aio_complete(struct blk *b)
 			completed++;
 		}
 	}
-	if (!a->uring)
+	if (!a->uring) {
+		a->signalled = false;
 		return completed;
+	}
 	struct io_uring_cqe *cqe;
 	while (io_uring_peek_cqe(&a->ring, &cqe) == 0) {
 		struct blk_aio_req *r = io_uring_cqe_get_data(cqe);
@@ -266,5 +282,9 @@ int blk_aio_complete(struct blk *b)
 		r->done(r, ret);
 		completed++;
 	}
+	/* Ring callbacks may have completed more requests synchronously. */
+	a->signalled = false;
+	if (a->ndone)
+		signal_done(a);
 	return completed;
 }
