@@ -2,6 +2,7 @@
 #include "block/qcow2.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +251,14 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	}
 	if (nfresh)
 		q->data_unsynced = true;
+	/* O_DIRECT: a fresh cluster at the end of the file whose zero tail was not sent leaves
+	 * the file ending inside it, and every later write there would extend the file, which
+	 * the filesystem runs one at a time (ext4 completes extending direct writes
+	 * synchronously). Allocating the tail (it still reads as zero) keeps them parallel. */
+	if (never && q->data.direct && w[n - 1].fresh && w[n - 1].de < cs &&
+	    w[n - 1].host >= phys_end)
+		(void)fallocate(q->data.fd, 0, (off_t)(w[n - 1].host + w[n - 1].de),
+				(off_t)(cs - w[n - 1].de));
 	/* Metadata: the L2 entries (in the cache) and deferred frees of replaced clusters. */
 	ret = q2_get_l2(q, l1i, true, &l2, &l2off);
 	if (ret)
