@@ -1,5 +1,6 @@
 /* qcow2: guest writes (allocation, copy-on-write, fills), zeroes, discards, compressed clusters. */
 #include "block/qcow2.h"
+#include "util/zero.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,14 +64,6 @@ struct wc {
 	uint32_t ds, de;	 /* range actually sent to the file */
 	bool fresh, full;
 };
-
-static bool all_zero(const uint8_t *p, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
 
 static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t ioff,
 		       uint64_t start, uint64_t end)
@@ -186,10 +179,10 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	}
 	bool never = !q->ext_data && q->data.wend;
 	if (never && w[0].fresh && head && w[0].host >= phys_end &&
-	    all_zero(head, w[0].ws - w[0].fs))
+	    mem_is_zero(head, w[0].ws - w[0].fs))
 		w[0].ds = w[0].ws;
 	if (never && w[n - 1].fresh && tail && w[n - 1].host >= phys_end &&
-	    all_zero(tail, w[n - 1].fe - w[n - 1].we))
+	    mem_is_zero(tail, w[n - 1].fe - w[n - 1].we))
 		w[n - 1].de = w[n - 1].we;
 	/* Data: one pwritev per contiguous host run. */
 	{
