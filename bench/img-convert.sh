@@ -54,6 +54,10 @@ run() {
 	for _ in $(seq "$n"); do
 		# shellcheck disable=SC2086
 		once q qemu-img convert ${QX:-} "$@" "$src" "$DIR/out" || break
+		# Not mv over the old out.qemu: ext4 starts writeback of a file renamed over
+		# another (auto_da_alloc), and cove's run would then share the disk with the
+		# writing of qemu-img's unsynced output.
+		rm -f "$DIR/out.qemu"
 		mv "$DIR/out" "$DIR/out.qemu"
 		once c "$COVE" img convert "$@" "$src" "$DIR/out" || break
 		qemu-img compare -q "$DIR/out.qemu" "$DIR/out" >/dev/null 2>&1 || same=NO
