@@ -110,8 +110,9 @@ static void signal_done(struct blk_aio *a)
 		a->signalled = true;
 }
 
-/* Waits for every request in the ring; their results wait in the done list. Metadata changes
- * (allocation, frees) happen only with nothing of the image's data in flight. */
+/* Waits for every request in the ring; their results wait in the done list. Zeroes,
+ * discards and flushes run only with nothing of the image's data in flight: they free
+ * clusters, punch the file, or promise that earlier writes are on disk. */
 static void drain(struct blk *b)
 {
 	struct blk_aio *a = b->aio;
@@ -176,6 +177,9 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 		} else if (!wr || b->file.direct) {
 			ring = qcow2_fast_extent(b, req->offset, len, wr, &host) == 1;
 			fd = b->q->data.fd;
+			/* Clusters smaller than the alignment may sit anywhere in the file. */
+			if (b->file.direct && host % BLK_DIRECT_ALIGN)
+				ring = false;
 		}
 	} else if (a->uring && req->op == BLK_AIO_FLUSH && !b->q && !b->file.nosync) {
 		ring = true;
@@ -202,9 +206,16 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 		a->inflight++;
 		return 0;
 	}
-	/* Reads change no metadata and may overlap what is in flight (as any two requests in
-	 * flight may): only the rest waits for the ring to empty. */
-	if (b->q && req->op != BLK_AIO_READ)
+	/* Reads and writes run beside what is in flight (as any two requests in flight may
+	 * overlap). They free no cluster that the ring could be using: the ring only touches
+	 * allocated clusters, and a write frees the clusters it replaces only at the next
+	 * flush (q2_free_later), which drains. Allocation takes free clusters, and its
+	 * ordering (data synced before the L2 entries that point to it) concerns only the
+	 * synchronous writes.
+	 * With O_DIRECT and clusters smaller than the alignment, a synchronous write may
+	 * read-modify-write a block that holds another cluster the ring is writing: it waits. */
+	bool rmw = b->q && b->file.direct && b->q->cluster_size < BLK_DIRECT_ALIGN;
+	if (b->q && req->op != BLK_AIO_READ && (req->op != BLK_AIO_WRITE || rmw))
 		drain(b);
 	req->priv[2] = (uint64_t)(int64_t)run_sync(b, req);
 	a->done[a->ndone++] = req;
