@@ -28,6 +28,9 @@ once() {
 	local name=$1 t0 t1
 	shift
 	rm -f "$DIR/out" "$DIR/perf"
+	# Start on a quiet disk: no run pays for the writeback or the discards (ext4 mounted
+	# with -o discard) that the previous run's files left behind.
+	sync
 	local pre=()
 	[ -n "$PERF" ] && pre=(perf stat -x, -e task-clock -o "$DIR/perf" --)
 	t0=$(now)
