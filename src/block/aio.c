@@ -19,6 +19,7 @@ struct blk_aio {
 	/* completed synchronously, waiting for blk_aio_complete */
 	struct blk_aio_req **done, **batch;
 	unsigned ndone;
+	bool signalled; /* efd written for the done list and not read since */
 };
 
 void blk_aio_free(struct blk *b)
@@ -98,8 +99,20 @@ static int run_sync(struct blk *b, struct blk_aio_req *r)
 
 static int finish_short(struct blk *b, struct blk_aio_req *r, uint64_t done);
 
-/* Waits for every request in the ring; their results wait in the done list. Metadata changes
- * (allocation, frees) happen only with nothing of the image's data in flight. */
+/* Wakes the caller's event loop for the done list: one eventfd write until it is read,
+ * not one per request. */
+static void signal_done(struct blk_aio *a)
+{
+	if (a->signalled)
+		return;
+	uint64_t one = 1;
+	if (write(a->efd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
+		a->signalled = true;
+}
+
+/* Waits for every request in the ring; their results wait in the done list. Zeroes,
+ * discards and flushes run only with nothing of the image's data in flight: they free
+ * clusters, punch the file, or promise that earlier writes are on disk. */
 static void drain(struct blk *b)
 {
 	struct blk_aio *a = b->aio;
@@ -164,6 +177,9 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 		} else if (!wr || b->file.direct) {
 			ring = qcow2_fast_extent(b, req->offset, len, wr, &host) == 1;
 			fd = b->q->data.fd;
+			/* Clusters smaller than the alignment may sit anywhere in the file. */
+			if (b->file.direct && host % BLK_DIRECT_ALIGN)
+				ring = false;
 		}
 	} else if (a->uring && req->op == BLK_AIO_FLUSH && !b->q && !b->file.nosync) {
 		ring = true;
@@ -190,14 +206,21 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 		a->inflight++;
 		return 0;
 	}
-	if (b->q)
+	/* Reads and writes run beside what is in flight (as any two requests in flight may
+	 * overlap). They free no cluster that the ring could be using: the ring only touches
+	 * allocated clusters, and a write frees the clusters it replaces only at the next
+	 * flush (q2_free_later), which drains. Allocation takes free clusters, and its
+	 * ordering (data synced before the L2 entries that point to it) concerns only the
+	 * synchronous writes.
+	 * With O_DIRECT and clusters smaller than the alignment, a synchronous write may
+	 * read-modify-write a block that holds another cluster the ring is writing: it waits. */
+	bool rmw = b->q && b->file.direct && b->q->cluster_size < BLK_DIRECT_ALIGN;
+	if (b->q && req->op != BLK_AIO_READ && (req->op != BLK_AIO_WRITE || rmw))
 		drain(b);
 	req->priv[2] = (uint64_t)(int64_t)run_sync(b, req);
 	a->done[a->ndone++] = req;
 	a->inflight++;
-	uint64_t one = 1;
-	if (write(a->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return 0; /* the completion is still queued */
+	signal_done(a);
 	return 0;
 }
 
@@ -238,6 +261,8 @@ int blk_aio_complete(struct blk *b)
 	uint64_t cnt;
 	if (read(a->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		return -errno;
+	/* The done list is emptied below; what callbacks add meanwhile is emptied too. */
+	a->signalled = true;
 	int completed = 0;
 	/* Synchronously completed requests first; done() may submit more. */
 	while (a->ndone) {
@@ -251,8 +276,10 @@ int blk_aio_complete(struct blk *b)
 			completed++;
 		}
 	}
-	if (!a->uring)
+	if (!a->uring) {
+		a->signalled = false;
 		return completed;
+	}
 	struct io_uring_cqe *cqe;
 	while (io_uring_peek_cqe(&a->ring, &cqe) == 0) {
 		struct blk_aio_req *r = io_uring_cqe_get_data(cqe);
@@ -266,5 +293,9 @@ int blk_aio_complete(struct blk *b)
 		r->done(r, ret);
 		completed++;
 	}
+	/* Ring callbacks may have completed more requests synchronously. */
+	a->signalled = false;
+	if (a->ndone)
+		signal_done(a);
 	return completed;
 }

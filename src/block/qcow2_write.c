@@ -1,7 +1,9 @@
 /* qcow2: guest writes (allocation, copy-on-write, fills), zeroes, discards, compressed clusters. */
 #include "block/qcow2.h"
+#include "util/zero.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,14 +64,6 @@ struct wc {
 	uint32_t ds, de;	 /* range actually sent to the file */
 	bool fresh, full;
 };
-
-static bool all_zero(const uint8_t *p, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
 
 static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64_t ioff,
 		       uint64_t start, uint64_t end)
@@ -185,10 +179,10 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	}
 	bool never = !q->ext_data && q->data.wend;
 	if (never && w[0].fresh && head && w[0].host >= phys_end &&
-	    all_zero(head, w[0].ws - w[0].fs))
+	    mem_is_zero(head, w[0].ws - w[0].fs))
 		w[0].ds = w[0].ws;
 	if (never && w[n - 1].fresh && tail && w[n - 1].host >= phys_end &&
-	    all_zero(tail, w[n - 1].fe - w[n - 1].we))
+	    mem_is_zero(tail, w[n - 1].fe - w[n - 1].we))
 		w[n - 1].de = w[n - 1].we;
 	/* Data: one pwritev per contiguous host run. */
 	{
@@ -250,6 +244,14 @@ static int write_chunk(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	}
 	if (nfresh)
 		q->data_unsynced = true;
+	/* O_DIRECT: a fresh cluster at the end of the file whose zero tail was not sent leaves
+	 * the file ending inside it, and every later write there would extend the file, which
+	 * the filesystem runs one at a time (ext4 completes extending direct writes
+	 * synchronously). Allocating the tail (it still reads as zero) keeps them parallel. */
+	if (never && q->data.direct && w[n - 1].fresh && w[n - 1].de < cs &&
+	    w[n - 1].host >= phys_end)
+		(void)fallocate(q->data.fd, 0, (off_t)(w[n - 1].host + w[n - 1].de),
+				(off_t)(cs - w[n - 1].de));
 	/* Metadata: the L2 entries (in the cache) and deferred frees of replaced clusters. */
 	ret = q2_get_l2(q, l1i, true, &l2, &l2off);
 	if (ret)

@@ -95,7 +95,6 @@ static inline uint64_t img_round_sector(uint64_t v)
 }
 
 /* Buffer helpers. */
-bool img_is_zero(const void *buf, size_t len);
 void *img_alloc(size_t len); /* page-aligned; NULL on failure */
 
 int img_cmd_create(int argc, char **argv);

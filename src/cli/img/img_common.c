@@ -470,17 +470,6 @@ void img_snapshot_line(FILE *out, const struct blk_snapshot_info *sn)
 	fprintf(out, "%-9s %-16s %8s%20s%13s%11s\n", sn->id, sn->name, size, date, clock, icount);
 }
 
-bool img_is_zero(const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	/* Check the first 16 bytes, then compare the buffer with itself shifted. */
-	size_t head = len < 16 ? len : 16;
-	for (size_t i = 0; i < head; i++)
-		if (p[i])
-			return false;
-	return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
-}
-
 void *img_alloc(size_t len)
 {
 	void *p = NULL;

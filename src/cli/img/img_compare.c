@@ -1,5 +1,6 @@
 /* `cove img compare`: are two images' contents the same? Exit 0 same, 1 differ, 2 error. */
 #include "cli/img/img.h"
+#include "util/zero.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -46,9 +47,9 @@ static int tail_is_zero(struct blk *b, uint8_t *buf, uint64_t off, uint64_t end,
 		r = blk_pread(b, buf, n, off);
 		if (r < 0)
 			return r;
-		if (!img_is_zero(buf, n)) {
+		if (!mem_is_zero(buf, n)) {
 			uint64_t i = 0;
-			while (i + 512 <= n && img_is_zero(buf + i, 512))
+			while (i + 512 <= n && mem_is_zero(buf + i, 512))
 				i += 512;
 			*where = off + i;
 			return 1;

@@ -6,6 +6,7 @@
  * touches the target, writes it in order (or as it comes, -W).
  */
 #include "cli/img/img_convert.h"
+#include "util/zero.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +50,7 @@ static int classify(struct conv_worker *w, struct conv_job *j)
 		uint64_t o = u * cv->unit_len;
 		size_t n = (size_t)(j->len - o < cv->unit_len ? j->len - o : cv->unit_len);
 		const uint8_t *p = j->buf + o;
-		if (img_is_zero(p, n)) {
+		if (mem_is_zero(p, n)) {
 			j->unit[u] = UNIT_ZERO;
 		} else if (cv->compress && incompressible(w, p, n)) {
 			j->unit[u] = UNIT_RAW;

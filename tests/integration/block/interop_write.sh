@@ -119,5 +119,9 @@ run "measure --size matches qemu-img" bash -c "diff <(qemu-img measure -O qcow2 
 run "aio on raw (io_uring)" bash -c "truncate -s 16M ar.raw && cp ar.raw ref.raw && '$BLKCAT' aio ar.raw ref.raw 5 40 && cmp ar.raw ref.raw"
 run "aio on raw, O_DIRECT" bash -c "truncate -s 0 ar.raw && truncate -s 16M ar.raw && cp ar.raw ref.raw && '$BLKCAT' aio ar.raw ref.raw 6 40 direct && cmp ar.raw ref.raw"
 run "aio on qcow2, O_DIRECT (ring for data in place)" bash -c "rm -f aq.qcow2 ref.raw && truncate -s 16M ref.raw && '$BLKCAT' create qcow2 aq.qcow2 16777216 cluster_size=16384 && '$BLKCAT' aio aq.qcow2 ref.raw 7 60 direct && $(declare -f written); BLKCAT=$BLKCAT written aq.qcow2 ref.raw"
+run "aio on qcow2, O_DIRECT, 512-byte clusters (smaller than the alignment)" bash -c "rm -f aq.qcow2 ref.raw && truncate -s 4M ref.raw && '$BLKCAT' create qcow2 aq.qcow2 4194304 cluster_size=512 && '$BLKCAT' aio aq.qcow2 ref.raw 8 60 direct && $(declare -f written); BLKCAT=$BLKCAT written aq.qcow2 ref.raw"
+# Sequential 4 KiB O_DIRECT writes, 64 in flight, each cluster allocated at the end of the
+# file by its first write and filled by the ring (the cluster's tail is allocated ahead).
+run "aio on qcow2, O_DIRECT, sequential writes that grow the file" bash -c "rm -f aq.qcow2 ref.raw && '$BLKCAT' create qcow2 aq.qcow2 16777216 && '$BLKCAT' bench aq.qcow2 4096 64 4096 4096 w direct && head -c 16777216 /dev/zero | tr '\\0' '\\245' >ref.raw && $(declare -f written); BLKCAT=$BLKCAT written aq.qcow2 ref.raw"
 run "aio on qcow2" bash -c "rm -f aq.qcow2 ref.raw && truncate -s 16M ref.raw && '$BLKCAT' create qcow2 aq.qcow2 16777216 && '$BLKCAT' aio aq.qcow2 ref.raw 5 40 && $(declare -f written); BLKCAT=$BLKCAT written aq.qcow2 ref.raw"
 finish
