@@ -20,7 +20,7 @@ static const struct {
     {"compare", img_cmd_compare, "compare [-f FMT] [-F FMT] [-p] [-q] [-s] [-U] FILE1 FILE2"},
     {"convert", img_cmd_convert,
      "convert [-c] [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING] [-n] [-S SIZE] [-m N] [-W] "
-     "[-p] [-q] [-U] SOURCE TARGET"},
+     "[-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] SOURCE TARGET"},
     {"create", img_cmd_create,
      "create [-f FMT] [-o OPTIONS] [-b BACKING [-F BACKING_FMT]] [-u] [-q] FILENAME [SIZE]"},
     {"info", img_cmd_info, "info [-f FMT] [--output human|json] [--backing-chain] [-U] FILENAME"},

@@ -57,6 +57,11 @@ bool img_trust_data_file(void);
 /* Opens an image, printing "Could not open 'path': why" on failure. 0 or 1. */
 int img_open(const char *path, enum blk_format fmt, bool readonly, bool no_backing,
 	     struct blk **out);
+/* The same with all of blk_open's options (trust_data_file is filled in). 0 or 1. */
+int img_open_opts(const char *path, struct blk_open_opts *o, struct blk **out);
+/* qemu-img's -t/-T cache modes: none and directsync open with O_DIRECT; unsafe never syncs;
+ * writeback and writethrough sync once at the end. 0, or 1 after an error message. */
+int img_parse_cache(const char *mode, bool *direct, bool *unsafe);
 
 /* qemu's size_to_str: "1.25 MiB", "4 KiB", "0 B". */
 void img_size_str(uint64_t val, char *buf, size_t len);
@@ -75,10 +80,11 @@ void img_progress_end(struct img_progress *p);
  * place once synced. img_tmp_begin picks the name (and removes it if the process is
  * interrupted; signals the caller ignores stay ignored) and returns 0, or 1 after an error
  * message (an existing target that is not a regular file is refused: the rename would
- * replace it); img_tmp_commit syncs and renames (0 or -errno); img_tmp_abort unlinks.
+ * replace it); img_tmp_commit syncs (unless !sync: cache=unsafe) and renames (0 or -errno);
+ * img_tmp_abort unlinks.
  */
 int img_tmp_begin(const char *path, char *tmp, size_t len);
-int img_tmp_commit(const char *tmp, const char *path);
+int img_tmp_commit(const char *tmp, const char *path, bool sync);
 void img_tmp_abort(const char *tmp);
 
 /* Joins a backing file name to the directory of the image that names it. */

@@ -165,13 +165,12 @@ int img_cmd_bench(int argc, char **argv)
 				step_set = true;
 			}
 			break;
-		case 't':
-			if (!strcmp(optarg, "none") || !strcmp(optarg, "directsync"))
-				direct = true;
-			else if (strcmp(optarg, "writeback") && strcmp(optarg, "writethrough") &&
-				 strcmp(optarg, "unsafe"))
-				return img_err("Invalid cache mode '%s'", optarg);
+		case 't': {
+			bool unsafe;
+			if (img_parse_cache(optarg, &direct, &unsafe))
+				return 1;
 			break;
+		}
 		case 'w':
 			bc.write = true;
 			break;

@@ -296,12 +296,24 @@ bool img_trust_data_file(void)
 int img_open(const char *path, enum blk_format fmt, bool readonly, bool no_backing,
 	     struct blk **out)
 {
-	struct blk_open_opts o = {.format = fmt,
-				  .readonly = readonly,
-				  .no_backing = no_backing,
-				  .trust_data_file = img_trust_data_file()};
+	struct blk_open_opts o = {.format = fmt, .readonly = readonly, .no_backing = no_backing};
+	return img_open_opts(path, &o, out);
+}
+
+int img_parse_cache(const char *mode, bool *direct, bool *unsafe)
+{
+	*direct = !strcmp(mode, "none") || !strcmp(mode, "directsync");
+	*unsafe = !strcmp(mode, "unsafe");
+	if (*direct || *unsafe || !strcmp(mode, "writeback") || !strcmp(mode, "writethrough"))
+		return 0;
+	return img_err("Invalid cache option: %s", mode);
+}
+
+int img_open_opts(const char *path, struct blk_open_opts *o, struct blk **out)
+{
+	o->trust_data_file = img_trust_data_file();
 	struct cove_err err = {0};
-	int ret = blk_open(path, &o, out, &err);
+	int ret = blk_open(path, o, out, &err);
 	if (ret < 0) {
 		if (err.code && err.msg[0])
 			return img_err("Could not open '%s': %s", path, err.msg);
@@ -408,9 +420,9 @@ static int fsync_path(const char *path, bool dir)
 	return ret;
 }
 
-int img_tmp_commit(const char *tmp, const char *path)
+int img_tmp_commit(const char *tmp, const char *path, bool sync)
 {
-	int ret = fsync_path(tmp, false);
+	int ret = sync ? fsync_path(tmp, false) : 0;
 	if (ret < 0)
 		return ret;
 	if (rename(tmp, path) < 0)
@@ -427,7 +439,8 @@ int img_tmp_commit(const char *tmp, const char *path)
 	} else {
 		strcpy(dir, ".");
 	}
-	fsync_path(dir, true); /* best effort: the data itself is synced */
+	if (sync)
+		fsync_path(dir, true); /* best effort: the data itself is synced */
 	return 0;
 }
 

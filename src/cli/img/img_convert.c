@@ -13,6 +13,7 @@ struct conv_args {
 	const char *src_fmt, *dst_fmt, *backing, *backing_fmt;
 	struct img_opts opts;
 	bool compress, no_create, progress, quiet, out_of_order;
+	bool direct, unsafe; /* -t: O_DIRECT target; no sync at the end (qemu-img's default) */
 	uint64_t sparse;
 	unsigned workers;
 };
@@ -87,9 +88,17 @@ static int parse_args(int argc, char **argv, struct conv_args *a)
 		case 'W':
 			a->out_of_order = true;
 			break;
-		case 'C':
 		case 't':
-		case 'T':
+			if (img_parse_cache(optarg, &a->direct, &a->unsafe))
+				return 1;
+			break;
+		case 'T': { /* the source is read through the page cache whatever -T says */
+			bool direct, unsafe;
+			if (img_parse_cache(optarg, &direct, &unsafe))
+				return 1;
+			break;
+		}
+		case 'C':
 		case 'U':
 		case 'r':
 			break;
@@ -178,7 +187,10 @@ int img_cmd_convert(int argc, char **argv)
 	cv.size = blk_size(src);
 
 	if (a.no_create) {
-		if (img_open(dst_path, a.dst_fmt ? dfmt : BLK_FMT_AUTO, false, false, &dst))
+		struct blk_open_opts no = {.format = a.dst_fmt ? dfmt : BLK_FMT_AUTO,
+					   .direct = a.direct,
+					   .unsafe = a.unsafe};
+		if (img_open_opts(dst_path, &no, &dst))
 			goto out;
 		if (blk_size(dst) < cv.size) {
 			img_err("Target image is smaller than the source (%llu < %llu bytes)",
@@ -210,7 +222,8 @@ int img_cmd_convert(int argc, char **argv)
 		}
 		/* No syncs while the file is still private: img_tmp_commit syncs it once,
 		 * before the rename that makes it visible. */
-		struct blk_open_opts oo = {.format = dfmt, .no_backing = true, .unsafe = true};
+		struct blk_open_opts oo = {
+		    .format = dfmt, .direct = a.direct, .no_backing = true, .unsafe = true};
 		cove_err_clear(&err);
 		r = blk_open(tmp, &oo, &dst, &err);
 		if (r < 0) {
@@ -221,7 +234,9 @@ int img_cmd_convert(int argc, char **argv)
 			img_err("%s: the new image is smaller than the source", dst_path);
 			goto out;
 		}
-		cv.wb_fd = open(tmp, O_RDONLY | O_CLOEXEC);
+		/* Early writeback shortens the sync at the end; -t unsafe has none. */
+		if (!a.unsafe)
+			cv.wb_fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	}
 	cv.dst = dst;
 	cv.compress = a.compress;
@@ -276,7 +291,7 @@ out:
 	blk_close(dst);
 	if (tmp[0]) {
 		if (ret == 0) {
-			int cr = img_tmp_commit(tmp, dst_path);
+			int cr = img_tmp_commit(tmp, dst_path, !a.unsafe);
 			if (cr < 0) {
 				img_err("%s: %s", dst_path, strerror(-cr));
 				img_tmp_abort(tmp);

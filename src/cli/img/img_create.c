@@ -36,7 +36,7 @@ static int create_image(const char *path, const struct blk_create_opts *c)
 			return img_err_lib(path, r, &err);
 		return img_err("%s: Could not create '%s': %s", path, path, strerror(-r));
 	}
-	r = img_tmp_commit(tmp, path);
+	r = img_tmp_commit(tmp, path, true);
 	if (r < 0) {
 		img_tmp_abort(tmp);
 		return img_err("%s: %s", path, strerror(-r));

@@ -154,4 +154,25 @@ echo keep >old.qcow2
 cv convert -O qcow2 missing.raw old.qcow2
 if clean_error && [ "$(cat old.qcow2)" = keep ]; then ok "$name"; else fail "$name" "rc=$rc"; fi
 
+# -t CACHE as qemu-img takes it: unsafe (no sync, qemu-img's default), none (O_DIRECT),
+# writeback; the result is the same image each way. An unknown mode is refused.
+for t in unsafe none writeback directsync writethrough; do
+	name="convert -t $t: the same image"
+	rm -f t.qcow2
+	need "$name" convert -t "$t" -T none -O qcow2 src.raw t.qcow2 || continue
+	if qemu-img compare -q src.raw t.qcow2 && qemu-img check -q t.qcow2; then
+		ok "$name"
+	else
+		fail "$name" "differs from its source or fails qemu-img check"
+	fi
+done
+name="convert -t bogus: refused, nothing made"
+rm -f t.qcow2
+cv convert -t bogus -O qcow2 src.raw t.qcow2
+if [ "$rc" -eq 1 ] && grep -q "Invalid cache option: bogus" "$T/err" && [ ! -e t.qcow2 ]; then
+	ok "$name"
+else
+	fail "$name" "rc=$rc $(cat "$T/err")"
+fi
+
 done_testing
