@@ -22,7 +22,7 @@ img=$(mktemp /tmp/cove-bench-XXXXXX.img)
 trap 'rm -f "$img"' EXIT
 # A fully written file (not sparse), warm in the page cache for all three.
 dd if=/dev/urandom of="$img" bs=1M count="$mb" status=none
-exec python3 - "$cove" "$guest" "$img" "$mb" "$nrand" "$rounds" <<'PY'
+python3 - "$cove" "$guest" "$img" "$mb" "$nrand" "$rounds" <<'PY'
 import json, re, statistics, subprocess, sys
 cove, guest, img, mb, nrand, rounds = sys.argv[1:4] + [int(x) for x in sys.argv[4:]]
 cmdline = f"probe=vblkbench probe.bench_mb={mb} probe.bench_rand={nrand}"

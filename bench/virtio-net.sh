@@ -21,7 +21,7 @@ ip netns add "$ns"
 trap 'ip netns del "$ns"' EXIT
 ip -n "$ns" tuntap add dev nbtap0 mode tap
 ip -n "$ns" link set nbtap0 up
-exec python3 - "$cove" "$guest" "$frames" "$rounds" "$ns" <<'PY'
+python3 - "$cove" "$guest" "$frames" "$rounds" "$ns" <<'PY'
 import re, statistics, subprocess, sys
 cove, guest, frames, rounds, ns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 cmdline = f"probe=vnetbench probe.bench_frames={frames}"
