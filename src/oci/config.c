@@ -234,6 +234,27 @@ static int parse_mounts(struct pctx *p, struct json_object *arr, struct oci_conf
 	return r;
 }
 
+static int parse_hook(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_hook *hk = slot;
+	int64_t t = 0;
+	bool has_t = false;
+	(void)ctx;
+	int r = jp_str(p, e, "path", true, &hk->path);
+	if (!r && hk->path[0] != '/')
+		r = jp_fail(p, "path", "must be an absolute path");
+	if (!r)
+		r = jp_strv(p, e, "args", false, false, &hk->args, NULL);
+	if (!r)
+		r = jp_strv(p, e, "env", false, false, &hk->env, NULL);
+	if (!r)
+		r = jp_i64(p, e, "timeout", false, &t, &has_t);
+	if (!r && has_t && (t <= 0 || t > 86400))
+		r = jp_fail(p, "timeout", "must be a positive number of seconds");
+	hk->timeout = (int)t;
+	return r;
+}
+
 static int parse_hooks(struct pctx *p, struct json_object *obj, struct oci_hooks *h)
 {
 	static const char *const kinds[OCI_HOOK_COUNT] = {"prestart",	     "createRuntime",
@@ -254,40 +275,26 @@ static int parse_hooks(struct pctx *p, struct json_object *obj, struct oci_hooks
 		r = jp_array(p, obj, kinds[k], false, &arr);
 		if (r || !arr)
 			continue;
-		size_t n = json_object_array_length(arr);
-		h->list[k] = jp_alloc(p, n, sizeof(struct oci_hook));
-		if (!h->list[k])
-			return -ENOMEM;
-		h->count[k] = n;
-		size_t o2 = jp_push(p, kinds[k]);
-		for (size_t i = 0; i < n && !r; i++) {
-			struct json_object *e = json_object_array_get_idx(arr, i);
-			struct oci_hook *hk = &h->list[k][i];
-			size_t o3 = jp_push_index(p, i);
-			int64_t t = 0;
-			bool has_t = false;
-			if (!json_object_is_type(e, json_type_object))
-				r = jp_fail(p, NULL, "must be an object");
-			if (!r)
-				r = jp_check_keys(p, e, hook_known);
-			if (!r)
-				r = jp_str(p, e, "path", true, &hk->path);
-			if (!r && hk->path[0] != '/')
-				r = jp_fail(p, "path", "must be an absolute path");
-			if (!r)
-				r = jp_strv(p, e, "args", false, false, &hk->args, NULL);
-			if (!r)
-				r = jp_strv(p, e, "env", false, false, &hk->env, NULL);
-			if (!r)
-				r = jp_i64(p, e, "timeout", false, &t, &has_t);
-			if (!r && has_t && (t <= 0 || t > 86400))
-				r = jp_fail(p, "timeout", "must be a positive number of seconds");
-			hk->timeout = (int)t;
-			jp_pop(p, o3);
-		}
-		jp_pop(p, o2);
+		void *slots = NULL;
+		r = jp_objects(p, arr, kinds[k], hook_known, sizeof(struct oci_hook), parse_hook,
+			       NULL, &slots, &h->count[k]);
+		h->list[k] = slots;
 	}
 	jp_pop(p, old);
+	return r;
+}
+
+static int parse_idmap(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_idmap *m = slot;
+	(void)ctx;
+	int r = jp_u32(p, e, "containerID", true, &m->container_id, NULL);
+	if (!r)
+		r = jp_u32(p, e, "hostID", true, &m->host_id, NULL);
+	if (!r)
+		r = jp_u32(p, e, "size", true, &m->size, NULL);
+	if (!r && m->size == 0)
+		r = jp_fail(p, "size", "must be positive");
 	return r;
 }
 
@@ -299,71 +306,73 @@ static int parse_idmaps(struct pctx *p, struct json_object *obj, const char *key
 	int r = jp_array(p, obj, key, false, &arr);
 	if (r || !arr)
 		return r;
-	size_t n = json_object_array_length(arr);
-	if (n > 340)
+	if (json_object_array_length(arr) > 340)
 		return jp_fail(p, key, "has too many entries");
-	*out = jp_alloc(p, n, sizeof(struct oci_idmap));
-	if (!*out)
-		return -ENOMEM;
-	size_t old = jp_push(p, key);
-	for (size_t i = 0; i < n && !r; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct oci_idmap *m = &(*out)[i];
-		size_t o2 = jp_push_index(p, i);
-		if (!json_object_is_type(e, json_type_object))
-			r = jp_fail(p, NULL, "must be an object");
-		if (!r)
-			r = jp_check_keys(p, e, known);
-		if (!r)
-			r = jp_u32(p, e, "containerID", true, &m->container_id, NULL);
-		if (!r)
-			r = jp_u32(p, e, "hostID", true, &m->host_id, NULL);
-		if (!r)
-			r = jp_u32(p, e, "size", true, &m->size, NULL);
-		if (!r && m->size == 0)
-			r = jp_fail(p, "size", "must be positive");
-		jp_pop(p, o2);
+	void *slots = NULL;
+	r = jp_objects(p, arr, key, known, sizeof(struct oci_idmap), parse_idmap, NULL, &slots,
+		       nout);
+	*out = slots;
+	return r;
+}
+
+static int parse_namespace(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_config *c = ctx;
+	const char *type = NULL, *path = NULL;
+	int t = -1;
+	(void)slot;
+	int r = jp_str(p, e, "type", true, &type);
+	if (!r)
+		r = jp_str(p, e, "path", false, &path);
+	for (int k = 0; k < OCI_NS_COUNT && !r; k++)
+		if (strcmp(ns_names[k], type) == 0)
+			t = k;
+	if (!r && t < 0)
+		r = jp_fail(p, "type", "unknown namespace type \"%s\"", type);
+	if (!r && c->ns[t].present)
+		r = jp_fail(p, "type", "namespace \"%s\" is listed twice", type);
+	if (!r && path && path[0] != '/')
+		r = jp_fail(p, "path", "must be an absolute path");
+	if (!r) {
+		c->ns[t].present = true;
+		c->ns[t].path = path && *path ? path : NULL;
 	}
-	*nout = n;
-	jp_pop(p, old);
 	return r;
 }
 
 static int parse_namespaces(struct pctx *p, struct json_object *arr, struct oci_config *c)
 {
 	static const char *const known[] = {"type", "path", NULL};
-	size_t n = json_object_array_length(arr);
-	size_t old = jp_push(p, "namespaces");
-	int r = 0;
-	for (size_t i = 0; i < n && !r; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		size_t o2 = jp_push_index(p, i);
-		const char *type = NULL, *path = NULL;
-		int t = -1;
-		if (!json_object_is_type(e, json_type_object))
-			r = jp_fail(p, NULL, "must be an object");
-		if (!r)
-			r = jp_check_keys(p, e, known);
-		if (!r)
-			r = jp_str(p, e, "type", true, &type);
-		if (!r)
-			r = jp_str(p, e, "path", false, &path);
-		for (int k = 0; k < OCI_NS_COUNT && !r; k++)
-			if (strcmp(ns_names[k], type) == 0)
-				t = k;
-		if (!r && t < 0)
-			r = jp_fail(p, "type", "unknown namespace type \"%s\"", type);
-		if (!r && c->ns[t].present)
-			r = jp_fail(p, "type", "namespace \"%s\" is listed twice", type);
-		if (!r && path && path[0] != '/')
-			r = jp_fail(p, "path", "must be an absolute path");
-		if (!r) {
-			c->ns[t].present = true;
-			c->ns[t].path = path && *path ? path : NULL;
-		}
-		jp_pop(p, o2);
-	}
-	jp_pop(p, old);
+	return jp_objects(p, arr, "namespaces", known, 0, parse_namespace, c, NULL, NULL);
+}
+
+static int parse_device(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_device *d = slot;
+	(void)ctx;
+	const char *type = NULL;
+	int r = jp_str(p, e, "type", true, &type);
+	if (!r && (strlen(type) != 1 || !strchr("cbup", type[0])))
+		r = jp_fail(p, "type", "must be one of \"c\", \"b\", \"u\", \"p\"");
+	if (!r)
+		d->type = type[0];
+	if (!r)
+		r = jp_str(p, e, "path", true, &d->path);
+	if (!r && d->path[0] != '/')
+		r = jp_fail(p, "path", "must be an absolute path");
+	bool need = !r && d->type != 'p';
+	if (!r)
+		r = jp_i64(p, e, "major", need, &d->major, NULL);
+	if (!r)
+		r = jp_i64(p, e, "minor", need, &d->minor, NULL);
+	if (!r && (d->major < 0 || d->major > 4095 || d->minor < 0 || d->minor > 1048575))
+		r = jp_fail(p, "major", "device numbers are out of range");
+	if (!r)
+		r = jp_u32(p, e, "fileMode", false, &d->mode, &d->has_mode);
+	if (!r)
+		r = jp_u32(p, e, "uid", false, &d->uid, &d->has_uid);
+	if (!r)
+		r = jp_u32(p, e, "gid", false, &d->gid, &d->has_gid);
 	return r;
 }
 
@@ -371,48 +380,10 @@ static int parse_devices(struct pctx *p, struct json_object *arr, struct oci_con
 {
 	static const char *const known[] = {"type",	"path", "major", "minor",
 					    "fileMode", "uid",	"gid",	 NULL};
-	size_t n = json_object_array_length(arr);
-	c->devices = jp_alloc(p, n, sizeof(*c->devices));
-	if (!c->devices)
-		return -ENOMEM;
-	size_t old = jp_push(p, "devices");
-	int r = 0;
-	for (size_t i = 0; i < n && !r; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct oci_device *d = &c->devices[i];
-		size_t o2 = jp_push_index(p, i);
-		const char *type = NULL;
-		if (!json_object_is_type(e, json_type_object))
-			r = jp_fail(p, NULL, "must be an object");
-		if (!r)
-			r = jp_check_keys(p, e, known);
-		if (!r)
-			r = jp_str(p, e, "type", true, &type);
-		if (!r && (strlen(type) != 1 || !strchr("cbup", type[0])))
-			r = jp_fail(p, "type", "must be one of \"c\", \"b\", \"u\", \"p\"");
-		if (!r)
-			d->type = type[0];
-		if (!r)
-			r = jp_str(p, e, "path", true, &d->path);
-		if (!r && d->path[0] != '/')
-			r = jp_fail(p, "path", "must be an absolute path");
-		bool need = !r && d->type != 'p';
-		if (!r)
-			r = jp_i64(p, e, "major", need, &d->major, NULL);
-		if (!r)
-			r = jp_i64(p, e, "minor", need, &d->minor, NULL);
-		if (!r && (d->major < 0 || d->major > 4095 || d->minor < 0 || d->minor > 1048575))
-			r = jp_fail(p, "major", "device numbers are out of range");
-		if (!r)
-			r = jp_u32(p, e, "fileMode", false, &d->mode, &d->has_mode);
-		if (!r)
-			r = jp_u32(p, e, "uid", false, &d->uid, &d->has_uid);
-		if (!r)
-			r = jp_u32(p, e, "gid", false, &d->gid, &d->has_gid);
-		jp_pop(p, o2);
-	}
-	c->n_devices = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	int r = jp_objects(p, arr, "devices", known, sizeof(*c->devices), parse_device, NULL,
+			   &slots, &c->n_devices);
+	c->devices = slots;
 	return r;
 }
 

@@ -5,56 +5,47 @@
 #include <seccomp.h>
 #include <string.h>
 
+static int parse_dev_rule(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_dev_rule *d = slot;
+	const char *type = "a", *access = "rwm";
+	(void)ctx;
+	d->major = d->minor = -1;
+	int rc = 0;
+	if (!json_object_object_get_ex(e, "allow", NULL))
+		rc = jp_fail(p, "allow", "required field is missing (a boolean)");
+	if (!rc)
+		rc = jp_bool(p, e, "allow", &d->allow);
+	if (!rc)
+		rc = jp_str(p, e, "type", false, &type);
+	if (!rc && (strlen(type) != 1 || !strchr("acb", type[0])))
+		rc = jp_fail(p, "type", "must be \"a\", \"c\" or \"b\"");
+	if (!rc)
+		d->type = type[0];
+	if (!rc)
+		rc = jp_i64(p, e, "major", false, &d->major, NULL);
+	if (!rc)
+		rc = jp_i64(p, e, "minor", false, &d->minor, NULL);
+	if (!rc && (d->major < -1 || d->major > 4095))
+		rc = jp_fail(p, "major", "must be -1 (any) or at most 4095");
+	if (!rc && (d->minor < -1 || d->minor > 1048575))
+		rc = jp_fail(p, "minor", "must be -1 (any) or at most 1048575");
+	if (!rc)
+		rc = jp_str(p, e, "access", false, &access);
+	if (!rc && (!access[0] || strlen(access) > 3 || strspn(access, "rwm") != strlen(access)))
+		rc = jp_fail(p, "access", "must be a combination of r, w and m");
+	if (!rc)
+		memcpy(d->access, access, strlen(access) + 1);
+	return rc;
+}
+
 static int parse_dev_rules(struct pctx *p, struct json_object *arr, struct oci_resources *r)
 {
 	static const char *const known[] = {"allow", "type", "major", "minor", "access", NULL};
-	size_t n = json_object_array_length(arr);
-	r->devices = jp_alloc(p, n, sizeof(*r->devices));
-	if (!r->devices)
-		return -ENOMEM;
-	size_t old = jp_push(p, "devices");
-	int rc = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct oci_dev_rule *d = &r->devices[i];
-		size_t o2 = jp_push_index(p, i);
-		const char *type = "a", *access = "rwm";
-		bool has_allow = false;
-		d->major = d->minor = -1;
-		if (!json_object_is_type(e, json_type_object))
-			rc = jp_fail(p, NULL, "must be an object");
-		if (!rc)
-			rc = jp_check_keys(p, e, known);
-		if (!rc && !json_object_object_get_ex(e, "allow", NULL))
-			rc = jp_fail(p, "allow", "required field is missing (a boolean)");
-		if (!rc)
-			rc = jp_bool(p, e, "allow", &d->allow);
-		(void)has_allow;
-		if (!rc)
-			rc = jp_str(p, e, "type", false, &type);
-		if (!rc && (strlen(type) != 1 || !strchr("acb", type[0])))
-			rc = jp_fail(p, "type", "must be \"a\", \"c\" or \"b\"");
-		if (!rc)
-			d->type = type[0];
-		if (!rc)
-			rc = jp_i64(p, e, "major", false, &d->major, NULL);
-		if (!rc)
-			rc = jp_i64(p, e, "minor", false, &d->minor, NULL);
-		if (!rc && (d->major < -1 || d->major > 4095))
-			rc = jp_fail(p, "major", "must be -1 (any) or at most 4095");
-		if (!rc && (d->minor < -1 || d->minor > 1048575))
-			rc = jp_fail(p, "minor", "must be -1 (any) or at most 1048575");
-		if (!rc)
-			rc = jp_str(p, e, "access", false, &access);
-		if (!rc &&
-		    (!access[0] || strlen(access) > 3 || strspn(access, "rwm") != strlen(access)))
-			rc = jp_fail(p, "access", "must be a combination of r, w and m");
-		if (!rc)
-			memcpy(d->access, access, strlen(access) + 1);
-		jp_pop(p, o2);
-	}
-	r->n_devices = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	int rc = jp_objects(p, arr, "devices", known, sizeof(*r->devices), parse_dev_rule, NULL,
+			    &slots, &r->n_devices);
+	r->devices = slots;
 	return rc;
 }
 
@@ -147,6 +138,22 @@ static int parse_cpu(struct pctx *p, struct json_object *o, struct oci_resources
 	return rc;
 }
 
+static int parse_weight_dev(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_weight_dev *w = slot;
+	uint64_t wt = 0;
+	(void)ctx;
+	int rc = jp_i64(p, e, "major", true, &w->major, NULL);
+	if (!rc)
+		rc = jp_i64(p, e, "minor", true, &w->minor, NULL);
+	if (!rc)
+		rc = jp_u64(p, e, "weight", false, &wt, &w->has_weight);
+	if (!rc && w->has_weight && (wt < 10 || wt > 1000))
+		rc = jp_fail(p, "weight", "must be between 10 and 1000");
+	w->weight = (uint16_t)wt;
+	return rc;
+}
+
 static int parse_weight_devs(struct pctx *p, struct json_object *o, struct oci_resources *r)
 {
 	static const char *const known[] = {"major", "minor", "weight", "leafWeight", NULL};
@@ -154,33 +161,22 @@ static int parse_weight_devs(struct pctx *p, struct json_object *o, struct oci_r
 	int rc = jp_array(p, o, "weightDevice", false, &arr);
 	if (rc || !arr)
 		return rc;
-	size_t n = json_object_array_length(arr);
-	r->blkio_weight_dev = jp_alloc(p, n, sizeof(*r->blkio_weight_dev));
-	if (!r->blkio_weight_dev)
-		return -ENOMEM;
-	size_t old = jp_push(p, "weightDevice");
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct oci_weight_dev *w = &r->blkio_weight_dev[i];
-		size_t o2 = jp_push_index(p, i);
-		uint64_t wt = 0;
-		if (!json_object_is_type(e, json_type_object))
-			rc = jp_fail(p, NULL, "must be an object");
-		if (!rc)
-			rc = jp_check_keys(p, e, known);
-		if (!rc)
-			rc = jp_i64(p, e, "major", true, &w->major, NULL);
-		if (!rc)
-			rc = jp_i64(p, e, "minor", true, &w->minor, NULL);
-		if (!rc)
-			rc = jp_u64(p, e, "weight", false, &wt, &w->has_weight);
-		if (!rc && w->has_weight && (wt < 10 || wt > 1000))
-			rc = jp_fail(p, "weight", "must be between 10 and 1000");
-		w->weight = (uint16_t)wt;
-		jp_pop(p, o2);
-	}
-	r->n_blkio_weight_dev = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	rc = jp_objects(p, arr, "weightDevice", known, sizeof(*r->blkio_weight_dev),
+			parse_weight_dev, NULL, &slots, &r->n_blkio_weight_dev);
+	r->blkio_weight_dev = slots;
+	return rc;
+}
+
+static int parse_throttle(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_throttle *t = slot;
+	(void)ctx;
+	int rc = jp_i64(p, e, "major", true, &t->major, NULL);
+	if (!rc)
+		rc = jp_i64(p, e, "minor", true, &t->minor, NULL);
+	if (!rc)
+		rc = jp_u64(p, e, "rate", true, &t->rate, NULL);
 	return rc;
 }
 
@@ -213,29 +209,10 @@ static int parse_blkio(struct pctx *p, struct json_object *o, struct oci_resourc
 		rc = jp_array(p, o, throttles[k], false, &arr);
 		if (rc || !arr)
 			continue;
-		size_t n = json_object_array_length(arr);
-		r->throttle[k] = jp_alloc(p, n, sizeof(struct oci_throttle));
-		if (!r->throttle[k])
-			return -ENOMEM;
-		r->n_throttle[k] = n;
-		size_t o2 = jp_push(p, throttles[k]);
-		for (size_t i = 0; i < n && !rc; i++) {
-			struct json_object *e = json_object_array_get_idx(arr, i);
-			struct oci_throttle *t = &r->throttle[k][i];
-			size_t o3 = jp_push_index(p, i);
-			if (!json_object_is_type(e, json_type_object))
-				rc = jp_fail(p, NULL, "must be an object");
-			if (!rc)
-				rc = jp_check_keys(p, e, tknown);
-			if (!rc)
-				rc = jp_i64(p, e, "major", true, &t->major, NULL);
-			if (!rc)
-				rc = jp_i64(p, e, "minor", true, &t->minor, NULL);
-			if (!rc)
-				rc = jp_u64(p, e, "rate", true, &t->rate, NULL);
-			jp_pop(p, o3);
-		}
-		jp_pop(p, o2);
+		void *slots = NULL;
+		rc = jp_objects(p, arr, throttles[k], tknown, sizeof(struct oci_throttle),
+				parse_throttle, NULL, &slots, &r->n_throttle[k]);
+		r->throttle[k] = slots;
 	}
 	jp_pop(p, old);
 	return rc;
@@ -344,10 +321,8 @@ static int parse_arch(const char *name, uint32_t *out)
 	return 0;
 }
 
-static int parse_syscall_args(struct pctx *p, struct json_object *arr,
-			      struct oci_seccomp_rule *rule)
+static int parse_syscall_arg(struct pctx *p, struct json_object *e, void *slot, void *ctx)
 {
-	static const char *const known[] = {"index", "value", "valueTwo", "op", NULL};
 	static const struct {
 		const char *name;
 		int op;
@@ -358,45 +333,54 @@ static int parse_syscall_args(struct pctx *p, struct json_object *arr,
 		   {"SCMP_CMP_GE", SCMP_CMP_GE},
 		   {"SCMP_CMP_GT", SCMP_CMP_GT},
 		   {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
-	size_t n = json_object_array_length(arr);
-	if (n > 6)
+	struct oci_seccomp_arg *a = slot;
+	uint32_t idx = 0;
+	const char *op = NULL;
+	(void)ctx;
+	int rc = jp_u32(p, e, "index", true, &idx, NULL);
+	if (!rc && idx > 5)
+		rc = jp_fail(p, "index", "must be between 0 and 5");
+	a->index = idx;
+	if (!rc)
+		rc = jp_u64(p, e, "value", true, &a->value, NULL);
+	if (!rc)
+		rc = jp_u64(p, e, "valueTwo", false, &a->value_two, NULL);
+	if (!rc)
+		rc = jp_str(p, e, "op", true, &op);
+	a->op = 0;
+	for (size_t k = 0; !rc && k < sizeof(ops) / sizeof(ops[0]); k++)
+		if (strcmp(ops[k].name, op) == 0)
+			a->op = ops[k].op;
+	if (!rc && !a->op)
+		rc = jp_fail(p, "op", "unknown operator \"%s\"", op);
+	return rc;
+}
+
+static int parse_syscall_args(struct pctx *p, struct json_object *arr,
+			      struct oci_seccomp_rule *rule)
+{
+	static const char *const known[] = {"index", "value", "valueTwo", "op", NULL};
+	if (json_object_array_length(arr) > 6)
 		return jp_fail(p, "args", "a syscall has at most 6 arguments");
-	rule->args = jp_alloc(p, n, sizeof(*rule->args));
-	if (!rule->args)
-		return -ENOMEM;
-	size_t old = jp_push(p, "args");
-	int rc = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct oci_seccomp_arg *a = &rule->args[i];
-		size_t o2 = jp_push_index(p, i);
-		uint32_t idx = 0;
-		const char *op = NULL;
-		if (!json_object_is_type(e, json_type_object))
-			rc = jp_fail(p, NULL, "must be an object");
-		if (!rc)
-			rc = jp_check_keys(p, e, known);
-		if (!rc)
-			rc = jp_u32(p, e, "index", true, &idx, NULL);
-		if (!rc && idx > 5)
-			rc = jp_fail(p, "index", "must be between 0 and 5");
-		a->index = idx;
-		if (!rc)
-			rc = jp_u64(p, e, "value", true, &a->value, NULL);
-		if (!rc)
-			rc = jp_u64(p, e, "valueTwo", false, &a->value_two, NULL);
-		if (!rc)
-			rc = jp_str(p, e, "op", true, &op);
-		a->op = 0;
-		for (size_t k = 0; !rc && k < sizeof(ops) / sizeof(ops[0]); k++)
-			if (strcmp(ops[k].name, op) == 0)
-				a->op = ops[k].op;
-		if (!rc && !a->op)
-			rc = jp_fail(p, "op", "unknown operator \"%s\"", op);
-		jp_pop(p, o2);
-	}
-	rule->n_args = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	int rc = jp_objects(p, arr, "args", known, sizeof(*rule->args), parse_syscall_arg, NULL,
+			    &slots, &rule->n_args);
+	rule->args = slots;
+	return rc;
+}
+
+static int parse_syscall(struct pctx *p, struct json_object *e, void *slot, void *ctx)
+{
+	struct oci_seccomp_rule *rule = slot;
+	struct json_object *args = NULL;
+	(void)ctx;
+	int rc = jp_strv(p, e, "names", true, true, &rule->names, &rule->n_names);
+	if (!rc)
+		rc = parse_action(p, e, "action", "errnoRet", EPERM, &rule->action);
+	if (!rc)
+		rc = jp_array(p, e, "args", false, &args);
+	if (!rc && args)
+		rc = parse_syscall_args(p, args, rule);
 	return rc;
 }
 
@@ -440,30 +424,9 @@ int oci_parse_seccomp_obj(struct pctx *p, struct json_object *obj, struct oci_se
 		rc = jp_array(p, obj, "syscalls", false, &arr);
 	if (rc || !arr)
 		return rc;
-	size_t n = json_object_array_length(arr);
-	s->rules = jp_alloc(p, n, sizeof(*s->rules));
-	if (!s->rules)
-		return -ENOMEM;
-	size_t old = jp_push(p, "syscalls");
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct json_object *e = json_object_array_get_idx(arr, i), *args = NULL;
-		struct oci_seccomp_rule *rule = &s->rules[i];
-		size_t o2 = jp_push_index(p, i);
-		if (!json_object_is_type(e, json_type_object))
-			rc = jp_fail(p, NULL, "must be an object");
-		if (!rc)
-			rc = jp_check_keys(p, e, sknown);
-		if (!rc)
-			rc = jp_strv(p, e, "names", true, true, &rule->names, &rule->n_names);
-		if (!rc)
-			rc = parse_action(p, e, "action", "errnoRet", EPERM, &rule->action);
-		if (!rc)
-			rc = jp_array(p, e, "args", false, &args);
-		if (!rc && args)
-			rc = parse_syscall_args(p, args, rule);
-		jp_pop(p, o2);
-	}
-	s->n_rules = n;
-	jp_pop(p, old);
+	void *slots = NULL;
+	rc = jp_objects(p, arr, "syscalls", sknown, sizeof(*s->rules), parse_syscall, NULL, &slots,
+			&s->n_rules);
+	s->rules = slots;
 	return rc;
 }
