@@ -203,7 +203,9 @@ static int do_mount(const struct rootfs_ctx *r, const struct oci_mount *m, char 
 	if (m->bind) {
 		rc = mount(source, tp, NULL, MS_BIND | (m->flags & MS_REC), NULL);
 	} else {
-		rc = mount(source, tp, m->type, m->flags & ~(MS_REC | MS_REMOUNT), m->data);
+		/* tmpcopyup fills the new tmpfs first: ro comes after the copy. */
+		unsigned long later = m->tmpcopyup ? MS_RDONLY : 0;
+		rc = mount(source, tp, m->type, m->flags & ~(MS_REC | MS_REMOUNT | later), m->data);
 		if (rc < 0 && errno == EPERM && strcmp(m->type, "sysfs") == 0)
 			rc = mount("/sys", tp, NULL, MS_BIND | MS_REC, NULL);
 	}
@@ -236,6 +238,14 @@ static int do_mount(const struct rootfs_ctx *r, const struct oci_mount *m, char 
 			close(tfd);
 			FAIL("mounts: tmpcopyup on %s: %s: %s", m->destination, what,
 			     strerror(-cr));
+		}
+		struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+		if ((m->flags & MS_RDONLY) &&
+		    syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0) {
+			e = errno;
+			close(tfd);
+			FAIL("mounts: making %s read-only after tmpcopyup: %s", m->destination,
+			     strerror(e));
 		}
 	}
 	if (m->bind && (m->flags & ~(MS_REC | MS_BIND)) && remount_bind(tp, m->flags) < 0) {

@@ -111,6 +111,9 @@ out=$(crun '["sh","-c","cat /etc/passwd; echo x >/etc/new && cat /etc/new"]' '.m
 expect_eq "tmpcopyup: the image's /etc is in the tmpfs, and it is writable" "root:x:0:0:root:/:/bin/sh
 x" "$out"
 expect_eq "tmpcopyup: the image is untouched" absent "$([ -e "$B/rootfs/etc/new" ] && echo present || echo absent)"
+out=$(crun '["sh","-c","cat /etc/passwd; { echo x >/etc/new; } 2>/dev/null && echo writable || echo read-only"]' '.mounts += [{"destination":"/etc","type":"tmpfs","source":"tmpfs","options":["tmpcopyup","ro"]}]')
+expect_eq "tmpcopyup with ro: copied first, then read-only" "root:x:0:0:root:/:/bin/sh
+read-only" "$out"
 out=$(crun '["true"]' ".mounts += [{\"destination\":\"/data\",\"source\":\"$T/hostdir\",\"options\":[\"bind\",\"idmap\"]}]")
 expect_match "idmap is refused, naming the field" 'mounts\[[0-9]+\]\.options: "idmap": idmapped mounts are not supported' "$out"
 expect_match "features lists the recursive options and tmpcopyup" '"rnosuid".*"rro".*"tmpcopyup"' "$(r features | jq -c .mountOptions)"
