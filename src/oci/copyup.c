@@ -14,9 +14,15 @@
 
 static int copy_file(int sfd, int dfd, const char *name, const struct stat *st)
 {
-	int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	/* The entry may have changed since it was looked at: never block on a FIFO put there. */
+	int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (in < 0)
 		return -errno;
+	struct stat now;
+	if (fstat(in, &now) < 0 || !S_ISREG(now.st_mode)) {
+		close(in);
+		return -EINVAL;
+	}
 	int out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			 st->st_mode & 07777);
 	if (out < 0) {
