@@ -72,12 +72,14 @@ rss() {
 		die "$name: '$*' failed under /usr/bin/time: $(tail -3 "$T/out")"
 	tail -1 "$T/rss"
 }
-peak_rss() {
-	local rt=$1 name=$2 peak=0 v
+peak_rss() { # each call is checked: a failing runtime stops the benchmark
+	local rt=$1 name=$2 peak=0 c s d v
 	rm -f "$T/pid"
-	for v in "$(rss "$rt" "$name" create --bundle "$B" --pid-file "$T/pid" "$name-x")" \
-		"$(rss "$rt" "$name" start "$name-x")" "$(rss "$rt" "$name" delete --force "$name-x")"; do
-		[ "$v" -gt "$peak" ] && peak=$v
+	c=$(rss "$rt" "$name" create --bundle "$B" --pid-file "$T/pid" "$name-x") || exit 1
+	s=$(rss "$rt" "$name" start "$name-x") || exit 1
+	d=$(rss "$rt" "$name" delete --force "$name-x") || exit 1
+	for v in "$c" "$s" "$d"; do
+		if [ "$v" -gt "$peak" ]; then peak=$v; fi
 	done
 	echo "$peak"
 }
