@@ -180,17 +180,25 @@ static int write_num(const char *dir, const char *file, int64_t v, struct cove_e
 }
 
 /* For settings only some kernels have: a missing file is an error naming the config field. */
-static int write_feature(const char *dir, const char *file, int64_t v, const char *field,
-			 struct cove_err *err)
+static int write_feature_str(const char *dir, const char *file, const char *val, const char *field,
+			     struct cove_err *err)
 {
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if (access(path, F_OK) < 0)
+	int rc = write_cg(dir, file, val, err);
+	if (rc == -ENOENT) {
+		cove_err_clear(err);
 		return cove_err_set(
 		    err, -ENOTSUP, "linux.resources.%s: not supported by this kernel (no %s in %s)",
 		    field, file, dir);
-	int rc = write_num(dir, file, v, err);
+	}
 	return rc ? cove_err_prefix(err, "linux.resources.%s", field) : 0;
+}
+
+static int write_feature(const char *dir, const char *file, int64_t v, const char *field,
+			 struct cove_err *err)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%" PRId64, v);
+	return write_feature_str(dir, file, buf, field, err);
 }
 
 static const char *mode_name(enum oci_cg_mode m)
@@ -275,10 +283,12 @@ int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_reso
 		static const char *const tf[4] = {
 		    "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
 		    "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
-		/* CFQ's files, or BFQ's after CFQ left the kernel; neither without BFQ. */
+		/* CFQ's files, or BFQ's after CFQ left the kernel; neither without BFQ. Looked
+		 * for only when a weight is set. */
+		bool weights = (r->has_blkio_weight && r->blkio_weight) || r->n_blkio_weight_dev;
 		char f[PATH_MAX + 64];
 		snprintf(f, sizeof(f), "%s/blkio.weight", dir);
-		bool cfq = access(f, F_OK) == 0;
+		bool cfq = weights && access(f, F_OK) == 0;
 		if (r->has_blkio_weight && r->blkio_weight)
 			rc = write_feature(dir, cfq ? "blkio.weight" : "blkio.bfq.weight",
 					   r->blkio_weight, "blockIO.weight", err);
@@ -287,18 +297,9 @@ int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_reso
 			const struct oci_weight_dev *w = &r->blkio_weight_dev[i];
 			if (!w->has_weight)
 				continue;
-			snprintf(f, sizeof(f), "%s/%s", dir, wdf);
-			if (access(f, F_OK) < 0) {
-				rc = cove_err_set(
-				    err, -ENOTSUP,
-				    "linux.resources.blockIO.weightDevice: not supported "
-				    "by this kernel (no %s in %s)",
-				    wdf, dir);
-				break;
-			}
 			snprintf(buf, sizeof(buf), "%" PRId64 ":%" PRId64 " %u", w->major, w->minor,
 				 w->weight);
-			rc = write_cg(dir, wdf, buf, err);
+			rc = write_feature_str(dir, wdf, buf, "blockIO.weightDevice", err);
 		}
 		for (int k = 0; k < 4 && !rc; k++) {
 			for (size_t i = 0; !rc && i < r->n_throttle[k]; i++) {
@@ -379,7 +380,8 @@ int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct c
 	/* BFQ takes blkio's own scale (1-1000); io.weight needs the conversion. */
 	char bfq[PATH_MAX + 32];
 	snprintf(bfq, sizeof(bfq), "%s/io.bfq.weight", dir);
-	bool use_bfq = access(bfq, F_OK) == 0;
+	bool use_bfq = ((r->has_blkio_weight && r->blkio_weight) || r->n_blkio_weight_dev) &&
+		       access(bfq, F_OK) == 0;
 	if (!rc && r->has_blkio_weight && r->blkio_weight)
 		rc = use_bfq
 			 ? write_num(dir, "io.bfq.weight", r->blkio_weight, err)
