@@ -262,6 +262,8 @@ int oci_cap_parse(const char *name);
 /* Applies one mount option: 0 if it was a flag (or a recursive or propagation option), 1 if
  * it is filesystem data, -ENOTSUP for options the runtime refuses ("idmap", "ridmap"). */
 int oci_mount_option(const char *opt, struct oci_mount *m);
+/* The names oci_mount_option takes, NULL-terminated (for `features`). */
+extern const char *const oci_mount_option_names[];
 
 /* ---- fault injection for tests: COVE_OCI_FAIL_AT=step ---- */
 bool oci_fail_at(const char *step);

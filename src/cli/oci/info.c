@@ -25,64 +25,6 @@ int oci_cmd_features(struct oci_global *g, int argc, char **argv)
 					    "poststart",
 					    "poststop",
 					    NULL};
-	/* Every option oci_mount_option knows; "idmap" and "ridmap" are refused, so absent. */
-	static const char *const mopts[] = {"async",
-					    "atime",
-					    "bind",
-					    "defaults",
-					    "dev",
-					    "diratime",
-					    "dirsync",
-					    "exec",
-					    "loud",
-					    "mand",
-					    "noatime",
-					    "nodev",
-					    "nodiratime",
-					    "noexec",
-					    "nomand",
-					    "norelatime",
-					    "nostrictatime",
-					    "nosuid",
-					    "nosymfollow",
-					    "private",
-					    "ratime",
-					    "rbind",
-					    "rdev",
-					    "rdiratime",
-					    "relatime",
-					    "remount",
-					    "rexec",
-					    "rnoatime",
-					    "rnodev",
-					    "rnodiratime",
-					    "rnoexec",
-					    "rnorelatime",
-					    "rnostrictatime",
-					    "rnosuid",
-					    "rnosymfollow",
-					    "ro",
-					    "rprivate",
-					    "rrelatime",
-					    "rro",
-					    "rrw",
-					    "rshared",
-					    "rslave",
-					    "rstrictatime",
-					    "rsuid",
-					    "rsymfollow",
-					    "runbindable",
-					    "rw",
-					    "shared",
-					    "silent",
-					    "slave",
-					    "strictatime",
-					    "suid",
-					    "symfollow",
-					    "sync",
-					    "tmpcopyup",
-					    "unbindable",
-					    NULL};
 	static const char *const ns[] = {"cgroup", "ipc",  "mount", "network", "pid",
 					 "time",   "user", "uts",   NULL};
 	static const char *const actions[] = {
@@ -98,7 +40,7 @@ int oci_cmd_features(struct oci_global *g, int argc, char **argv)
 	json_object_object_add(o, "ociVersionMin", json_object_new_string("1.0.0"));
 	json_object_object_add(o, "ociVersionMax", json_object_new_string("1.1.0"));
 	json_object_object_add(o, "hooks", strings(hooks));
-	json_object_object_add(o, "mountOptions", strings(mopts));
+	json_object_object_add(o, "mountOptions", strings(oci_mount_option_names));
 	json_object_object_add(lin, "namespaces", strings(ns));
 	struct json_object *caps = json_object_new_array();
 	for (int c = 0; c <= 63; c++) {

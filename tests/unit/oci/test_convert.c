@@ -102,6 +102,12 @@ static void test_mount_options(void **state)
 	assert_int_equal(oci_mount_option("idmap", &m), -ENOTSUP);
 	assert_int_equal(oci_mount_option("ridmap", &m), -ENOTSUP);
 	assert_int_equal(oci_mount_option("mode=755", &m), 1);
+	/* Every name `features` lists is one the runtime takes. */
+	for (const char *const *n = oci_mount_option_names; *n; n++) {
+		struct oci_mount fresh = {0};
+		if (oci_mount_option(*n, &fresh) != 0)
+			fail_msg("features lists \"%s\", which oci_mount_option does not take", *n);
+	}
 }
 
 int main(void)
