@@ -50,7 +50,7 @@ static void wait_scanner(void)
 	pthread_join(scanner, NULL);
 }
 
-void pvm_warn_once(const uint8_t *kernel, size_t len)
+void pvm_warn_once(const uint8_t *kernel, size_t len, bool background)
 {
 	if (access("/sys/module/kvm_pvm", F_OK) != 0)
 		return;
@@ -59,6 +59,10 @@ void pvm_warn_once(const uint8_t *kernel, size_t len)
 		return;
 	if (kernel_detect(kernel, len) != KERNEL_BZIMAGE) {
 		say(0);
+		return;
+	}
+	if (!background) {
+		say(kernel_find_marker(kernel, len, pvm_marker));
 		return;
 	}
 	/* Decompressing a bzImage takes up to a few hundred ms: boot meanwhile, warn when known

@@ -340,7 +340,7 @@ static int run_machine(const struct run_config *cfg, struct machine_config *mc,
 			return 1;
 		}
 		if (!warned) {
-			pvm_warn_once(mc->kernel, mc->kernel_len);
+			pvm_warn_once(mc->kernel, mc->kernel_len, true);
 			warned = true;
 		}
 		/* sandbox: the VM is built; drop privileges, then seccomp, before it runs. */
@@ -503,9 +503,8 @@ int cli_run_main(int argc, char **argv)
 	/* sandbox: into the jail before the VM is built (it opens /dev/kvm there). */
 	struct sandbox sb;
 	if (cfg.sandbox.enabled) {
-		pvm_warn_once(
-		    mc.kernel,
-		    mc.kernel_len); /* /sys is not in the jail: warn now (it stays silent later) */
+		/* /sys is not in the jail: warn now (it stays silent later), on this thread */
+		pvm_warn_once(mc.kernel, mc.kernel_len, false);
 		struct sandbox_needs needs = {0}; /* its kernel (and disks, sockets) by path */
 		if (cfg.kernel)
 			sandbox_needs_add(&needs, cfg.kernel, SANDBOX_BIND_RO);
