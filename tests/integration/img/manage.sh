@@ -340,6 +340,21 @@ for args in "-c 2000" "-c 2000 -w --pattern 0x5a" "-c 2000 -d 1 -s 64k" "-c 2000
 	if grep -q 'Run completed in' "$T/out" && qcheck bench.qcow2; then ok "$name"; else
 		fail "$name" "$(cat "$T/out")" "$(cat "$T/qck")"; fi
 done
+# bench -t unsafe opens the image without syncs: neither the flushes nor the one at the end
+# reach the disk; the default syncs.
+for t in unsafe writeback; do
+	name="bench -w -t $t --flush-interval 64: $([ $t = unsafe ] && echo no sync || echo syncs)"
+	cv_trace "$T/trace" bench -w -c 512 --flush-interval 64 -t $t bench.qcow2
+	if [ $rc -eq 2 ]; then skip "$name" "needs strace"; continue; fi
+	n=$(syncs_of "$T/trace" bench.qcow2 | wc -l)
+	want=$([ $t = unsafe ] && echo 0 || echo some)
+	got=$([ "$n" -eq 0 ] && echo 0 || echo some)
+	if [ $rc -eq 0 ] && [ "$want" = "$got" ]; then
+		ok "$name"
+	else
+		fail "$name" "exit $rc, $n syncs" "$(cat "$T/err")"
+	fi
+done
 name="bench -w --pattern writes the pattern"
 qemu-img create -q -f qcow2 pat.qcow2 1M
 if need "$name" bench -w -c 256 -s 4k --pattern 0x5a pat.qcow2; then
