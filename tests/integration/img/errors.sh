@@ -139,6 +139,20 @@ for trust in 0 1; do
 			fail "$name" "exit $rc (124: hung)" "$(cat "$T/err")"; fi
 	done
 done
+# A FIFO as the image itself, or as its backing file: the same, for the same reason.
+mkfifo df/img.fifo
+qemu-img create -q -f qcow2 -b img.fifo -F raw -u df/over.qcow2 1M
+for args in "info df/img.fifo" "check df/img.fifo" "convert -O raw df/img.fifo out.raw" \
+	"bench -c 1 df/img.fifo" "info --backing-chain df/over.qcow2" \
+	"convert -O raw df/over.qcow2 out.raw"; do
+	name="FIFO as an image: $args fails at once"
+	# shellcheck disable=SC2086
+	timeout 10 "$COVE" img $args >"$T/out" 2>"$T/err"
+	rc=$?
+	if clean_error && grep -q 'not a regular file' "$T/err" && [ ! -e out.raw ] &&
+		[ -p df/img.fifo ]; then ok "$name"; else
+		fail "$name" "exit $rc (124: hung)" "$(cat "$T/err")"; fi
+done
 rm -rf outside df out.raw
 
 # An interrupted convert removes its temporary file and leaves no target.
