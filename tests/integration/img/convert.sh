@@ -166,6 +166,33 @@ for t in unsafe none writeback directsync writethrough; do
 		fail "$name" "differs from its source or fails qemu-img check"
 	fi
 done
+# What each mode does to the target, seen with strace (the content check above would pass
+# if -t were ignored): unsafe never syncs anything; none and directsync open the target
+# O_DIRECT; writeback and the default sync it (under its temporary name, before the rename).
+for t in unsafe none directsync writeback default; do
+	name="convert -t $t: the target's open flags and syncs"
+	rm -f t.qcow2
+	targs=(-t "$t")
+	[ $t = default ] && targs=()
+	cv_trace "$T/trace" convert "${targs[@]}" -O qcow2 src.raw t.qcow2
+	if [ $rc -eq 2 ]; then skip "$name" "needs strace"; continue; fi
+	direct=$(grep -cE 'open(at)?\(.*t\.qcow2[^"]*", [^)]*O_DIRECT' "$T/trace")
+	target_syncs=$(syncs_of "$T/trace" 't\.qcow2' | wc -l)
+	all_syncs=$(grep -cE '(fsync|fdatasync)\(' "$T/trace")
+	case $t in
+	unsafe) want="direct 0, target syncs 0, all syncs 0" ;;
+	none | directsync) want="direct 1, target syncs 1+, all syncs 1+" ;;
+	*) want="direct 0, target syncs 1+, all syncs 1+" ;;
+	esac
+	plus() { [ "$1" -gt 0 ] && echo 1+ || echo 0; }
+	got="direct $([ "$direct" -gt 0 ] && echo 1 || echo 0), target syncs $(plus "$target_syncs"), all syncs $(plus "$all_syncs")"
+	if [ $rc -eq 0 ] && [ "$got" = "$want" ] && qemu-img compare -q src.raw t.qcow2; then
+		ok "$name"
+	else
+		fail "$name" "exit $rc; want $want; got $got" "$(cat "$T/err")" \
+			"$(grep -E 't\.qcow2|sync' "$T/trace" | head -n 15)"
+	fi
+done
 name="convert -t bogus: refused, nothing made"
 rm -f t.qcow2
 cv convert -t bogus -O qcow2 src.raw t.qcow2
