@@ -169,6 +169,7 @@ done
 # What each mode does to the target, seen with strace (the content check above would pass
 # if -t were ignored): unsafe never syncs anything; none and directsync open the target
 # O_DIRECT; writeback and the default sync it (under its temporary name, before the rename).
+plus() { [ "$1" -gt 0 ] && echo 1+ || echo 0; }
 for t in unsafe none directsync writeback default; do
 	name="convert -t $t: the target's open flags and syncs"
 	rm -f t.qcow2
@@ -184,7 +185,6 @@ for t in unsafe none directsync writeback default; do
 	none | directsync) want="direct 1, target syncs 1+, all syncs 1+" ;;
 	*) want="direct 0, target syncs 1+, all syncs 1+" ;;
 	esac
-	plus() { [ "$1" -gt 0 ] && echo 1+ || echo 0; }
 	got="direct $([ "$direct" -gt 0 ] && echo 1 || echo 0), target syncs $(plus "$target_syncs"), all syncs $(plus "$all_syncs")"
 	if [ $rc -eq 0 ] && [ "$got" = "$want" ] && qemu-img compare -q src.raw t.qcow2; then
 		ok "$name"
