@@ -31,6 +31,7 @@ image() {
 	[ "$1" = raw ] && src=$MIXED_RAW
 	if [ "$3" = 1 ]; then
 		cp --sparse=always "$src" "$DIR/bench-$2.$1"
+		sync # the copy's writeback must not land in the timed run
 		echo "$DIR/bench-$2.$1"
 	else
 		echo "$src"

@@ -197,9 +197,11 @@ int blk_create(const char *path, const struct blk_create_opts *opts, bool overwr
 	       struct cove_err *err);
 /*
  * Creates a new image in place at path, which must not exist (-EEXIST): no temporary file
- * and no rename; the file is synced, and removed again on failure. For callers that keep
- * their own temporary name and rename it into place themselves (cove img does, so that
- * an interrupt can remove it). A relative backing file is resolved beside path.
+ * and no rename; the file is removed again on failure. It is NOT synced: the caller syncs
+ * it (fsync) before renaming it into place, or skips that on purpose (cache=unsafe). For
+ * callers that keep their own temporary name and rename it into place themselves (cove img
+ * does, so that an interrupt can remove it). A relative backing file is resolved beside
+ * path.
  */
 int blk_create_new(const char *path, const struct blk_create_opts *opts, struct cove_err *err);
 

@@ -117,11 +117,12 @@ int blk_open_depth(const char *path, const struct blk_open_opts *opts, int depth
 		ret = cove_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	int flags =
-	    (opts->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (opts->direct ? O_DIRECT : 0);
-	b->file.fd = open(path, flags);
+	struct stat st;
+	b->file.fd = file_open_stat(
+	    path, (opts->readonly ? O_RDONLY : O_RDWR) | (opts->direct ? O_DIRECT : 0), &st);
 	if (b->file.fd < 0) {
-		ret = -errno;
+		ret = b->file.fd;
+		b->file.fd = -1;
 		if (ret == -EINVAL && opts->direct)
 			cove_err_set(err, ret, "%s: the file system does not support O_DIRECT",
 				     path);
@@ -131,11 +132,6 @@ int blk_open_depth(const char *path, const struct blk_open_opts *opts, int depth
 	}
 	b->file.direct = opts->direct;
 	b->file.nosync = opts->unsafe;
-	struct stat st;
-	if (fstat(b->file.fd, &st)) {
-		ret = cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		ret = cove_err_set(err, -EINVAL, "%s: not a regular file or block device", path);
 		goto fail;

@@ -38,6 +38,11 @@ struct blk {
 	ino_t ino;
 };
 
+struct stat;
+/* file.c: opens path with flags (plus O_CLOEXEC, O_NOCTTY) and fills *st, never blocking in
+ * open: a FIFO where an image or data file should be would wait for a writer. O_NONBLOCK is
+ * cleared again before returning, so I/O on the fd blocks as usual. fd or -errno. */
+int file_open_stat(const char *path, int flags, struct stat *st);
 /* file.c: full reads (bytes past EOF read as zero), full writes, sync. 0 or -errno. */
 int file_pread(const struct blk_file *f, void *buf, uint64_t len, uint64_t off);
 int file_pwrite(const struct blk_file *f, const void *buf, uint64_t len, uint64_t off);

@@ -10,6 +10,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int file_open_stat(const char *path, int flags, struct stat *st)
+{
+	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	int fl = fcntl(fd, F_GETFL);
+	if (fstat(fd, st) || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+		int ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static bool aligned(const void *p, uint64_t len, uint64_t off)
 {
 	return ((uintptr_t)p % BLK_DIRECT_ALIGN) == 0 && len % BLK_DIRECT_ALIGN == 0 &&

@@ -111,10 +111,10 @@ static int create_size(const char *path, const struct blk_create_opts *o, uint64
 	return 0;
 }
 
-/* Writes a new image into fd (an empty file named file), syncs it and closes fd; path is the
- * name the user gave (for messages). */
+/* Writes a new image into fd (an empty file named file), syncs it if sync and closes fd; path
+ * is the name the user gave (for messages). */
 static int create_into(int fd, const char *file, const char *path, const struct blk_create_opts *o,
-		       uint64_t size, struct cove_err *err)
+		       uint64_t size, bool sync, struct cove_err *err)
 {
 	int ret;
 	struct blk_file f = {.fd = fd};
@@ -130,11 +130,14 @@ static int create_into(int fd, const char *file, const char *path, const struct 
 	} else {
 		ret = qcow2_create_file(&f, o, size, err);
 	}
-	if (!ret && fsync(fd))
+	if (!ret && sync && fsync(fd))
 		ret = cove_err_set(err, -errno, "%s: fsync: %s", file, strerror(errno));
 	close(fd);
 	if (!ret && o->format == BLK_FMT_QCOW2 && o->prealloc != BLK_PREALLOC_OFF) {
-		struct blk_open_opts bo = {.format = BLK_FMT_QCOW2, .no_backing = true};
+		/* unsafe: the flush (and close) below still write the metadata back, without
+		 * fdatasync, when the caller syncs the file itself. */
+		struct blk_open_opts bo = {
+		    .format = BLK_FMT_QCOW2, .no_backing = true, .unsafe = !sync};
 		struct blk *b;
 		ret = blk_open(file, &bo, &b, err);
 		if (!ret) {
@@ -177,7 +180,7 @@ int blk_create(const char *path, const struct blk_create_opts *opts, bool overwr
 		return ret;
 	}
 	fchmod(fd, 0644);
-	ret = create_into(fd, tmp, path, &o, size, err);
+	ret = create_into(fd, tmp, path, &o, size, true, err);
 	if (!ret && rename(tmp, path))
 		ret = cove_err_set(err, -errno, "%s: cannot rename into place: %s", path,
 				   strerror(errno));
@@ -212,7 +215,7 @@ int blk_create_new(const char *path, const struct blk_create_opts *opts, struct 
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	ret = create_into(fd, path, path, &o, size, err);
+	ret = create_into(fd, path, path, &o, size, false, err);
 	if (ret)
 		unlink(path);
 	return ret;

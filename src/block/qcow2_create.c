@@ -278,6 +278,9 @@ static int trim_file(struct qcow2 *q)
 	if (ret)
 		return ret;
 	q->file_end = c * cs;
+	/* Past the cut the file reads as zeroes again: fresh clusters there need no zero fill. */
+	if (q->phys_end > c * cs)
+		q->phys_end = c * cs;
 	if (q->free_hint > c)
 		q->free_hint = c;
 	return file_sync(q->file);

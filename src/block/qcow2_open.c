@@ -383,10 +383,14 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 		char *p = blk_resolve_relative(b->filename, q->data_file);
 		if (!p)
 			return -ENOMEM;
-		int fd = open(p, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC |
-				     (b->file.direct ? O_DIRECT : 0) | (trust ? 0 : O_NOFOLLOW));
+		struct stat st;
+		int fd =
+		    file_open_stat(p,
+				   (readonly ? O_RDONLY : O_RDWR) |
+				       (b->file.direct ? O_DIRECT : 0) | (trust ? 0 : O_NOFOLLOW),
+				   &st);
 		if (fd < 0) {
-			ret = -errno;
+			ret = fd;
 			if (ret == -ELOOP)
 				cove_err_set(err, -EPERM,
 					     "qcow2: the external data file '%s' is a symbolic "
@@ -400,13 +404,21 @@ int qcow2_open(struct blk *b, const struct blk_open_opts *opts, int depth, struc
 			return ret == -ELOOP ? -EPERM : ret;
 		}
 		free(p);
-		struct stat st;
-		if (!trust && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+		if (!trust && !S_ISREG(st.st_mode)) {
 			close(fd);
 			return cove_err_set(err, -EPERM,
 					    "qcow2: the external data file '%s' is not a regular "
 					    "file; open it only if you trust the image (cove img: "
 					    "COVE_TRUST_DATA_FILE=1)",
+					    q->data_file);
+		}
+		/* Trusted, it may be a block device; anything else (a FIFO, a character
+		 * device) cannot be read at an offset. */
+		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+			close(fd);
+			return cove_err_set(err, -EINVAL,
+					    "qcow2: the external data file '%s' is not a regular "
+					    "file or block device",
 					    q->data_file);
 		}
 		q->data.fd = fd;

@@ -109,7 +109,7 @@ int img_cmd_bench(int argc, char **argv)
 	    {NULL, 0, NULL, 0}};
 	struct bench bc = {.count = 75000, .depth = 64, .size = 4096, .rng = 0x9e3779b97f4a7c15ULL};
 	const char *fmt = NULL;
-	bool quiet = false, direct = false, step_set = false;
+	bool quiet = false, direct = false, unsafe = false, step_set = false;
 	int pattern = 0, c;
 	unsigned long v;
 	char *end;
@@ -165,12 +165,10 @@ int img_cmd_bench(int argc, char **argv)
 				step_set = true;
 			}
 			break;
-		case 't': {
-			bool unsafe;
+		case 't':
 			if (img_parse_cache(optarg, &direct, &unsafe))
 				return 1;
 			break;
-		}
 		case 'w':
 			bc.write = true;
 			break;
@@ -200,17 +198,10 @@ int img_cmd_bench(int argc, char **argv)
 	if (!step_set)
 		bc.step = bc.size;
 
-	struct blk_open_opts oo = {.format = format,
-				   .readonly = !bc.write,
-				   .direct = direct,
-				   .trust_data_file = img_trust_data_file()};
-	struct cove_err err = {0};
-	int r = blk_open(path, &oo, &bc.b, &err);
-	if (r < 0) {
-		if (err.code && err.msg[0])
-			return img_err("Could not open '%s': %s", path, err.msg);
-		return img_err("Could not open '%s': %s", path, strerror(-r));
-	}
+	struct blk_open_opts oo = {
+	    .format = format, .readonly = !bc.write, .direct = direct, .unsafe = unsafe};
+	if (img_open_opts(path, &oo, &bc.b))
+		return 1;
 	bc.image_size = blk_size(bc.b);
 	bc.next_off = bc.offset;
 	int ret = 1;
@@ -256,7 +247,7 @@ int img_cmd_bench(int argc, char **argv)
 	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = run_aio(&bc, reqs);
+	int r = run_aio(&bc, reqs);
 	if (r == 0 && bc.write)
 		r = blk_flush(bc.b);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -130,21 +130,11 @@ int img_cmd_check(int argc, char **argv)
 	if (fmt && img_parse_format(fmt, path, &format))
 		return 1;
 
-	struct blk_open_opts oo = {.format = format,
-				   .readonly = !fix,
-				   .no_backing = true,
-				   .no_repair = true,
-				   .trust_data_file = img_trust_data_file()};
-	struct cove_err err = {0};
+	struct blk_open_opts oo = {
+	    .format = format, .readonly = !fix, .no_backing = true, .no_repair = true};
 	struct blk *b;
-	int r = blk_open(path, &oo, &b, &err);
-	if (r < 0) {
-		if (err.code && err.msg[0])
-			img_err("Could not open '%s': %s", path, err.msg);
-		else
-			img_err("Could not open '%s': %s", path, strerror(-r));
+	if (img_open_opts(path, &oo, &b))
 		return CHECK_FAILED;
-	}
 	if (blk_get_format(b) != BLK_FMT_QCOW2) {
 		blk_close(b);
 		img_err("This image format does not support checks");
@@ -152,7 +142,8 @@ int img_cmd_check(int argc, char **argv)
 	}
 
 	struct blk_check_result res = {0};
-	r = blk_check(b, fix, &res, &err);
+	struct cove_err err = {0};
+	int r = blk_check(b, fix, &res, &err);
 	if (r == -ENOTSUP || r == -ENOSYS) {
 		blk_close(b);
 		img_err_lib("This image format does not support checks", r, &err);

@@ -385,7 +385,10 @@ int img_tmp_begin(const char *path, char *tmp, size_t len)
 		return img_err("%s: not a regular file: cove img writes a new image under a "
 			       "temporary name and renames it over the target, which would "
 			       "replace %s (use convert -n to write into an existing device)",
-			       path, S_ISDIR(st.st_mode) ? "a directory" : "the device node");
+			       path,
+			       S_ISDIR(st.st_mode)    ? "a directory"
+			       : S_ISFIFO(st.st_mode) ? "the FIFO"
+						      : "the device node");
 	const char *slash = strrchr(path, '/');
 	int dirlen = slash ? (int)(slash - path + 1) : 0;
 	const char *base = slash ? slash + 1 : path;

@@ -234,8 +234,9 @@ int img_cmd_convert(int argc, char **argv)
 			img_err("%s: the new image is smaller than the source", dst_path);
 			goto out;
 		}
-		/* Early writeback shortens the sync at the end; -t unsafe has none. */
-		if (!a.unsafe)
+		/* Early writeback shortens the sync at the end; -t unsafe has none, and an
+		 * O_DIRECT target (-t none, directsync) leaves nothing dirty to write back. */
+		if (!a.unsafe && !a.direct)
 			cv.wb_fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	}
 	cv.dst = dst;

@@ -166,6 +166,53 @@ for t in unsafe none writeback directsync writethrough; do
 		fail "$name" "differs from its source or fails qemu-img check"
 	fi
 done
+# What each mode does to the target, seen with strace (the content check above would pass
+# if -t were ignored): unsafe never syncs anything; none and directsync open the target
+# O_DIRECT; writeback and the default sync it (under its temporary name, before the rename).
+plus() { [ "$1" -gt 0 ] && echo 1+ || echo 0; }
+for t in unsafe none directsync writeback default; do
+	name="convert -t $t: the target's open flags and syncs"
+	rm -f t.qcow2
+	targs=(-t "$t")
+	[ $t = default ] && targs=()
+	cv_trace "$T/trace" convert "${targs[@]}" -O qcow2 src.raw t.qcow2
+	if [ $rc -eq 2 ]; then skip "$name" "needs strace"; continue; fi
+	direct=$(grep -cE 'open(at)?\(.*t\.qcow2[^"]*", [^)]*O_DIRECT' "$T/trace")
+	target_syncs=$(syncs_of "$T/trace" 't\.qcow2' | wc -l)
+	all_syncs=$(grep -cE '(fsync|fdatasync)\(' "$T/trace")
+	case $t in
+	unsafe) want="direct 0, target syncs 0, all syncs 0" ;;
+	none | directsync) want="direct 1, target syncs 1+, all syncs 1+" ;;
+	*) want="direct 0, target syncs 1+, all syncs 1+" ;;
+	esac
+	got="direct $([ "$direct" -gt 0 ] && echo 1 || echo 0), target syncs $(plus "$target_syncs"), all syncs $(plus "$all_syncs")"
+	if [ $rc -eq 0 ] && [ "$got" = "$want" ] && qemu-img compare -q src.raw t.qcow2; then
+		ok "$name"
+	else
+		fail "$name" "exit $rc; want $want; got $got" "$(cat "$T/err")" \
+			"$(grep -E 't\.qcow2|sync' "$T/trace" | head -n 15)"
+	fi
+done
+# Early writeback (sync_file_range every 32 MiB) is for a page-cached target: the default
+# starts it on a 40 MiB copy; O_DIRECT targets have nothing dirty, unsafe never syncs.
+head -c 40M /dev/urandom >wb.raw
+for t in default none directsync unsafe; do
+	name="convert -t $t of 40 MiB: early writeback $([ $t = default ] && echo runs || echo "does not run")"
+	rm -f t.qcow2
+	targs=(-t "$t")
+	[ $t = default ] && targs=()
+	cv_trace "$T/trace" convert "${targs[@]}" -O qcow2 wb.raw t.qcow2
+	if [ $rc -eq 2 ]; then skip "$name" "needs strace"; continue; fi
+	n=$(grep -c 'sync_file_range(' "$T/trace")
+	want=$([ $t = default ] && echo some || echo none)
+	got=$([ "$n" -gt 0 ] && echo some || echo none)
+	if [ $rc -eq 0 ] && [ "$want" = "$got" ]; then
+		ok "$name"
+	else
+		fail "$name" "exit $rc, $n sync_file_range calls" "$(cat "$T/err")"
+	fi
+done
+rm -f wb.raw t.qcow2
 name="convert -t bogus: refused, nothing made"
 rm -f t.qcow2
 cv convert -t bogus -O qcow2 src.raw t.qcow2

@@ -123,6 +123,36 @@ name="COVE_TRUST_DATA_FILE=1 opens a data file named by an absolute path"
 COVE_TRUST_DATA_FILE=1 cv convert -O raw df/abs.qcow2 out.raw
 if [ $rc -eq 0 ] && qemu-img compare -q -f raw -F qcow2 out.raw df/abs.qcow2; then ok "$name"; else
 	fail "$name" "exit $rc" "$(cat "$T/err")"; fi
+# A FIFO named as the data file (beside the image, so not refused by name): a blocking open
+# would wait for a writer forever; cove refuses it at once, trusted or not.
+rm -f out.raw
+(cd df && qemu-img create -q -f qcow2 -o data_file=fifo.data fifo.qcow2 1M)
+rm -f df/fifo.data && mkfifo df/fifo.data
+for trust in 0 1; do
+	for args in "info df/fifo.qcow2" "check df/fifo.qcow2" "convert -O raw df/fifo.qcow2 out.raw"; do
+		name="FIFO as the data file (trust $trust): $args fails at once"
+		# shellcheck disable=SC2086
+		COVE_TRUST_DATA_FILE=$trust timeout 10 "$COVE" img $args >"$T/out" 2>"$T/err"
+		rc=$?
+		if clean_error && grep -q 'not a regular file' "$T/err" && [ ! -e out.raw ] &&
+			[ -p df/fifo.data ]; then ok "$name"; else
+			fail "$name" "exit $rc (124: hung)" "$(cat "$T/err")"; fi
+	done
+done
+# A FIFO as the image itself, or as its backing file: the same, for the same reason.
+mkfifo df/img.fifo
+qemu-img create -q -f qcow2 -b img.fifo -F raw -u df/over.qcow2 1M
+for args in "info df/img.fifo" "check df/img.fifo" "convert -O raw df/img.fifo out.raw" \
+	"bench -c 1 df/img.fifo" "info --backing-chain df/over.qcow2" \
+	"convert -O raw df/over.qcow2 out.raw"; do
+	name="FIFO as an image: $args fails at once"
+	# shellcheck disable=SC2086
+	timeout 10 "$COVE" img $args >"$T/out" 2>"$T/err"
+	rc=$?
+	if clean_error && grep -q 'not a regular file' "$T/err" && [ ! -e out.raw ] &&
+		[ -p df/img.fifo ]; then ok "$name"; else
+		fail "$name" "exit $rc (124: hung)" "$(cat "$T/err")"; fi
+done
 rm -rf outside df out.raw
 
 # An interrupted convert removes its temporary file and leaves no target.

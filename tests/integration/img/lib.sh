@@ -111,3 +111,19 @@ PY
 raw_of() {
 	qemu-img convert -O raw "$1" "$2"
 }
+# cv_trace TRACE ARGS: cv under strace, which writes to TRACE the opens and syncs of every
+# thread, each fd shown with its path (-y). Returns 2, running nothing, when strace is
+# missing. LeakSanitizer cannot run under ptrace, hence detect_leaks=0.
+cv_trace() {
+	local tr=$1
+	shift
+	command -v strace >/dev/null || return 2
+	ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 timeout 60 strace -f -qq -y -o "$tr" \
+		-e trace=open,openat,fsync,fdatasync,sync_file_range,syncfs,sync \
+		"$COVE" img "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+# syncs_of TRACE NAME: the fsync/fdatasync calls in TRACE on a file whose path contains NAME.
+syncs_of() {
+	grep -E "(fsync|fdatasync)\([0-9]+<[^>]*$2[^>]*>" "$1"
+}

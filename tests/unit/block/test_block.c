@@ -215,6 +215,41 @@ static void create_write_read(void **state)
 	blk_close(b);
 }
 
+/* Shrinking cuts the file; what was past the cut reads as zeroes again, so phys_end (the
+ * bound for skipping zero fills) follows it down, and a partial write in a fresh cluster
+ * there still reads back with zeroes around it. */
+static void shrink_lowers_phys_end(void **state)
+{
+	char p[128];
+	path_in_tmp(p, sizeof(p), "shrink.qcow2");
+	struct blk_create_opts o = {.format = BLK_FMT_QCOW2, .size = 4 << 20};
+	struct cove_err err = {0};
+	assert_int_equal(blk_create(p, &o, true, &err), 0);
+	struct blk *b;
+	assert_int_equal(blk_open(p, NULL, &b, &err), 0);
+	static uint8_t buf[1 << 20];
+	memset(buf, 0xa5, sizeof(buf));
+	for (uint64_t off = 0; off < (4 << 20); off += sizeof(buf))
+		assert_int_equal(blk_pwrite(b, buf, sizeof(buf), off), 0);
+	uint64_t before = b->q->phys_end;
+	assert_true(before >= 4 << 20);
+	assert_int_equal(blk_resize(b, 1 << 20, true, BLK_PREALLOC_OFF, &err), 0);
+	assert_true(b->q->file_end < before);
+	assert_true(b->q->phys_end <= b->q->file_end);
+	assert_int_equal(blk_resize(b, 4 << 20, false, BLK_PREALLOC_OFF, &err), 0);
+	assert_int_equal(blk_pwrite(b, "cove", 4, (3 << 20) + 1000), 0);
+	uint8_t r[4096];
+	assert_int_equal(blk_pread(b, r, sizeof(r), 3 << 20), 0);
+	for (size_t i = 0; i < sizeof(r); i++)
+		assert_int_equal(r[i], i >= 1000 && i < 1004 ? (uint8_t) "cove"[i - 1000] : 0);
+	assert_int_equal(blk_pread(b, r, sizeof(r), (1 << 20) - sizeof(r)), 0);
+	assert_int_equal(r[0], 0xa5);
+	struct blk_check_result res;
+	assert_int_equal(blk_check(b, 0, &res, &err), 0);
+	assert_int_equal(res.corruptions + res.leaks, 0);
+	blk_close(b);
+}
+
 static void open_errors_named(void **state)
 {
 	char p[128];
@@ -329,6 +364,7 @@ int main(void)
 	    cmocka_unit_test(names_parse),
 	    cmocka_unit_test(prealloc_size_matches_qemu),
 	    cmocka_unit_test(create_write_read),
+	    cmocka_unit_test(shrink_lowers_phys_end),
 	    cmocka_unit_test(open_errors_named),
 	    cmocka_unit_test(cache_lru),
 	    cmocka_unit_test(raw_backend),
