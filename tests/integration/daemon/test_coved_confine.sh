@@ -60,6 +60,23 @@ check "and its cgroup is gone" '[ -n "$cgdir" ] && [ ! -d "$cgdir" ]'
 echo "{\"name\":\"c\",\"disks\":[{\"path\":\"$STATE/images/rodisk\",\"readonly\":true}]}" | "$COVECTL" define - >/dev/null
 r=$(api POST /v1/vms/c/actions/start)
 check "a read-only disk its user cannot read: refused with the reason ($r)" '[[ $r == 403* ]] && grep -q "not readable by other users" <<<"$r"'
+# A hostile VMM links the names of coved's files in its run directory (and in its own
+# directory) to root-only files (those it reads to one, those it writes to another), then
+# crashes: coved writes nothing through the links and serves nothing they point to.
+secret=$TMP/secret victim=$TMP/victim
+echo "TOP-SECRET-$$" >"$secret"
+echo "VICTIM-$$" >"$victim"
+chmod 600 "$secret" "$victim"
+echo '{"name":"h"}' | "$COVECTL" define - >/dev/null
+"$COVECTL" start h >/dev/null
+wait_for 'grep -q "boot ok" "$STATE/run/h/console.log" 2>/dev/null'
+echo "plant $STATE/run/h $secret $victim" >"$STATE/run/h/console.in"
+wait_for 'events "?vm=h" | grep -q "\"type\":\"stopped\""'
+ev=$(events "?vm=h")
+check "a hostile VMM's links: the root-only files they point to are untouched" '[ "$(cat "$secret")" = "TOP-SECRET-$$" ] && [ "$(cat "$victim")" = "VICTIM-$$" ] && [ "$(stat -c %u:%a "$secret")" = 0:600 ] && [ "$(stat -c %u:%a "$victim")" = 0:600 ]'
+check "... its exit status is the real one, reported with its own log" 'grep -q "exit status 3" <<<"$ev" && grep -q "simulated crash" <<<"$ev"'
+check "... neither the crashed event nor the console serves the file" '! grep -q TOP-SECRET <<<"$ev" && ! api GET /v1/vms/h/console | grep -q TOP-SECRET'
+check "... it could link only inside its own directory" 'grep -q "planted $STATE/run/h/vmm/" "$STATE/run/h/vmm.log" && ! grep -q "planted $STATE/run/h/[a-z.]*$" "$STATE/run/h/vmm.log" && [ -z "$(find "$STATE/run/h" -maxdepth 1 -type l)" ]'
 stop_coved
 
 # -- a confined cove run with a writable disk and a NIC, inside a network namespace
