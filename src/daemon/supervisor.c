@@ -93,47 +93,99 @@ static void sup_path(const struct coved *d, const char *name, const char *file, 
 	snprintf(out, cap, "%s/sup/%s%s%s", d->state_dir, name, file[0] ? "/" : "", file);
 }
 
-/* Gives a file to a confined VM's user, recording its owner for sup_release. */
+/* Opens a lent disk to change its owner: never through a symbolic link, never blocking
+ * (a FIFO swapped in), and only a regular file or block device. Returns an fd or -errno. */
+static int open_lent(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) != 0 || !(S_ISREG(st->st_mode) || S_ISBLK(st->st_mode))) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* Gives a file to a confined VM's user, recording its owner and identity (device and
+ * inode) for sup_release, which gives back that file only, whatever the path names then. */
 static int lend(const struct coved *d, const char *name, const char *path, uid_t uid,
 		struct cove_err *err)
 {
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
 	if (strchr(path, '\n'))
 		return cove_err_set(err, -EINVAL, "a disk path with a newline cannot be lent");
-	if (st.st_uid == uid && st.st_gid == (gid_t)uid)
+	struct stat st;
+	int fd = open_lent(path, &st);
+	if (fd == -ELOOP)
+		return cove_err_set(err, -EINVAL,
+				    "%s is a symbolic link: a writable disk is lent to the VM's "
+				    "user, so name the file itself",
+				    path);
+	if (fd == -EINVAL)
+		return cove_err_set(err, fd, "%s is not a regular file or block device", path);
+	if (fd < 0)
+		return cove_err_set(err, fd, "%s: %s", path, strerror(-fd));
+	if (st.st_uid == uid && st.st_gid == (gid_t)uid) {
+		close(fd);
 		return 0;
+	}
 	char rec[PATH_MAX + 64];
 	sup_path(d, name, "lent", rec, sizeof(rec));
 	FILE *f = fopen(rec, "ae");
-	if (!f)
-		return cove_err_set(err, -errno, "%s: %s", rec, strerror(errno));
-	fprintf(f, "%u %u %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, path);
+	if (!f) {
+		int e = errno;
+		close(fd);
+		return cove_err_set(err, -e, "%s: %s", rec, strerror(e));
+	}
+	fprintf(f, "%u %u %llu %llu %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid,
+		(unsigned long long)st.st_dev, (unsigned long long)st.st_ino, path);
 	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
 	fclose(f);
-	if (!ok || chown(path, uid, (gid_t)uid) != 0)
-		return cove_err_set(err, -errno, "giving %s to the VM's user %u: %s", path,
-				    (unsigned)uid, strerror(errno));
+	ok = ok && fchown(fd, uid, (gid_t)uid) == 0;
+	int e = errno;
+	close(fd);
+	if (!ok)
+		return cove_err_set(err, -e, "giving %s to the VM's user %u: %s", path,
+				    (unsigned)uid, strerror(e));
 	return 0;
+}
+
+/* Gives one lent file back (a line of the lent record), if the path still names it. */
+static void give_back(const char *name, const char *line)
+{
+	unsigned u, g;
+	unsigned long long dev, ino;
+	int off = 0;
+	if (sscanf(line, "%u %u %llu %llu %n", &u, &g, &dev, &ino, &off) != 4 || off <= 0) {
+		log_warn("%s: unreadable record of a lent file: %s", name, line);
+		return;
+	}
+	const char *path = line + off;
+	struct stat st;
+	int fd = open_lent(path, &st);
+	if (fd < 0 && fd != -ELOOP && fd != -EINVAL) {
+		log_warn("%s: cannot give %s back to uid %u: %s", name, path, u, strerror(-fd));
+		return;
+	}
+	if (fd < 0 || st.st_dev != (dev_t)dev || st.st_ino != (ino_t)ino)
+		log_warn("%s: %s is no longer the file lent to the VM: not given back", name, path);
+	else if (fchown(fd, u, g) != 0)
+		log_warn("%s: cannot give %s back to uid %u: %s", name, path, u, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 void sup_release(struct coved *d, const char *name)
 {
 	net_taps_remove(name);
-	char rec[PATH_MAX + 64], line[PATH_MAX + 64];
+	char rec[PATH_MAX + 64], line[PATH_MAX + 128];
 	/* Lent files go back to their owners, the VMM's directory to coved. */
 	sup_path(d, name, "lent", rec, sizeof(rec));
 	FILE *f = fopen(rec, "re");
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
-			unsigned u, g;
-			int off = 0;
 			line[strcspn(line, "\n")] = '\0';
-			if (sscanf(line, "%u %u %n", &u, &g, &off) == 2 && off > 0 &&
-			    chown(line + off, u, g) != 0)
-				log_warn("%s: cannot give %s back to uid %u: %s", name, line + off,
-					 u, strerror(errno));
+			give_back(name, line);
 		}
 		fclose(f);
 		unlink(rec);

@@ -77,6 +77,27 @@ check "a hostile VMM's links: the root-only files they point to are untouched" '
 check "... its exit status is the real one, reported with its own log" 'grep -q "exit status 3" <<<"$ev" && grep -q "simulated crash" <<<"$ev"'
 check "... neither the crashed event nor the console serves the file" '! grep -q TOP-SECRET <<<"$ev" && ! api GET /v1/vms/h/console | grep -q TOP-SECRET'
 check "... it could link only inside its own directory" 'grep -q "planted $STATE/run/h/vmm/" "$STATE/run/h/vmm.log" && ! grep -q "planted $STATE/run/h/[a-z.]*$" "$STATE/run/h/vmm.log" && [ -z "$(find "$STATE/run/h" -maxdepth 1 -type l)" ]'
+# Lent disks and links: a disk path that is a link is not lent (it could name any file),
+# and a disk swapped for a link while lent is not given back through it.
+owned=$TMP/owned
+echo keep >"$owned"
+chown 12345:12345 "$owned"
+chmod 600 "$owned"
+ln -s "$owned" "$STATE/images/ldisk"
+echo "{\"name\":\"l\",\"disks\":[{\"path\":\"$STATE/images/ldisk\"}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/l/actions/start)
+check "a writable disk given as a link is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "symbolic link" <<<"$r" && [ "$(stat -c %u:%g "$owned")" = 12345:12345 ]'
+"$COVECTL" vol-create sdisk 1M >/dev/null
+sdisk=$STATE/images/sdisk
+echo "{\"name\":\"s\",\"disks\":[{\"path\":\"$sdisk\"}]}" | "$COVECTL" define - >/dev/null
+"$COVECTL" start s >/dev/null
+us=$(stat -c %u "$sdisk")
+mv "$sdisk" "$sdisk.real"
+ln -s "$owned" "$sdisk"
+"$COVECTL" destroy s >/dev/null
+wait_for '"$COVECTL" list --all | grep -q "s .*shut off"'
+check "a lent disk swapped for a link: the link's target keeps its owner" '[ "$us" != 0 ] && [ "$(stat -c %u:%g "$owned")" = 12345:12345 ]'
+check "... and coved says it did not give it back" 'grep -q "no longer the file lent" "$TMP/coved.log"'
 stop_coved
 
 # -- a confined cove run with a writable disk and a NIC, inside a network namespace
