@@ -722,6 +722,17 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 		}
 		if (!jr) /* its own directory only: nothing coved opens lives there */
 			jr = confine_add(jail, vmm_dir, true);
+		if (jr == -E2BIG)
+			cove_err_set(
+			    err, jr,
+			    "too many files to bind into the VMM's jail: its disks and their "
+			    "backing files, with the VMM, kernel and initrd, come to more "
+			    "than %d",
+			    CONFINE_MAX_BINDS - 1);
+		else if (jr == -EINVAL)
+			cove_err_set(err, jr,
+				     "a file to bind into the VMM's jail (a backing file named by "
+				     "a disk image?) is not an absolute path without '..'");
 		/* What the VMM opens must be open to its user: writable disks are lent to
 		 * it (and given back when it ends); the rest must be readable by all. */
 		const char *ro[2 + VMDEF_MAX_DISKS];
@@ -750,18 +761,13 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 				    ro[i], (unsigned)(st.st_mode & 07777), (unsigned)rt->uid);
 			}
 		}
-		if (jr) {
-			confine_free_filter(jail);
-			free(jail);
-			rc = jr;
-			goto err_free;
-		}
 		/* The VMM creates its API socket in its directory. */
 		if (!jr && chown(vmm_dir, jail->uid, jail->gid) != 0)
 			jr = -errno;
 		if (!jr)
 			jr = confine_build_filter(jail);
-		if (jr) {
+		if (jr) { /* the first message stands; this one is for errors without one */
+			confine_free_filter(jail);
 			free(jail);
 			bind_names_free(&backing);
 			rc = cove_err_set(err, jr, "preparing the VMM's confinement: %s",

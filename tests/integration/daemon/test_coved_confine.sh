@@ -98,6 +98,14 @@ ln -s "$owned" "$sdisk"
 wait_for '"$COVECTL" list --all | grep -q "s .*shut off"'
 check "a lent disk swapped for a link: the link's target keeps its owner" '[ "$us" != 0 ] && [ "$(stat -c %u:%g "$owned")" = 12345:12345 ]'
 check "... and coved says it did not give it back" 'grep -q "no longer the file lent" "$TMP/coved.log"'
+# A disk whose backing chain is longer than the jail takes: refused, saying why.
+"$COVE" img create -f raw "$TMP/chain0" 64K >/dev/null
+for i in $(seq 1 40); do
+	"$COVE" img create -f qcow2 -b "$TMP/chain$((i - 1))" -F "$([ $i = 1 ] && echo raw || echo qcow2)" "$TMP/chain$i" >/dev/null
+done
+echo "{\"name\":\"deep\",\"disks\":[{\"path\":\"$TMP/chain40\"}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/deep/actions/start)
+check "a backing chain too long for the jail is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "too many files to bind" <<<"$r"'
 stop_coved
 
 # -- a confined cove run with a writable disk and a NIC, inside a network namespace
