@@ -106,6 +106,14 @@ done
 echo "{\"name\":\"deep\",\"disks\":[{\"path\":\"$TMP/chain40\"}]}" | "$COVECTL" define - >/dev/null
 r=$(api POST /v1/vms/deep/actions/start)
 check "a backing chain too long for the jail is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "too many files to bind" <<<"$r"'
+# A backing file named with "..": coved makes a bound file's path under the jail's root
+# as root, and enough ".." would climb out of it onto the host; refused.
+mkdir -p "$TMP/dd/sub"
+chmod 644 "$TMP/chain0"
+"$COVE" img create -f qcow2 -b "$TMP/dd/sub/../../chain0" -F raw "$TMP/dotdot" >/dev/null
+echo "{\"name\":\"dd\",\"disks\":[{\"path\":\"$TMP/dotdot\"}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/dd/actions/start)
+check "a backing file named with '..' is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "without '"'"'..'"'"'" <<<"$r" && ! "$COVECTL" list | grep -q "dd .*running"'
 stop_coved
 
 # -- a confined cove run with a writable disk and a NIC, inside a network namespace
