@@ -2,6 +2,7 @@
 #include "api/http.h"
 #include "api/json.h"
 #include "api/mhd_load.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -304,13 +305,6 @@ static void peer_creds(struct MHD_Connection *c, struct api_request *req)
 	}
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct conn_track *track_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -326,7 +320,7 @@ static void track_deadline(struct api_server *s, struct MHD_Connection *c, bool 
 		return;
 	pthread_mutex_lock(&s->lock);
 	t->deadline_ms =
-	    arm && !t->upgraded ? mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0;
+	    arm && !t->upgraded ? clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -400,7 +394,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 		t->uid = cr.uid;
 	t->capped =
 	    s->opts.max_conns_per_peer && t->uid != (uid_t)-1 && t->uid != 0 && t->uid != geteuid();
-	t->deadline_ms = mono_ms() + (int64_t)s->opts.request_deadline_s * 1000;
+	t->deadline_ms = clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000;
 	pthread_mutex_lock(&s->lock);
 	unsigned same = 0;
 	for (struct conn_track *p = s->conns; t->capped && p; p = p->next)
@@ -430,7 +424,7 @@ static void *watchdog_main(void *arg)
 	struct api_server *s = arg;
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		int64_t now = mono_ms();
+		int64_t now = clock_mono_ms();
 		for (struct conn_track *t = s->conns; t; t = t->next) {
 			if (!t->deadline_ms || t->upgraded || now < t->deadline_ms)
 				continue;
