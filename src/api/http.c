@@ -47,6 +47,7 @@ struct api_server {
 	struct conn_track *conns;
 	pthread_t watchdog;
 	bool watchdog_running, stopping;
+	int64_t watch_until; /* the watchdog sleeps until then; 0: until a deadline is armed */
 };
 
 /* Per-request state kept across libmicrohttpd's calls of the access handler. */
@@ -312,6 +313,17 @@ static struct conn_track *track_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
+/* Sets t's deadline (0: none), with s->lock held; wakes the watchdog when it sleeps past
+ * the new deadline (it sleeps until the earliest one, or until one is armed). */
+static void set_deadline(struct api_server *s, struct conn_track *t, int64_t deadline_ms)
+{
+	t->deadline_ms = deadline_ms;
+	if (deadline_ms && (!s->watch_until || deadline_ms < s->watch_until)) {
+		s->watch_until = deadline_ms;
+		pthread_cond_signal(&s->wake);
+	}
+}
+
 /* Starts (arm) or stops the clock for the connection's next request to arrive. */
 static void track_deadline(struct api_server *s, struct MHD_Connection *c, bool arm)
 {
@@ -319,8 +331,9 @@ static void track_deadline(struct api_server *s, struct MHD_Connection *c, bool 
 	if (!t)
 		return;
 	pthread_mutex_lock(&s->lock);
-	t->deadline_ms =
-	    arm && !t->upgraded ? clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0;
+	set_deadline(
+	    s, t,
+	    arm && !t->upgraded ? clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -394,7 +407,6 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 		t->uid = cr.uid;
 	t->capped =
 	    s->opts.max_conns_per_peer && t->uid != (uid_t)-1 && t->uid != 0 && t->uid != geteuid();
-	t->deadline_ms = clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000;
 	pthread_mutex_lock(&s->lock);
 	unsigned same = 0;
 	for (struct conn_track *p = s->conns; t->capped && p; p = p->next)
@@ -405,6 +417,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 		if (s->conns)
 			s->conns->prev = t;
 		s->conns = t;
+		set_deadline(s, t, clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (refuse) {
@@ -418,16 +431,23 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = t;
 }
 
-/* Cuts off connections whose request has not come in whole by its deadline. */
+/* Cuts off connections whose request has not come in whole by its deadline. Sleeps until
+ * the earliest deadline, or (none armed) until set_deadline or the stop wakes it. */
 static void *watchdog_main(void *arg)
 {
 	struct api_server *s = arg;
+	pthread_setname_np(pthread_self(), "api-watchdog");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		int64_t now = clock_mono_ms();
+		int64_t now = clock_mono_ms(), next = 0;
 		for (struct conn_track *t = s->conns; t; t = t->next) {
-			if (!t->deadline_ms || t->upgraded || now < t->deadline_ms)
+			if (!t->deadline_ms || t->upgraded)
 				continue;
+			if (now < t->deadline_ms) {
+				if (!next || t->deadline_ms < next)
+					next = t->deadline_ms;
+				continue;
+			}
 			log_debug("http: a request did not arrive within %u s: cut off",
 				  s->opts.request_deadline_s);
 			/* After a response, the client may be about to reuse the connection:
@@ -437,13 +457,13 @@ static void *watchdog_main(void *arg)
 				"the request did not arrive in time");
 			t->deadline_ms = 0;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 250 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
+		s->watch_until = next;
+		if (!next) {
+			pthread_cond_wait(&s->wake, &s->lock);
+			continue;
 		}
+		/* The condition variable runs on CLOCK_MONOTONIC, as clock_mono_ms does. */
+		struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
