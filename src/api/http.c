@@ -28,6 +28,7 @@ struct conn_track {
 	struct conn_track *prev, *next;
 	int fd;
 	uid_t uid;	     /* the peer's user on a Unix socket, else (uid_t)-1 */
+	pid_t pid;	     /* ... and its process, else -1 (SO_PEERCRED, once per connection) */
 	bool capped;	     /* counts against max_conns_per_peer */
 	int64_t deadline_ms; /* the request must be in by then; 0: not receiving */
 	bool upgraded;	     /* the socket belongs to an upgrade handler now */
@@ -290,27 +291,19 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct api_response *r)
 	return ret;
 }
 
-static void peer_creds(struct MHD_Connection *c, struct api_request *req)
-{
-	req->peer_pid = -1;
-	req->peer_uid = (uid_t)-1;
-	const union MHD_ConnectionInfo *ci =
-	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return;
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	if (getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
-		req->peer_pid = cr.pid;
-		req->peer_uid = cr.uid;
-	}
-}
-
 static struct conn_track *track_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	return ci ? ci->socket_context : NULL;
+}
+
+/* The peer's credentials, as on_connection read them when it connected. */
+static void peer_creds(struct MHD_Connection *c, struct api_request *req)
+{
+	struct conn_track *t = track_of(c);
+	req->peer_pid = t ? t->pid : -1;
+	req->peer_uid = t ? t->uid : (uid_t)-1;
 }
 
 /* Sets t's deadline (0: none), with s->lock held; wakes the watchdog when it sleeps past
@@ -324,16 +317,22 @@ static void set_deadline(struct api_server *s, struct conn_track *t, int64_t dea
 	}
 }
 
-/* Starts (arm) or stops the clock for the connection's next request to arrive. */
+/* Starts (arm) or stops the clock for t's next request to arrive; s->lock held. */
+static void arm_locked(struct api_server *s, struct conn_track *t, bool arm)
+{
+	set_deadline(
+	    s, t,
+	    arm && !t->upgraded ? clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0);
+}
+
+/* The same for a connection. */
 static void track_deadline(struct api_server *s, struct MHD_Connection *c, bool arm)
 {
 	struct conn_track *t = track_of(c);
 	if (!t)
 		return;
 	pthread_mutex_lock(&s->lock);
-	set_deadline(
-	    s, t,
-	    arm && !t->upgraded ? clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0);
+	arm_locked(s, t, arm);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -401,10 +400,13 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 	}
 	t->fd = ci->connect_fd;
 	t->uid = (uid_t)-1;
+	t->pid = -1;
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	if (!s->tls && getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+	if (!s->tls && getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
 		t->uid = cr.uid;
+		t->pid = cr.pid;
+	}
 	t->capped =
 	    s->opts.max_conns_per_peer && t->uid != (uid_t)-1 && t->uid != 0 && t->uid != geteuid();
 	pthread_mutex_lock(&s->lock);
@@ -610,8 +612,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (t) {
 		pthread_mutex_lock(&s->lock);
 		t->served = true;
+		arm_locked(s, t, true);
 		pthread_mutex_unlock(&s->lock);
-		track_deadline(s, c, true);
 	}
 	struct conn_state *st = *con_cls;
 	if (st) {
