@@ -364,15 +364,17 @@ static void patch_net(struct api_request *req, struct api_response *resp)
 {
 	struct fc_api_server *s = srv(req);
 	struct cove_err err = {0};
-	struct fc_net_update u;
+	struct fc_net_update u = {0};
 	int rc = fc_parse_net_update(req->params[0], req->body, req->body_len, &u, &err);
+	if (rc) { /* u may be half filled: nothing of it is read */
+		reply(resp, rc, &err);
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	unsigned i = 0;
 	while (i < s->cfg.nnets && strcmp(s->cfg.nets[i].iface_id, u.iface_id))
 		i++;
-	if (rc) {
-		reply(resp, rc, &err);
-	} else if (s->state == FC_STATE_NOT_STARTED) {
+	if (s->state == FC_STATE_NOT_STARTED) {
 		api_resp_error(resp, 400, BEFORE_START);
 	} else if (i == s->cfg.nnets) {
 		api_resp_error(resp, 400, "No network interface with id '%s'.", u.iface_id);
