@@ -137,11 +137,22 @@ static void put_drive(struct api_request *req, struct api_response *resp)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* A bucket's new setting: absent keeps the old one. */
+/* A bucket's new setting: absent keeps the old one; one that limits nothing (no size or
+ * refill time) clears it. */
 static void merge_bucket(struct fc_token_bucket *cur, const struct fc_token_bucket *u)
 {
 	if (u->set)
-		*cur = u->size && u->refill_time ? *u : (struct fc_token_bucket){0};
+		*cur = fc_bucket_rate(u) ? *u : (struct fc_token_bucket){0};
+}
+
+/* Keeps what GET /vm/config reports in step with a drive's or NIC's new limiter. */
+static void merge_limiter(struct fc_rate_limiter *cur, const struct fc_rate_limiter *u)
+{
+	if (!u->set)
+		return;
+	merge_bucket(&cur->bandwidth, &u->bandwidth);
+	merge_bucket(&cur->ops, &u->ops);
+	cur->set = cur->bandwidth.set || cur->ops.set;
 }
 
 /* Firecracker's post-boot PATCH of a drive: its rate limits change at once. */
@@ -174,12 +185,8 @@ static void patch_drive(struct api_request *req, struct api_response *resp)
 		rc = cove_err_set(&err, -ENOTSUP, "updating a drive is not supported by this VMM");
 	else
 		rc = s->ops->drive_update(s->opaque, index, &u, &err);
-	if (!rc && index >= 0 && u.rate_limiter.set) {
-		struct fc_rate_limiter *rl = &s->cfg.drives[index].rate_limiter;
-		merge_bucket(&rl->bandwidth, &u.rate_limiter.bandwidth);
-		merge_bucket(&rl->ops, &u.rate_limiter.ops);
-		rl->set = rl->bandwidth.set || rl->ops.set;
-	}
+	if (!rc && index >= 0)
+		merge_limiter(&s->cfg.drives[index].rate_limiter, &u.rate_limiter);
 	reply(resp, rc, &err);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -342,22 +349,6 @@ static void patch_balloon_stats(struct api_request *req, struct api_response *re
 		reply(resp, rc, &err);
 	}
 	pthread_mutex_unlock(&s->lock);
-}
-
-/* Keeps what GET /vm/config reports in step with a NIC's new limiters. */
-static void merge_limiter(struct fc_rate_limiter *cur, const struct fc_rate_limiter *u)
-{
-	if (!u->set)
-		return;
-	if (u->bandwidth.set)
-		cur->bandwidth = u->bandwidth;
-	if (u->ops.set)
-		cur->ops = u->ops;
-	if (cur->bandwidth.set && !fc_bucket_rate(&cur->bandwidth))
-		cur->bandwidth.set = false;
-	if (cur->ops.set && !fc_bucket_rate(&cur->ops))
-		cur->ops.set = false;
-	cur->set = cur->bandwidth.set || cur->ops.set;
 }
 
 static void patch_net(struct api_request *req, struct api_response *resp)
