@@ -9,6 +9,21 @@ set -u
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (to confine as other users)"; exit 77; }
 . "$(dirname "$0")/lib.sh"
 BASE=$((600000 + ($$ % 2000) * 50)) # unique per run: other runs may confine too
+# A range with an account's uid in it is refused: a small range is looked up uid by uid,
+# a large one (over 4096) in one pass over the accounts.
+acct=$(getent passwd | awk -F: '$3 >= 1000 && $3 < 4000000000 { print $3 " " $1; exit }')
+if [ -n "$acct" ]; then
+	auid=${acct% *} aname=${acct#* }
+	lbase=$((auid > 6000 ? auid - 5000 : 1000))
+	for range in "$auid:1" "$lbase:10000"; do
+		out=$(timeout 20 "$COVED" --socket "$TMP/refused.sock" --state-dir "$TMP/refused" --vmm "$FAKE_VMM" --confine "$range" 2>&1)
+		rc=$?
+		check "--confine $range holds the account '$aname' ($auid): refused" '[ $rc != 0 ] && grep -q "uid $auid is the account .$aname." <<<"$out"'
+	done
+else
+	skip "--confine refuses a range with an account's uid" "no account with a uid >= 1000 here"
+	skip "--confine refuses a large range with an account's uid" "no account with a uid >= 1000 here"
+fi
 start_coved "$FAKE_VMM" --confine "$BASE:50" || { echo "Bail out! coved did not start"; exit 1; }
 # The pool disk of VM a: root's and private, as coved makes pool images.
 "$COVECTL" vol-create adisk 1M >/dev/null
