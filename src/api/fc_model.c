@@ -194,13 +194,15 @@ static int machine_from(json_object *o, bool partial, const struct fc_machine_co
 	return 0;
 }
 
-/* drive_id: given, valid, and the same as the {id} from the path (when there is one). */
-static int drive_id_from(const char *id, json_object *o, char dst[FC_ID_MAX], struct cove_err *err)
+/* The id field key (drive_id, iface_id): given, valid, and the same as the {id} from the
+ * path (when there is one). */
+static int id_from(const char *key, const char *id, json_object *o, char dst[FC_ID_MAX],
+		   struct cove_err *err)
 {
-	int rc = get_str_into(o, "drive_id", true, dst, FC_ID_MAX, err);
+	int rc = get_str_into(o, key, true, dst, FC_ID_MAX, err);
 	if (!rc && !valid_id(dst))
 		rc = cove_err_set(err, -EINVAL,
-				  "invalid drive_id '%s' (letters, digits, '_' and '-' only)", dst);
+				  "invalid %s '%s' (letters, digits, '_' and '-' only)", key, dst);
 	if (!rc && id && strcmp(id, dst) != 0)
 		rc = cove_err_set(err, -EINVAL,
 				  "the id from the path does not match the id from the body");
@@ -219,7 +221,7 @@ static int drive_from(const char *id, json_object *o, struct fc_drive *out, stru
 	strcpy(d.io_engine, "Sync");
 	int rc = api_json_check_fields(o, "drive", fields, err);
 	if (!rc)
-		rc = drive_id_from(id, o, d.drive_id, err);
+		rc = id_from("drive_id", id, o, d.drive_id, err);
 	if (!rc)
 		rc = get_str_into(o, "path_on_host", true, d.path_on_host, sizeof(d.path_on_host),
 				  err);
@@ -260,7 +262,7 @@ static int drive_update_from(const char *id, json_object *o, struct fc_drive_upd
 	struct fc_drive_update u = {0};
 	int rc = api_json_check_fields(o, "drive", fields, err);
 	if (!rc)
-		rc = drive_id_from(id, o, u.drive_id, err);
+		rc = id_from("drive_id", id, o, u.drive_id, err);
 	if (!rc) {
 		rc = get_str_into(o, "path_on_host", false, u.path_on_host, sizeof(u.path_on_host),
 				  err);
@@ -299,14 +301,7 @@ static int net_from(const char *id, json_object *o, struct fc_net *out, struct c
 	uint64_t mtu = 0;
 	int rc = api_json_check_fields(o, "network-interface", fields, err);
 	if (!rc)
-		rc = get_str_into(o, "iface_id", true, n.iface_id, sizeof(n.iface_id), err);
-	if (!rc && !valid_id(n.iface_id))
-		rc = cove_err_set(err, -EINVAL,
-				  "invalid iface_id '%s' (letters, digits, '_' and '-' only)",
-				  n.iface_id);
-	if (!rc && id && strcmp(id, n.iface_id) != 0)
-		rc = cove_err_set(err, -EINVAL,
-				  "the id from the path does not match the id from the body");
+		rc = id_from("iface_id", id, o, n.iface_id, err);
 	if (!rc)
 		rc = get_str_into(o, "host_dev_name", true, n.host_dev_name,
 				  sizeof(n.host_dev_name), err);
@@ -528,14 +523,7 @@ static int net_update_from(const char *id, json_object *o, struct fc_net_update 
 	struct fc_net_update u = {0};
 	int rc = api_json_check_fields(o, "network-interface update", fields, err);
 	if (!rc)
-		rc = get_str_into(o, "iface_id", true, u.iface_id, sizeof(u.iface_id), err);
-	if (!rc && !valid_id(u.iface_id))
-		rc = cove_err_set(err, -EINVAL,
-				  "invalid iface_id '%s' (letters, digits, '_' and '-' only)",
-				  u.iface_id);
-	if (!rc && id && strcmp(id, u.iface_id) != 0)
-		rc = cove_err_set(err, -EINVAL,
-				  "the id from the path does not match the id from the body");
+		rc = id_from("iface_id", id, o, u.iface_id, err);
 	if (!rc)
 		rc = parse_limiter(o, "rx_rate_limiter", &u.rx_rate_limiter, err);
 	if (!rc)

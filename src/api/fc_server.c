@@ -137,11 +137,22 @@ static void put_drive(struct api_request *req, struct api_response *resp)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* A bucket's new setting: absent keeps the old one. */
+/* A bucket's new setting: absent keeps the old one; one that limits nothing (no size or
+ * refill time) clears it. */
 static void merge_bucket(struct fc_token_bucket *cur, const struct fc_token_bucket *u)
 {
 	if (u->set)
-		*cur = u->size && u->refill_time ? *u : (struct fc_token_bucket){0};
+		*cur = fc_bucket_rate(u) ? *u : (struct fc_token_bucket){0};
+}
+
+/* Keeps what GET /vm/config reports in step with a drive's or NIC's new limiter. */
+static void merge_limiter(struct fc_rate_limiter *cur, const struct fc_rate_limiter *u)
+{
+	if (!u->set)
+		return;
+	merge_bucket(&cur->bandwidth, &u->bandwidth);
+	merge_bucket(&cur->ops, &u->ops);
+	cur->set = cur->bandwidth.set || cur->ops.set;
 }
 
 /* Firecracker's post-boot PATCH of a drive: its rate limits change at once. */
@@ -174,12 +185,8 @@ static void patch_drive(struct api_request *req, struct api_response *resp)
 		rc = cove_err_set(&err, -ENOTSUP, "updating a drive is not supported by this VMM");
 	else
 		rc = s->ops->drive_update(s->opaque, index, &u, &err);
-	if (!rc && index >= 0 && u.rate_limiter.set) {
-		struct fc_rate_limiter *rl = &s->cfg.drives[index].rate_limiter;
-		merge_bucket(&rl->bandwidth, &u.rate_limiter.bandwidth);
-		merge_bucket(&rl->ops, &u.rate_limiter.ops);
-		rl->set = rl->bandwidth.set || rl->ops.set;
-	}
+	if (!rc && index >= 0)
+		merge_limiter(&s->cfg.drives[index].rate_limiter, &u.rate_limiter);
 	reply(resp, rc, &err);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -344,35 +351,21 @@ static void patch_balloon_stats(struct api_request *req, struct api_response *re
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Keeps what GET /vm/config reports in step with a NIC's new limiters. */
-static void merge_limiter(struct fc_rate_limiter *cur, const struct fc_rate_limiter *u)
-{
-	if (!u->set)
-		return;
-	if (u->bandwidth.set)
-		cur->bandwidth = u->bandwidth;
-	if (u->ops.set)
-		cur->ops = u->ops;
-	if (cur->bandwidth.set && !fc_bucket_rate(&cur->bandwidth))
-		cur->bandwidth.set = false;
-	if (cur->ops.set && !fc_bucket_rate(&cur->ops))
-		cur->ops.set = false;
-	cur->set = cur->bandwidth.set || cur->ops.set;
-}
-
 static void patch_net(struct api_request *req, struct api_response *resp)
 {
 	struct fc_api_server *s = srv(req);
 	struct cove_err err = {0};
-	struct fc_net_update u;
+	struct fc_net_update u = {0};
 	int rc = fc_parse_net_update(req->params[0], req->body, req->body_len, &u, &err);
+	if (rc) { /* u may be half filled: nothing of it is read */
+		reply(resp, rc, &err);
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	unsigned i = 0;
 	while (i < s->cfg.nnets && strcmp(s->cfg.nets[i].iface_id, u.iface_id))
 		i++;
-	if (rc) {
-		reply(resp, rc, &err);
-	} else if (s->state == FC_STATE_NOT_STARTED) {
+	if (s->state == FC_STATE_NOT_STARTED) {
 		api_resp_error(resp, 400, BEFORE_START);
 	} else if (i == s->cfg.nnets) {
 		api_resp_error(resp, 400, "No network interface with id '%s'.", u.iface_id);

@@ -2,6 +2,7 @@
 #include "api/http.h"
 #include "api/json.h"
 #include "api/mhd_load.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@ struct conn_track {
 	struct conn_track *prev, *next;
 	int fd;
 	uid_t uid;	     /* the peer's user on a Unix socket, else (uid_t)-1 */
+	pid_t pid;	     /* ... and its process, else -1 (SO_PEERCRED, once per connection) */
 	bool capped;	     /* counts against max_conns_per_peer */
 	int64_t deadline_ms; /* the request must be in by then; 0: not receiving */
 	bool upgraded;	     /* the socket belongs to an upgrade handler now */
@@ -46,6 +48,7 @@ struct api_server {
 	struct conn_track *conns;
 	pthread_t watchdog;
 	bool watchdog_running, stopping;
+	int64_t watch_until; /* the watchdog sleeps until then; 0: until a deadline is armed */
 };
 
 /* Per-request state kept across libmicrohttpd's calls of the access handler. */
@@ -288,29 +291,6 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct api_response *r)
 	return ret;
 }
 
-static void peer_creds(struct MHD_Connection *c, struct api_request *req)
-{
-	req->peer_pid = -1;
-	req->peer_uid = (uid_t)-1;
-	const union MHD_ConnectionInfo *ci =
-	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return;
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	if (getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
-		req->peer_pid = cr.pid;
-		req->peer_uid = cr.uid;
-	}
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct conn_track *track_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -318,15 +298,41 @@ static struct conn_track *track_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* Starts (arm) or stops the clock for the connection's next request to arrive. */
+/* The peer's credentials, as on_connection read them when it connected. */
+static void peer_creds(struct MHD_Connection *c, struct api_request *req)
+{
+	struct conn_track *t = track_of(c);
+	req->peer_pid = t ? t->pid : -1;
+	req->peer_uid = t ? t->uid : (uid_t)-1;
+}
+
+/* Sets t's deadline (0: none), with s->lock held; wakes the watchdog when it sleeps past
+ * the new deadline (it sleeps until the earliest one, or until one is armed). */
+static void set_deadline(struct api_server *s, struct conn_track *t, int64_t deadline_ms)
+{
+	t->deadline_ms = deadline_ms;
+	if (deadline_ms && (!s->watch_until || deadline_ms < s->watch_until)) {
+		s->watch_until = deadline_ms;
+		pthread_cond_signal(&s->wake);
+	}
+}
+
+/* Starts (arm) or stops the clock for t's next request to arrive; s->lock held. */
+static void arm_locked(struct api_server *s, struct conn_track *t, bool arm)
+{
+	set_deadline(
+	    s, t,
+	    arm && !t->upgraded ? clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0);
+}
+
+/* The same for a connection. */
 static void track_deadline(struct api_server *s, struct MHD_Connection *c, bool arm)
 {
 	struct conn_track *t = track_of(c);
 	if (!t)
 		return;
 	pthread_mutex_lock(&s->lock);
-	t->deadline_ms =
-	    arm && !t->upgraded ? mono_ms() + (int64_t)s->opts.request_deadline_s * 1000 : 0;
+	arm_locked(s, t, arm);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -394,13 +400,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 	}
 	t->fd = ci->connect_fd;
 	t->uid = (uid_t)-1;
+	t->pid = -1;
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	if (!s->tls && getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+	if (!s->tls && getsockopt(t->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
 		t->uid = cr.uid;
+		t->pid = cr.pid;
+	}
 	t->capped =
 	    s->opts.max_conns_per_peer && t->uid != (uid_t)-1 && t->uid != 0 && t->uid != geteuid();
-	t->deadline_ms = mono_ms() + (int64_t)s->opts.request_deadline_s * 1000;
 	pthread_mutex_lock(&s->lock);
 	unsigned same = 0;
 	for (struct conn_track *p = s->conns; t->capped && p; p = p->next)
@@ -411,6 +419,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 		if (s->conns)
 			s->conns->prev = t;
 		s->conns = t;
+		set_deadline(s, t, clock_mono_ms() + (int64_t)s->opts.request_deadline_s * 1000);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (refuse) {
@@ -424,16 +433,23 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = t;
 }
 
-/* Cuts off connections whose request has not come in whole by its deadline. */
+/* Cuts off connections whose request has not come in whole by its deadline. Sleeps until
+ * the earliest deadline, or (none armed) until set_deadline or the stop wakes it. */
 static void *watchdog_main(void *arg)
 {
 	struct api_server *s = arg;
+	pthread_setname_np(pthread_self(), "api-watchdog");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		int64_t now = mono_ms();
+		int64_t now = clock_mono_ms(), next = 0;
 		for (struct conn_track *t = s->conns; t; t = t->next) {
-			if (!t->deadline_ms || t->upgraded || now < t->deadline_ms)
+			if (!t->deadline_ms || t->upgraded)
 				continue;
+			if (now < t->deadline_ms) {
+				if (!next || t->deadline_ms < next)
+					next = t->deadline_ms;
+				continue;
+			}
 			log_debug("http: a request did not arrive within %u s: cut off",
 				  s->opts.request_deadline_s);
 			/* After a response, the client may be about to reuse the connection:
@@ -443,13 +459,13 @@ static void *watchdog_main(void *arg)
 				"the request did not arrive in time");
 			t->deadline_ms = 0;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 250 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
+		s->watch_until = next;
+		if (!next) {
+			pthread_cond_wait(&s->wake, &s->lock);
+			continue;
 		}
+		/* The condition variable runs on CLOCK_MONOTONIC, as clock_mono_ms does. */
+		struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -596,8 +612,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (t) {
 		pthread_mutex_lock(&s->lock);
 		t->served = true;
+		arm_locked(s, t, true);
 		pthread_mutex_unlock(&s->lock);
-		track_deadline(s, c, true);
 	}
 	struct conn_state *st = *con_cls;
 	if (st) {

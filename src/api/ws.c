@@ -1,5 +1,6 @@
 /* WebSocket framing and handshake (RFC 6455), with the SHA-1 and base64 it needs. */
 #include "api/ws.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -129,20 +130,13 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads len bytes; with a deadline (monotonic ms, 0: none), -ETIMEDOUT once it passes. */
 static int read_all(int fd, void *buf, size_t len, int64_t deadline)
 {
 	uint8_t *p = buf;
 	while (len) {
 		if (deadline) {
-			int64_t left = deadline - mono_ms();
+			int64_t left = deadline - clock_mono_ms();
 			struct pollfd pf = {.fd = fd, .events = POLLIN};
 			int r = left > 0 ? poll(&pf, 1, (int)left) : 0;
 			if (r < 0 && errno == EINTR)
@@ -208,7 +202,7 @@ int ws_recv(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len)
 int ws_recv_within(int fd, enum ws_opcode *op, uint8_t *buf, size_t cap, size_t *len,
 		   int timeout_ms)
 {
-	int64_t dl = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	int64_t dl = timeout_ms > 0 ? clock_mono_ms() + timeout_ms : 0;
 	uint8_t h[2];
 	int rc = read_all(fd, h, 2, dl);
 	if (rc)

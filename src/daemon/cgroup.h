@@ -1,7 +1,9 @@
 /*
  * A cgroup per confined VMM: its memory limited to the guest's RAM plus an overhead,
  * its task count bounded. cgroup v2 when the host mounts it with the memory controller,
- * else the v1 memory and pids hierarchies; each VM's group sits under coved's own.
+ * else the v1 memory and pids hierarchies. Each VM's group is cove/ID: in v1 under coved's
+ * own group; in v2 beside it, under its parent (a group that holds processes, as coved's
+ * does, cannot give controllers to groups below it).
  */
 #ifndef COVE_DAEMON_CGROUP_H
 #define COVE_DAEMON_CGROUP_H

@@ -1,5 +1,6 @@
 /* Jailer-style confinement of a VMM: user, mount namespace with a minimal root, no caps. */
 #include "daemon/confine.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,12 @@ int confine_add(struct confine_spec *c, const char *path, bool rw)
 {
 	if (!path || path[0] != '/')
 		return -EINVAL;
+	/* The path is made under the jail's root as root (mkdir, open O_CREAT): a ".." (a
+	 * backing file's name comes from an image's contents) would climb out of it. */
+	char clean[4096];
+	int r = path_absolute(path, "/", clean, sizeof(clean));
+	if (r)
+		return r;
 	if (c->nbinds == CONFINE_MAX_BINDS)
 		return -E2BIG;
 	c->bind_rw[c->nbinds] = rw;

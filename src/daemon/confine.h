@@ -38,7 +38,8 @@ struct confine_spec {
 int confine_build_filter(struct confine_spec *c);
 void confine_free_filter(struct confine_spec *c);
 
-/* Adds a path to bind; returns -E2BIG when full, -EINVAL for a relative path. */
+/* Adds a path to bind (kept, not copied); returns -E2BIG when full, -EINVAL for a relative
+ * path or one with a ".." component, -ENAMETOOLONG. */
 int confine_add(struct confine_spec *c, const char *path, bool rw);
 
 /*

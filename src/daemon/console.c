@@ -33,7 +33,7 @@ static size_t final_output(struct coved *d, const char *name, uint64_t pos, char
 {
 	char p[PATH_MAX + 128];
 	snprintf(p, sizeof(p), "%s/run/%s/console.log", d->state_dir, name);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = sup_open_log(p);
 	if (fd < 0)
 		return 0;
 	ssize_t n = pread(fd, buf, cap, (off_t)pos);
@@ -90,7 +90,8 @@ static void *session_main(void *arg)
 		case WS_BINARY:
 		case WS_CONT:
 			if (in_fd < 0)
-				in_fd = open(s->in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+				in_fd = open(s->in_path,
+					     O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 			if (in_fd >= 0 && len)
 				(void)!write(in_fd, in, len); /* a full FIFO drops input */
 			break;
@@ -135,7 +136,7 @@ static size_t log_tail(struct coved *d, const char *name, char *buf, size_t cap)
 {
 	char p[PATH_MAX + 128];
 	snprintf(p, sizeof(p), "%s/run/%s/console.log", d->state_dir, name);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = sup_open_log(p);
 	if (fd < 0)
 		return 0;
 	off_t end = lseek(fd, 0, SEEK_END);

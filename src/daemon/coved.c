@@ -125,6 +125,30 @@ static void usage(FILE *out)
 	      out);
 }
 
+/* Whether an account's uid is in [b, b+c): its uid and name then. A small range is looked
+ * up uid by uid (a directory such as LDAP may not enumerate its accounts); a large one in
+ * one pass over the accounts, not a million lookups at start-up. */
+#define UID_LOOKUPS_MAX 4096
+static bool account_in(unsigned long b, unsigned long c, unsigned long *uid, char *name, size_t cap)
+{
+	struct passwd *pw = NULL;
+	if (c <= UID_LOOKUPS_MAX) {
+		for (unsigned long u = b; u < b + c && !pw; u++)
+			pw = getpwuid((uid_t)u);
+	} else {
+		setpwent();
+		while ((pw = getpwent()) && !(pw->pw_uid >= b && pw->pw_uid - b < c))
+			;
+	}
+	if (pw) {
+		*uid = pw->pw_uid;
+		snprintf(name, cap, "%s", pw->pw_name);
+	}
+	if (c > UID_LOOKUPS_MAX)
+		endpwent();
+	return pw != NULL;
+}
+
 /* --confine BASE[:COUNT]: uids no account uses (a VM's user must own nothing else). */
 static int parse_uid_range(const char *arg, uid_t *base, unsigned *count)
 {
@@ -140,15 +164,14 @@ static int parse_uid_range(const char *arg, uid_t *base, unsigned *count)
 			arg);
 		return -1;
 	}
-	for (unsigned long u = b; u < b + c; u++) {
-		struct passwd *pw = getpwuid((uid_t)u);
-		if (pw) {
-			fprintf(stderr,
-				"coved: --confine %s: uid %lu is the account '%s'; choose a range "
-				"no account uses\n",
-				arg, u, pw->pw_name);
-			return -1;
-		}
+	unsigned long u;
+	char who[256];
+	if (account_in(b, c, &u, who, sizeof(who))) {
+		fprintf(stderr,
+			"coved: --confine %s: uid %lu is the account '%s'; choose a range no "
+			"account uses\n",
+			arg, u, who);
+		return -1;
 	}
 	*base = (uid_t)b;
 	*count = (unsigned)c;

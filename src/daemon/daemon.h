@@ -15,12 +15,16 @@
 
 #define COVED_MAX_RUNNING 512
 #define COVED_RING_SIZE	  (64 * 1024) /* console bytes kept for late attachers */
+/* run/NAME/vmm: the VMM's own directory (its user's when confined), for its API socket.
+ * Nothing coved opens as root lives there. */
+#define SUP_VMM_DIR "vmm"
 
 /* A VM that has a `cove run` process. */
 struct vm_rt {
 	char name[VMDEF_NAME_MAX];
-	char dir[PATH_MAX]; /* state_dir/run/NAME: console.log, console.in, vmm.log, api.sock, exit
-			     */
+	/* state_dir/run/NAME, root's: console.log, console.in, vmm.log, and SUP_VMM_DIR, the
+	 * only part a confined VMM may write (its api.sock) */
+	char dir[PATH_MAX];
 	pid_t shim_pid, vmm_pid;
 	uint64_t shim_start;
 	int64_t started_at;
@@ -74,6 +78,9 @@ size_t sup_console_read(const struct vm_rt *rt, uint64_t *pos, char *buf, size_t
 /* Records and broadcasts an event. */
 void coved_event(struct coved *d, const char *vm, const char *type, const char *reason,
 		 const char *detail);
+/* Opens a log or record file coved reads as root: O_NOFOLLOW, non-blocking, and only a
+ * regular file (never a FIFO, device or symlink someone planted). Returns an fd or -errno. */
+int sup_open_log(const char *path);
 /* Reads /proc/PID/stat: start time and whether it is alive (not a zombie). */
 bool sup_proc_alive(pid_t pid, uint64_t start);
 uint64_t sup_proc_start(pid_t pid);

@@ -236,17 +236,28 @@ static void delete_vm(struct api_request *req, struct api_response *resp)
 	if (!rc) {
 		coved_event(d, name, "undefined", "deleted", NULL);
 		/* Its last run's files go with it. */
-		static const char *const files[] = {"console.log", "console.in", "vmm.log",
-						    "exit",	   "exit.tmp",	 "api.sock",
-						    "ops.log",	   "config.json"};
+		static const char *const files[] = {"console.log",
+						    "console.in",
+						    "vmm.log",
+						    "exit",
+						    "exit.tmp",
+						    "api.sock",
+						    "ops.log",
+						    "config.json",
+						    SUP_VMM_DIR "/api.sock",
+						    SUP_VMM_DIR "/ops.log",
+						    SUP_VMM_DIR "/config.json",
+						    SUP_VMM_DIR};
 		char p[PATH_MAX + 256];
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 			snprintf(p, sizeof(p), "%s/run/%s/%s", d->state_dir, name, files[i]);
-			unlink(p);
+			if (unlink(p) != 0 && errno == EISDIR)
+				rmdir(p);
 		}
 		snprintf(p, sizeof(p), "%s/run/%s", d->state_dir, name);
 		rmdir(p);
-		static const char *const own[] = {"pid", "pid.tmp", "start.lock"};
+		static const char *const own[] = {"pid", "pid.tmp", "start.lock", "exit",
+						  "exit.tmp"};
 		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
 			snprintf(p, sizeof(p), "%s/sup/%s/%s", d->state_dir, name, own[i]);
 			unlink(p);
@@ -263,15 +274,30 @@ static void delete_vm(struct api_request *req, struct api_response *resp)
 		api_resp_no_content(resp);
 }
 
-/* Talks to a VM's own API socket (outside d->lock). */
-static int vm_api(const char *dir, const char *method, const char *path, const char *body,
-		  struct api_client_resp *out, struct cove_err *err)
+/*
+ * Talks to a VM's own API socket (outside d->lock). The VMM (owner, its user) made it in
+ * a directory it may write: coved connects only to a socket of that owner, through a
+ * descriptor of what it checked, never to a link the VMM planted to another socket.
+ */
+static int vm_api(const char *dir, uid_t owner, const char *method, const char *path,
+		  const char *body, struct api_client_resp *out, struct cove_err *err)
 {
-	char sock[PATH_MAX + 16];
-	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	char sock[PATH_MAX + 32];
+	snprintf(sock, sizeof(sock), "%s/" SUP_VMM_DIR "/api.sock", dir);
+	int sfd = open(sock, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return cove_err_set(err, -errno, "%s: %s", sock, strerror(errno));
+	struct stat st;
+	if (fstat(sfd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != owner) {
+		close(sfd);
+		return cove_err_set(err, -EPERM, "%s is not a socket of the VMM's user %u", sock,
+				    (unsigned)owner);
+	}
+	snprintf(sock, sizeof(sock), "/proc/self/fd/%d", sfd);
 	struct api_client_resp r = {0};
 	int rc =
 	    api_client_request(sock, method, path, body, body ? strlen(body) : 0, 5000, &r, err);
+	close(sfd);
 	if (rc)
 		return rc;
 	if (r.status >= 300) {
@@ -367,6 +393,7 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 	}
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", rt->dir);
+	uid_t owner = rt->uid == (uid_t)-1 ? geteuid() : rt->uid;
 	bool has_api = rt->has_api;
 	pid_t vmm = rt->vmm_pid;
 	if (strcmp(action, "stop") == 0) {
@@ -393,10 +420,10 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 		/* The ACPI power button through the VM's socket; without one, SIGTERM asks
 		 * the VMM to do the same. */
 		if (has_api && reboot)
-			rc = vm_api(dir, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
-				    NULL, &err);
+			rc = vm_api(dir, owner, "PUT", "/actions",
+				    "{\"action_type\":\"SendCtrlAltDel\"}", NULL, &err);
 		else if (has_api)
-			rc = vm_api(dir, "PUT", "/shutdown", NULL, NULL, &err);
+			rc = vm_api(dir, owner, "PUT", "/shutdown", NULL, NULL, &err);
 		else if (kill(vmm, SIGTERM) != 0)
 			rc = -errno;
 		else if (paused)
@@ -416,7 +443,7 @@ static void vm_action(struct api_request *req, struct api_response *resp)
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (has_api)
-		rc = vm_api(dir, "PATCH", "/vm",
+		rc = vm_api(dir, owner, "PATCH", "/vm",
 			    pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}", NULL,
 			    &err);
 	else
@@ -496,9 +523,12 @@ static void vm_stats(struct api_request *req, struct api_response *resp)
 	struct vm_rt *rt = rc ? NULL : sup_find(d, name);
 	char dir[PATH_MAX] = "", state[16] = "shut off";
 	pid_t vmm = 0;
+	uid_t owner = geteuid();
 	bool has_api = false;
 	if (rt) {
 		snprintf(dir, sizeof(dir), "%s", rt->dir);
+		if (rt->uid != (uid_t)-1)
+			owner = rt->uid;
 		snprintf(state, sizeof(state), "%s", rt->state);
 		vmm = rt->vmm_pid;
 		has_api = rt->has_api;
@@ -534,7 +564,7 @@ static void vm_stats(struct api_request *req, struct api_response *resp)
 	add_u64(o, "vcpu.maximum", def->cpus);
 	struct api_client_resp r = {0};
 	json_object *vs = NULL;
-	if (has_api && vm_api(dir, "GET", "/stats", NULL, &r, &err) == 0) {
+	if (has_api && vm_api(dir, owner, "GET", "/stats", NULL, &r, &err) == 0) {
 		vs = json_tokener_parse(r.body);
 		api_client_resp_free(&r);
 	}

@@ -5,8 +5,8 @@
  * restart.
  *
  * Crash safety (coved may be killed at any moment): a "starting" runtime record is
- * committed before the fork; the shim writes run/NAME/pid before it lets the VMM run,
- * and only while coved is still there (under run/NAME/start.lock, which a restarted
+ * committed before the fork; the shim writes sup/NAME/pid before it lets the VMM run,
+ * and only while coved is still there (under sup/NAME/start.lock, which a restarted
  * coved takes before it looks), so every VMM is found again by its record or pid file.
  * Destroy and reboot requests are recorded before they act.
  */
@@ -84,62 +84,115 @@ struct vm_rt *sup_find(struct coved *d, const char *name)
 	return NULL;
 }
 
-/* state_dir/sup/NAME/FILE: coved's own records of a VM's run (its pid file, start lock,
- * lent files, cgroup), out of reach of a confined VMM, which owns its run directory. */
+/* state_dir/sup/NAME/FILE: coved's own records of a VM's run (its pid file, exit status,
+ * start lock, lent files, cgroup), out of reach of a confined VMM, which owns only
+ * run/NAME/vmm (SUP_VMM_DIR): root writes and reads nothing a VMM could swap. */
 static void sup_path(const struct coved *d, const char *name, const char *file, char *out,
 		     size_t cap)
 {
 	snprintf(out, cap, "%s/sup/%s%s%s", d->state_dir, name, file[0] ? "/" : "", file);
 }
 
-/* Gives a file to a confined VM's user, recording its owner for sup_release. */
+/* Opens a lent disk to change its owner: never through a symbolic link, never blocking
+ * (a FIFO swapped in), and only a regular file or block device. Returns an fd or -errno. */
+static int open_lent(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) != 0 || !(S_ISREG(st->st_mode) || S_ISBLK(st->st_mode))) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* Gives a file to a confined VM's user, recording its owner and identity (device and
+ * inode) for sup_release, which gives back that file only, whatever the path names then. */
 static int lend(const struct coved *d, const char *name, const char *path, uid_t uid,
 		struct cove_err *err)
 {
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return cove_err_set(err, -errno, "%s: %s", path, strerror(errno));
 	if (strchr(path, '\n'))
 		return cove_err_set(err, -EINVAL, "a disk path with a newline cannot be lent");
-	if (st.st_uid == uid && st.st_gid == (gid_t)uid)
+	struct stat st;
+	int fd = open_lent(path, &st);
+	if (fd == -ELOOP)
+		return cove_err_set(err, -EINVAL,
+				    "%s is a symbolic link: a writable disk is lent to the VM's "
+				    "user, so name the file itself",
+				    path);
+	if (fd == -EINVAL)
+		return cove_err_set(err, fd, "%s is not a regular file or block device", path);
+	if (fd < 0)
+		return cove_err_set(err, fd, "%s: %s", path, strerror(-fd));
+	if (st.st_uid == uid && st.st_gid == (gid_t)uid) {
+		close(fd);
 		return 0;
+	}
 	char rec[PATH_MAX + 64];
 	sup_path(d, name, "lent", rec, sizeof(rec));
 	FILE *f = fopen(rec, "ae");
-	if (!f)
-		return cove_err_set(err, -errno, "%s: %s", rec, strerror(errno));
-	fprintf(f, "%u %u %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, path);
+	if (!f) {
+		int e = errno;
+		close(fd);
+		return cove_err_set(err, -e, "%s: %s", rec, strerror(e));
+	}
+	fprintf(f, "%u %u %llu %llu %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid,
+		(unsigned long long)st.st_dev, (unsigned long long)st.st_ino, path);
 	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
 	fclose(f);
-	if (!ok || chown(path, uid, (gid_t)uid) != 0)
-		return cove_err_set(err, -errno, "giving %s to the VM's user %u: %s", path,
-				    (unsigned)uid, strerror(errno));
+	ok = ok && fchown(fd, uid, (gid_t)uid) == 0;
+	int e = errno;
+	close(fd);
+	if (!ok)
+		return cove_err_set(err, -e, "giving %s to the VM's user %u: %s", path,
+				    (unsigned)uid, strerror(e));
 	return 0;
+}
+
+/* Gives one lent file back (a line of the lent record), if the path still names it. */
+static void give_back(const char *name, const char *line)
+{
+	unsigned u, g;
+	unsigned long long dev, ino;
+	int off = 0;
+	if (sscanf(line, "%u %u %llu %llu %n", &u, &g, &dev, &ino, &off) != 4 || off <= 0) {
+		log_warn("%s: unreadable record of a lent file: %s", name, line);
+		return;
+	}
+	const char *path = line + off;
+	struct stat st;
+	int fd = open_lent(path, &st);
+	if (fd < 0 && fd != -ELOOP && fd != -EINVAL) {
+		log_warn("%s: cannot give %s back to uid %u: %s", name, path, u, strerror(-fd));
+		return;
+	}
+	if (fd < 0 || st.st_dev != (dev_t)dev || st.st_ino != (ino_t)ino)
+		log_warn("%s: %s is no longer the file lent to the VM: not given back", name, path);
+	else if (fchown(fd, u, g) != 0)
+		log_warn("%s: cannot give %s back to uid %u: %s", name, path, u, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 void sup_release(struct coved *d, const char *name)
 {
 	net_taps_remove(name);
-	char rec[PATH_MAX + 64], line[PATH_MAX + 64];
-	/* Lent files go back to their owners, the run directory to coved. */
+	char rec[PATH_MAX + 64], line[PATH_MAX + 128];
+	/* Lent files go back to their owners, the VMM's directory to coved. */
 	sup_path(d, name, "lent", rec, sizeof(rec));
 	FILE *f = fopen(rec, "re");
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
-			unsigned u, g;
-			int off = 0;
 			line[strcspn(line, "\n")] = '\0';
-			if (sscanf(line, "%u %u %n", &u, &g, &off) == 2 && off > 0 &&
-			    chown(line + off, u, g) != 0)
-				log_warn("%s: cannot give %s back to uid %u: %s", name, line + off,
-					 u, strerror(errno));
+			give_back(name, line);
 		}
 		fclose(f);
 		unlink(rec);
 	}
 	if (d->confine) {
 		char run[PATH_MAX + 64];
-		snprintf(run, sizeof(run), "%s/run/%s", d->state_dir, name);
+		snprintf(run, sizeof(run), "%s/run/%s/" SUP_VMM_DIR, d->state_dir, name);
 		if (chown(run, geteuid(), getegid()) != 0 && errno != ENOENT)
 			log_warn("%s: cannot take back %s: %s", name, run, strerror(errno));
 	}
@@ -199,11 +252,24 @@ static void path_in(char *out, size_t cap, const struct vm_rt *rt, const char *f
 	snprintf(out, cap, "%s/%s", rt->dir, file);
 }
 
+int sup_open_log(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
 /* The last cap-1 bytes of a file, NUL-terminated, or "" when unreadable. */
 static void file_tail(const char *path, char *out, size_t cap)
 {
 	out[0] = '\0';
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = sup_open_log(path);
 	if (fd < 0)
 		return;
 	off_t end = lseek(fd, 0, SEEK_END);
@@ -454,20 +520,44 @@ static int prepare_dir(struct coved *d, struct vm_rt *rt, struct cove_err *err)
 		return cove_err_set(err, -ENAMETOOLONG, "state directory path too long");
 	if (mkdir(rt->dir, 0700) != 0 && errno != EEXIST)
 		return cove_err_set(err, -errno, "mkdir %s: %s", rt->dir, strerror(errno));
+	/* The run directory is root's alone (a confined VMM of an older coved owned it and
+	 * may have left links there): its files are made afresh, only the VMM's directory
+	 * inside is ever its user's. */
+	int dfd = open(rt->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	bool mine = dfd >= 0 && fchown(dfd, geteuid(), getegid()) == 0 && fchmod(dfd, 0700) == 0;
+	int e = errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (!mine)
+		return cove_err_set(err, -e, "taking %s: %s", rt->dir, strerror(e));
 	char p[PATH_MAX + 32];
-	const char *stale[] = {"exit", "exit.tmp", "api.sock"};
-	for (size_t i = 0; i < 3; i++) {
+	const char *stale[] = {"console.log", "vmm.log",  "console.in",
+			       "exit",	      "exit.tmp", "api.sock"};
+	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
 		path_in(p, sizeof(p), rt, stale[i]);
 		unlink(p);
 	}
+	path_in(p, sizeof(p), rt, SUP_VMM_DIR);
+	struct stat st;
+	if (lstat(p, &st) == 0 && !S_ISDIR(st.st_mode))
+		unlink(p);
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		return cove_err_set(err, -errno, "mkdir %s: %s", p, strerror(errno));
+	if (chown(p, geteuid(), getegid()) != 0)
+		return cove_err_set(err, -errno, "taking %s: %s", p, strerror(errno));
+	path_in(p, sizeof(p), rt, SUP_VMM_DIR "/api.sock");
+	unlink(p);
 	/* coved's private records of the run (root only). */
 	snprintf(p, sizeof(p), "%s/sup", d->state_dir);
 	mkdir(p, 0700);
 	sup_path(d, rt->name, "", p, sizeof(p));
 	if (mkdir(p, 0700) != 0 && errno != EEXIST)
 		return cove_err_set(err, -errno, "mkdir %s: %s", p, strerror(errno));
-	sup_path(d, rt->name, "pid", p, sizeof(p));
-	unlink(p);
+	const char *own_stale[] = {"pid", "exit", "exit.tmp"};
+	for (size_t i = 0; i < sizeof(own_stale) / sizeof(own_stale[0]); i++) {
+		sup_path(d, rt->name, own_stale[i], p, sizeof(p));
+		unlink(p);
+	}
 	sup_path(d, rt->name, "start.lock", p, sizeof(p));
 	int lk = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lk < 0)
@@ -550,7 +640,8 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 				  d->vmm, def->ndisks && !d->vmm_disk ? "--disk" : "--net");
 		goto err_free;
 	}
-	char cpus[16], mem[32], sock[PATH_MAX + 16];
+	char cpus[16], mem[32], sock[PATH_MAX + 48], vmm_dir[PATH_MAX + 16];
+	path_in(vmm_dir, sizeof(vmm_dir), rt, SUP_VMM_DIR);
 	char devs[VMDEF_MAX_DISKS + VMDEF_MAX_NICS][VMDEF_PATH_MAX + 32];
 	snprintf(cpus, sizeof(cpus), "%u", def->cpus);
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)def->memory_mib);
@@ -590,7 +681,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 	argv[ac++] = "--console";
 	argv[ac++] = strcmp(def->console, "none") == 0 ? "none" : "stdio";
 	if (d->vmm_api_sock) {
-		snprintf(sock, sizeof(sock), "%s/api.sock", rt->dir);
+		snprintf(sock, sizeof(sock), "%s/api.sock", vmm_dir);
 		argv[ac++] = "--api-sock";
 		argv[ac++] = sock;
 		rt->has_api = true;
@@ -629,8 +720,19 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 			if (!jr)
 				jr = confine_backing(jail, &def->disks[i], &backing);
 		}
-		if (!jr)
-			jr = confine_add(jail, rt->dir, true);
+		if (!jr) /* its own directory only: nothing coved opens lives there */
+			jr = confine_add(jail, vmm_dir, true);
+		if (jr == -E2BIG)
+			cove_err_set(
+			    err, jr,
+			    "too many files to bind into the VMM's jail: its disks and their "
+			    "backing files, with the VMM, kernel and initrd, come to more "
+			    "than %d",
+			    CONFINE_MAX_BINDS - 1);
+		else if (jr == -EINVAL)
+			cove_err_set(err, jr,
+				     "a file to bind into the VMM's jail (a backing file named by "
+				     "a disk image?) is not an absolute path without '..'");
 		/* What the VMM opens must be open to its user: writable disks are lent to
 		 * it (and given back when it ends); the rest must be readable by all. */
 		const char *ro[2 + VMDEF_MAX_DISKS];
@@ -659,18 +761,13 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 				    ro[i], (unsigned)(st.st_mode & 07777), (unsigned)rt->uid);
 			}
 		}
-		if (jr) {
-			confine_free_filter(jail);
-			free(jail);
-			rc = jr;
-			goto err_free;
-		}
-		/* The VMM creates its API socket in its run directory. */
-		if (!jr && chown(rt->dir, jail->uid, jail->gid) != 0)
+		/* The VMM creates its API socket in its directory. */
+		if (!jr && chown(vmm_dir, jail->uid, jail->gid) != 0)
 			jr = -errno;
 		if (!jr)
 			jr = confine_build_filter(jail);
-		if (jr) {
+		if (jr) { /* the first message stands; this one is for errors without one */
+			confine_free_filter(jail);
 			free(jail);
 			bind_names_free(&backing);
 			rc = cove_err_set(err, jr, "preparing the VMM's confinement: %s",
@@ -695,15 +792,15 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 	path_in(p_in, sizeof(p_in), rt, "console.in");
 	path_in(p_out, sizeof(p_out), rt, "console.log");
 	path_in(p_err, sizeof(p_err), rt, "vmm.log");
-	path_in(sa.exit, sizeof(sa.exit), rt, "exit");
-	path_in(sa.exit_tmp, sizeof(sa.exit_tmp), rt, "exit.tmp");
+	sup_path(d, def->name, "exit", sa.exit, sizeof(sa.exit));
+	sup_path(d, def->name, "exit.tmp", sa.exit_tmp, sizeof(sa.exit_tmp));
 	sup_path(d, def->name, "pid", sa.pid, sizeof(sa.pid));
 	sup_path(d, def->name, "pid.tmp", sa.pid_tmp, sizeof(sa.pid_tmp));
 	sup_path(d, def->name, "start.lock", sa.lock, sizeof(sa.lock));
 	/* O_RDWR: the FIFO never reads EOF when coved (the writer) goes away. */
-	int in_fd = open(p_in, O_RDWR | O_CLOEXEC);
-	int out_fd = open(p_out, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-	int err_fd = open(p_err, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	int in_fd = open(p_in, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	int out_fd = open(p_out, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	int err_fd = open(p_err, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	int pfd[2] = {-1, -1}, alive_p[2] = {-1, -1};
 	bool recorded = false;
 	if (in_fd < 0 || out_fd < 0 || err_fd < 0 || pipe2(pfd, O_CLOEXEC) != 0 ||
@@ -711,7 +808,7 @@ int sup_start(struct coved *d, const struct vmdef *def, const char *reason, stru
 		rc = cove_err_set(err, -errno, "preparing %s: %s", rt->dir, strerror(errno));
 		goto err_fds;
 	}
-	rt->console_fd = open(p_out, O_RDONLY | O_CLOEXEC);
+	rt->console_fd = sup_open_log(p_out);
 
 	/* Recorded before the fork: a restart finds the VM however far this got. */
 	strcpy(rt->state, "starting");
@@ -834,7 +931,7 @@ static void finish(struct coved *d, struct vm_rt *rt)
 {
 	pump_console(rt);
 	char p[PATH_MAX + 32], status[64] = "";
-	path_in(p, sizeof(p), rt, "exit");
+	sup_path(d, rt->name, "exit", p, sizeof(p));
 	file_tail(p, status, sizeof(status));
 	char *nl = strchr(status, '\n');
 	if (nl)
@@ -967,10 +1064,10 @@ static void reattach_one(struct coved *d, struct store_runtime *srt)
 		store_vm_uid(d->store, rt->name, d->confine_uid_base, d->confine_uid_count,
 			     &rt->uid, NULL);
 	char p[PATH_MAX + 32];
-	path_in(p, sizeof(p), rt, "api.sock");
+	path_in(p, sizeof(p), rt, SUP_VMM_DIR "/api.sock");
 	rt->has_api = access(p, F_OK) == 0;
 	path_in(p, sizeof(p), rt, "console.log");
-	rt->console_fd = open(p, O_RDONLY | O_CLOEXEC);
+	rt->console_fd = sup_open_log(p);
 	if (rt->console_fd >= 0) { /* late attachers see the recent output again */
 		off_t end = lseek(rt->console_fd, 0, SEEK_END);
 		off_t from = end > COVED_RING_SIZE ? end - COVED_RING_SIZE : 0;

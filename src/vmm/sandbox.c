@@ -1,6 +1,7 @@
 /* The VMM's jail (namespaces, tmpfs root), its unprivileged user and capabilities (libcap). */
 #include "vmm/sandbox.h"
 #include "util/log.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -192,37 +193,6 @@ static int mkdirs(const char *path)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-/* Absolute, lexically clean path ("." and "//" removed; ".." refused). */
-static int absolute(const char *path, const char *cwd, char *out, size_t len)
-{
-	char tmp[4096];
-	int n = path[0] == '/' ? snprintf(tmp, sizeof(tmp), "%s", path)
-			       : snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	size_t o = 0;
-	char *save = NULL;
-	for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-		if (!strcmp(c, "."))
-			continue;
-		if (!strcmp(c, ".."))
-			return -EINVAL;
-		size_t cl = strlen(c);
-		if (o + 1 + cl + 1 > len)
-			return -ENAMETOOLONG;
-		out[o++] = '/';
-		memcpy(out + o, c, cl);
-		o += cl;
-	}
-	if (o == 0) {
-		if (len < 2)
-			return -ENAMETOOLONG;
-		out[o++] = '/';
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* Closes every descriptor above stderr that is not in keep (inherited ones: not needed). */
 static void close_others(const int *keep, unsigned nkeep)
 {
@@ -268,7 +238,7 @@ static int open_source(struct bind_src *b, const char *src, unsigned flags, cons
 		       struct cove_err *err)
 {
 	b->fd = -1;
-	int r = absolute(src, cwd, b->abs, sizeof(b->abs));
+	int r = path_absolute(src, cwd, b->abs, sizeof(b->abs));
 	if (!r && (flags & SANDBOX_BIND_DIR_OF)) {
 		char *slash = strrchr(b->abs, '/');
 		if (slash == b->abs)
@@ -483,7 +453,7 @@ int sandbox_enter(struct sandbox *sb, const struct sandbox_opts *o, const struct
 	char cwd[4096];
 	if (!getcwd(cwd, sizeof(cwd)))
 		snprintf(cwd, sizeof(cwd), "/");
-	if ((r = absolute(jail, cwd, sb->jail, sizeof(sb->jail))) || (r = mkdirs(sb->jail)))
+	if ((r = path_absolute(jail, cwd, sb->jail, sizeof(sb->jail))) || (r = mkdirs(sb->jail)))
 		return cove_err_set(err, r, "jail-dir %s: cannot create it: %s", jail,
 				    r == -EINVAL ? "no '..' please" : strerror(-r));
 	if (!strcmp(sb->jail, "/"))

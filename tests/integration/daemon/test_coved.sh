@@ -96,7 +96,7 @@ r=$(curl -s -m 5 --unix-socket "$SOCK.ro" -w '\n%{http_code}' http://x/v1/vms)
 check "read-only socket serves GET" '[[ ${r##*$'"'"'\n'"'"'} == 200 ]]'
 r=$(curl -s -m 5 --unix-socket "$SOCK.ro" -X POST -d '{"name":"ro"}' -w '\n%{http_code}' http://x/v1/vms)
 check "read-only socket refuses POST with 403" '[[ ${r##*$'"'"'\n'"'"'} == 403 ]]'
-check "audit log records mutating calls" 'grep -q "PUT /v1/vms/web 200" "$STATE/audit.log" && grep -q "POST /v1/vms 400" "$STATE/audit.log"'
+check "audit log records mutating calls, with the caller's uid and pid" 'grep -Eq "uid=$(id -u) pid=[1-9][0-9]* PUT /v1/vms/web 200" "$STATE/audit.log" && grep -q "POST /v1/vms 400" "$STATE/audit.log"'
 
 # -- storage pool
 check "vol-create raw" '"$COVECTL" vol-create disk1 16M >/dev/null && [ "$(stat -c %s "$STATE/images/disk1")" = 16777216 ]'

@@ -9,6 +9,21 @@ set -u
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (to confine as other users)"; exit 77; }
 . "$(dirname "$0")/lib.sh"
 BASE=$((600000 + ($$ % 2000) * 50)) # unique per run: other runs may confine too
+# A range with an account's uid in it is refused: a small range is looked up uid by uid,
+# a large one (over 4096) in one pass over the accounts.
+acct=$(getent passwd | awk -F: '$3 >= 1000 && $3 < 4000000000 { print $3 " " $1; exit }')
+if [ -n "$acct" ]; then
+	auid=${acct% *} aname=${acct#* }
+	lbase=$((auid > 6000 ? auid - 5000 : 1000))
+	for range in "$auid:1" "$lbase:10000"; do
+		out=$(timeout 20 "$COVED" --socket "$TMP/refused.sock" --state-dir "$TMP/refused" --vmm "$FAKE_VMM" --confine "$range" 2>&1)
+		rc=$?
+		check "--confine $range holds the account '$aname' ($auid): refused" '[ $rc != 0 ] && grep -q "uid $auid is the account .$aname." <<<"$out"'
+	done
+else
+	skip "--confine refuses a range with an account's uid" "no account with a uid >= 1000 here"
+	skip "--confine refuses a large range with an account's uid" "no account with a uid >= 1000 here"
+fi
 start_coved "$FAKE_VMM" --confine "$BASE:50" || { echo "Bail out! coved did not start"; exit 1; }
 # The pool disk of VM a: root's and private, as coved makes pool images.
 "$COVECTL" vol-create adisk 1M >/dev/null
@@ -60,6 +75,60 @@ check "and its cgroup is gone" '[ -n "$cgdir" ] && [ ! -d "$cgdir" ]'
 echo "{\"name\":\"c\",\"disks\":[{\"path\":\"$STATE/images/rodisk\",\"readonly\":true}]}" | "$COVECTL" define - >/dev/null
 r=$(api POST /v1/vms/c/actions/start)
 check "a read-only disk its user cannot read: refused with the reason ($r)" '[[ $r == 403* ]] && grep -q "not readable by other users" <<<"$r"'
+# A hostile VMM links the names of coved's files in its run directory (and in its own
+# directory) to root-only files (those it reads to one, those it writes to another), then
+# crashes: coved writes nothing through the links and serves nothing they point to.
+secret=$TMP/secret victim=$TMP/victim
+echo "TOP-SECRET-$$" >"$secret"
+echo "VICTIM-$$" >"$victim"
+chmod 600 "$secret" "$victim"
+echo '{"name":"h"}' | "$COVECTL" define - >/dev/null
+"$COVECTL" start h >/dev/null
+wait_for 'grep -q "boot ok" "$STATE/run/h/console.log" 2>/dev/null'
+echo "plant $STATE/run/h $secret $victim" >"$STATE/run/h/console.in"
+wait_for 'events "?vm=h" | grep -q "\"type\":\"stopped\""'
+ev=$(events "?vm=h")
+check "a hostile VMM's links: the root-only files they point to are untouched" '[ "$(cat "$secret")" = "TOP-SECRET-$$" ] && [ "$(cat "$victim")" = "VICTIM-$$" ] && [ "$(stat -c %u:%a "$secret")" = 0:600 ] && [ "$(stat -c %u:%a "$victim")" = 0:600 ]'
+check "... its exit status is the real one, reported with its own log" 'grep -q "exit status 3" <<<"$ev" && grep -q "simulated crash" <<<"$ev"'
+check "... neither the crashed event nor the console serves the file" '! grep -q TOP-SECRET <<<"$ev" && ! api GET /v1/vms/h/console | grep -q TOP-SECRET'
+check "... it could link only inside its own directory" 'grep -q "planted $STATE/run/h/vmm/" "$STATE/run/h/vmm.log" && ! grep -q "planted $STATE/run/h/[a-z.]*$" "$STATE/run/h/vmm.log" && [ -z "$(find "$STATE/run/h" -maxdepth 1 -type l)" ]'
+# Lent disks and links: a disk path that is a link is not lent (it could name any file),
+# and a disk swapped for a link while lent is not given back through it.
+owned=$TMP/owned
+echo keep >"$owned"
+chown 12345:12345 "$owned"
+chmod 600 "$owned"
+ln -s "$owned" "$STATE/images/ldisk"
+echo "{\"name\":\"l\",\"disks\":[{\"path\":\"$STATE/images/ldisk\"}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/l/actions/start)
+check "a writable disk given as a link is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "symbolic link" <<<"$r" && [ "$(stat -c %u:%g "$owned")" = 12345:12345 ]'
+"$COVECTL" vol-create sdisk 1M >/dev/null
+sdisk=$STATE/images/sdisk
+echo "{\"name\":\"s\",\"disks\":[{\"path\":\"$sdisk\"}]}" | "$COVECTL" define - >/dev/null
+"$COVECTL" start s >/dev/null
+us=$(stat -c %u "$sdisk")
+mv "$sdisk" "$sdisk.real"
+ln -s "$owned" "$sdisk"
+"$COVECTL" destroy s >/dev/null
+wait_for '"$COVECTL" list --all | grep -q "s .*shut off"'
+check "a lent disk swapped for a link: the link's target keeps its owner" '[ "$us" != 0 ] && [ "$(stat -c %u:%g "$owned")" = 12345:12345 ]'
+check "... and coved says it did not give it back" 'grep -q "no longer the file lent" "$TMP/coved.log"'
+# A disk whose backing chain is longer than the jail takes: refused, saying why.
+"$COVE" img create -f raw "$TMP/chain0" 64K >/dev/null
+for i in $(seq 1 40); do
+	"$COVE" img create -f qcow2 -b "$TMP/chain$((i - 1))" -F "$([ $i = 1 ] && echo raw || echo qcow2)" "$TMP/chain$i" >/dev/null
+done
+echo "{\"name\":\"deep\",\"disks\":[{\"path\":\"$TMP/chain40\"}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/deep/actions/start)
+check "a backing chain too long for the jail is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "too many files to bind" <<<"$r"'
+# A backing file named with "..": coved makes a bound file's path under the jail's root
+# as root, and enough ".." would climb out of it onto the host; refused.
+mkdir -p "$TMP/dd/sub"
+chmod 644 "$TMP/chain0"
+"$COVE" img create -f qcow2 -b "$TMP/dd/sub/../../chain0" -F raw "$TMP/dotdot" >/dev/null
+echo "{\"name\":\"dd\",\"disks\":[{\"path\":\"$TMP/dotdot\"}]}" | "$COVECTL" define - >/dev/null
+r=$(api POST /v1/vms/dd/actions/start)
+check "a backing file named with '..' is refused, saying why ($r)" '[[ $r == 4* ]] && grep -q "without '"'"'..'"'"'" <<<"$r" && ! "$COVECTL" list | grep -q "dd .*running"'
 stop_coved
 
 # -- a confined cove run with a writable disk and a NIC, inside a network namespace

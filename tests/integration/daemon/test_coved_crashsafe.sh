@@ -36,7 +36,7 @@ echo '{"name":"lonely"}' | "$COVECTL" define - >/dev/null
 wait_for '[ -p "$STATE/run/lonely/console.in" ]'
 kill9_coved
 echo crash >"$STATE/run/lonely/console.in"
-wait_for '[ -e "$STATE/run/lonely/exit" ]'
+wait_for '[ -e "$STATE/sup/lonely/exit" ]'
 start_coved || { echo "Bail out! coved did not restart"; exit 1; }
 check "a crash while coved was down is reported on restart" 'wait_for "events \"?vm=lonely\" | grep -q \"exit status 3\""'
 # -- coved killed (SIGKILL, by its test hook) at each step of starting, destroying and

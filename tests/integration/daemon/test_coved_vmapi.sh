@@ -11,7 +11,7 @@ echo '{"name":"api1","disks":[{"path":"/var/lib/cove/images/a.img"},{"path":"/va
 check "start" '"$COVECTL" start api1 >/dev/null'
 check "booted through its API socket" 'wait_for "curl -s --unix-socket $SOCK http://x/v1/vms/api1/console | grep -q \"through the API\""'
 check "coved knows the VM has an API socket" '"$COVECTL" --json info api1 | grep -q "\"api_socket\":true"'
-ops=$STATE/run/api1/ops.log
+ops=$STATE/run/api1/vmm/ops.log
 check "suspend is PATCH /vm Paused" '"$COVECTL" suspend api1 >/dev/null && grep -q "^pauses$" "$ops"'
 check "resume is PATCH /vm Resumed" '"$COVECTL" resume api1 >/dev/null && grep -q "^resumes$" "$ops"'
 # Disk counters exist only in the VMM (the double reports 4096 bytes read on its first

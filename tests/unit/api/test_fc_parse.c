@@ -228,8 +228,13 @@ static void test_small_sections(void **state)
 	assert_int_equal(fc_bucket_rate(&nu.rx_rate_limiter.ops), 100);
 	assert_int_equal(
 	    fc_parse_net_update("e0", S("{\"iface_id\":\"e0\",\"mtu\":9000}"), &nu, &err), -EINVAL);
+	cove_err_clear(&err);
 	assert_int_equal(fc_parse_net_update("e0", S("{\"iface_id\":\"e/0\"}"), &nu, &err),
 			 -EINVAL);
+	assert_non_null(strstr(err.msg, "invalid iface_id 'e/0'"));
+	cove_err_clear(&err);
+	assert_int_equal(fc_parse_net_update("e0", S("{\"iface_id\":\"e1\"}"), &nu, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "does not match"));
 	struct fc_logger l;
 	cove_err_clear(&err);
 	assert_int_equal(fc_parse_logger(S("{\"log_path\":\"/l\",\"level\":\"debug\"}"), &l, &err),

@@ -3,8 +3,10 @@
 #include "api/fc_api.h"
 #include "api/fc_double.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,12 +212,56 @@ static void test_huge_body(void **state)
 	free(big);
 }
 
+/* Times the server's watchdog thread has gone to sleep and woken (-1: no such thread). */
+static long watchdog_wakeups(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	long n = -1;
+	struct dirent *e;
+	while (dir && n < 0 && (e = readdir(dir))) {
+		char p[64], line[128];
+		snprintf(p, sizeof(p), "/proc/self/task/%.20s/comm", e->d_name);
+		FILE *f = fopen(p, "r");
+		bool ours =
+		    f && fgets(line, sizeof(line), f) && strcmp(line, "api-watchdog\n") == 0;
+		if (f)
+			fclose(f);
+		if (!ours)
+			continue;
+		snprintf(p, sizeof(p), "/proc/self/task/%.20s/status", e->d_name);
+		f = fopen(p, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+				break;
+		if (f)
+			fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+/* With no request on its way, the watchdog has no deadline to keep: it sleeps. */
+static void test_idle_watchdog_sleeps(void **state)
+{
+	(void)state;
+	assert_int_equal(req("GET", "/", NULL, NULL), 200);
+	usleep(200 * 1000); /* the client's connection closes */
+	long before = watchdog_wakeups();
+	assert_true(before >= 0);
+	usleep(1000 * 1000);
+	long after = watchdog_wakeups();
+	if (after - before > 1)
+		fail_msg("the idle watchdog woke %ld times in a second", after - before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lifecycle),
 	    cmocka_unit_test(test_huge_body),
 	    cmocka_unit_test(test_runtime_devices),
+	    cmocka_unit_test(test_idle_watchdog_sleeps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -134,6 +134,20 @@ static void test_events_and_runtime(void **state)
 	assert_int_equal(store_commit(s), 0);
 	assert_int_equal(store_runtime_get(s, "vm", &got), 0);
 	assert_true(got.destroy_requested);
+	int64_t last = store_event_last_id(s);
+	assert_true(last > 0);
+	/* A transaction that never commits (coved killed inside it) leaves nothing. */
+	assert_int_equal(store_begin(s), 0);
+	got.vmm_pid = 99;
+	got.destroy_requested = false;
+	assert_int_equal(store_runtime_set(s, &got, &err), 0);
+	assert_int_equal(store_event_add(s, "vm", "crashed", "never committed", NULL, NULL), 0);
+	store_close(s);
+	assert_int_equal(store_open(db, &s, &err), 0);
+	assert_int_equal(store_runtime_get(s, "vm", &got), 0);
+	assert_int_equal(got.vmm_pid, 11);
+	assert_true(got.destroy_requested);
+	assert_int_equal(store_event_last_id(s), last);
 	assert_int_equal(store_runtime_clear(s, "vm", &err), 0);
 	assert_int_equal(store_runtime_get(s, "vm", &got), -ENOENT);
 	store_close(s);
