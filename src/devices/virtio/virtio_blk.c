@@ -84,7 +84,8 @@ struct vblk {
 	uint32_t done_queues;	/* queues with used entries not yet signalled */
 	struct rate_limiter rl; /* unlimited unless bps/iops */
 	uint64_t bps, iops;
-	int timer_fd; /* wakes the device when its rate limit allows more */
+	int timer_fd;	  /* wakes the device when its rate limit allows more */
+	bool timer_armed; /* set until the timer's expiry is read: no read on other wakeups */
 	bool timer_watched;
 	struct virtio_blk_stats st;
 };
@@ -324,6 +325,7 @@ static bool admit(struct vblk *b, uint64_t bytes)
 	struct itimerspec its = {
 	    .it_value = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)}};
 	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->timer_armed = true;
 	b->st.throttled++;
 	return false;
 }
@@ -404,7 +406,11 @@ static void blk_backend_ready(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
 	uint64_t n;
-	bool again = read(b->timer_fd, &n, sizeof(n)) == sizeof(n);
+	bool again = false;
+	if (b->timer_armed && read(b->timer_fd, &n, sizeof(n)) == sizeof(n)) {
+		again = true;
+		b->timer_armed = false;
+	}
 	if (b->aio) {
 		blk_aio_complete(b->blk);
 		signal_done(vp, b);
@@ -478,6 +484,7 @@ void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
 	/* Requests held back by the old limits are looked at again now. */
 	struct itimerspec its = {.it_value = {0, 1}};
 	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->timer_armed = true;
 	pthread_mutex_unlock(&vp->lock);
 }
 
