@@ -2,6 +2,7 @@
  * space, BAR sizing, feature negotiation, queues, MSI-X masking, virtio-blk and virtio-rng
  * requests, NEEDS_RESET, and save → restore → save giving identical bytes. */
 #include "devices/pci/pci.h"
+#include "devices/virtio/ratelimit.h"
 #include "devices/virtio/virtio_devices.h"
 #include "vmm/bus.h"
 #include "vmm/layout.h"
@@ -300,6 +301,23 @@ static void test_save_restore(void **state)
 	assert_int_equal(s2.bps, 5000000);
 	assert_int_equal(s2.iops, 300);
 	assert_memory_equal(&s1, &s2, sizeof(s1));
+	/* A saved rate the limiter cannot hold (above RATELIMIT_MAX means unlimited) is not
+	 * applied on restore, and the stats show what is. */
+	uint8_t *edited = malloc(a.len);
+	assert_non_null(edited);
+	memcpy(edited, a.data, a.len);
+	uint64_t saved_bps = 5000000, huge = RATELIMIT_MAX + 1;
+	uint8_t *at = memmem(edited, a.len, &saved_bps, 8);
+	assert_non_null(at);
+	memcpy(at, &huge, 8);
+	struct virtio_pci *third = virtio_blk_new(&o, &mem, NULL, &err);
+	assert_non_null(third);
+	assert_int_equal(virtio_pci_restore(third, edited, a.len), 0);
+	assert_int_equal(virtio_blk_stats(third, &s2), 0);
+	assert_int_equal(s2.bps, 0);
+	assert_int_equal(s2.iops, 300);
+	virtio_dev_free(third);
+	free(edited);
 	/* A disk of another format (or size) does not take the state. */
 	struct virtio_disk_opts q = {.path = qpath, .queues = 2, .sync_io = true};
 	struct virtio_pci *qdisk = virtio_blk_new(&q, &mem, NULL, &err);
