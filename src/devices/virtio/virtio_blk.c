@@ -597,11 +597,6 @@ int virtio_blk_stats(struct virtio_pci *vp, struct virtio_blk_stats *out)
 	return 0;
 }
 
-bool virtio_is_blk(const struct virtio_pci *vp)
-{
-	return vp && vp->ops == &blk_ops;
-}
-
 /* Opens the image through the block layer and sets up its I/O. Returns 0 or -errno. */
 static int open_disk(struct vblk *b, const struct virtio_disk_opts *o, struct cove_err *err)
 {

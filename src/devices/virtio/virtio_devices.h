@@ -84,8 +84,6 @@ struct virtio_blk_stats {
 	uint64_t throttled; /* times a request waited for the rate limit */
 	uint64_t bps, iops; /* limits now (0: none) */
 };
-/* Whether vp is a virtio-blk device (of virtio_blk_new). */
-bool virtio_is_blk(const struct virtio_pci *vp);
 /* Copies vp's counters (any thread). Returns 0, or -ENODEV when vp is not a disk. */
 int virtio_blk_stats(struct virtio_pci *vp, struct virtio_blk_stats *out);
 void virtio_dev_free(struct virtio_pci *vp);

@@ -530,6 +530,12 @@ static void net_destroy(struct virtio_pci *vp)
 		log_info("%s: %u queue pairs, %u in use; frames received/sent per pair:%s",
 			 vp->name, n->npairs, n->active, per);
 	}
+	if (n->rx_dropped || n->tx_dropped || n->throttled || n->ctrl_errors)
+		log_info(
+		    "%s: frames dropped: %llu received, %llu sent; waited for a rate limit %llu "
+		    "times; control commands refused: %llu",
+		    vp->name, (unsigned long long)n->rx_dropped, (unsigned long long)n->tx_dropped,
+		    (unsigned long long)n->throttled, (unsigned long long)n->ctrl_errors);
 	for (unsigned p = 0; p < n->npairs; p++)
 		if (n->pair[p].tap >= 0)
 			close(n->pair[p].tap);
