@@ -66,13 +66,6 @@ int tap_open_queues(const char *name, unsigned n, int *fds, struct cove_err *err
 	return 0;
 }
 
-int tap_open(const char *name, struct cove_err *err)
-{
-	int fd;
-	int r = tap_open_queues(name, 1, &fd, err);
-	return r < 0 ? r : fd;
-}
-
 int tap_set_offload(int fd, unsigned tun_flags)
 {
 	return ioctl(fd, TUNSETOFFLOAD, (unsigned long)tun_flags) < 0 ? -errno : 0;

@@ -8,12 +8,10 @@
 #define TAP_VNET_HDR_LEN 12 /* struct virtio_net_hdr_v1 (with num_buffers) */
 #define TAP_MAX_QUEUES	 16 /* queues Cove opens on one tap (the kernel allows 256) */
 
-/* Opens (or creates, as root) tap device name with IFF_VNET_HDR, non-blocking. Returns the fd
- * or -errno with err set. */
-int tap_open(const char *name, struct cove_err *err);
-/* The same with n queues (1..TAP_MAX_QUEUES) into fds[0..n): IFF_MULTI_QUEUE when n > 1 (the
- * tap must then be made with multi_queue, or not exist yet). All queues start attached.
- * Returns 0 or -errno with err set; on failure no fd is left open. */
+/* Opens (or creates, as root) tap device name with IFF_VNET_HDR, non-blocking, with n queues
+ * (1..TAP_MAX_QUEUES) into fds[0..n): IFF_MULTI_QUEUE when n > 1 (the tap must then be made
+ * with multi_queue, or not exist yet). All queues start attached. Returns 0 or -errno with err
+ * set; on failure no fd is left open. */
 int tap_open_queues(const char *name, unsigned n, int *fds, struct cove_err *err);
 
 /* Offloads the guest accepts (TUNSETOFFLOAD): checksum, TSO4/6, ECN, UFO flags as TUN_F_*.

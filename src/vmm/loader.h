@@ -25,7 +25,7 @@ enum kernel_format kernel_detect(const uint8_t *img, size_t len);
  * Whether MARKER (under 64 bytes) occurs in the kernel image: in the file itself, or in a
  * bzImage's payload once decompressed (gzip, zstd, xz; at most 512 MiB of output is read).
  * Returns 1 found, 0 not found, -ENOTSUP for another compression, -EINVAL for a damaged
- * payload, -ENOMEM.
+ * payload or a setup header bzimage_parse refuses, -ENOMEM.
  */
 int kernel_find_marker(const uint8_t *img, size_t len, const char *marker);
 
@@ -40,6 +40,8 @@ struct bzimage_info {
 	uint64_t pref_address;	  /* where it prefers to run */
 	uint8_t relocatable;
 	uint16_t xloadflags;
+	uint32_t payload_offset; /* the compressed kernel, from the end of the setup */
+	uint32_t payload_length;
 };
 
 /* Returns 0 or -EINVAL (-ENOEXEC: not a bzImage) with the reason in err. */

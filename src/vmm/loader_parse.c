@@ -70,6 +70,8 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, stru
 	out->cmdline_size = rd32(img + 0x238);
 	out->pref_address = rd64(img + 0x258);
 	out->init_size = rd32(img + 0x260);
+	out->payload_offset = rd32(img + 0x248);
+	out->payload_length = rd32(img + 0x24C);
 	return 0;
 }
 

@@ -11,10 +11,6 @@
 #define CHUNK	      (1u << 20)
 #define MAX_INFLATED  (512ull << 20) /* far above any kernel: a bound for hostile files */
 #define MARKER_MAX    64
-#define SETUP_SECTS   0x1F1
-#define PAYLOAD_OFF   0x248
-#define PAYLOAD_LEN   0x24C
-#define HDR_VERSION   0x206
 #define PAYLOAD_SINCE 0x0208 /* boot protocol 2.08 added payload_offset/length */
 
 /* Searches the decompressed stream chunk by chunk; the last len-1 bytes of one chunk are
@@ -126,13 +122,6 @@ static int scan_xz(struct scan *s, const uint8_t *in, size_t len)
 	return ret;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
 int kernel_find_marker(const uint8_t *k, size_t len, const char *marker)
 {
 	size_t mlen = strlen(marker);
@@ -140,13 +129,17 @@ int kernel_find_marker(const uint8_t *k, size_t len, const char *marker)
 		return -EINVAL;
 	if (memmem(k, len, marker, mlen))
 		return 1;
-	if (kernel_detect(k, len) != KERNEL_BZIMAGE || len < PAYLOAD_LEN + 4)
+	if (kernel_detect(k, len) != KERNEL_BZIMAGE)
 		return 0; /* an uncompressed kernel: the search above was the whole answer */
-	uint16_t version = (uint16_t)(k[HDR_VERSION] | k[HDR_VERSION + 1] << 8);
-	if (version < PAYLOAD_SINCE)
+	/* The loader's own parser: the setup's size and the payload fields are read one way. */
+	struct bzimage_info bz;
+	struct cove_err err = {0};
+	int r = bzimage_parse(k, len, &bz, &err);
+	if (r)
+		return r;
+	if (bz.version < PAYLOAD_SINCE)
 		return -ENOTSUP;
-	uint64_t setup = ((uint64_t)(k[SETUP_SECTS] ? k[SETUP_SECTS] : 4) + 1) * 512;
-	uint64_t off = setup + get32(k + PAYLOAD_OFF), plen = get32(k + PAYLOAD_LEN);
+	uint64_t off = (uint64_t)bz.setup_size + bz.payload_offset, plen = bz.payload_length;
 	if (off > len || plen > len - off || plen < 6)
 		return -EINVAL;
 	const uint8_t *p = k + off;

@@ -438,13 +438,7 @@ static int op_balloon_set(void *opaque, uint32_t amount_mib, struct cove_err *er
 	struct virtio_pci *vp = get_virtio(g, VIRTIO_ID_BALLOON, 0, "balloon device", err);
 	if (!vp)
 		return err->code;
-	uint64_t ram_mib = (g->m->vm.mem.low_size + g->m->vm.mem.high_size) >> 20;
-	int r = 0;
-	if (amount_mib > ram_mib)
-		r = cove_err_set(err, -EINVAL, "amount_mib %u: more than the guest's %llu MiB",
-				 amount_mib, (unsigned long long)ram_mib);
-	else
-		virtio_balloon_set_target(vp, amount_mib * 256);
+	int r = virtio_balloon_set_target(vp, amount_mib, err);
 	pthread_mutex_unlock(&g->lock);
 	return r;
 }

@@ -229,8 +229,26 @@ static const struct virtio_dev_ops balloon_ops = {
     .backend_ready = balloon_backend_ready,
 };
 
-void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages)
+/* The one check of a balloon's size, against the guest's RAM (then amount_mib * 256 pages
+ * fits 32 bits too). Returns 0 or -EINVAL with err set. */
+static int check_amount(const struct guest_mem *mem, uint32_t amount_mib, struct cove_err *err)
 {
+	uint64_t ram_mib = (mem->low_size + mem->high_size) >> 20;
+	if (amount_mib > ram_mib)
+		return cove_err_set(err, -EINVAL,
+				    "balloon amount_mib %u: more than the guest's %llu MiB",
+				    amount_mib, (unsigned long long)ram_mib);
+	if (amount_mib > UINT32_MAX / 256)
+		return cove_err_set(err, -EINVAL, "balloon amount_mib %u: too large", amount_mib);
+	return 0;
+}
+
+int virtio_balloon_set_target(struct virtio_pci *vp, uint32_t amount_mib, struct cove_err *err)
+{
+	int r = check_amount(vp->mem, amount_mib, err);
+	if (r)
+		return r;
+	uint32_t pages = amount_mib * 256;
 	pthread_mutex_lock(&vp->lock);
 	struct vballoon *b = vp->dev;
 	if (b->num_pages != pages) {
@@ -239,6 +257,7 @@ void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages)
 			virtio_pci_config_changed(vp);
 	}
 	pthread_mutex_unlock(&vp->lock);
+	return 0;
 }
 
 int virtio_balloon_set_interval(struct virtio_pci *vp, uint32_t seconds)
@@ -284,10 +303,9 @@ struct virtio_pci *virtio_balloon_new(const struct virtio_balloon_opts *o,
 		cove_err_set(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (o->amount_mib > UINT32_MAX / 256) {
+	if (check_amount(mem, o->amount_mib, err)) {
 		free(b);
 		free(vp);
-		cove_err_set(err, -EINVAL, "balloon amount_mib %u: too large", o->amount_mib);
 		return NULL;
 	}
 	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -82,9 +82,9 @@ struct vblk {
 	bool stalled;		/* a request waits for a free slot */
 	unsigned cur_q;		/* the queue being served */
 	uint32_t done_queues;	/* queues with used entries not yet signalled */
-	struct rate_limiter rl; /* unlimited unless bps/iops */
-	uint64_t bps, iops;
-	int timer_fd; /* wakes the device when its rate limit allows more */
+	struct rate_limiter rl; /* unlimited unless bps/iops; its rates are what stats show */
+	int timer_fd;		/* wakes the device when its rate limit allows more */
+	bool timer_armed;	/* set until the timer's expiry is read: no read on other wakeups */
 	bool timer_watched;
 	struct virtio_blk_stats st;
 };
@@ -324,6 +324,7 @@ static bool admit(struct vblk *b, uint64_t bytes)
 	struct itimerspec its = {
 	    .it_value = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)}};
 	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->timer_armed = true;
 	b->st.throttled++;
 	return false;
 }
@@ -404,7 +405,11 @@ static void blk_backend_ready(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
 	uint64_t n;
-	bool again = read(b->timer_fd, &n, sizeof(n)) == sizeof(n);
+	bool again = false;
+	if (b->timer_armed && read(b->timer_fd, &n, sizeof(n)) == sizeof(n)) {
+		again = true;
+		b->timer_armed = false;
+	}
 	if (b->aio) {
 		blk_aio_complete(b->blk);
 		signal_done(vp, b);
@@ -473,11 +478,10 @@ void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
 	struct vblk *b = vp->dev;
 	pthread_mutex_lock(&vp->lock);
 	ratelimit_set(&b->rl, bps, iops, now_ns());
-	b->bps = ratelimit_active(&b->rl) ? b->rl.bytes.rate : 0;
-	b->iops = ratelimit_active(&b->rl) ? b->rl.ops.rate : 0;
 	/* Requests held back by the old limits are looked at again now. */
 	struct itimerspec its = {.it_value = {0, 1}};
 	timerfd_settime(b->timer_fd, 0, &its, NULL);
+	b->timer_armed = true;
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -515,8 +519,8 @@ static int blk_save(struct virtio_pci *vp, struct state_buf *buf)
 	sw_u8(&w, b->readonly);
 	sw_u8(&w, (uint8_t)b->fmt);
 	sw_bytes(&w, b->id, 20);
-	sw_u64(&w, b->bps);
-	sw_u64(&w, b->iops);
+	sw_u64(&w, b->rl.bytes.rate);
+	sw_u64(&w, b->rl.ops.rate);
 	const uint64_t cnt[] = {s->rd_reqs,	 s->rd_bytes, s->wr_reqs, s->wr_bytes, s->fl_reqs,
 				s->discard_reqs, s->wz_reqs,  s->errors,  s->throttled};
 	for (size_t i = 0; i < sizeof(cnt) / sizeof(cnt[0]); i++)
@@ -541,9 +545,7 @@ static int blk_restore(struct virtio_pci *vp, struct state_r *r)
 	    fmt != (uint8_t)b->fmt)
 		return -EINVAL;
 	memcpy(b->id, id, 20);
-	ratelimit_set(&b->rl, bps, iops, now_ns());
-	b->bps = bps;
-	b->iops = iops;
+	ratelimit_set(&b->rl, bps, iops, now_ns()); /* may refuse a rate: rl says what holds */
 	struct virtio_blk_stats *s = &b->st;
 	uint64_t *dst[] = {&s->rd_reqs,	     &s->rd_bytes, &s->wr_reqs, &s->wr_bytes, &s->fl_reqs,
 			   &s->discard_reqs, &s->wz_reqs,  &s->errors,	&s->throttled};
@@ -588,16 +590,11 @@ int virtio_blk_stats(struct virtio_pci *vp, struct virtio_blk_stats *out)
 	struct vblk *b = vp->dev;
 	pthread_mutex_lock(&vp->lock);
 	*out = b->st;
-	out->bps = b->bps;
-	out->iops = b->iops;
+	out->bps = b->rl.bytes.rate;
+	out->iops = b->rl.ops.rate;
 	memcpy(out->id, b->id, sizeof(out->id));
 	pthread_mutex_unlock(&vp->lock);
 	return 0;
-}
-
-bool virtio_is_blk(const struct virtio_pci *vp)
-{
-	return vp && vp->ops == &blk_ops;
 }
 
 /* Opens the image through the block layer and sets up its I/O. Returns 0 or -errno. */
@@ -656,8 +653,6 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 		goto fail;
 	}
 	ratelimit_set(&b->rl, o->bps, o->iops, now_ns());
-	b->bps = ratelimit_active(&b->rl) ? b->rl.bytes.rate : 0;
-	b->iops = ratelimit_active(&b->rl) ? b->rl.ops.rate : 0;
 	if (open_disk(b, o, err))
 		goto fail;
 	snprintf(b->id, sizeof(b->id), "%s", o->id);

@@ -39,8 +39,9 @@ struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct 
 struct virtio_pci *virtio_balloon_new(const struct virtio_balloon_opts *o,
 				      const struct guest_mem *mem, struct irq_chip *chip,
 				      struct cove_err *err);
-/* Sets the balloon's target (pages of 4 KiB) and tells the driver (config change). */
-void virtio_balloon_set_target(struct virtio_pci *vp, uint32_t pages);
+/* Sets the balloon's target and tells the driver (config change). Returns 0, or -EINVAL with
+ * err set when it is more than the guest's RAM (virtio_balloon_new refuses that too). */
+int virtio_balloon_set_target(struct virtio_pci *vp, uint32_t amount_mib, struct cove_err *err);
 /* Changes the statistics polling interval and asks for statistics at once. -EPERM when it
  * would switch statistics on or off (0 to non-zero or back): that is for boot only. */
 int virtio_balloon_set_interval(struct virtio_pci *vp, uint32_t seconds);
@@ -84,8 +85,6 @@ struct virtio_blk_stats {
 	uint64_t throttled; /* times a request waited for the rate limit */
 	uint64_t bps, iops; /* limits now (0: none) */
 };
-/* Whether vp is a virtio-blk device (of virtio_blk_new). */
-bool virtio_is_blk(const struct virtio_pci *vp);
 /* Copies vp's counters (any thread). Returns 0, or -ENODEV when vp is not a disk. */
 int virtio_blk_stats(struct virtio_pci *vp, struct virtio_blk_stats *out);
 void virtio_dev_free(struct virtio_pci *vp);

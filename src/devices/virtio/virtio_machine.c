@@ -131,17 +131,9 @@ int virtio_machine_create(struct virtio_machine **out, struct vm *vm, struct dev
 		    add(vmach, vm,
 			virtio_vsock_new(opts->vsock_cid, opts->vsock_uds, &vm->mem, &vm->irq, err),
 			err);
-	if (!ret && opts->balloon) {
-		uint64_t ram_mib = (vm->mem.low_size + vm->mem.high_size) >> 20;
-		if (opts->balloon_opts.amount_mib > ram_mib)
-			ret = cove_err_set(
-			    err, -EINVAL, "balloon amount_mib %u: more than the guest's %llu MiB",
-			    opts->balloon_opts.amount_mib, (unsigned long long)ram_mib);
-		else
-			ret = add(vmach, vm,
-				  virtio_balloon_new(&opts->balloon_opts, &vm->mem, &vm->irq, err),
-				  err);
-	}
+	if (!ret && opts->balloon) /* it checks its size against the guest's RAM */
+		ret = add(vmach, vm,
+			  virtio_balloon_new(&opts->balloon_opts, &vm->mem, &vm->irq, err), err);
 	if (!ret && opts->rng)
 		ret = add(vmach, vm, virtio_rng_new(&vm->mem, &vm->irq, err), err);
 	if (!ret && vmach->ndev)

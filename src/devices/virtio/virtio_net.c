@@ -204,7 +204,8 @@ static void rx(struct virtio_pci *vp, struct vnet *n, unsigned p)
 			pr->pending_paid = false;
 		}
 		uint64_t wait;
-		if (!pr->pending_paid &&
+		/* Unlimited (the usual case): no clock read per frame. */
+		if (!pr->pending_paid && ratelimit_active(&n->rl_rx) &&
 		    !ratelimit_take(&n->rl_rx, pr->pending - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
 			/* Over the receive limit: the frame waits, and so does the tap. */
 			pr->rx_throttled = true;
@@ -239,7 +240,8 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *c)
 		return 0;
 	}
 	uint64_t wait;
-	if (!ratelimit_take(&n->rl_tx, c->out_len - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
+	if (ratelimit_active(&n->rl_tx) &&
+	    !ratelimit_take(&n->rl_tx, c->out_len - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
 		throttle(n, wait);
 		return VIRTIO_SERVE_RETRY;
 	}
@@ -331,8 +333,10 @@ static void net_backend_ready(struct virtio_pci *vp)
 {
 	struct vnet *n = vp->dev;
 	uint64_t cnt;
-	/* The taps or the rate limits' timer: try both directions. */
-	bool timer = read(n->timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt);
+	/* The taps or the rate limits' timer: try both directions. The timer is read only while
+	 * armed (throttle() sets the deadline), so an unlimited NIC makes no extra system call
+	 * per wakeup. */
+	bool timer = n->timer_deadline && read(n->timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt);
 	if (timer) {
 		n->timer_deadline = 0;
 		for (unsigned p = 0; p < n->npairs; p++)
@@ -526,6 +530,12 @@ static void net_destroy(struct virtio_pci *vp)
 		log_info("%s: %u queue pairs, %u in use; frames received/sent per pair:%s",
 			 vp->name, n->npairs, n->active, per);
 	}
+	if (n->rx_dropped || n->tx_dropped || n->throttled || n->ctrl_errors)
+		log_info(
+		    "%s: frames dropped: %llu received, %llu sent; waited for a rate limit %llu "
+		    "times; control commands refused: %llu",
+		    vp->name, (unsigned long long)n->rx_dropped, (unsigned long long)n->tx_dropped,
+		    (unsigned long long)n->throttled, (unsigned long long)n->ctrl_errors);
 	for (unsigned p = 0; p < n->npairs; p++)
 		if (n->pair[p].tap >= 0)
 			close(n->pair[p].tap);

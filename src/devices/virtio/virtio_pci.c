@@ -142,8 +142,6 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 		}
 		if (any && virtq_should_notify(vq))
 			virtio_pci_notify_queue(vp, q);
-		if (!vq->enabled)
-			return; /* serve() put the device into NEEDS_RESET: the queue stopped */
 		if (!budget) {
 			/* Come back later through the kick eventfd (tests without one: stop). */
 			uint64_t one = 1;

@@ -62,6 +62,7 @@ struct vvsock {
 	struct pkt ctl[NCTL]; /* control packets waiting for receive buffers */
 	unsigned nctl;
 	bool rx_waiting;
+	bool reset_pending; /* a restore dropped the connections: the driver is not told yet */
 	struct virtq_chain chain;
 	uint8_t buf[MAX_PKT];
 };
@@ -389,6 +390,26 @@ static void connect_line(struct virtio_pci *vp, struct vvsock *s, struct conn *c
 	ctl(s, c->host_port, c->guest_port, OP_REQUEST, c);
 }
 
+/* Tells the driver its connections are gone (§5.10.6.7, a TRANSPORT_RESET event) once it has
+ * an event buffer; served from the I/O thread, after the restore has set the MSI routes. */
+static void post_transport_reset(struct virtio_pci *vp, struct vvsock *s)
+{
+	struct virtq *evq = &vp->vq[EVQ];
+	const char *why;
+	int r = virtq_pop(evq, &s->chain, &why);
+	if (r < 0) {
+		virtio_pci_needs_reset(vp, why);
+		return;
+	}
+	if (r == 0)
+		return;	 /* no buffer yet: the driver's next kick of the event queue sends it */
+	uint32_t id = 0; /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+	virtq_push(evq, s->chain.head, (uint32_t)virtq_chain_write(&s->chain, 0, &id, 4));
+	s->reset_pending = false;
+	if (virtq_should_notify(evq))
+		virtio_pci_notify_queue(vp, EVQ);
+}
+
 static void vsock_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vvsock *s = vp->dev;
@@ -398,8 +419,10 @@ static void vsock_notify(struct virtio_pci *vp, unsigned q)
 	} else if (q == RXQ) {
 		s->rx_waiting = false;
 		rx_pump(vp, s);
+	} else if (q == EVQ && s->reset_pending) {
+		/* The event queue only ever gets transport resets from us, after a restore. */
+		post_transport_reset(vp, s);
 	}
-	/* The event queue only ever gets transport resets from us (restore): nothing to do. */
 }
 
 static void vsock_backend_ready(struct virtio_pci *vp)
@@ -438,6 +461,7 @@ static void vsock_reset(struct virtio_pci *vp)
 		if (s->conn[i].state != C_FREE)
 			conn_close(vp, &s->conn[i]);
 	s->nctl = 0;
+	s->reset_pending = false; /* the driver starts over anyway */
 }
 
 static void vsock_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)
@@ -462,21 +486,16 @@ static int vsock_restore(struct virtio_pci *vp, struct state_r *r)
 	struct vvsock *s = vp->dev;
 	if (sr_u64(r) != s->cid || !sr_done(r))
 		return -EINVAL;
-	/* Connections do not survive: drop ours and tell the driver so (§5.10.6.7, a
-	 * TRANSPORT_RESET event), as Firecracker does after a snapshot is loaded. */
+	/* Connections do not survive: drop ours and tell the driver so, as Firecracker does
+	 * after a snapshot is loaded. Not from here: the interrupt would go out before the
+	 * transport has set the MSI routes. The transport kicks every live queue next, and the
+	 * event queue's kick sends the event. */
 	for (int i = 0; i < MAX_CONN; i++)
 		if (s->conn[i].state != C_FREE)
 			conn_close(vp, &s->conn[i]);
 	s->nctl = 0;
 	s->rx_waiting = false;
-	struct virtq *evq = &vp->vq[EVQ];
-	const char *why;
-	if ((vp->status & VIRTIO_STATUS_DRIVER_OK) && virtq_pop(evq, &s->chain, &why) == 1) {
-		uint32_t id = 0; /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
-		virtq_push(evq, s->chain.head, (uint32_t)virtq_chain_write(&s->chain, 0, &id, 4));
-		if (virtq_should_notify(evq))
-			virtio_pci_notify_queue(vp, EVQ);
-	}
+	s->reset_pending = (vp->status & VIRTIO_STATUS_DRIVER_OK) != 0;
 	return 0;
 }
 

@@ -40,7 +40,9 @@ void virtq_reset(struct virtq *vq)
 
 bool virtq_has_avail(struct virtq *vq)
 {
-	return vq->avail && load16(&vq->avail[1]) != vq->last_avail;
+	/* A stopped queue (NEEDS_RESET) has nothing for virtq_pop: saying otherwise would make
+	 * every "enable notifications, pop again" loop spin. */
+	return vq->enabled && vq->avail && load16(&vq->avail[1]) != vq->last_avail;
 }
 
 static int add_seg(struct virtq *vq, struct virtq_chain *c, const struct virtq_desc *d,

@@ -71,9 +71,11 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 /* After pushes: does the driver want an interrupt now (EVENT_IDX / NO_INTERRUPT)? */
 bool virtq_should_notify(struct virtq *vq);
 /* With EVENT_IDX: tell the driver to notify when it adds past what we have taken.
- * Returns true when more entries arrived meanwhile (the caller pops again). */
+ * Returns true when more entries arrived meanwhile (the caller pops again); false on a
+ * queue that is not enabled. */
 bool virtq_enable_notify(struct virtq *vq);
-/* Whether entries are available (without taking them). */
+/* Whether entries are available for virtq_pop (without taking them): never on a queue
+ * that is not enabled. */
 bool virtq_has_avail(struct virtq *vq);
 
 /* Copies from the readable part at offset off. Returns bytes copied (may be short). */

@@ -292,14 +292,8 @@ static void mq_not_negotiated(void **state)
 	 * on looking at a queue NEEDS_RESET had stopped, for ever). */
 	uint64_t at = 0x5F800;
 	vd_ram[at] = VIRTIO_NET_CTRL_MQ;
-	struct virtq_desc bad = {at, 4, 0, 0};
-	memcpy(vd_ram + VD_QBASE(2) + 16 * 6, &bad, 16);
-	memcpy(vd_ram + VD_QBASE(2) + 16 * 7, &bad, 16);
-	uint16_t idx;
-	memcpy(&idx, vd_ram + VD_QBASE(2) + 0x1002, 2);
-	for (uint16_t head = 6; head < 8; head++, idx++)
-		memcpy(vd_ram + VD_QBASE(2) + 0x1004 + 2 * (idx % VD_QSIZE), &head, 2);
-	memcpy(vd_ram + VD_QBASE(2) + 0x1002, &idx, 2);
+	vd_post1(vp, 2, 6, at, 4, false, false);
+	vd_post1(vp, 2, 7, at, 4, false, false);
 	vd_wr(vp, VPCI_NOTIFY + 4 * 2, 2, 2);
 	assert_true(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	memset(vd_ram, 0, VD_RAM);

@@ -301,7 +301,7 @@ static void net_limits_at_run_time(void **state)
 static struct virtio_pci *balloon_new(void)
 {
 	struct virtio_balloon_opts o = {
-	    .amount_mib = 1, .deflate_on_oom = true, .stats_interval_s = 1};
+	    .amount_mib = 0, .deflate_on_oom = true, .stats_interval_s = 1};
 	struct cove_err err = {0};
 	struct virtio_pci *vp = virtio_balloon_new(&o, &vd_mem, NULL, &err);
 	assert_non_null(vp);
@@ -324,12 +324,21 @@ static void balloon_in_use(void **state)
 	memcpy(vd_ram + 0x71000, pfns, 8);
 	vd_post1(a, 0, 0, 0x71000, 8, false, true);
 	assert_int_equal(vd_used_idx(0), 1);
-	virtio_balloon_set_target(a, 300);
-	assert_int_equal(vd_rd(a, VPCI_DEVCFG, 4), 300);
+	struct cove_err err = {0};
+	assert_int_equal(virtio_balloon_set_target(a, 1, &err), 0);
+	assert_int_equal(vd_rd(a, VPCI_DEVCFG, 4), 256);
+	/* More than the guest's RAM (1 MiB here): refused, with the sizes, target unchanged. */
+	assert_int_equal(virtio_balloon_set_target(a, 2, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "amount_mib 2: more than the guest's 1 MiB"));
+	assert_int_equal(vd_rd(a, VPCI_DEVCFG, 4), 256);
+	struct virtio_balloon_opts big = {.amount_mib = 2};
+	err = (struct cove_err){0};
+	assert_null(virtio_balloon_new(&big, &vd_mem, NULL, &err));
+	assert_non_null(strstr(err.msg, "amount_mib 2: more than the guest's 1 MiB"));
 	vd_wr(a, VPCI_DEVCFG + 4, 4, 2);
 	struct virtio_balloon_info info;
 	virtio_balloon_info(a, &info);
-	assert_int_equal(info.target_pages, 300);
+	assert_int_equal(info.target_pages, 256);
 	assert_int_equal(info.actual_pages, 2);
 	assert_true(info.deflate_on_oom);
 	assert_int_equal(info.stats[4], free_b);
@@ -361,7 +370,7 @@ static void balloon_in_use(void **state)
 	/* The good state restores to the same bytes, held buffer and all. */
 	round_trip(b, &s);
 	virtio_balloon_info(b, &info);
-	assert_int_equal(info.target_pages, 300);
+	assert_int_equal(info.target_pages, 256);
 	assert_int_equal(info.actual_pages, 2);
 	assert_int_equal(info.stats[4], free_b);
 	/* The restored device hands the statistics buffer back when it polls. */
@@ -449,11 +458,21 @@ static void vsock_in_use(void **state)
 	memset(vd_ram + 0x70000, 0xFF, 8);
 	state_buf_free(&s);
 	save(a, &s);
+	assert_int_equal(virtio_pci_kick_init(c), 0);
 	assert_int_equal(virtio_pci_restore(c, s.data, s.len), 0);
+	/* Not from inside the restore (the MSI routes are not set yet there): when the event
+	 * queue is next served, which the restore's kick of every live queue brings. */
+	assert_int_equal(vd_used_idx(2), 0);
+	uint64_t kicks;
+	assert_int_equal(read(c->kick_fd[2], &kicks, sizeof(kicks)), sizeof(kicks));
+	virtio_pci_kick(c, 2); /* what the I/O thread does with it */
 	assert_int_equal(vd_used_idx(2), 1);
 	uint32_t id;
 	memcpy(&id, vd_ram + 0x70000, 4);
 	assert_int_equal(id, 0); /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+	/* Once only: a second event buffer stays with the device. */
+	vd_post1(c, 2, 1, 0x70010, 8, true, true);
+	assert_int_equal(vd_used_idx(2), 1);
 	state_buf_free(&s);
 	virtio_dev_free(a);
 	virtio_dev_free(b);

@@ -2,7 +2,9 @@
  * space, BAR sizing, feature negotiation, queues, MSI-X masking, virtio-blk and virtio-rng
  * requests, NEEDS_RESET, and save → restore → save giving identical bytes. */
 #include "devices/pci/pci.h"
+#include "devices/virtio/ratelimit.h"
 #include "devices/virtio/virtio_devices.h"
+#include "vdriver.h"
 #include "vmm/bus.h"
 #include "vmm/layout.h"
 
@@ -21,29 +23,18 @@
 
 #include <cmocka.h>
 
-#define RAM (1u << 20)
+/* Request buffers, clear of the queues' rings (vdriver puts them from VD_QBASE(0)). */
+#define HDR 0x40000u /* request headers */
+#define BUF 0x41000u /* data */
+#define ST  0x42000u /* status bytes */
 
-static uint8_t *ram;
-static struct guest_mem mem;
 static char path[64], qpath[64];
 static struct virtio_pci *vp;
 
-static uint64_t rd(uint64_t off, unsigned len)
-{
-	uint64_t v = 0;
-	vp->bar.ops->read(&vp->bar, off, &v, len);
-	return v;
-}
-
-static void wr(uint64_t off, unsigned len, uint64_t v)
-{
-	vp->bar.ops->write(&vp->bar, off, &v, len);
-}
-
 static int setup(void **state)
 {
-	ram = calloc(1, RAM);
-	mem = (struct guest_mem){.host = ram, .map_len = RAM, .low_size = RAM};
+	if (vd_setup(state))
+		return -1;
 	snprintf(path, sizeof(path), "/tmp/cove-vblk-XXXXXX");
 	int fd = mkstemp(path);
 	if (fd < 0)
@@ -69,7 +60,7 @@ static int setup(void **state)
 	struct virtio_disk_opts o = {.path = path, .queues = 2, .sync_io = true};
 	snprintf(o.id, sizeof(o.id), "unit-disk");
 	struct cove_err err = {0};
-	vp = virtio_blk_new(&o, &mem, NULL, &err);
+	vp = virtio_blk_new(&o, &vd_mem, NULL, &err);
 	return vp ? 0 : -1;
 }
 
@@ -78,104 +69,53 @@ static int teardown(void **state)
 	virtio_dev_free(vp);
 	unlink(path);
 	unlink(qpath);
-	free(ram);
-	return 0;
-}
-
-/* The driver's side of §3.1.1, up to DRIVER_OK with queue 0 at 0x1000/0x2000/0x3000. */
-static void drive_init(uint64_t features)
-{
-	wr(0x14, 1, 0);
-	wr(0x14, 1, 1 | 2);
-	wr(0x08, 4, 0);
-	wr(0x0C, 4, (uint32_t)features);
-	wr(0x08, 4, 1);
-	wr(0x0C, 4, (uint32_t)(features >> 32));
-	wr(0x14, 1, 1 | 2 | 8);
-	wr(0x16, 2, 0);
-	wr(0x18, 2, 16);
-	wr(0x20, 8, 0x1000);
-	wr(0x28, 4, 0x2000);
-	wr(0x2C, 4, 0);
-	wr(0x30, 8, 0x3000);
-	wr(0x1C, 2, 1);
-	wr(0x14, 1, 1 | 2 | 8 | 4);
-}
-
-static void desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	struct virtq_desc d = {addr, len, flags, next};
-	memcpy(ram + 0x1000 + 16 * i, &d, 16);
-}
-
-static void post(uint16_t head)
-{
-	uint16_t idx;
-	memcpy(&idx, ram + 0x2002, 2);
-	memcpy(ram + 0x2004 + 2 * (idx % 16), &head, 2);
-	idx++;
-	memcpy(ram + 0x2002, &idx, 2);
-}
-
-static void post_and_kick(uint16_t head)
-{
-	post(head);
-	wr(VPCI_NOTIFY, 2, 0);
-}
-
-static uint16_t used_idx(void)
-{
-	uint16_t v;
-	memcpy(&v, ram + 0x3002, 2);
-	return v;
+	return vd_teardown(state);
 }
 
 static void test_features(void **state)
 {
-	wr(0x00, 4, 1);
-	assert_true(rd(0x04, 4) & 1);	  /* VERSION_1 is bit 32 */
-	assert_int_equal(rd(0x12, 2), 2); /* two queues */
+	vd_wr(vp, 0x00, 4, 1);
+	assert_true(vd_rd(vp, 0x04, 4) & 1);	 /* VERSION_1 is bit 32 */
+	assert_int_equal(vd_rd(vp, 0x12, 2), 2); /* two queues */
 	/* Without VERSION_1 the device refuses FEATURES_OK. */
-	wr(0x14, 1, 3);
-	wr(0x08, 4, 1);
-	wr(0x0C, 4, 0);
-	wr(0x14, 1, 3 | 8);
-	assert_false(rd(0x14, 1) & 8);
+	vd_wr(vp, 0x14, 1, 3);
+	vd_wr(vp, 0x08, 4, 1);
+	vd_wr(vp, 0x0C, 4, 0);
+	vd_wr(vp, 0x14, 1, 3 | 8);
+	assert_false(vd_rd(vp, 0x14, 1) & 8);
 	/* A feature it did not offer: refused too. */
-	wr(0x14, 1, 0);
-	wr(0x14, 1, 3);
-	wr(0x08, 4, 1);
-	wr(0x0C, 4, 1 | 0x80000000u);
-	wr(0x14, 1, 3 | 8);
-	assert_false(rd(0x14, 1) & 8);
-	drive_init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
-	assert_int_equal(rd(0x14, 1), 15);
+	vd_wr(vp, 0x14, 1, 0);
+	vd_wr(vp, 0x14, 1, 3);
+	vd_wr(vp, 0x08, 4, 1);
+	vd_wr(vp, 0x0C, 4, 1 | 0x80000000u);
+	vd_wr(vp, 0x14, 1, 3 | 8);
+	assert_false(vd_rd(vp, 0x14, 1) & 8);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, 1));
+	assert_int_equal(vd_rd(vp, 0x14, 1), 15);
 }
 
 static void test_blk_read_write(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | (1ULL << 9));
-	assert_int_equal(rd(VPCI_DEVCFG, 8), 64); /* capacity in sectors */
-	uint32_t hdr[4] = {0, 0, 5, 0};		  /* read sector 5 */
-	memcpy(ram + 0x10000, hdr, 16);
-	desc(0, 0x10000, 16, 1, 1);
-	desc(1, 0x11000, 1024, 3, 2);
-	desc(2, 0x12000, 1, 2, 0);
-	ram[0x12000] = 0xEE;
-	post_and_kick(0);
-	assert_int_equal(used_idx(), 1);
-	assert_int_equal(ram[0x12000], 0);
-	assert_int_equal(ram[0x11000], 5);
-	assert_int_equal(ram[0x11000 + 1023], 6);
+	assert_true(vd_init(
+	    vp, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | (1ULL << 9), 1));
+	assert_int_equal(vd_rd(vp, VPCI_DEVCFG, 8), 64); /* capacity in sectors */
+	uint32_t hdr[4] = {0, 0, 5, 0};			 /* read sector 5 */
+	memcpy(vd_ram + HDR, hdr, 16);
+	vd_ram[ST] = 0xEE;
+	vd_post(vp, 0, 0, 3, (uint64_t[]){HDR, BUF, ST}, (uint32_t[]){16, 1024, 1},
+		(bool[]){false, true, true}, true);
+	assert_int_equal(vd_used_idx(0), 1);
+	assert_int_equal(vd_ram[ST], 0);
+	assert_int_equal(vd_ram[BUF], 5);
+	assert_int_equal(vd_ram[BUF + 1023], 6);
 	/* Write 512 bytes of 0x77 at sector 9 with the header and data in one descriptor. */
 	uint32_t w[4] = {1, 0, 9, 0};
-	memcpy(ram + 0x10000, w, 16);
-	memset(ram + 0x10010, 0x77, 512);
-	desc(3, 0x10000, 16 + 512, 1, 4);
-	desc(4, 0x12000, 1, 2, 0);
-	post_and_kick(3);
-	assert_int_equal(used_idx(), 2);
-	assert_int_equal(ram[0x12000], 0);
+	memcpy(vd_ram + HDR, w, 16);
+	memset(vd_ram + HDR + 16, 0x77, 512);
+	vd_post(vp, 0, 3, 2, (uint64_t[]){HDR, ST}, (uint32_t[]){16 + 512, 1},
+		(bool[]){false, true}, true);
+	assert_int_equal(vd_used_idx(0), 2);
+	assert_int_equal(vd_ram[ST], 0);
 	FILE *f = fopen(path, "rb");
 	uint8_t b[512];
 	fseek(f, 9 * 512, SEEK_SET);
@@ -185,100 +125,97 @@ static void test_blk_read_write(void **state)
 	assert_int_equal(b[511], 0x77);
 	/* Past the end of the disk: IOERR, not a crash. */
 	uint32_t beyond[4] = {0, 0, 63, 0};
-	memcpy(ram + 0x10000, beyond, 16);
-	desc(5, 0x10000, 16, 1, 6);
-	desc(6, 0x11000, 1024, 3, 7);
-	desc(7, 0x12000, 1, 2, 0);
-	post_and_kick(5);
-	assert_int_equal(ram[0x12000], 1);
+	memcpy(vd_ram + HDR, beyond, 16);
+	vd_post(vp, 0, 5, 3, (uint64_t[]){HDR, BUF, ST}, (uint32_t[]){16, 1024, 1},
+		(bool[]){false, true, true}, true);
+	assert_int_equal(vd_ram[ST], 1);
 	/* Unknown request type: UNSUPP. */
 	uint32_t odd[4] = {99, 0, 0, 0};
-	memcpy(ram + 0x10000, odd, 16);
-	desc(8, 0x10000, 16, 1, 9);
-	desc(9, 0x12000, 1, 2, 0);
-	post_and_kick(8);
-	assert_int_equal(ram[0x12000], 2);
+	memcpy(vd_ram + HDR, odd, 16);
+	vd_post(vp, 0, 8, 2, (uint64_t[]){HDR, ST}, (uint32_t[]){16, 1}, (bool[]){false, true},
+		true);
+	assert_int_equal(vd_ram[ST], 2);
 	/* get-id */
 	uint32_t gid[4] = {8, 0, 0, 0};
-	memcpy(ram + 0x10000, gid, 16);
-	desc(10, 0x10000, 16, 1, 11);
-	desc(11, 0x11000, 20, 3, 12);
-	desc(12, 0x12000, 1, 2, 0);
-	post_and_kick(10);
-	assert_string_equal((char *)ram + 0x11000, "unit-disk");
-	assert_false(rd(0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	memcpy(vd_ram + HDR, gid, 16);
+	vd_post(vp, 0, 10, 3, (uint64_t[]){HDR, BUF, ST}, (uint32_t[]){16, 20, 1},
+		(bool[]){false, true, true}, true);
+	assert_string_equal((char *)vd_ram + BUF, "unit-disk");
+	assert_false(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
 static void test_needs_reset(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1);
-	desc(0, 0x10000, 16, 1, 0); /* a chain with no status byte is dropped quietly... */
-	desc(1, RAM - 4, 64, 2, 0); /* ...but one outside RAM breaks the device */
-	post_and_kick(1);
-	assert_true(rd(0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	/* A chain with no status byte is dropped quietly... */
+	vd_post1(vp, 0, 0, HDR, 16, false, true);
+	assert_int_equal(vd_used_idx(0), 1);
+	assert_false(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	/* ...but one outside RAM breaks the device. */
+	vd_post1(vp, 0, 1, VD_RAM - 4, 64, true, true);
+	assert_true(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	/* Notifications now do nothing; a reset brings it back. */
-	post_and_kick(0);
-	wr(0x14, 1, 0);
-	assert_int_equal(rd(0x14, 1), 0);
-	memset(ram + 0x2000, 0, 0x2000);
-	drive_init(VIRTIO_F_VERSION_1);
-	assert_int_equal(rd(0x14, 1), 15);
-	/* Rings outside RAM at enable time. */
-	wr(0x16, 2, 1);
-	wr(0x20, 8, RAM - 16);
-	wr(0x1C, 2, 1);
-	assert_true(rd(0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	vd_post1(vp, 0, 0, HDR, 16, false, true);
+	assert_int_equal(vd_used_idx(0), 1);
+	vd_wr(vp, 0x14, 1, 0);
+	assert_int_equal(vd_rd(vp, 0x14, 1), 0);
+	memset(vd_ram + VD_QBASE(0) + 0x1000, 0, 0x2000); /* avail and used rings */
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	assert_int_equal(vd_rd(vp, 0x14, 1), 15);
+	/* Rings outside VD_RAM at enable time. */
+	vd_wr(vp, 0x16, 2, 1);
+	vd_wr(vp, 0x20, 8, VD_RAM - 16);
+	vd_wr(vp, 0x1C, 2, 1);
+	assert_true(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
 static void test_live_queue_and_stray_notify(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1);
-	wr(0x16, 2, 0);
-	wr(0x18, 2, 4);
-	assert_int_equal(rd(0x18, 2), 16); /* a live queue's size does not change */
-	wr(VPCI_NOTIFY + 4 * 7, 2, 7);	   /* no queue 7 */
-	wr(0x16, 2, 9);
-	assert_int_equal(rd(0x18, 2), 0); /* no queue 9 either */
-	assert_false(rd(0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	vd_wr(vp, 0x16, 2, 0);
+	vd_wr(vp, 0x18, 2, 4);
+	assert_int_equal(vd_rd(vp, 0x18, 2), 16); /* a live queue's size does not change */
+	vd_wr(vp, VPCI_NOTIFY + 4 * 7, 2, 7);	  /* no queue 7 */
+	vd_wr(vp, 0x16, 2, 9);
+	assert_int_equal(vd_rd(vp, 0x18, 2), 0); /* no queue 9 either */
+	assert_false(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
 static void test_msix_mask_pending(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
 	/* Enable MSI-X in config space, vector 0 for queue 0, masked. */
 	uint16_t ctrl = (uint16_t)pci_cfg_get(&vp->pci, vp->msix_cap + 2, 2);
 	pci_cfg_set(&vp->pci, vp->msix_cap + 2, 2, ctrl | 0x8000);
 	vp->pci.ops->cfg_written(&vp->pci, vp->msix_cap + 2, 2);
 	assert_true(vp->msix_on);
-	wr(VPCI_MSIX + 0, 4, 0xFEE00000u);
-	wr(VPCI_MSIX + 8, 4, 0x50);
-	assert_int_equal(rd(VPCI_MSIX + 12, 4), 1); /* masked after reset */
-	wr(0x16, 2, 0);
-	wr(0x1A, 2, 0);
-	assert_int_equal(rd(0x1A, 2), 0);
-	wr(0x1A, 2, 200); /* no such vector: NO_VECTOR */
-	assert_int_equal(rd(0x1A, 2), VIRTIO_MSI_NO_VECTOR);
-	wr(0x1A, 2, 0);
+	vd_wr(vp, VPCI_MSIX + 0, 4, 0xFEE00000u);
+	vd_wr(vp, VPCI_MSIX + 8, 4, 0x50);
+	assert_int_equal(vd_rd(vp, VPCI_MSIX + 12, 4), 1); /* masked after reset */
+	vd_wr(vp, 0x16, 2, 0);
+	vd_wr(vp, 0x1A, 2, 0);
+	assert_int_equal(vd_rd(vp, 0x1A, 2), 0);
+	vd_wr(vp, 0x1A, 2, 200); /* no such vector: NO_VECTOR */
+	assert_int_equal(vd_rd(vp, 0x1A, 2), VIRTIO_MSI_NO_VECTOR);
+	vd_wr(vp, 0x1A, 2, 0);
 	pthread_mutex_lock(&vp->lock);
 	virtio_pci_notify_queue(vp, 0);
 	pthread_mutex_unlock(&vp->lock);
-	assert_int_equal(rd(VPCI_PBA, 8), 1);
+	assert_int_equal(vd_rd(vp, VPCI_PBA, 8), 1);
 	uint64_t before = vp->interrupts;
-	wr(VPCI_MSIX + 12, 4, 0); /* unmask: the pending message goes out */
-	assert_int_equal(rd(VPCI_PBA, 8), 0);
+	vd_wr(vp, VPCI_MSIX + 12, 4, 0); /* unmask: the pending message goes out */
+	assert_int_equal(vd_rd(vp, VPCI_PBA, 8), 0);
 	assert_int_equal(vp->interrupts, before + 1);
 }
 
 static void test_save_restore(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, 1));
 	uint32_t hdr[4] = {0, 0, 1, 0};
-	memcpy(ram + 0x10000, hdr, 16);
-	desc(0, 0x10000, 16, 1, 1);
-	desc(1, 0x11000, 512, 3, 2);
-	desc(2, 0x12000, 1, 2, 0);
-	post_and_kick(0);
-	wr(VPCI_MSIX + 16, 4, 0xFEE01000u);
+	memcpy(vd_ram + HDR, hdr, 16);
+	vd_post(vp, 0, 0, 3, (uint64_t[]){HDR, BUF, ST}, (uint32_t[]){16, 512, 1},
+		(bool[]){false, true, true}, true);
+	vd_wr(vp, VPCI_MSIX + 16, 4, 0xFEE01000u);
 	/* Limits set at run time and the counters are part of the state. */
 	virtio_blk_set_limits(vp, 5000000, 300);
 	struct state_buf a = {0}, b = {0};
@@ -286,7 +223,7 @@ static void test_save_restore(void **state)
 
 	struct virtio_disk_opts o = {.path = path, .queues = 2, .sync_io = true};
 	struct cove_err err = {0};
-	struct virtio_pci *other = virtio_blk_new(&o, &mem, NULL, &err);
+	struct virtio_pci *other = virtio_blk_new(&o, &vd_mem, NULL, &err);
 	assert_non_null(other);
 	assert_int_equal(virtio_pci_restore(other, a.data, a.len), 0);
 	assert_int_equal(virtio_pci_save(other, &b), 0);
@@ -300,24 +237,39 @@ static void test_save_restore(void **state)
 	assert_int_equal(s2.bps, 5000000);
 	assert_int_equal(s2.iops, 300);
 	assert_memory_equal(&s1, &s2, sizeof(s1));
+	/* A saved rate the limiter cannot hold (above RATELIMIT_MAX means unlimited) is not
+	 * applied on restore, and the stats show what is. */
+	uint8_t *edited = malloc(a.len);
+	assert_non_null(edited);
+	memcpy(edited, a.data, a.len);
+	uint64_t saved_bps = 5000000, huge = RATELIMIT_MAX + 1;
+	uint8_t *at = memmem(edited, a.len, &saved_bps, 8);
+	assert_non_null(at);
+	memcpy(at, &huge, 8);
+	struct virtio_pci *third = virtio_blk_new(&o, &vd_mem, NULL, &err);
+	assert_non_null(third);
+	assert_int_equal(virtio_pci_restore(third, edited, a.len), 0);
+	assert_int_equal(virtio_blk_stats(third, &s2), 0);
+	assert_int_equal(s2.bps, 0);
+	assert_int_equal(s2.iops, 300);
+	virtio_dev_free(third);
+	free(edited);
 	/* A disk of another format (or size) does not take the state. */
 	struct virtio_disk_opts q = {.path = qpath, .queues = 2, .sync_io = true};
-	struct virtio_pci *qdisk = virtio_blk_new(&q, &mem, NULL, &err);
+	struct virtio_pci *qdisk = virtio_blk_new(&q, &vd_mem, NULL, &err);
 	assert_non_null(qdisk);
 	assert_int_equal(virtio_pci_restore(qdisk, a.data, a.len), -EINVAL);
 	virtio_dev_free(qdisk);
 	/* The restored device carries on where the first left off. */
 	struct virtio_pci *first = vp;
 	vp = other;
-	desc(3, 0x10000, 16, 1, 4);
-	desc(4, 0x11000, 512, 3, 5);
-	desc(5, 0x12000, 1, 2, 0);
-	post_and_kick(3);
-	assert_int_equal(used_idx(), 2);
+	vd_post(vp, 0, 3, 3, (uint64_t[]){HDR, BUF, ST}, (uint32_t[]){16, 512, 1},
+		(bool[]){false, true, true}, true);
+	assert_int_equal(vd_used_idx(0), 2);
 	vp = first;
 	/* Truncated or foreign states are refused. */
 	assert_int_equal(virtio_pci_restore(other, a.data, a.len - 1), -EINVAL);
-	struct virtio_pci *rng = virtio_rng_new(&mem, NULL, &err);
+	struct virtio_pci *rng = virtio_rng_new(&vd_mem, NULL, &err);
 	assert_int_equal(virtio_pci_restore(rng, a.data, a.len), -EINVAL);
 	virtio_dev_free(rng);
 	virtio_dev_free(other);
@@ -329,18 +281,16 @@ static void test_save_restore(void **state)
  * status at st), posted without a notification. Returns the head. */
 static uint16_t blk_post(unsigned d0, uint32_t type, uint64_t sector, uint64_t buf, uint32_t len)
 {
-	uint64_t hdr = 0x10000 + 0x20 * d0, st = 0x12000 + d0;
+	uint64_t hdr = HDR + 0x20 * d0, st = ST + d0;
 	uint32_t h[4] = {type, 0, (uint32_t)sector, (uint32_t)(sector >> 32)};
-	memcpy(ram + hdr, h, 16);
-	ram[st] = 0xEE;
-	desc(d0, hdr, 16, 1, (uint16_t)(d0 + 1));
-	if (len) {
-		desc(d0 + 1, buf, len, (uint16_t)(1 | (type == 0 ? 2 : 0)), (uint16_t)(d0 + 2));
-		desc(d0 + 2, st, 1, 2, 0);
-	} else {
-		desc(d0 + 1, st, 1, 2, 0);
-	}
-	post((uint16_t)d0);
+	memcpy(vd_ram + hdr, h, 16);
+	vd_ram[st] = 0xEE;
+	if (len)
+		vd_post(vp, 0, d0, 3, (uint64_t[]){hdr, buf, st}, (uint32_t[]){16, len, 1},
+			(bool[]){false, type == 0, true}, false);
+	else
+		vd_post(vp, 0, d0, 2, (uint64_t[]){hdr, st}, (uint32_t[]){16, 1},
+			(bool[]){false, true}, false);
 	return (uint16_t)d0;
 }
 
@@ -348,22 +298,22 @@ static uint16_t blk_post(unsigned d0, uint32_t type, uint64_t sector, uint64_t b
 static void run_backend(uint16_t want)
 {
 	int fd = vp->ops->backend_fd(vp);
-	for (int i = 0; i < 200 && used_idx() != want; i++) {
+	for (int i = 0; i < 200 && vd_used_idx(0) != want; i++) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		poll(&p, 1, 50);
 		virtio_pci_backend(vp);
 	}
 }
 
-/* A second device on the same RAM: its rings start empty. */
+/* A second device on the same VD_RAM: its rings start empty. */
 static struct virtio_pci *disk_new(const char *file, bool sync_io, enum blk_format fmt)
 {
-	memset(ram + 0x1000, 0, 0x3000);
+	memset(vd_ram + VD_QBASE(0), 0, 0x3000);
 	struct virtio_disk_opts o = {
 	    .path = (char *)file, .queues = 1, .sync_io = sync_io, .format = fmt};
 	snprintf(o.id, sizeof(o.id), "unit-async");
 	struct cove_err err = {0};
-	return virtio_blk_new(&o, &mem, NULL, &err);
+	return virtio_blk_new(&o, &vd_mem, NULL, &err);
 }
 
 /* blk_aio_*: requests complete through the backend fd, a batch with one interrupt; the
@@ -373,34 +323,34 @@ static void test_blk_async(void **state)
 	struct virtio_pci *sync_disk = vp;
 	vp = disk_new(path, false, BLK_FMT_RAW);
 	assert_non_null(vp);
-	drive_init(VIRTIO_F_VERSION_1 | (1ULL << 9));
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | (1ULL << 9), 1));
 	for (unsigned i = 0; i < 3; i++) {
-		memset(ram + 0x20000 + 0x1000 * i, 0x40 + (int)i, 512);
+		memset(vd_ram + 0x20000 + 0x1000 * i, 0x40 + (int)i, 512);
 		blk_post(3 * i, 1, 20 + i, 0x20000 + 0x1000 * i, 512);
 	}
 	uint64_t irqs = vp->interrupts;
-	wr(VPCI_NOTIFY, 2, 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
 	run_backend(3);
-	assert_int_equal(used_idx(), 3);
+	assert_int_equal(vd_used_idx(0), 3);
 	assert_int_equal(vp->interrupts - irqs, 1);
 	for (unsigned i = 0; i < 3; i++)
-		assert_int_equal(ram[0x12000 + 3 * i], 0);
+		assert_int_equal(vd_ram[ST + 3 * i], 0);
 	/* Read them back in one request of three segments' worth through the ring. */
 	blk_post(9, 0, 20, 0x30000, 1536);
-	wr(VPCI_NOTIFY, 2, 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
 	run_backend(4);
-	assert_int_equal(ram[0x12000 + 9], 0);
-	assert_int_equal(ram[0x30000], 0x40);
-	assert_int_equal(ram[0x30000 + 1535], 0x42);
+	assert_int_equal(vd_ram[ST + 9], 0);
+	assert_int_equal(vd_ram[0x30000], 0x40);
+	assert_int_equal(vd_ram[0x30000 + 1535], 0x42);
 	/* A flush, then a save with a write still in flight: the save finishes it first. */
 	blk_post(12, 4, 0, 0, 0);
-	wr(VPCI_NOTIFY, 2, 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
 	run_backend(5);
 	blk_post(0, 1, 30, 0x20000, 512);
-	wr(VPCI_NOTIFY, 2, 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
 	struct state_buf a = {0};
 	assert_int_equal(virtio_pci_save(vp, &a), 0);
-	assert_int_equal(used_idx(), 6);
+	assert_int_equal(vd_used_idx(0), 6);
 	state_buf_free(&a);
 	struct virtio_blk_stats s;
 	assert_int_equal(virtio_blk_stats(vp, &s), 0);
@@ -419,20 +369,20 @@ static void test_blk_async(void **state)
 /* A disk started without a limit gets one at run time; lifting it serves what waited. */
 static void test_blk_runtime_limit(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
 	virtio_blk_set_limits(vp, 0, 1); /* one request per second */
 	blk_post(0, 0, 1, 0x20000, 512);
 	blk_post(3, 0, 2, 0x21000, 512);
-	wr(VPCI_NOTIFY, 2, 0);
-	assert_int_equal(used_idx(), 1); /* the second waits for the bucket */
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
+	assert_int_equal(vd_used_idx(0), 1); /* the second waits for the bucket */
 	struct virtio_blk_stats s;
 	assert_int_equal(virtio_blk_stats(vp, &s), 0);
 	assert_int_equal(s.iops, 1);
 	assert_int_equal(s.throttled, 1);
 	virtio_blk_set_limits(vp, 0, 0);
 	run_backend(2);
-	assert_int_equal(used_idx(), 2);
-	assert_int_equal(ram[0x21000], 2);
+	assert_int_equal(vd_used_idx(0), 2);
+	assert_int_equal(vd_ram[0x21000], 2);
 	assert_int_equal(virtio_blk_stats(vp, &s), 0);
 	assert_int_equal(s.rd_reqs, 2);
 	assert_int_equal(s.iops, 0);
@@ -441,35 +391,35 @@ static void test_blk_runtime_limit(void **state)
 /* A probed raw image: the guest may write sector 0, but not an image header there. */
 static void test_blk_sector0_guard(void **state)
 {
-	drive_init(VIRTIO_F_VERSION_1);
-	memset(ram + 0x20000, 0, 1024);
-	memcpy(ram + 0x20000, "QFI\xfb\0\0\0\3", 8);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	memset(vd_ram + 0x20000, 0, 1024);
+	memcpy(vd_ram + 0x20000, "QFI\xfb\0\0\0\3", 8);
 	blk_post(0, 1, 0, 0x20000, 1024);
-	wr(VPCI_NOTIFY, 2, 0);
-	assert_int_equal(ram[0x12000], 1); /* IOERR */
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
+	assert_int_equal(vd_ram[ST], 1); /* IOERR */
 	uint8_t b[8];
 	FILE *f = fopen(path, "rb");
 	assert_int_equal(fread(b, 1, 8, f), 8);
 	fclose(f);
 	assert_int_equal(b[0], 0); /* sector 0 unchanged */
-	memset(ram + 0x20000, 0x33, 1024);
+	memset(vd_ram + 0x20000, 0x33, 1024);
 	blk_post(3, 1, 0, 0x20000, 1024);
-	wr(VPCI_NOTIFY, 2, 0);
-	assert_int_equal(ram[0x12003], 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
+	assert_int_equal(vd_ram[ST + 3], 0);
 	/* format=raw lifts the guard. */
 	struct virtio_pci *guarded = vp;
 	vp = disk_new(path, true, BLK_FMT_RAW);
 	assert_non_null(vp);
-	drive_init(VIRTIO_F_VERSION_1);
-	memcpy(ram + 0x20000, "QFI\xfb\0\0\0\3", 8);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	memcpy(vd_ram + 0x20000, "QFI\xfb\0\0\0\3", 8);
 	blk_post(0, 1, 0, 0x20000, 512);
-	wr(VPCI_NOTIFY, 2, 0);
-	assert_int_equal(used_idx(), 1);
-	assert_int_equal(ram[0x12000], 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
+	assert_int_equal(vd_used_idx(0), 1);
+	assert_int_equal(vd_ram[ST], 0);
 	/* Put the sector back so that other tests see a raw image. */
-	memset(ram + 0x20000, 0, 512);
+	memset(vd_ram + 0x20000, 0, 512);
 	blk_post(3, 1, 0, 0x20000, 512);
-	wr(VPCI_NOTIFY, 2, 0);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
 	virtio_dev_free(vp);
 	vp = guarded;
 }
@@ -482,25 +432,25 @@ static void test_blk_qcow2(void **state)
 	for (int sync_io = 0; sync_io < 2; sync_io++) {
 		vp = disk_new(qpath, sync_io, BLK_FMT_AUTO);
 		assert_non_null(vp);
-		drive_init(VIRTIO_F_VERSION_1);
-		assert_int_equal(rd(VPCI_DEVCFG, 8), 64);
+		assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+		assert_int_equal(vd_rd(vp, VPCI_DEVCFG, 8), 64);
 		blk_post(0, 0, 5, 0x20000, 1024);
-		wr(VPCI_NOTIFY, 2, 0);
+		vd_wr(vp, VPCI_NOTIFY, 2, 0);
 		run_backend(1);
-		assert_int_equal(used_idx(), 1);
-		assert_int_equal(ram[0x12000], 0);
-		assert_int_equal(ram[0x20000], 5);
-		assert_int_equal(ram[0x20000 + 1023], 6);
-		memset(ram + 0x21000, 0x60 + sync_io, 512);
+		assert_int_equal(vd_used_idx(0), 1);
+		assert_int_equal(vd_ram[ST], 0);
+		assert_int_equal(vd_ram[0x20000], 5);
+		assert_int_equal(vd_ram[0x20000 + 1023], 6);
+		memset(vd_ram + 0x21000, 0x60 + sync_io, 512);
 		blk_post(3, 1, 40, 0x21000, 512);
-		wr(VPCI_NOTIFY, 2, 0);
+		vd_wr(vp, VPCI_NOTIFY, 2, 0);
 		run_backend(2);
-		assert_int_equal(used_idx(), 2);
-		assert_int_equal(ram[0x12003], 0);
+		assert_int_equal(vd_used_idx(0), 2);
+		assert_int_equal(vd_ram[ST + 3], 0);
 		virtio_dev_free(vp);
 	}
 	vp = raw;
-	memset(ram + 0x1000, 0, 0x3000);
+	memset(vd_ram + VD_QBASE(0), 0, 0x3000);
 	struct blk *q, *r;
 	struct cove_err err = {0};
 	assert_int_equal(blk_open(qpath, NULL, &q, &err), 0);
@@ -515,7 +465,7 @@ static void test_blk_qcow2(void **state)
 	/* format=qcow2 on a raw file; a qcow2 header pointing past the end of the file. */
 	struct virtio_disk_opts o = {.path = path, .queues = 1, .format = BLK_FMT_QCOW2};
 	err = (struct cove_err){0};
-	assert_null(virtio_blk_new(&o, &mem, NULL, &err));
+	assert_null(virtio_blk_new(&o, &vd_mem, NULL, &err));
 	assert_true(err.code < 0 && strstr(err.msg, path));
 	char bad[64];
 	snprintf(bad, sizeof(bad), "/tmp/cove-vblk-bad-XXXXXX");
@@ -530,7 +480,7 @@ static void test_blk_qcow2(void **state)
 	o.path = bad;
 	o.format = BLK_FMT_AUTO;
 	err = (struct cove_err){0};
-	assert_null(virtio_blk_new(&o, &mem, NULL, &err));
+	assert_null(virtio_blk_new(&o, &vd_mem, NULL, &err));
 	assert_true(err.code < 0 && strstr(err.msg, bad));
 	unlink(bad);
 }
@@ -539,15 +489,12 @@ static void test_rng(void **state)
 {
 	struct cove_err err = {0};
 	struct virtio_pci *blk = vp;
-	vp = virtio_rng_new(&mem, NULL, &err);
+	vp = virtio_rng_new(&vd_mem, NULL, &err);
 	assert_non_null(vp);
-	drive_init(VIRTIO_F_VERSION_1);
-	desc(0, 0x11000, 32, 3, 1);
-	desc(1, 0x11020, 32, 2, 0);
-	post_and_kick(0);
-	uint32_t len;
-	memcpy(&len, ram + 0x3008, 4);
-	assert_int_equal(len, 64);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	vd_post(vp, 0, 0, 2, (uint64_t[]){BUF, BUF + 32}, (uint32_t[]){32, 32},
+		(bool[]){true, true}, true);
+	assert_int_equal(vd_used_len(0, 0), 64);
 	struct state_buf a = {0}, b = {0};
 	assert_int_equal(virtio_pci_save(vp, &a), 0);
 	assert_int_equal(virtio_pci_restore(vp, a.data, a.len), 0);
@@ -614,14 +561,14 @@ static struct virtio_pci *make(int kind)
 	struct virtio_opts co = {.hvc = true, .hvc_file = "/dev/null"};
 	switch (kind) {
 	case 0:
-		return virtio_balloon_new(&(struct virtio_balloon_opts){.amount_mib = 1}, &mem,
+		return virtio_balloon_new(&(struct virtio_balloon_opts){.amount_mib = 1}, &vd_mem,
 					  NULL, &err);
 	case 1:
-		return virtio_console_new(&co, &mem, NULL, &err);
+		return virtio_console_new(&co, &vd_mem, NULL, &err);
 	default:
 		snprintf(uds, sizeof(uds), "/tmp/cove-unit-vsock-%d-%d", getpid(), kind);
 		unlink(uds);
-		return virtio_vsock_new(42, uds, &mem, NULL, &err);
+		return virtio_vsock_new(42, uds, &vd_mem, NULL, &err);
 	}
 }
 
@@ -631,10 +578,10 @@ static void test_save_restore_models(void **state)
 	for (int kind = 0; kind < 3; kind++) {
 		vp = make(kind);
 		assert_non_null(vp);
-		drive_init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+		assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, 1));
 		if (kind == 0) {
-			wr(VPCI_DEVCFG + 4, 4, 3); /* balloon: actual */
-			assert_int_equal(rd(VPCI_DEVCFG, 4), 256);
+			vd_wr(vp, VPCI_DEVCFG + 4, 4, 3); /* balloon: actual */
+			assert_int_equal(vd_rd(vp, VPCI_DEVCFG, 4), 256);
 		}
 		struct state_buf a = {0}, b = {0};
 		assert_int_equal(virtio_pci_save(vp, &a), 0);

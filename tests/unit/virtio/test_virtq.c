@@ -280,6 +280,12 @@ static void test_event_idx(void **state)
 	assert_int_equal(avail_event, 1);
 	post(0);
 	assert_true(virtq_enable_notify(&vq)); /* arrived meanwhile: pop again */
+	/* A queue NEEDS_RESET stopped: pop gives nothing, so neither may these (a caller
+	 * looping on them would spin). */
+	vq.enabled = false;
+	assert_int_equal(pop(&why), 0);
+	assert_false(virtq_has_avail(&vq));
+	assert_false(virtq_enable_notify(&vq));
 }
 
 static void test_no_interrupt_flag(void **state)

@@ -308,6 +308,10 @@ static void find_marker(void **state)
 	assert_int_equal(kernel_find_marker(b, len, marker), -ENOTSUP);
 	put32(b + 0x24C, 1u << 30); /* payload_length beyond the file */
 	assert_int_equal(kernel_find_marker(b, len, marker), -EINVAL);
+	/* a setup header the loader refuses (boot protocol 2.04): not read further */
+	put32(b + 0x24C, 4096);
+	put16(b + 0x206, 0x0204);
+	assert_int_equal(kernel_find_marker(b, len, marker), -EINVAL);
 	free(b);
 	/* an ELF or a bzImage holding the marker uncompressed: found without decompression */
 	uint8_t elf[256] = {0x7F, 'E', 'L', 'F'};
