@@ -89,13 +89,6 @@ struct vblk {
 	struct virtio_blk_stats st;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static bool range_ok(const struct vblk *b, uint64_t sector, uint64_t len)
 {
 	if (sector > UINT64_MAX / SECTOR)
@@ -319,7 +312,7 @@ static bool admit(struct vblk *b, uint64_t bytes)
 	if (!ratelimit_active(&b->rl))
 		return true;
 	uint64_t wait;
-	if (ratelimit_take(&b->rl, bytes, now_ns(), &wait))
+	if (ratelimit_take(&b->rl, bytes, devclock_mono_ns(), &wait))
 		return true;
 	struct itimerspec its = {
 	    .it_value = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)}};
@@ -477,7 +470,7 @@ void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
 {
 	struct vblk *b = vp->dev;
 	pthread_mutex_lock(&vp->lock);
-	ratelimit_set(&b->rl, bps, iops, now_ns());
+	ratelimit_set(&b->rl, bps, iops, devclock_mono_ns());
 	/* Requests held back by the old limits are looked at again now. */
 	struct itimerspec its = {.it_value = {0, 1}};
 	timerfd_settime(b->timer_fd, 0, &its, NULL);
@@ -545,7 +538,8 @@ static int blk_restore(struct virtio_pci *vp, struct state_r *r)
 	    fmt != (uint8_t)b->fmt)
 		return -EINVAL;
 	memcpy(b->id, id, 20);
-	ratelimit_set(&b->rl, bps, iops, now_ns()); /* may refuse a rate: rl says what holds */
+	ratelimit_set(&b->rl, bps, iops,
+		      devclock_mono_ns()); /* may refuse a rate: rl says what holds */
 	struct virtio_blk_stats *s = &b->st;
 	uint64_t *dst[] = {&s->rd_reqs,	     &s->rd_bytes, &s->wr_reqs, &s->wr_bytes, &s->fl_reqs,
 			   &s->discard_reqs, &s->wz_reqs,  &s->errors,	&s->throttled};
@@ -652,7 +646,7 @@ struct virtio_pci *virtio_blk_new(const struct virtio_disk_opts *o, const struct
 		cove_err_set(err, -errno, "timerfd: %s", strerror(errno));
 		goto fail;
 	}
-	ratelimit_set(&b->rl, o->bps, o->iops, now_ns());
+	ratelimit_set(&b->rl, o->bps, o->iops, devclock_mono_ns());
 	if (open_disk(b, o, err))
 		goto fail;
 	snprintf(b->id, sizeof(b->id), "%s", o->id);

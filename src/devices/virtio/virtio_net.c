@@ -67,17 +67,10 @@ struct vnet {
 	bool timer_watched;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Wakes the I/O thread in wait_ns (or keeps an earlier wake-up). */
 static void throttle(struct vnet *n, uint64_t wait_ns)
 {
-	uint64_t at = now_ns() + wait_ns;
+	uint64_t at = devclock_mono_ns() + wait_ns;
 	if (n->timer_deadline && n->timer_deadline <= at)
 		return;
 	n->timer_deadline = at;
@@ -206,7 +199,8 @@ static void rx(struct virtio_pci *vp, struct vnet *n, unsigned p)
 		uint64_t wait;
 		/* Unlimited (the usual case): no clock read per frame. */
 		if (!pr->pending_paid && ratelimit_active(&n->rl_rx) &&
-		    !ratelimit_take(&n->rl_rx, pr->pending - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
+		    !ratelimit_take(&n->rl_rx, pr->pending - TAP_VNET_HDR_LEN, devclock_mono_ns(),
+				    &wait)) {
 			/* Over the receive limit: the frame waits, and so does the tap. */
 			pr->rx_throttled = true;
 			throttle(n, wait);
@@ -241,7 +235,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *c)
 	}
 	uint64_t wait;
 	if (ratelimit_active(&n->rl_tx) &&
-	    !ratelimit_take(&n->rl_tx, c->out_len - TAP_VNET_HDR_LEN, now_ns(), &wait)) {
+	    !ratelimit_take(&n->rl_tx, c->out_len - TAP_VNET_HDR_LEN, devclock_mono_ns(), &wait)) {
 		throttle(n, wait);
 		return VIRTIO_SERVE_RETRY;
 	}
@@ -379,7 +373,7 @@ void virtio_net_set_limits(struct virtio_pci *vp, const struct virtio_net_limits
 {
 	pthread_mutex_lock(&vp->lock);
 	struct vnet *n = vp->dev;
-	uint64_t now = now_ns();
+	uint64_t now = devclock_mono_ns();
 	set_dir(&n->rl_tx, l->tx_bps, l->tx_pps, now);
 	set_dir(&n->rl_rx, l->rx_bps, l->rx_pps, now);
 	/* Whatever waits for a bucket is tried again at once under the new limits. */
@@ -599,7 +593,7 @@ static struct vnet *vnet_new(const struct virtio_net_opts *o, const int *fds, un
 			}
 		}
 	}
-	uint64_t now = now_ns();
+	uint64_t now = devclock_mono_ns();
 	ratelimit_set(&n->rl_tx, o->bps, o->pps, now);
 	ratelimit_set(&n->rl_rx, o->rx_bps, o->rx_pps, now);
 	memcpy(n->mac, o->mac, 6);
