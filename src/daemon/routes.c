@@ -7,6 +7,7 @@
 #ifdef COVED_HAVE_BLOCK
 #include <cove/block.h>
 #endif
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -668,13 +669,6 @@ struct event_stream {
 	size_t plen, poff;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int stream_event(void *ctx, const struct store_event *ev)
 {
 	struct event_stream *s = ctx;
@@ -698,10 +692,10 @@ static ssize_t events_read(void *ctx, char *buf, size_t cap)
 {
 	struct event_stream *s = ctx;
 	struct coved *d = s->d;
-	int64_t idle_until = mono_ms() + (d->heartbeat_ms ? d->heartbeat_ms : 10000);
+	int64_t idle_until = clock_mono_ms() + (d->heartbeat_ms ? d->heartbeat_ms : 10000);
 	while (s->poff == s->plen) {
 		s->plen = s->poff = 0;
-		if (d->stopping || (s->deadline_ms && mono_ms() >= s->deadline_ms))
+		if (d->stopping || (s->deadline_ms && clock_mono_ms() >= s->deadline_ms))
 			return -1;
 		pthread_mutex_lock(&d->lock);
 		store_event_foreach(d->store, s->after, s->has_vm ? s->vm : NULL, 100, stream_event,
@@ -717,7 +711,7 @@ static ssize_t events_read(void *ctx, char *buf, size_t cap)
 			pthread_cond_timedwait(&d->cond, &d->lock, &ts);
 		}
 		pthread_mutex_unlock(&d->lock);
-		if (s->plen == 0 && mono_ms() >= idle_until) {
+		if (s->plen == 0 && clock_mono_ms() >= idle_until) {
 			buf[0] = '\n'; /* heartbeat: finds clients that went away */
 			return 1;
 		}
@@ -795,7 +789,7 @@ static void get_events(struct api_request *req, struct api_response *resp)
 		s->has_vm = true;
 		snprintf(s->vm, sizeof(s->vm), "%s", vm);
 	}
-	s->deadline_ms = tmo ? mono_ms() + tmo * 1000 : 0;
+	s->deadline_ms = tmo ? clock_mono_ms() + tmo * 1000 : 0;
 	resp->status = 200;
 	resp->content_type = "application/x-ndjson";
 	resp->stream = events_read;
