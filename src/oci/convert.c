@@ -134,140 +134,109 @@ int oci_cap_parse(const char *name)
 	return (int)v;
 }
 
-/* Every option oci_mount_option takes ("idmap" and "ridmap" are refused, so absent): what
- * `features` lists. tests/unit/oci checks each against oci_mount_option. */
-const char *const oci_mount_option_names[] = {"async",
-					      "atime",
-					      "bind",
-					      "defaults",
-					      "dev",
-					      "diratime",
-					      "dirsync",
-					      "exec",
-					      "loud",
-					      "mand",
-					      "noatime",
-					      "nodev",
-					      "nodiratime",
-					      "noexec",
-					      "nomand",
-					      "norelatime",
-					      "nostrictatime",
-					      "nosuid",
-					      "nosymfollow",
-					      "private",
-					      "ratime",
-					      "rbind",
-					      "rdev",
-					      "rdiratime",
-					      "relatime",
-					      "remount",
-					      "rexec",
-					      "rnoatime",
-					      "rnodev",
-					      "rnodiratime",
-					      "rnoexec",
-					      "rnorelatime",
-					      "rnostrictatime",
-					      "rnosuid",
-					      "rnosymfollow",
-					      "ro",
-					      "rprivate",
-					      "rrelatime",
-					      "rro",
-					      "rrw",
-					      "rshared",
-					      "rslave",
-					      "rstrictatime",
-					      "rsuid",
-					      "rsymfollow",
-					      "runbindable",
-					      "rw",
-					      "shared",
-					      "silent",
-					      "slave",
-					      "strictatime",
-					      "suid",
-					      "symfollow",
-					      "sync",
-					      "tmpcopyup",
-					      "unbindable",
-					      NULL};
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The flag options, as mount(8) names them. */
+static const struct {
+	const char *name;
+	bool clear;
+	unsigned long flag;
+} plain_opts[] = {
+    {"defaults", false, 0},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"suid", true, MS_NOSUID},
+    {"nosuid", false, MS_NOSUID},
+    {"dev", true, MS_NODEV},
+    {"nodev", false, MS_NODEV},
+    {"exec", true, MS_NOEXEC},
+    {"noexec", false, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"remount", false, MS_REMOUNT},
+    {"mand", false, MS_MANDLOCK},
+    {"nomand", true, MS_MANDLOCK},
+    {"atime", true, MS_NOATIME},
+    {"noatime", false, MS_NOATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
+    {"silent", false, MS_SILENT},
+    {"loud", true, MS_SILENT},
+    {"nosymfollow", false, MS_NOSYMFOLLOW},
+    {"symfollow", true, MS_NOSYMFOLLOW},
+};
+/*
+ * The recursive forms (runtime spec, config.md "mounts"). The atime settings are one
+ * field in mount_setattr, not bits: each replaces the whole field (MOUNT_ATTR__ATIME
+ * cleared), and the clearing forms fall back to the kernel's default, relatime, except
+ * "rnorelatime", which asks for strict atime as mount(8)'s "norelatime" does.
+ */
+static const struct {
+	const char *name;
+	bool clear;
+	uint64_t attr;
+} rec_opts[] = {
+    {"rro", false, MOUNT_ATTR_RDONLY},
+    {"rrw", true, MOUNT_ATTR_RDONLY},
+    {"rnosuid", false, MOUNT_ATTR_NOSUID},
+    {"rsuid", true, MOUNT_ATTR_NOSUID},
+    {"rnodev", false, MOUNT_ATTR_NODEV},
+    {"rdev", true, MOUNT_ATTR_NODEV},
+    {"rnoexec", false, MOUNT_ATTR_NOEXEC},
+    {"rexec", true, MOUNT_ATTR_NOEXEC},
+    {"rnodiratime", false, MOUNT_ATTR_NODIRATIME},
+    {"rdiratime", true, MOUNT_ATTR_NODIRATIME},
+    {"rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW},
+    {"rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW},
+};
+static const struct {
+	const char *name;
+	uint64_t atime;
+} rec_atime_opts[] = {
+    {"rnoatime", MOUNT_ATTR_NOATIME},	      {"ratime", MOUNT_ATTR_RELATIME},
+    {"rrelatime", MOUNT_ATTR_RELATIME},	      {"rnorelatime", MOUNT_ATTR_STRICTATIME},
+    {"rstrictatime", MOUNT_ATTR_STRICTATIME}, {"rnostrictatime", MOUNT_ATTR_RELATIME},
+};
+static const struct {
+	const char *name;
+	unsigned long flag;
+} prop_opts[] = {{"shared", MS_SHARED},		{"rshared", MS_SHARED | MS_REC},
+		 {"slave", MS_SLAVE},		{"rslave", MS_SLAVE | MS_REC},
+		 {"private", MS_PRIVATE},	{"rprivate", MS_PRIVATE | MS_REC},
+		 {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC}};
+
+/* The options oci_mount_option handles by name rather than through a table. */
+static const char *const named_opts[] = {"bind", "rbind", "tmpcopyup"};
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t oci_mount_option_names(const char **out, size_t cap)
+{
+	size_t n = 0;
+#define TAKE(tab, field)                            \
+	for (size_t i = 0; i < ARRAY_LEN(tab); i++) \
+		if (n < cap)                        \
+			out[n++] = tab[i] field;
+	TAKE(named_opts, )
+	TAKE(plain_opts, .name)
+	TAKE(rec_opts, .name)
+	TAKE(rec_atime_opts, .name)
+	TAKE(prop_opts, .name)
+#undef TAKE
+	qsort(out, n, sizeof(*out), cmp_name);
+	return n;
+}
 
 int oci_mount_option(const char *opt, struct oci_mount *m)
 {
-	static const struct {
-		const char *name;
-		bool clear;
-		unsigned long flag;
-	} t[] = {
-	    {"defaults", false, 0},
-	    {"ro", false, MS_RDONLY},
-	    {"rw", true, MS_RDONLY},
-	    {"suid", true, MS_NOSUID},
-	    {"nosuid", false, MS_NOSUID},
-	    {"dev", true, MS_NODEV},
-	    {"nodev", false, MS_NODEV},
-	    {"exec", true, MS_NOEXEC},
-	    {"noexec", false, MS_NOEXEC},
-	    {"sync", false, MS_SYNCHRONOUS},
-	    {"async", true, MS_SYNCHRONOUS},
-	    {"dirsync", false, MS_DIRSYNC},
-	    {"remount", false, MS_REMOUNT},
-	    {"mand", false, MS_MANDLOCK},
-	    {"nomand", true, MS_MANDLOCK},
-	    {"atime", true, MS_NOATIME},
-	    {"noatime", false, MS_NOATIME},
-	    {"diratime", true, MS_NODIRATIME},
-	    {"nodiratime", false, MS_NODIRATIME},
-	    {"relatime", false, MS_RELATIME},
-	    {"norelatime", true, MS_RELATIME},
-	    {"strictatime", false, MS_STRICTATIME},
-	    {"nostrictatime", true, MS_STRICTATIME},
-	    {"silent", false, MS_SILENT},
-	    {"loud", true, MS_SILENT},
-	    {"nosymfollow", false, MS_NOSYMFOLLOW},
-	    {"symfollow", true, MS_NOSYMFOLLOW},
-	};
-	/*
-	 * The recursive forms (runtime spec, config.md "mounts"). The atime settings are one
-	 * field in mount_setattr, not bits: each replaces the whole field (MOUNT_ATTR__ATIME
-	 * cleared), and the clearing forms fall back to the kernel's default, relatime, except
-	 * "rnorelatime", which asks for strict atime as mount(8)'s "norelatime" does.
-	 */
-	static const struct {
-		const char *name;
-		bool clear;
-		uint64_t attr;
-	} rec[] = {
-	    {"rro", false, MOUNT_ATTR_RDONLY},
-	    {"rrw", true, MOUNT_ATTR_RDONLY},
-	    {"rnosuid", false, MOUNT_ATTR_NOSUID},
-	    {"rsuid", true, MOUNT_ATTR_NOSUID},
-	    {"rnodev", false, MOUNT_ATTR_NODEV},
-	    {"rdev", true, MOUNT_ATTR_NODEV},
-	    {"rnoexec", false, MOUNT_ATTR_NOEXEC},
-	    {"rexec", true, MOUNT_ATTR_NOEXEC},
-	    {"rnodiratime", false, MOUNT_ATTR_NODIRATIME},
-	    {"rdiratime", true, MOUNT_ATTR_NODIRATIME},
-	    {"rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW},
-	    {"rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW},
-	};
-	static const struct {
-		const char *name;
-		uint64_t atime;
-	} rec_atime[] = {
-	    {"rnoatime", MOUNT_ATTR_NOATIME},	      {"ratime", MOUNT_ATTR_RELATIME},
-	    {"rrelatime", MOUNT_ATTR_RELATIME},	      {"rnorelatime", MOUNT_ATTR_STRICTATIME},
-	    {"rstrictatime", MOUNT_ATTR_STRICTATIME}, {"rnostrictatime", MOUNT_ATTR_RELATIME},
-	};
-	static const struct {
-		const char *name;
-		unsigned long flag;
-	} prop[] = {{"shared", MS_SHARED},	   {"rshared", MS_SHARED | MS_REC},
-		    {"slave", MS_SLAVE},	   {"rslave", MS_SLAVE | MS_REC},
-		    {"private", MS_PRIVATE},	   {"rprivate", MS_PRIVATE | MS_REC},
-		    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC}};
 	if (strcmp(opt, "bind") == 0) {
 		m->bind = true;
 		return 0;
@@ -283,39 +252,39 @@ int oci_mount_option(const char *opt, struct oci_mount *m)
 	}
 	if (strcmp(opt, "idmap") == 0 || strcmp(opt, "ridmap") == 0)
 		return -ENOTSUP;
-	for (size_t i = 0; i < sizeof(rec) / sizeof(rec[0]); i++) {
-		if (strcmp(rec[i].name, opt) == 0) {
+	for (size_t i = 0; i < ARRAY_LEN(rec_opts); i++) {
+		if (strcmp(rec_opts[i].name, opt) == 0) {
 			/* The last word on a bit wins, as with the plain options. */
-			if (rec[i].clear) {
-				m->rec_clr |= rec[i].attr;
-				m->rec_set &= ~rec[i].attr;
+			if (rec_opts[i].clear) {
+				m->rec_clr |= rec_opts[i].attr;
+				m->rec_set &= ~rec_opts[i].attr;
 			} else {
-				m->rec_set |= rec[i].attr;
-				m->rec_clr &= ~rec[i].attr;
+				m->rec_set |= rec_opts[i].attr;
+				m->rec_clr &= ~rec_opts[i].attr;
 			}
 			return 0;
 		}
 	}
-	for (size_t i = 0; i < sizeof(rec_atime) / sizeof(rec_atime[0]); i++) {
-		if (strcmp(rec_atime[i].name, opt) == 0) {
+	for (size_t i = 0; i < ARRAY_LEN(rec_atime_opts); i++) {
+		if (strcmp(rec_atime_opts[i].name, opt) == 0) {
 			m->rec_clr |= MOUNT_ATTR__ATIME;
 			m->rec_set =
-			    (m->rec_set & ~(uint64_t)MOUNT_ATTR__ATIME) | rec_atime[i].atime;
+			    (m->rec_set & ~(uint64_t)MOUNT_ATTR__ATIME) | rec_atime_opts[i].atime;
 			return 0;
 		}
 	}
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		if (strcmp(t[i].name, opt) == 0) {
-			if (t[i].clear)
-				m->flags &= ~t[i].flag;
+	for (size_t i = 0; i < ARRAY_LEN(plain_opts); i++) {
+		if (strcmp(plain_opts[i].name, opt) == 0) {
+			if (plain_opts[i].clear)
+				m->flags &= ~plain_opts[i].flag;
 			else
-				m->flags |= t[i].flag;
+				m->flags |= plain_opts[i].flag;
 			return 0;
 		}
 	}
-	for (size_t i = 0; i < sizeof(prop) / sizeof(prop[0]); i++) {
-		if (strcmp(prop[i].name, opt) == 0) {
-			m->propagation = prop[i].flag;
+	for (size_t i = 0; i < ARRAY_LEN(prop_opts); i++) {
+		if (strcmp(prop_opts[i].name, opt) == 0) {
+			m->propagation = prop_opts[i].flag;
 			return 0;
 		}
 	}

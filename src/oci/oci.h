@@ -262,8 +262,10 @@ int oci_cap_parse(const char *name);
 /* Applies one mount option: 0 if it was a flag (or a recursive or propagation option), 1 if
  * it is filesystem data, -ENOTSUP for options the runtime refuses ("idmap", "ridmap"). */
 int oci_mount_option(const char *opt, struct oci_mount *m);
-/* The names oci_mount_option takes, NULL-terminated (for `features`). */
-extern const char *const oci_mount_option_names[];
+/* The names oci_mount_option takes, from its own tables, sorted (for `features`): fills out
+ * with up to cap of them (OCI_MOUNT_OPTIONS_MAX holds all) and returns how many it wrote. */
+#define OCI_MOUNT_OPTIONS_MAX 64
+size_t oci_mount_option_names(const char **out, size_t cap);
 
 /* ---- fault injection for tests: COVE_OCI_FAIL_AT=step ---- */
 bool oci_fail_at(const char *step);

@@ -40,7 +40,10 @@ int oci_cmd_features(struct oci_global *g, int argc, char **argv)
 	json_object_object_add(o, "ociVersionMin", json_object_new_string("1.0.0"));
 	json_object_object_add(o, "ociVersionMax", json_object_new_string("1.1.0"));
 	json_object_object_add(o, "hooks", strings(hooks));
-	json_object_object_add(o, "mountOptions", strings(oci_mount_option_names));
+	const char *mopts[OCI_MOUNT_OPTIONS_MAX + 1];
+	size_t nmopts = oci_mount_option_names(mopts, OCI_MOUNT_OPTIONS_MAX);
+	mopts[nmopts] = NULL;
+	json_object_object_add(o, "mountOptions", strings(mopts));
 	json_object_object_add(lin, "namespaces", strings(ns));
 	struct json_object *caps = json_object_new_array();
 	for (int c = 0; c <= 63; c++) {

@@ -102,11 +102,27 @@ static void test_mount_options(void **state)
 	assert_int_equal(oci_mount_option("idmap", &m), -ENOTSUP);
 	assert_int_equal(oci_mount_option("ridmap", &m), -ENOTSUP);
 	assert_int_equal(oci_mount_option("mode=755", &m), 1);
-	/* Every name `features` lists is one the runtime takes. */
-	for (const char *const *n = oci_mount_option_names; *n; n++) {
+	/* Every name `features` lists is one the runtime takes, sorted, each once; the
+	 * recursive, propagation and named ones are among them, idmap is not. */
+	const char *names[OCI_MOUNT_OPTIONS_MAX + 8]; /* room to see that the maximum holds all */
+	size_t n = oci_mount_option_names(names, OCI_MOUNT_OPTIONS_MAX + 8);
+	assert_true(n > 50 && n <= OCI_MOUNT_OPTIONS_MAX);
+	const char *want[] = {"bind", "rbind", "tmpcopyup", "rro", "rnoatime", "rslave", "ro"};
+	for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		size_t i = 0;
+		while (i < n && strcmp(names[i], want[w]) != 0)
+			i++;
+		if (i == n)
+			fail_msg("features does not list \"%s\"", want[w]);
+	}
+	for (size_t i = 0; i < n; i++) {
 		struct oci_mount fresh = {0};
-		if (oci_mount_option(*n, &fresh) != 0)
-			fail_msg("features lists \"%s\", which oci_mount_option does not take", *n);
+		if (oci_mount_option(names[i], &fresh) != 0)
+			fail_msg("features lists \"%s\", which oci_mount_option does not take",
+				 names[i]);
+		if (i > 0 && strcmp(names[i - 1], names[i]) >= 0)
+			fail_msg("\"%s\" then \"%s\": not sorted, or listed twice", names[i - 1],
+				 names[i]);
 	}
 }
 
