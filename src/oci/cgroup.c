@@ -201,6 +201,13 @@ static int write_feature(const char *dir, const char *file, int64_t v, const cha
 	return write_feature_str(dir, file, buf, field, err);
 }
 
+/* Whether the config sets a block I/O weight (for the whole group or a device): only then
+ * does the scheduler's weight file (CFQ's or BFQ's) matter. */
+static bool sets_blkio_weight(const struct oci_resources *r)
+{
+	return (r->has_blkio_weight && r->blkio_weight) || r->n_blkio_weight_dev;
+}
+
 static const char *mode_name(enum oci_cg_mode m)
 {
 	return m == OCI_CG_V2 ? "v2" : m == OCI_CG_HYBRID ? "hybrid" : "v1";
@@ -285,10 +292,9 @@ int oci_cgroup_write_v1(const char *dir, const char *ctrl, const struct oci_reso
 		    "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
 		/* CFQ's files, or BFQ's after CFQ left the kernel; neither without BFQ. Looked
 		 * for only when a weight is set. */
-		bool weights = (r->has_blkio_weight && r->blkio_weight) || r->n_blkio_weight_dev;
 		char f[PATH_MAX + 64];
 		snprintf(f, sizeof(f), "%s/blkio.weight", dir);
-		bool cfq = weights && access(f, F_OK) == 0;
+		bool cfq = sets_blkio_weight(r) && access(f, F_OK) == 0;
 		if (r->has_blkio_weight && r->blkio_weight)
 			rc = write_feature(dir, cfq ? "blkio.weight" : "blkio.bfq.weight",
 					   r->blkio_weight, "blockIO.weight", err);
@@ -380,8 +386,7 @@ int oci_cgroup_write_v2(const char *dir, const struct oci_resources *r, struct c
 	/* BFQ takes blkio's own scale (1-1000); io.weight needs the conversion. */
 	char bfq[PATH_MAX + 32];
 	snprintf(bfq, sizeof(bfq), "%s/io.bfq.weight", dir);
-	bool use_bfq = ((r->has_blkio_weight && r->blkio_weight) || r->n_blkio_weight_dev) &&
-		       access(bfq, F_OK) == 0;
+	bool use_bfq = sets_blkio_weight(r) && access(bfq, F_OK) == 0;
 	if (!rc && r->has_blkio_weight && r->blkio_weight)
 		rc = use_bfq
 			 ? write_num(dir, "io.bfq.weight", r->blkio_weight, err)
