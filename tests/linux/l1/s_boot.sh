@@ -1,0 +1,102 @@
+# shellcheck shell=sh
+# Boot scenarios: both kernel formats, with and without an initramfs, vCPUs, memory
+# across the 32-bit PCI hole, poweroff, reboot, panic, the boot-time marker.
+
+s_boot_bzimage() {
+	l2run boot_bzimage 120 "" poweroff
+	r=$(clean_end)
+	[ "$(l2info cpus_online)" = 0 ] || r="$r; cpus online: $(l2info cpus_online)"
+	report boot_bzimage_initrd_poweroff "$r"
+	# Firecracker's marker: the guest's init wrote 123 to the boot-timer page.
+	has "Guest-boot-time = [0-9]* us" && r= || r="no Guest-boot-time line"
+	report boot_timer_line "$r"
+	info "bzImage boot to poweroff: ${SECS}s"
+}
+
+s_boot_generic() {
+	KERNEL=$KG INITRD=$IG l2run boot_generic 120 "" poweroff --cpus 2
+	r=$(clean_end)
+	case $(l2info kernel) in *-amd64) [ -n "${r}" ] || case $(l2info kernel) in *cloud*) r="booted the cloud kernel" ;; esac ;; *) r="$r; kernel $(l2info kernel)" ;; esac
+	report boot_generic_kernel "$r"
+}
+
+s_boot_pvh() {
+	KERNEL=$KPVH l2run boot_pvh 120 "" poweroff
+	r=$(clean_end)
+	report boot_pvh_elf_initrd "$r"
+}
+
+s_boot_noinitrd() {
+	# No initramfs: the stock kernel has virtio-blk as a module, so it boots to the point
+	# of mounting a root it cannot find, panics, and panic=-1 resets: Cove exits 0.
+	INITRD= l2run boot_noinitrd 120 "" poweroff
+	r=
+	[ "$RC" = 0 ] || r="cove exited $RC"
+	has "VFS: Unable to mount root fs" || r="$r; no 'Unable to mount root fs'"
+	report boot_without_initrd "$r"
+}
+
+s_boot_smp() {
+	for n in 2 4; do
+		l2run boot_smp$n 150 "" poweroff --cpus $n
+		r=$(clean_end)
+		[ "$(l2info cpus_online)" = "0-$((n - 1))" ] || r="$r; cpus online: $(l2info cpus_online)"
+		[ "$(l2info nproc)" = "$n" ] || r="$r; processors: $(l2info nproc)"
+		report boot_${n}_vcpus_online "$r"
+	done
+}
+
+s_boot_memory() {
+	# 3.5 GiB ends past the 3 GiB start of the PCI hole; 4.5 GiB goes above 4 GiB.
+	for mb in 3584 4608; do
+		l2run boot_mem$mb 150 "" poweroff --memory ${mb}M
+		r=$(clean_end)
+		kb=$(l2info mem_map_kb)
+		# The memory map gives all of it but the legacy hole below 1 MiB.
+		[ "${kb:-0}" -ge $(((mb - 1) * 1024)) ] && [ "$kb" -le $((mb * 1024)) ] ||
+			r="$r; the kernel found $kb kB of RAM for ${mb} MiB"
+		report boot_memory_${mb}M "$r"
+	done
+}
+
+s_boot_reboot() {
+	# --on-reboot restart: the first boot reboots, the second powers off (a disk counts).
+	truncate -s 1M $W/mark.img
+	l2run reboot_restart 240 reboot_count poweroff --on-reboot restart \
+		--disk path=$W/mark.img,id=mark
+	r=$(clean_end)
+	[ "$(grep -c '^L2: info boot_number=' "$LOG")" = 2 ] || r="$r; $(grep -c '^L2: info boot_number=' "$LOG") boots"
+	[ "$(l2info boot_number)" = 2 ] || r="$r; last boot number $(l2info boot_number)"
+	report reboot_restart_boots_twice "$r"
+
+	l2run reboot_exit 120 "" reboot --on-reboot exit
+	r=
+	[ "$RC" = 0 ] || r="cove exited $RC"
+	grep -q '^L2: end' "$LOG" || r="$r; no end"
+	[ "$(grep -c '^L2: info boot=' "$LOG")" = 1 ] || r="$r; booted $(grep -c '^L2: info boot=' "$LOG") times"
+	report reboot_exit "$r"
+}
+
+s_boot_panic() {
+	l2run panic 120 "" panic
+	r=
+	[ "$RC" = 0 ] || r="cove exited $RC"
+	has "Kernel panic" || r="$r; no 'Kernel panic' line"
+	report kernel_panic_resets "$r"
+}
+
+s_console_input() {
+	l2start console 120 "" shell
+	r=
+	if wait_for "^L2: shell ready" 60; then
+		sleep 1
+		echo 'echo rig-$((6*7))' >&3
+		wait_for "^rig-42" 20 || r="typed command gave no output"
+		echo 'poweroff -f' >&3
+	else
+		r="no shell"
+	fi
+	l2wait
+	[ "$RC" = 0 ] || r="$r; cove exited $RC"
+	report console_typed_input "$r"
+}

@@ -1,0 +1,189 @@
+# shellcheck shell=sh
+# The checks the L2 agent (init) runs, one function check_NAME each: 0 passes; on failure
+# set why="..." and return 1. L1 judges the "L2: info" facts they print.
+
+# A disk named by id= (its virtio serial), or fail.
+need_disk() {
+	d=$(disk_by_id "$1") || { why="no disk with serial $1: $(cat /sys/block/vd*/serial 2>/dev/null | tr '\n' ' ')"; return 1; }
+	echo "$d"
+}
+
+# ext4 made by mke2fs in the guest, a file written and synced; L1 checks it with e2fsck
+# and debugfs.
+check_blk_ext4() {
+	d=$(need_disk data) || return 1
+	tool mke2fs -q -F -t ext4 "$d" || { why="mke2fs failed"; return 1; }
+	mount -t ext4 "$d" /m || { why="mount failed"; return 1; }
+	rigtool gen 4194304 7 >/m/file && sync || { why="write failed"; return 1; }
+	info ext4_sum "$(sha256sum </m/file | cut -c1-64)"
+	umount /m || { why="umount failed"; return 1; }
+}
+
+# The first 1 MiB of disk "data" as seen by the guest.
+check_blk_read() {
+	d=$(need_disk data) || return 1
+	info data_sum "$(head -c 1048576 "$d" | sha256sum | cut -c1-64)"
+	info data_size "$(cat /sys/block/${d#/dev/}/size)"
+}
+
+# Writes 1 MiB of gen(seed 5) at 2 MiB into disk "data", then flushes.
+check_blk_write() {
+	d=$(need_disk data) || return 1
+	rigtool gen 1048576 5 | dd of="$d" bs=65536 seek=32 conv=fsync 2>/dev/null ||
+		{ why="write failed"; return 1; }
+}
+
+# Disk "ro" refuses writes; the kernel marks it read-only.
+check_blk_ro() {
+	d=$(need_disk ro) || return 1
+	[ "$(cat /sys/block/${d#/dev/}/ro)" = 1 ] || { why="/sys/block ro is not 1"; return 1; }
+	if echo x | dd of="$d" conv=fsync 2>/dev/null; then why="a write succeeded"; return 1; fi
+	return 0
+}
+
+# Every disk the guest has: serial, size in sectors, and the sum of its first 64 KiB.
+check_blk_list() {
+	for b in /sys/block/vd*; do
+		n=${b##*/}
+		info "disk_$(cat $b/serial)" "$(cat $b/size):$(head -c 65536 /dev/$n | sha256sum | cut -c1-16)"
+	done
+}
+
+# fstrim on an ext4 with 32 MiB of data deleted; blkdiscard-style zeroing via BLKZEROOUT.
+check_blk_discard() {
+	d=$(need_disk data) || return 1
+	[ "$(cat /sys/block/${d#/dev/}/queue/discard_max_bytes)" != 0 ] || { why="no discard support"; return 1; }
+	tool mke2fs -q -F -t ext4 -E nodiscard "$d" || { why="mke2fs failed"; return 1; }
+	mount -t ext4 "$d" /m || { why="mount failed"; return 1; }
+	rigtool gen 33554432 3 >/m/big && sync
+	rm /m/big && sync
+	fstrim -v /m >/tmp/trim 2>&1 || { why="fstrim: $(cat /tmp/trim)"; umount /m; return 1; }
+	info trimmed "$(cat /tmp/trim)"
+	umount /m
+}
+
+check_blk_zeroes() {
+	d=$(need_disk zero) || return 1
+	[ "$(cat /sys/block/${d#/dev/}/queue/write_zeroes_max_bytes)" != 0 ] || { why="no write-zeroes support"; return 1; }
+	rigtool zeroout "$d" 1048576 2097152 || { why="BLKZEROOUT failed"; return 1; }
+	sync
+}
+
+# Writes 2 MiB of gen(seed 9) at offset 0 of disk "data", flushes, says so, and waits to be
+# killed.
+check_blk_flush() {
+	d=$(need_disk data) || return 1
+	# fsync on the block device sends the flush (sync(2) alone does not, for a raw device).
+	rigtool gen 2097152 9 | dd of="$d" bs=65536 conv=fsync 2>/dev/null || { why="write failed"; return 1; }
+	say "flushed"
+}
+
+check_blk_fio() {
+	d=$(need_disk data) || return 1
+	tool fio --name=rw --filename="$d" --direct=1 --ioengine=libaio --iodepth=16 --rw=randrw \
+		--bs=4k --size=16M --verify=crc32c --do_verify=1 --runtime=20 --time_based=0 \
+		--output=/tmp/fio.out >/dev/null 2>&1 || { why="fio: $(tail -3 /tmp/fio.out)"; return 1; }
+	grep -q "err= 0" /tmp/fio.out || { why="fio reported errors"; return 1; }
+}
+
+# --- network: L1 is 10.0.2.1 on its tap; the guest takes 10.0.2.2 -------------------
+net_up() {
+	ip link set eth0 up && ip addr add 10.0.2.2/24 dev eth0 2>/dev/null
+	ip link set lo up
+}
+
+check_net() {
+	[ -e /sys/class/net/eth0 ] || { why="no eth0"; return 1; }
+	net_up
+	info mac "$(cat /sys/class/net/eth0/address)"
+	info queues "$(ls -d /sys/class/net/eth0/queues/rx-* | wc -l)"
+	ping -c 3 -W 5 10.0.2.1 >/tmp/ping 2>&1 || { why="ping L1: $(tail -2 /tmp/ping)"; return 1; }
+	# Guest -> L1: 8 MiB through TCP; L1 checks the sum.
+	rigtool gen 8388608 11 | rigtool tcp-send 10.0.2.1 5001 >/dev/null || { why="tcp send failed"; return 1; }
+	# L1 -> guest.
+	say "net ready"
+	rigtool tcp-recv 5002 >/tmp/in
+	info tcp_in_sum "$(sha256sum </tmp/in | cut -c1-64)"
+	info tcp_in_bytes "$(wc -c </tmp/in)"
+	rm -f /tmp/in
+}
+
+check_rng() {
+	[ -c /dev/hwrng ] || { why="no /dev/hwrng"; return 1; }
+	cur=$(cat /sys/class/misc/hw_random/rng_current)
+	info rng_current "$cur"
+	case $cur in virtio_rng*) ;; *) why="rng_current is $cur"; return 1 ;; esac
+	n=$(dd if=/dev/hwrng bs=4096 count=4 2>/dev/null | wc -c)
+	[ "$n" = 16384 ] || { why="read $n bytes from /dev/hwrng"; return 1; }
+}
+
+check_vsock() {
+	[ -e /dev/vsock ] || { why="no /dev/vsock"; return 1; }
+	# Guest -> host: 256 KiB to host port 6000 (L1 listens on UDS_6000).
+	rigtool gen 262144 21 | rigtool vsock-send 2 6000 >/dev/null || { why="vsock send failed"; return 1; }
+	# Host -> guest: L1 connects to port 7000 and sends 256 KiB, then closes.
+	say "vsock ready"
+	rigtool vsock-recv 7000 | sha256sum | cut -c1-64 >/tmp/sum || { why="vsock recv failed"; return 1; }
+	info vsock_in_sum "$(cat /tmp/sum)"
+}
+
+# The console port: what L1 wrote to the socket comes back, upper-cased.
+check_hvc() {
+	[ -c /dev/hvc0 ] || { why="no /dev/hvc0"; return 1; }
+	echo "hvc hello from L2" >/dev/hvc0
+	read -t 60 line </dev/hvc0 || { why="nothing read from hvc0"; return 1; }
+	info hvc_in "$line"
+}
+
+memtotal() { awk '/MemTotal/ {print $2}' /proc/meminfo; }
+
+# Balloon: L1 inflates to 128 MiB, the guest sees MemTotal fall; then deflates.
+check_balloon() {
+	[ -d /sys/bus/virtio/drivers/virtio_balloon ] || { why="no balloon driver"; return 1; }
+	before=$(memtotal)
+	info mem_before "$before"
+	say "balloon ready"
+	n=0
+	while [ $n -lt 120 ]; do
+		now=$(memtotal)
+		[ $((before - now)) -ge 120000 ] && break
+		sleep 0.5; n=$((n + 1))
+	done
+	info mem_inflated "$now"
+	[ $((before - now)) -ge 120000 ] || { why="MemTotal went from $before to $now kB"; return 1; }
+	say "balloon inflated"
+	n=0
+	while [ $n -lt 120 ]; do
+		now=$(memtotal)
+		[ $((before - now)) -lt 8192 ] && break
+		sleep 0.5; n=$((n + 1))
+	done
+	info mem_deflated "$now"
+	[ $((before - now)) -lt 8192 ] || { why="after deflate MemTotal is $now kB (was $before)"; return 1; }
+}
+
+# Ticks every 200 ms of guest time, with uptime, for L1's pause test.
+check_ticks() {
+	i=0
+	while [ $i -lt 60 ]; do
+		say "tick $i $(uptime_ms)"
+		sleep 0.2; i=$((i + 1))
+	done
+}
+
+# Reads 4 MiB of disk "data" with O_DIRECT and reports the rate.
+check_readrate() {
+	d=$(need_disk data) || return 1
+	r=$(rigtool readrate "$d" 4194304) || { why="read failed"; return 1; }
+	info readrate "$r"
+}
+
+# Counts boots on disk "mark" (its first sector holds a number) and reboots the first time.
+check_reboot_count() {
+	d=$(need_disk mark) || return 1
+	n=$(head -c 16 "$d" | tr -dc 0-9)
+	n=$((${n:-0} + 1))
+	printf '%-16s' "$n" | dd of="$d" conv=fsync 2>/dev/null
+	info boot_number "$n"
+	if [ "$n" -lt 2 ]; then say "rebooting"; reboot -f; sleep 30; fi
+}
