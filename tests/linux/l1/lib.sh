@@ -107,3 +107,6 @@ file_sum() {
 	fi
 }
 gen_sum() { rigtool gen "$1" "$2" | sha256sum | cut -c1-64; }
+
+# api METHOD PATH [BODY]: one request to $W/api.sock; status code then body on stdout.
+api() { rigtool http $W/api.sock "$@"; }

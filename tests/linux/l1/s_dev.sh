@@ -90,7 +90,7 @@ s_hvc() {
 	report hvc_console_both_ways "$r"
 }
 
-api() { rigtool http $W/api.sock "$@"; }
+
 
 s_balloon() {
 	l2start balloon 240 balloon poweroff --memory 512M --api-sock $W/api.sock \

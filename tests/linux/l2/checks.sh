@@ -187,3 +187,26 @@ check_reboot_count() {
 	info boot_number "$n"
 	if [ "$n" -lt 2 ]; then say "rebooting"; reboot -f; sleep 30; fi
 }
+
+# Reads disk "data" (4 MiB, O_DIRECT) under its rate limit, says so, waits for L1 to lift
+# the limit ("go" on ttyS0), reads again.
+check_ratelimit() {
+	d=$(need_disk data) || return 1
+	r=$(rigtool readrate "$d" 4194304) || { why="first read failed"; return 1; }
+	info rate_limited "$r"
+	say "rate limited done"
+	wait_word go 600 || { why="L1 never said go"; return 1; }
+	r=$(rigtool readrate "$d" 4194304) || { why="second read failed"; return 1; }
+	info rate_free "$r"
+}
+
+# A writer that keeps a disk busy (for confinement runs): 16 MiB through ext4, read back.
+check_blk_rw() {
+	d=$(need_disk data) || return 1
+	tool mke2fs -q -F -t ext4 "$d" || { why="mke2fs failed"; return 1; }
+	mount -t ext4 "$d" /m || { why="mount failed"; return 1; }
+	rigtool gen 16777216 13 >/m/f && sync && echo 3 >/proc/sys/vm/drop_caches
+	s=$(sha256sum </m/f | cut -c1-64)
+	umount /m
+	[ "$s" = "$(rigtool gen 16777216 13 | sha256sum | cut -c1-64)" ] || { why="read back other data"; return 1; }
+}
