@@ -108,7 +108,7 @@ uint8_t vdev_status(struct vdev *v)
 void vdev_reset(struct vdev *v)
 {
 	wr8(v->common + 0x14, 0);
-	for (int i = 0; i < 1000 && rd8(v->common + 0x14); i++)
+	for (int i = 0; i < 20000 && rd8(v->common + 0x14); i++) /* as Linux: until it reads 0 */
 		delay_us(100);
 }
 

@@ -70,9 +70,15 @@ void dma_reset(void);
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
 	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
-	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},
+	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},                         \
+	    {"vblk_reset", test_vblk_reset}, {"vblk_reset_again", test_vblk_reset_again},
 
-/* virtio_tests.c */
+/* virtio_tests.c: the first disk's pattern (byte j of sector s), a reset and initialised disk
+ * (the nth, one queue), one request and its status byte (see there). */
+uint8_t disk_pat(uint64_t s, unsigned j);
+int blk_open(struct vdev *v, int nth, uint64_t want, char *d, size_t n);
+int blk_req(struct vdev *v, uint32_t type, uint64_t sector, uint8_t *buf, uint32_t len, int nseg,
+	    int indirect);
 int test_pci(char *d, size_t n);
 int test_vblk(char *d, size_t n);
 int test_vblk_ro(char *d, size_t n);
@@ -88,6 +94,8 @@ int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
 int test_vballoon_target(char *d, size_t n); /* virtio_balloon.c */
 int test_vblk_guard(char *d, size_t n);
-int test_vnet_mq(char *d, size_t n); /* virtio_net.c */
+int test_vnet_mq(char *d, size_t n);	/* virtio_net.c */
+int test_vblk_reset(char *d, size_t n); /* virtio_reset.c */
+int test_vblk_reset_again(char *d, size_t n);
 
 #endif

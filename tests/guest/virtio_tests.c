@@ -11,7 +11,7 @@
 
 /* The image the host makes: byte j of sector s is (s * 31 + j) & 0xFF. The guest writes
  * sectors 1000.. with (s * 7 + j * 13 + 0x5A) & 0xFF; the host checks them afterwards. */
-static uint8_t disk_pat(uint64_t s, unsigned j)
+uint8_t disk_pat(uint64_t s, unsigned j)
 {
 	return (uint8_t)(s * 31 + j);
 }
@@ -34,8 +34,8 @@ static uint64_t pa(const void *p)
 
 /* One request: header, the data split into nseg descriptors, status. Returns the status
  * byte, 0x100 + used length mismatch, or -1 on timeout. */
-static int blk_req(struct vdev *v, uint32_t type, uint64_t sector, uint8_t *buf, uint32_t len,
-		   int nseg, int indirect)
+int blk_req(struct vdev *v, uint32_t type, uint64_t sector, uint8_t *buf, uint32_t len, int nseg,
+	    int indirect)
 {
 	struct blk_hdr *h = (struct blk_hdr *)dma_alloc(16);
 	uint8_t *st = dma_alloc(1);
@@ -106,7 +106,7 @@ int test_pci(char *d, size_t n)
 	return PASS;
 }
 
-static int blk_open(struct vdev *v, int nth, uint64_t want, char *d, size_t n)
+int blk_open(struct vdev *v, int nth, uint64_t want, char *d, size_t n)
 {
 	dma_reset();
 	if (vdev_find(2, nth, v, d, n) || vdev_init(v, want, 1, d, n))

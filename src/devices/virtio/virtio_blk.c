@@ -41,7 +41,6 @@
 #define AIO_SLOTS      32	  /* requests in flight per disk */
 #define AIO_SEGS       256	  /* data segments per request (seg_max says so) */
 #define MAX_DZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes */
-#define DRAIN_MS       10000	  /* a save waits this long for requests in flight */
 #define STATE_VERSION  2
 
 struct blk_hdr {
@@ -439,31 +438,38 @@ static void blk_activate(struct virtio_pci *vp)
 static void blk_reset(struct virtio_pci *vp)
 {
 	struct vblk *b = vp->dev;
-	if (b)
-		b->gen++; /* requests still in flight complete into nothing */
+	if (!b)
+		return;
+	b->gen++; /* requests still in flight complete into nothing (the transport waits) */
+	b->stalled = false;
+	b->done_queues = 0;
 }
 
-/* Waits (bounded) until nothing is in flight: completions land in the rings first. */
-static int blk_quiesce(struct virtio_pci *vp)
+/* Takes completions until nothing is in flight, waiting up to ms for them: only then has the
+ * kernel stopped writing the requests' buffers. Those of the current generation land in
+ * their rings, with one interrupt per queue. */
+static int blk_drain(struct virtio_pci *vp, unsigned ms)
 {
 	struct vblk *b = vp->dev;
 	if (!b->aio)
-		return 0;
+		return 0; /* aio=sync: every request ends before the lock is released */
 	blk_aio_flush_submissions(b->blk);
+	blk_aio_complete(b->blk);
+	uint64_t end = devclock_mono_ns() + ms * 1000000ULL;
 	while (b->inflight) {
+		uint64_t now = devclock_mono_ns();
+		if (now >= end)
+			break;
 		struct pollfd p = {.fd = blk_aio_event_fd(b->blk), .events = POLLIN};
-		int r = poll(&p, 1, DRAIN_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			log_warn("virtio-blk %s: %u requests still in flight after %d ms", b->id,
-				 b->inflight, DRAIN_MS);
-			return r < 0 ? -errno : -EBUSY;
-		}
+		if (poll(&p, 1, (int)((end - now + 999999) / 1000000)) < 0 && errno != EINTR)
+			break;
 		blk_aio_complete(b->blk);
 	}
 	signal_done(vp, b);
-	return 0;
+	if (b->inflight && ms)
+		log_debug("virtio-blk %s: %u requests still in flight after %u ms", b->id,
+			  b->inflight, ms);
+	return b->inflight ? -EBUSY : 0;
 }
 
 void virtio_blk_set_limits(struct virtio_pci *vp, uint64_t bps, uint64_t iops)
@@ -569,7 +575,7 @@ static const struct virtio_dev_ops blk_ops = {
     .cfg_read = blk_cfg_read,
     .reset = blk_reset,
     .activate = blk_activate,
-    .quiesce = blk_quiesce,
+    .drain = blk_drain,
     .save = blk_save,
     .restore = blk_restore,
     .destroy = blk_destroy,

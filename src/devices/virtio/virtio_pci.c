@@ -193,6 +193,34 @@ static void reset_device(struct virtio_pci *vp)
 	irq_line_set(&vp->intx, false);
 }
 
+bool virtio_pci_drain(struct virtio_pci *vp, unsigned ms)
+{
+	if (vp->ops->drain && vp->ops->drain(vp, ms))
+		return false;
+	vp->reset_pending = false;
+	return true;
+}
+
+/* Status 0 (virtio 1.2 §2.4.1): the registers and queues go back to their reset state at once,
+ * so nothing new starts, and the model forgets its requests; but I/O it started may still
+ * write guest RAM (a read into a buffer), so the reset is complete, and the status reads 0,
+ * only once that has ended. The write waits a little for it; a driver polls the status for
+ * the rest (§4.1.4.3.2 has it wait for 0 before it reuses anything), and the I/O thread ends
+ * the reset when the last completion arrives. */
+static void start_reset(struct virtio_pci *vp)
+{
+	uint8_t was = vp->status;
+	reset_device(vp);
+	if (virtio_pci_drain(vp, VIRTIO_RESET_WAIT_MS))
+		return;
+	vp->reset_pending = true;
+	vp->reset_status = was ? was : VIRTIO_STATUS_ACK;
+	if (!vp->resets_waited++)
+		log_info("%s: a reset waits for I/O in flight (more than %d ms); the status reads "
+			 "nonzero until it ends",
+			 vp->name, VIRTIO_RESET_WAIT_MS);
+}
+
 static struct virtq *cur_queue(struct virtio_pci *vp)
 {
 	return vp->queue_select < vp->nqueues ? &vp->vq[vp->queue_select] : NULL;
@@ -205,13 +233,15 @@ static void common_read(struct virtio_pci *vp, unsigned off, void *data, unsigne
 	uint32_t df = vp->dfselect < 2 ? (uint32_t)(vp->host_features >> (32 * vp->dfselect)) : 0;
 	uint32_t gf = vp->gfselect < 2 ? (uint32_t)(vp->guest_features >> (32 * vp->gfselect)) : 0;
 	uint16_t nq = (uint16_t)vp->nqueues;
+	if (vp->reset_pending)
+		virtio_pci_drain(vp, 0);
 	memcpy(&r[0x00], &vp->dfselect, 4);
 	memcpy(&r[0x04], &df, 4);
 	memcpy(&r[0x08], &vp->gfselect, 4);
 	memcpy(&r[0x0C], &gf, 4);
 	memcpy(&r[0x10], &vp->msix_config, 2);
 	memcpy(&r[0x12], &nq, 2);
-	r[0x14] = vp->status;
+	r[0x14] = vp->reset_pending ? vp->reset_status : vp->status;
 	r[0x15] = vp->config_gen;
 	memcpy(&r[0x16], &vp->queue_select, 2);
 	if (vq) {
@@ -234,7 +264,7 @@ static void common_read(struct virtio_pci *vp, unsigned off, void *data, unsigne
 static void set_status(struct virtio_pci *vp, uint8_t s)
 {
 	if (s == 0) {
-		reset_device(vp);
+		start_reset(vp);
 		return;
 	}
 	if ((s & VIRTIO_STATUS_FEATURES_OK) && !(vp->status & VIRTIO_STATUS_FEATURES_OK)) {
@@ -269,6 +299,11 @@ static void common_write(struct virtio_pci *vp, unsigned off, const void *data, 
 {
 	uint64_t v = dev_load(data, len);
 	struct virtq *vq = cur_queue(vp);
+	if (vp->reset_pending && !virtio_pci_drain(vp, 0)) {
+		/* The driver did not wait for the status to read 0: nothing changes yet. */
+		log_debug("%s: write at 0x%x during a reset ignored", vp->name, off);
+		return;
+	}
 	switch (off) {
 	case 0x00:
 		vp->dfselect = (uint32_t)v;
@@ -464,6 +499,8 @@ void virtio_pci_backend(struct virtio_pci *vp)
 	pthread_mutex_lock(&vp->lock);
 	if (vp->ops->backend_ready)
 		vp->ops->backend_ready(vp);
+	if (vp->reset_pending) /* the last completion ends the reset */
+		virtio_pci_drain(vp, 0);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -632,5 +669,8 @@ void virtio_pci_fini(struct virtio_pci *vp)
 			 "interrupts, %llu of them by irqfd",
 			 vp->name, (unsigned long long)vp->kicks, (unsigned long long)vp->notifies,
 			 (unsigned long long)vp->interrupts, (unsigned long long)vp->irqfd_sends);
+	if (vp->resets_waited)
+		log_info("%s: %llu resets waited more than %d ms for I/O in flight", vp->name,
+			 (unsigned long long)vp->resets_waited, VIRTIO_RESET_WAIT_MS);
 	pthread_mutex_destroy(&vp->lock);
 }

@@ -25,6 +25,12 @@
 #define VIRTIO_MAX_QUEUES    33 /* virtio-net's 16 queue pairs and its control queue */
 #define VIRTIO_MAX_VECTORS   (VIRTIO_MAX_QUEUES + 1)
 
+/* A write of status 0 waits this long for the device's I/O in flight; if it takes longer the
+ * status reads nonzero until it is done (the driver polls it, as Linux does). */
+#define VIRTIO_RESET_WAIT_MS 100
+/* A save or restore waits this long for it. */
+#define VIRTIO_DRAIN_WAIT_MS 10000
+
 /* BAR0 layout (one 64-bit memory BAR). */
 #define VPCI_COMMON   0x0000
 #define VPCI_ISR      0x1000
@@ -45,13 +51,17 @@ struct virtio_dev_ops {
 	/* Device-specific config space (offsets from 0). */
 	void (*cfg_read)(struct virtio_pci *vp, unsigned off, void *data, unsigned len);
 	void (*cfg_write)(struct virtio_pci *vp, unsigned off, const void *data, unsigned len);
-	/* The driver reset the device (status 0): drop in-flight work. May be NULL. */
+	/* The driver reset the device (status 0): forget in-flight work, so that it completes
+	 * into nothing (no used entries, no interrupts). May be NULL. */
 	void (*reset)(struct virtio_pci *vp);
 	/* The driver set DRIVER_OK. May be NULL. */
 	void (*activate)(struct virtio_pci *vp);
-	/* Before a save: finish the requests in flight (their used entries belong in the saved
-	 * rings). Returns 0 or -errno (the save fails). May be NULL. */
-	int (*quiesce)(struct virtio_pci *vp);
+	/* Waits up to ms milliseconds (0: only takes what is done) for the work the device has
+	 * handed to the host and that may still touch guest RAM (I/O in flight), completing it
+	 * into the rings (or into nothing after a reset). Returns 0 when none is left, else
+	 * -EBUSY. A reset completes, and a save or restore goes ahead, only once it returns 0.
+	 * May be NULL: the device touches guest RAM only under vp->lock. */
+	int (*drain)(struct virtio_pci *vp, unsigned ms);
 	/* Device-specific state after the transport's. May be NULL. */
 	int (*save)(struct virtio_pci *vp, struct state_buf *buf);
 	int (*restore)(struct virtio_pci *vp, struct state_r *r);
@@ -80,6 +90,11 @@ struct virtio_pci {
 	uint32_t dfselect, gfselect;
 	uint16_t queue_select, msix_config;
 	uint8_t status, config_gen, isr;
+	/* A reset waits for I/O in flight: the registers are in their reset state already, the
+	 * status reads reset_status (nonzero) and the driver's writes are ignored until then. */
+	bool reset_pending;
+	uint8_t reset_status;
+	uint64_t resets_waited; /* resets that returned to the driver before their I/O ended */
 	unsigned nqueues;
 	uint16_t qmax; /* largest queue size offered */
 	struct virtq vq[VIRTIO_MAX_QUEUES];
@@ -168,6 +183,10 @@ static inline bool virtio_has(const struct virtio_pci *vp, uint64_t f)
 {
 	return (vp->guest_features & f) == f;
 }
+
+/* Waits up to ms for the device's I/O in flight (ops->drain); a reset waiting for it completes.
+ * Returns true when nothing is in flight. Holds vp->lock. */
+bool virtio_pci_drain(struct virtio_pci *vp, unsigned ms);
 
 /* Whole-device state (transport + device model). save→restore→save gives the same bytes. */
 int virtio_pci_save(struct virtio_pci *vp, struct state_buf *buf);

@@ -3,6 +3,7 @@
 #include "devices/devutil.h"
 #include "devices/virtio/msi_route.h"
 #include "devices/virtio/virtio_devices.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,9 +30,13 @@ int virtio_pci_save(struct virtio_pci *vp, struct state_buf *buf)
 	struct state_w w = {buf, 0};
 	struct state_buf model = {0};
 	pthread_mutex_lock(&vp->lock);
-	if (vp->ops->quiesce && (w.err = vp->ops->quiesce(vp))) {
+	/* Requests in flight finish first (their used entries belong in the saved rings); a
+	 * reset waiting for them ends. */
+	if (!virtio_pci_drain(vp, VIRTIO_DRAIN_WAIT_MS)) {
 		pthread_mutex_unlock(&vp->lock);
-		return w.err;
+		log_warn("%s: I/O still in flight after %d ms; not saved", vp->name,
+			 VIRTIO_DRAIN_WAIT_MS);
+		return -EBUSY;
 	}
 	sw_header(&w, VPCI_MAGIC, VPCI_V);
 	sw_u16(&w, vp->device_id);
@@ -196,7 +201,11 @@ int virtio_pci_restore(struct virtio_pci *vp, const void *data, size_t len)
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_lock(&vp->lock);
-	int ret = parse_regs(vp, &r, t);
+	/* Nothing the device started may complete into the restored rings or buffers. */
+	int ret = virtio_pci_drain(vp, VIRTIO_DRAIN_WAIT_MS) ? 0 : -EBUSY;
+	if (ret)
+		goto out;
+	ret = parse_regs(vp, &r, t);
 	uint32_t mlen = sr_u32(&r);
 	const uint8_t *model = sr_take(&r, mlen);
 	if (!ret && (!model || !sr_done(&r)))

@@ -366,6 +366,98 @@ static void test_blk_async(void **state)
 	vp = sync_disk;
 }
 
+/* A reset with reads taken by the ring but not yet completed: they are done before the
+ * status reads 0 (nothing of them is left to arrive), they complete into nothing (no used
+ * entry, no status byte), and the device works again. */
+static void test_blk_reset_in_flight(void **state)
+{
+	struct virtio_pci *sync_disk = vp;
+	vp = disk_new(path, false, BLK_FMT_RAW);
+	assert_non_null(vp);
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	memset(vd_ram + 0x20000, 0xCC, 0x3000);
+	for (unsigned i = 0; i < 3; i++)
+		blk_post(3 * i, 0, 10 + 2 * i, 0x20000 + 0x1000 * i, 1024);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0); /* submitted; the completions wait for the backend */
+	vd_wr(vp, 0x14, 1, 0);
+	assert_int_equal(vd_rd(vp, 0x14, 1), 0);
+	assert_false(vp->reset_pending);
+	assert_int_equal(vp->ops->drain(vp, 0), 0);
+	assert_int_equal(vd_ram[0x20000], 10);
+	assert_int_equal(vd_ram[0x22000 + 1023], 15);
+	virtio_pci_backend(vp);
+	assert_int_equal(vd_used_idx(0), 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(vd_ram[ST + 3 * i], 0xEE);
+	memset(vd_ram + VD_QBASE(0) + 0x1000, 0, 0x2000); /* avail and used rings */
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 1));
+	blk_post(0, 0, 20, 0x30000, 512);
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
+	run_backend(1);
+	assert_int_equal(vd_used_idx(0), 1);
+	assert_int_equal(vd_ram[ST], 0);
+	assert_int_equal(vd_ram[0x30000 + 511], 20);
+	virtio_dev_free(vp);
+	vp = sync_disk;
+}
+
+/* A model whose I/O stays in flight until fake_busy is cleared. */
+static bool fake_busy;
+static void fake_notify(struct virtio_pci *p, unsigned q)
+{
+}
+static int fake_drain(struct virtio_pci *p, unsigned ms)
+{
+	return fake_busy ? -EBUSY : 0;
+}
+static const struct virtio_dev_ops fake_ops = {.notify = fake_notify, .drain = fake_drain};
+
+/* The transport's side of a reset that waits for I/O in flight: the status reads nonzero and
+ * the driver's writes change nothing until the model's drain says it is done (seen on a status
+ * read, or by the I/O thread); then the device starts over from its reset state. */
+static void test_reset_waits_for_io(void **state)
+{
+	struct virtio_pci fake;
+	virtio_pci_init(&fake, &(struct virtio_pci_config){.name = "fake",
+							   .device_id = 4,
+							   .nqueues = 1,
+							   .qmax = VD_QSIZE,
+							   .ops = &fake_ops,
+							   .mem = &vd_mem});
+	assert_true(vd_init(&fake, VIRTIO_F_VERSION_1, 1));
+	fake_busy = true;
+	vd_wr(&fake, 0x14, 1, 0);
+	assert_true(fake.reset_pending);
+	assert_int_equal(vd_rd(&fake, 0x14, 1), 15);
+	/* A driver that does not wait: nothing changes. */
+	vd_wr(&fake, 0x14, 1, 1);
+	vd_wr(&fake, 0x16, 2, 0);
+	vd_wr(&fake, 0x18, 2, 8);
+	assert_int_equal(vd_rd(&fake, 0x14, 1), 15);
+	assert_int_equal(vd_rd(&fake, 0x1C, 2), 0); /* the queue is already off */
+	fake_busy = false;
+	assert_int_equal(vd_rd(&fake, 0x14, 1), 0);
+	assert_false(fake.reset_pending);
+	assert_int_equal(vd_rd(&fake, 0x18, 2), VD_QSIZE); /* the size written meanwhile: ignored */
+	/* The I/O thread ends it too, without a status read. */
+	assert_true(vd_init(&fake, VIRTIO_F_VERSION_1, 1));
+	fake_busy = true;
+	vd_wr(&fake, 0x14, 1, 0);
+	assert_true(fake.reset_pending);
+	virtio_pci_backend(&fake);
+	assert_true(fake.reset_pending);
+	fake_busy = false;
+	virtio_pci_backend(&fake);
+	assert_false(fake.reset_pending);
+	assert_int_equal(vd_rd(&fake, 0x14, 1), 0);
+	/* With nothing in flight the write of 0 is the whole reset. */
+	assert_true(vd_init(&fake, VIRTIO_F_VERSION_1, 1));
+	vd_wr(&fake, 0x14, 1, 0);
+	assert_false(fake.reset_pending);
+	assert_int_equal(fake.resets_waited, 2);
+	virtio_pci_fini(&fake);
+}
+
 /* A disk started without a limit gets one at run time; lifting it serves what waited. */
 static void test_blk_runtime_limit(void **state)
 {
@@ -611,6 +703,8 @@ int main(void)
 	    T(test_msix_mask_pending),
 	    T(test_save_restore),
 	    T(test_blk_async),
+	    T(test_blk_reset_in_flight),
+	    T(test_reset_waits_for_io),
 	    T(test_blk_runtime_limit),
 	    T(test_blk_sector0_guard),
 	    T(test_blk_qcow2),
