@@ -24,6 +24,7 @@
 #define BUF_ALLOC (256u << 10)
 #define MAX_PKT	  (64u << 10)
 #define NCTL	  128
+#define RX_BUDGET 256 /* packets one rx_pump puts out before it lets the others run */
 
 enum {
 	OP_REQUEST = 1,
@@ -61,6 +62,7 @@ struct vvsock {
 	struct conn conn[MAX_CONN];
 	struct pkt ctl[NCTL]; /* control packets waiting for receive buffers */
 	unsigned nctl;
+	unsigned next_conn; /* where rx_pump looks first for data: connections take turns */
 	bool rx_waiting;
 	bool reset_pending; /* a restore dropped the connections: the driver is not told yet */
 	struct virtq_chain chain;
@@ -128,7 +130,67 @@ static void ctl(struct vvsock *s, uint32_t host_port, uint32_t guest_port, uint1
 		s->ctl[s->nctl++] = (struct pkt){host_port, guest_port, op, c};
 }
 
-/* Fills receive buffers: control packets first, then data the sockets have for the guest. */
+/* Bytes the guest can take on c now (§5.10.6.3.1): its buf_alloc less what is in flight. A
+ * fwd_cnt ahead of what we sent, or a buf_alloc that shrank below it, gives nothing. */
+static uint32_t credit(const struct conn *c)
+{
+	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
+	return in_flight < c->peer_buf_alloc ? c->peer_buf_alloc - in_flight : 0;
+}
+
+/* Whether c may have a packet for the guest: data it has credit for (or its end). */
+static bool conn_has_work(const struct conn *c)
+{
+	return c->state == C_OPEN && credit(c);
+}
+
+/*
+ * Takes the next packet from the connections for a receive buffer with room bytes of payload:
+ * data read from the host socket, never more than room or the guest's credit (or a SHUTDOWN
+ * at its end). Connections take turns. Returns false when none has anything now; a socket
+ * with nothing to read is watched again.
+ */
+static bool conn_next(struct virtio_pci *vp, struct vvsock *s, uint64_t room, struct pkt *p,
+		      uint32_t *len)
+{
+	for (unsigned k = 0; k < MAX_CONN; k++) {
+		unsigned i = (s->next_conn + k) % MAX_CONN;
+		struct conn *c = &s->conn[i];
+		if (!conn_has_work(c))
+			continue;
+		uint32_t want = credit(c);
+		if (want > room)
+			want = (uint32_t)room;
+		if (want > MAX_PKT - HDR)
+			want = MAX_PKT - HDR;
+		/* A buffer with room for a header only takes control packets only. */
+		if (!want)
+			continue;
+		ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			watch(vp, c->fd, EPOLL_CTL_MOD);
+			continue;
+		}
+		s->next_conn = i + 1;
+		if (r > 0) {
+			*p = (struct pkt){c->host_port, c->guest_port, OP_RW, c};
+			*len = (uint32_t)r;
+			return true;
+		}
+		/* End of file or an error: the connection ends. */
+		*p = (struct pkt){c->host_port, c->guest_port, OP_SHUTDOWN, NULL};
+		conn_close(vp, c);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Fills receive buffers: control packets first, then the connections' SHUTDOWNs and data,
+ * each packet cut to the buffer at hand and to the guest's credit, so any amount of data
+ * crosses in buffers of any size. With no buffer left the sockets are not read (nor watched)
+ * until the driver adds buffers: nothing is lost and nothing spins.
+ */
 static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 {
 	struct virtq *vq = &vp->vq[RXQ];
@@ -139,72 +201,44 @@ static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 		s->rx_waiting = true;
 		return;
 	}
-	for (int guard = 0; guard < 256; guard++) {
-		/* What to send next? */
-		struct pkt p = {0};
-		uint32_t len = 0;
-		if (s->nctl) {
-			p = s->ctl[0];
-		} else {
-			int i;
-			for (i = 0; i < MAX_CONN; i++) {
-				struct conn *c = &s->conn[i];
-				uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
-				if (c->state == C_OPEN && credit > 0 && c->peer_buf_alloc)
-					break;
-			}
-			if (i == MAX_CONN)
-				break;
-			/* Try each open connection with credit once per pass. */
-			bool got = false;
-			for (; i < MAX_CONN && !got; i++) {
-				struct conn *c = &s->conn[i];
-				uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
-				if (c->state != C_OPEN || !credit || credit > c->peer_buf_alloc)
-					continue;
-				if (!virtq_has_avail(vq) && !virtq_enable_notify(vq)) {
-					s->rx_waiting = true;
-					goto out;
-				}
-				uint32_t want = credit < MAX_PKT - HDR ? credit : MAX_PKT - HDR;
-				ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
-				if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-					ctl(s, c->host_port, c->guest_port, OP_SHUTDOWN, NULL);
-					conn_close(vp, c);
-					got = true;
-				} else if (r > 0) {
-					p = (struct pkt){c->host_port, c->guest_port, OP_RW, c};
-					len = (uint32_t)r;
-					got = true;
-				} else {
-					watch(vp, c->fd, EPOLL_CTL_MOD);
-				}
-			}
-			if (!got)
-				break;
-			if (!len) /* a SHUTDOWN was queued: loop to send it */
-				continue;
+	for (unsigned budget = RX_BUDGET;; budget--) {
+		bool work = s->nctl > 0;
+		for (int i = 0; i < MAX_CONN && !work; i++)
+			work = conn_has_work(&s->conn[i]);
+		if (!work)
+			break;
+		if (!budget) { /* come back through the queue's kick eventfd */
+			uint64_t one = 1;
+			if (vp->kick_fd[RXQ] >= 0 && write(vp->kick_fd[RXQ], &one, sizeof(one)) < 0)
+				log_debug("vsock: cannot requeue the receive queue");
+			break;
 		}
 		int r = virtq_pop(vq, &s->chain, &why);
+		if (r == 0 && virtq_enable_notify(vq))
+			r = virtq_pop(vq, &s->chain, &why);
 		if (r < 0) {
 			virtio_pci_needs_reset(vp, why);
 			return;
 		}
-		if (r == 0) {
-			if (len) { /* keep the data: no buffer for it (rare: checked above) */
-				ctl(s, p.src_port, p.dst_port, OP_RST, NULL);
-				conn_close(vp, p.c);
-			}
+		if (r == 0) { /* the driver's next kick of the receive queue brings us back */
 			s->rx_waiting = true;
-			goto out;
+			break;
 		}
-		if (s->chain.in_len < HDR + (uint64_t)len) {
+		if (s->chain.in_len < HDR) {
 			virtq_unpop(vq);
-			virtio_pci_needs_reset(vp, "vsock receive buffer too small");
+			virtio_pci_needs_reset(vp, "vsock receive buffer smaller than a header");
 			return;
 		}
-		if (!len) /* a control packet leaves the queue */
+		struct pkt p;
+		uint32_t len = 0;
+		if (s->nctl) {
+			p = s->ctl[0];
 			memmove(s->ctl, s->ctl + 1, --s->nctl * sizeof(s->ctl[0]));
+		} else if (!conn_next(vp, s, s->chain.in_len - HDR, &p, &len)) {
+			/* Nothing to read after all: the buffer stays the driver's. */
+			virtq_unpop(vq);
+			break;
+		}
 		put_hdr(s->buf, HOST_CID, s->cid, p.src_port, p.dst_port, len, p.op, p.c);
 		virtq_chain_write(&s->chain, 0, s->buf, HDR + (uint64_t)len);
 		virtq_push(vq, s->chain.head, HDR + len);
@@ -212,7 +246,6 @@ static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 			p.c->tx_cnt += len;
 		any = true;
 	}
-out:
 	if (any && virtq_should_notify(vq))
 		virtio_pci_notify_queue(vp, RXQ);
 }
