@@ -2,7 +2,8 @@
  * host connects through the Unix socket ("CONNECT N"), and the driver posts 4 KiB receive
  * buffers (header and payload split over two descriptors as Linux 6.1 does, or in one).
  * Large host-to-guest transfers crossing many buffers within the guest's credit, the device
- * idle (no wake-ups) while it has no buffer or no credit, and hostile drivers. */
+ * idle (no wake-ups) while it has no buffer or no credit, the SHUTDOWN flags of a host that
+ * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers. */
 #include "devices/virtio/virtio_devices.h"
 #include "vdriver.h"
 
@@ -35,6 +36,8 @@
 #define OP_SHUTDOWN 4
 #define OP_RW	    5
 #define OP_CREDIT   6
+#define F_RCV	    1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
+#define F_SEND	    2 /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
 
 struct vs_hdr {
 	uint64_t src_cid, dst_cid;
@@ -305,6 +308,149 @@ static void credit_bounds_transfer(void **state)
 	close(fd);
 }
 
+/* The host sends, then closes: the guest gets all the data, then one SHUTDOWN saying the host
+ * will neither send nor receive (flags 3); after that the connection is gone. (Less than a
+ * buffer's worth: this is about the end of a stream, host_to_guest_64k about its length.) */
+static void host_close_is_shutdown(void **state)
+{
+	enum { N = 3000 };
+	static uint8_t sent[N], got[N];
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5002, 256 << 10, &hp);
+	fill(sent, N, 3);
+	assert_int_equal(send(fd, sent, N, 0), N);
+	close(fd);
+	size_t total = 0;
+	uint32_t shut = UINT32_MAX;
+	for (int round = 0; round < 20 && shut == UINT32_MAX; round++) {
+		io_run();
+		drain(5002, hp, got, &total, N, &shut);
+		rx_kick();
+	}
+	assert_no_reset();
+	assert_int_equal(total, N);
+	assert_memory_equal(got, sent, N);
+	if (shut != (F_RCV | F_SEND))
+		fail_msg("SHUTDOWN flags %#x after the host closed, want 3 (RCV|SEND)", shut);
+	/* The guest's RST gets no answer; data after it does (a RST: no such connection). */
+	tx_send(5002, hp, OP_RST, 0, 256 << 10, N, NULL, 0);
+	io_run();
+	assert_int_equal(vd_used_idx(0), rx_used);
+	tx_send(5002, hp, OP_RW, 0, 256 << 10, N, "late", 4);
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(io_run(), 0);
+}
+
+/* The host shuts its sending side only: SHUTDOWN with F_SEND after the data, the guest can
+ * still send to the host; the host's close later gives a second SHUTDOWN (flags 3). */
+static void host_half_close(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5003, 256 << 10, &hp);
+	assert_int_equal(send(fd, "abc", 3, 0), 3);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	uint8_t got[8];
+	size_t total = 0;
+	uint32_t shut = UINT32_MAX;
+	io_run();
+	drain(5003, hp, got, &total, sizeof(got), &shut);
+	assert_int_equal(total, 3);
+	assert_memory_equal(got, "abc", 3);
+	if (shut != F_SEND)
+		fail_msg("SHUTDOWN flags %#x after the host's shutdown(SHUT_WR), want 2 (SEND)",
+			 shut);
+	/* End of file stays readable: the device must not be woken for it again and again. */
+	rx_kick();
+	assert_int_equal(io_run(), 0);
+	tx_send(5003, hp, OP_RW, 0, 256 << 10, 3, "reply", 5);
+	char r[8] = {0};
+	assert_int_equal(recv(fd, r, 5, MSG_WAITALL), 5);
+	assert_string_equal(r, "reply");
+	close(fd);
+	shut = UINT32_MAX;
+	assert_true(io_run() > 0);
+	drain(5003, hp, got, &total, sizeof(got), &shut);
+	if (shut != (F_RCV | F_SEND))
+		fail_msg("SHUTDOWN flags %#x after the host closed, want 3", shut);
+	assert_no_reset();
+}
+
+/* The guest shuts its sending side (F_SEND): the host reads the data, then end of file, and
+ * can still send to the guest; the guest's full SHUTDOWN then gets a RST. */
+static void guest_half_close(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5004, 256 << 10, &hp);
+	tx_send(5004, hp, OP_RW, 0, 256 << 10, 0, "last words", 10);
+	tx_send(5004, hp, OP_SHUTDOWN, F_SEND, 256 << 10, 0, NULL, 0);
+	char r[16] = {0};
+	ssize_t n = recv(fd, r, 10, MSG_WAITALL);
+	if (n != 10)
+		fail_msg("the host read %zd bytes (%s) of the guest's 10", n,
+			 n < 0 ? strerror(errno) : "end of file");
+	assert_string_equal(r, "last words");
+	n = recv(fd, r, sizeof(r), 0);
+	if (n != 0)
+		fail_msg("the host read %zd (%s) where the guest's SHUTDOWN(SEND) means end of "
+			 "file",
+			 n, n < 0 ? strerror(errno) : "data");
+	n = send(fd, "still-open", 10, MSG_NOSIGNAL);
+	if (n != 10)
+		fail_msg("the host cannot send after the guest's half-close: %s",
+			 n < 0 ? strerror(errno) : "short write");
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[16] = {0};
+	assert_true(rx_get(&h, d, sizeof(d)));
+	if (h.op != OP_RW)
+		fail_msg("op %u for the host's data after the guest's half-close, want RW", h.op);
+	assert_memory_equal(d, "still-open", 10);
+	/* Both directions ended: the device answers with a RST and lets the socket go. */
+	tx_send(5004, hp, OP_SHUTDOWN, F_RCV | F_SEND, 256 << 10, 10, NULL, 0);
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPIPE);
+	close(fd);
+	assert_no_reset();
+}
+
+/* The guest will receive no more (F_RCV): the host's writes fail, the guest's data still
+ * goes through. */
+static void guest_shuts_receive(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5005, 256 << 10, &hp);
+	tx_send(5005, hp, OP_SHUTDOWN, F_RCV, 256 << 10, 0, NULL, 0);
+	assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPIPE);
+	tx_send(5005, hp, OP_RW, 0, 256 << 10, 0, "to-host", 7);
+	char r[8] = {0};
+	ssize_t n = recv(fd, r, 7, MSG_WAITALL);
+	if (n != 7)
+		fail_msg("the host read %zd bytes (%s) of the guest's 7 after its SHUTDOWN(RCV)", n,
+			 n < 0 ? strerror(errno) : "end of file");
+	assert_string_equal(r, "to-host");
+	assert_int_equal(io_run(), 0);
+	assert_int_equal(vd_used_idx(0), rx_used);
+	close(fd);
+	/* The host's close ends the connection for the guest too. */
+	assert_true(io_run() > 0);
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_SHUTDOWN);
+	assert_int_equal(h.flags, F_RCV | F_SEND);
+	assert_no_reset();
+}
+
 /* A fwd_cnt ahead of what was sent gives no credit: nothing is sent and nothing spins, until a
  * sane update. */
 static void hostile_credit(void **state)
@@ -350,10 +496,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, vs_setup, vs_teardown)
-	    T(host_to_guest_64k),
-	    T(credit_bounds_transfer),
-	    T(hostile_credit),
-	    T(hostile_tiny_buffer),
+	    T(host_to_guest_64k), T(credit_bounds_transfer), T(host_close_is_shutdown),
+	    T(host_half_close),	  T(guest_half_close),	     T(guest_shuts_receive),
+	    T(hostile_credit),	  T(hostile_tiny_buffer),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
