@@ -6,6 +6,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@
 #define BUF_ALLOC (256u << 10)
 #define MAX_PKT	  (64u << 10)
 #define NCTL	  128
+#define RX_BUDGET 256 /* packets one rx_pump puts out before it lets the others run */
+
+/* SHUTDOWN flags (§5.10.6.6), cumulative: what the sender of the packet will do no more. */
+#define SHUT_F_RCV  1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
+#define SHUT_F_SEND 2 /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
+#define SHUT_F_BOTH (SHUT_F_RCV | SHUT_F_SEND)
 
 enum {
 	OP_REQUEST = 1,
@@ -43,6 +50,9 @@ struct conn {
 	uint32_t peer_buf_alloc, peer_fwd_cnt; /* the guest's receive credit */
 	uint32_t tx_cnt;		       /* bytes we sent the guest */
 	uint32_t fwd_cnt;		       /* bytes from the guest we passed on */
+	uint32_t host_shut;  /* SHUTDOWN flags the guest has from us (the host end's state) */
+	uint32_t shut_due;   /* SHUTDOWN flags still to send, after the data read before them */
+	uint32_t guest_shut; /* SHUTDOWN flags the guest sent */
 	char line[32];
 	unsigned line_len;
 };
@@ -51,6 +61,7 @@ struct pkt {
 	uint32_t src_port, dst_port;
 	uint16_t op;
 	struct conn *c;
+	uint32_t flags;
 };
 
 struct vvsock {
@@ -61,6 +72,7 @@ struct vvsock {
 	struct conn conn[MAX_CONN];
 	struct pkt ctl[NCTL]; /* control packets waiting for receive buffers */
 	unsigned nctl;
+	unsigned next_conn; /* where rx_pump looks first for data: connections take turns */
 	bool rx_waiting;
 	bool reset_pending; /* a restore dropped the connections: the driver is not told yet */
 	struct virtq_chain chain;
@@ -68,7 +80,7 @@ struct vvsock {
 };
 
 static void put_hdr(uint8_t *h, uint64_t src_cid, uint64_t dst_cid, uint32_t sp, uint32_t dp,
-		    uint32_t len, uint16_t op, const struct conn *c)
+		    uint32_t len, uint16_t op, uint32_t flags, const struct conn *c)
 {
 	memset(h, 0, HDR);
 	memcpy(h, &src_cid, 8);
@@ -79,16 +91,19 @@ static void put_hdr(uint8_t *h, uint64_t src_cid, uint64_t dst_cid, uint32_t sp,
 	uint16_t type = 1; /* STREAM */
 	memcpy(h + 28, &type, 2);
 	memcpy(h + 30, &op, 2);
+	memcpy(h + 32, &flags, 4);
 	uint32_t ba = BUF_ALLOC, fc = c ? c->fwd_cnt : 0;
 	memcpy(h + 36, &ba, 4);
 	memcpy(h + 40, &fc, 4);
 }
 
-static void watch(struct virtio_pci *vp, int fd, int op)
+/* Arms fd's one-shot watch: events EPOLLIN to read it, 0 for its hang-up only (EPOLLHUP and
+ * EPOLLERR always count), for a socket at end of file that would otherwise wake us forever. */
+static void watch(struct virtio_pci *vp, int fd, int op, uint32_t events)
 {
 	if (vp->io_epfd < 0 || fd < 0)
 		return;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = vp->io_tag};
+	struct epoll_event ev = {.events = events | EPOLLONESHOT, .data.ptr = vp->io_tag};
 	epoll_ctl(vp->io_epfd, op, fd, &ev);
 }
 
@@ -125,10 +140,113 @@ static void ctl(struct vvsock *s, uint32_t host_port, uint32_t guest_port, uint1
 {
 	log_debug("vsock: to guest port %u from host port %u: op %u", guest_port, host_port, op);
 	if (s->nctl < NCTL)
-		s->ctl[s->nctl++] = (struct pkt){host_port, guest_port, op, c};
+		s->ctl[s->nctl++] = (struct pkt){host_port, guest_port, op, c, 0};
 }
 
-/* Fills receive buffers: control packets first, then data the sockets have for the guest. */
+/* Bytes the guest can take on c now (§5.10.6.3.1): its buf_alloc less what is in flight. A
+ * fwd_cnt ahead of what we sent, or a buf_alloc that shrank below it, gives nothing. */
+static uint32_t credit(const struct conn *c)
+{
+	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
+	return in_flight < c->peer_buf_alloc ? c->peer_buf_alloc - in_flight : 0;
+}
+
+/* Whether c's host socket is read for the guest: not once either side ended that direction. */
+static bool conn_reads(const struct conn *c)
+{
+	return c->state == C_OPEN && !((c->host_shut | c->shut_due) & SHUT_F_SEND) &&
+	       !(c->guest_shut & SHUT_F_RCV);
+}
+
+/* Whether c may have a packet for the guest: a SHUTDOWN, or data it has credit for. */
+static bool conn_has_work(const struct conn *c)
+{
+	return c->state == C_OPEN && (c->shut_due || (conn_reads(c) && credit(c)));
+}
+
+/* Whether the host end of fd is gone both ways (closed, not only shut for writing). */
+static bool host_gone(int fd)
+{
+	struct pollfd p = {.fd = fd};
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+/* c's host end was closed (both directions) or shut for writing: the guest learns it by a
+ * SHUTDOWN once the data read before has gone out (rx_pump sends it in turn). */
+static void host_ended(struct virtio_pci *vp, struct conn *c)
+{
+	bool gone = host_gone(c->fd);
+	c->shut_due = (gone ? SHUT_F_BOTH : SHUT_F_SEND) & ~c->host_shut;
+	if (!gone) /* a half-close: wait for the hang-up, not for input (EOF stays readable) */
+		watch(vp, c->fd, EPOLL_CTL_MOD, 0);
+}
+
+/*
+ * Takes the next packet from the connections for a receive buffer with room bytes of payload:
+ * a SHUTDOWN that is due, or data read from the host socket, never more than room or the
+ * guest's credit. Connections take turns. Returns false when none has anything now; a socket
+ * with nothing to read is watched again.
+ */
+static bool conn_next(struct virtio_pci *vp, struct vvsock *s, uint64_t room, struct pkt *p,
+		      uint32_t *len)
+{
+	for (unsigned k = 0; k < MAX_CONN; k++) {
+		unsigned i = (s->next_conn + k) % MAX_CONN;
+		struct conn *c = &s->conn[i];
+		if (!conn_has_work(c))
+			continue;
+		if (!c->shut_due) {
+			uint32_t want = credit(c);
+			if (want > room)
+				want = (uint32_t)room;
+			if (want > MAX_PKT - HDR)
+				want = MAX_PKT - HDR;
+			/* A buffer with room for a header only takes control packets only. */
+			if (!want)
+				continue;
+			ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+				watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
+				continue;
+			}
+			s->next_conn = i + 1;
+			if (r > 0) {
+				*p = (struct pkt){c->host_port, c->guest_port, OP_RW, c, 0};
+				*len = (uint32_t)r;
+				return true;
+			}
+			if (r < 0) { /* ECONNRESET: the host end closed on data it had not read */
+				log_debug("vsock: host port %u: %s", c->host_port, strerror(errno));
+				*p = (struct pkt){c->host_port, c->guest_port, OP_RST, NULL, 0};
+				conn_close(vp, c);
+				return true;
+			}
+			host_ended(vp, c); /* end of file, after everything before it went out */
+		}
+		s->next_conn = i + 1;
+		*p = (struct pkt){c->host_port, c->guest_port, OP_SHUTDOWN, c,
+				  c->host_shut | c->shut_due};
+		return true;
+	}
+	return false;
+}
+
+/* A SHUTDOWN went out on c: once the host end is gone both ways, nothing is left to do with
+ * the connection (the guest's RST finds none, which is fine: §5.10.6.6). */
+static void shut_sent(struct virtio_pci *vp, struct conn *c)
+{
+	c->host_shut |= c->shut_due;
+	c->shut_due = 0;
+	if (c->host_shut == SHUT_F_BOTH)
+		conn_close(vp, c);
+}
+
+/*
+ * Fills receive buffers: control packets first, then the connections' SHUTDOWNs and data,
+ * each packet cut to the buffer at hand and to the guest's credit, so any amount of data
+ * crosses in buffers of any size. With no buffer left the sockets are not read (nor watched)
+ * until the driver adds buffers: nothing is lost and nothing spins.
+ */
 static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 {
 	struct virtq *vq = &vp->vq[RXQ];
@@ -139,80 +257,53 @@ static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 		s->rx_waiting = true;
 		return;
 	}
-	for (int guard = 0; guard < 256; guard++) {
-		/* What to send next? */
-		struct pkt p = {0};
-		uint32_t len = 0;
-		if (s->nctl) {
-			p = s->ctl[0];
-		} else {
-			int i;
-			for (i = 0; i < MAX_CONN; i++) {
-				struct conn *c = &s->conn[i];
-				uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
-				if (c->state == C_OPEN && credit > 0 && c->peer_buf_alloc)
-					break;
-			}
-			if (i == MAX_CONN)
-				break;
-			/* Try each open connection with credit once per pass. */
-			bool got = false;
-			for (; i < MAX_CONN && !got; i++) {
-				struct conn *c = &s->conn[i];
-				uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
-				if (c->state != C_OPEN || !credit || credit > c->peer_buf_alloc)
-					continue;
-				if (!virtq_has_avail(vq) && !virtq_enable_notify(vq)) {
-					s->rx_waiting = true;
-					goto out;
-				}
-				uint32_t want = credit < MAX_PKT - HDR ? credit : MAX_PKT - HDR;
-				ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
-				if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-					ctl(s, c->host_port, c->guest_port, OP_SHUTDOWN, NULL);
-					conn_close(vp, c);
-					got = true;
-				} else if (r > 0) {
-					p = (struct pkt){c->host_port, c->guest_port, OP_RW, c};
-					len = (uint32_t)r;
-					got = true;
-				} else {
-					watch(vp, c->fd, EPOLL_CTL_MOD);
-				}
-			}
-			if (!got)
-				break;
-			if (!len) /* a SHUTDOWN was queued: loop to send it */
-				continue;
+	for (unsigned budget = RX_BUDGET;; budget--) {
+		bool work = s->nctl > 0;
+		for (int i = 0; i < MAX_CONN && !work; i++)
+			work = conn_has_work(&s->conn[i]);
+		if (!work)
+			break;
+		if (!budget) { /* come back through the queue's kick eventfd */
+			uint64_t one = 1;
+			if (vp->kick_fd[RXQ] >= 0 && write(vp->kick_fd[RXQ], &one, sizeof(one)) < 0)
+				log_debug("vsock: cannot requeue the receive queue");
+			break;
 		}
 		int r = virtq_pop(vq, &s->chain, &why);
+		if (r == 0 && virtq_enable_notify(vq))
+			r = virtq_pop(vq, &s->chain, &why);
 		if (r < 0) {
 			virtio_pci_needs_reset(vp, why);
 			return;
 		}
-		if (r == 0) {
-			if (len) { /* keep the data: no buffer for it (rare: checked above) */
-				ctl(s, p.src_port, p.dst_port, OP_RST, NULL);
-				conn_close(vp, p.c);
-			}
+		if (r == 0) { /* the driver's next kick of the receive queue brings us back */
 			s->rx_waiting = true;
-			goto out;
+			break;
 		}
-		if (s->chain.in_len < HDR + (uint64_t)len) {
+		if (s->chain.in_len < HDR) {
 			virtq_unpop(vq);
-			virtio_pci_needs_reset(vp, "vsock receive buffer too small");
+			virtio_pci_needs_reset(vp, "vsock receive buffer smaller than a header");
 			return;
 		}
-		if (!len) /* a control packet leaves the queue */
+		struct pkt p;
+		uint32_t len = 0;
+		if (s->nctl) {
+			p = s->ctl[0];
 			memmove(s->ctl, s->ctl + 1, --s->nctl * sizeof(s->ctl[0]));
-		put_hdr(s->buf, HOST_CID, s->cid, p.src_port, p.dst_port, len, p.op, p.c);
+		} else if (!conn_next(vp, s, s->chain.in_len - HDR, &p, &len)) {
+			/* Nothing to read after all: the buffer stays the driver's. */
+			virtq_unpop(vq);
+			break;
+		}
+		put_hdr(s->buf, HOST_CID, s->cid, p.src_port, p.dst_port, len, p.op, p.flags, p.c);
 		virtq_chain_write(&s->chain, 0, s->buf, HDR + (uint64_t)len);
 		virtq_push(vq, s->chain.head, HDR + len);
 		if (p.op == OP_RW && p.c)
 			p.c->tx_cnt += len;
+		else if (p.op == OP_SHUTDOWN && p.c && p.c->shut_due)
+			shut_sent(vp, p.c);
 		any = true;
 	}
-out:
 	if (any && virtq_should_notify(vq))
 		virtio_pci_notify_queue(vp, RXQ);
 }
@@ -244,7 +335,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 	if (virtq_chain_read(ch, 0, h, HDR) != HDR)
 		return 0;
 	uint64_t src_cid, dst_cid;
-	uint32_t sp, dp, len, ba, fc;
+	uint32_t sp, dp, len, flags, ba, fc;
 	uint16_t type, op;
 	memcpy(&src_cid, h, 8);
 	memcpy(&dst_cid, h + 8, 8);
@@ -253,6 +344,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 	memcpy(&len, h + 24, 4);
 	memcpy(&type, h + 28, 2);
 	memcpy(&op, h + 30, 2);
+	memcpy(&flags, h + 32, 4);
 	memcpy(&ba, h + 36, 4);
 	memcpy(&fc, h + 40, 4);
 	log_debug("vsock: from guest port %u to host port %u: op %u len %u", sp, dp, op, len);
@@ -284,7 +376,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 				   .guest_port = sp,
 				   .peer_buf_alloc = ba,
 				   .peer_fwd_cnt = fc};
-		watch(vp, fd, EPOLL_CTL_ADD);
+		watch(vp, fd, EPOLL_CTL_ADD, EPOLLIN);
 		ctl(s, dp, sp, OP_RESPONSE, n);
 		break;
 	}
@@ -298,7 +390,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 				break;
 			}
 			c->state = C_OPEN;
-			watch(vp, c->fd, EPOLL_CTL_MOD);
+			watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
 		}
 		break;
 	case OP_RW:
@@ -335,12 +427,27 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 	case OP_CREDIT_UPDATE:
 		break;
 	case OP_SHUTDOWN:
-	case OP_RST:
-		if (c) {
-			if (op == OP_SHUTDOWN)
-				ctl(s, dp, sp, OP_RST, NULL);
+		if (!c)
+			break;
+		c->guest_shut |= flags & SHUT_F_BOTH;
+		if (c->state != C_OPEN || c->guest_shut == SHUT_F_BOTH) {
+			/* A full close: we answer with a RST (§5.10.6.6). What the guest sent is
+			 * with the host already; the host reads it, then end of file. */
+			ctl(s, dp, sp, OP_RST, NULL);
 			conn_close(vp, c);
+			break;
 		}
+		/* A half-close: the host sees the end of the direction the guest ended. */
+		if (c->guest_shut & SHUT_F_SEND)
+			shutdown(c->fd, SHUT_WR);
+		if (c->guest_shut & SHUT_F_RCV) {
+			shutdown(c->fd, SHUT_RD); /* the host's writes fail from now on */
+			watch(vp, c->fd, EPOLL_CTL_MOD, 0);
+		}
+		break;
+	case OP_RST:
+		if (c)
+			conn_close(vp, c);
 		break;
 	default:
 		ctl(s, dp, sp, OP_RST, NULL);
@@ -358,7 +465,7 @@ static void connect_line(struct virtio_pci *vp, struct vvsock *s, struct conn *c
 		return;
 	}
 	if (r < 0) {
-		watch(vp, c->fd, EPOLL_CTL_MOD);
+		watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
 		return;
 	}
 	/* Take bytes up to the newline only: what follows is the stream's data. */
@@ -374,7 +481,7 @@ static void connect_line(struct virtio_pci *vp, struct vvsock *s, struct conn *c
 		if (c->line_len >= sizeof(c->line) - 1)
 			conn_close(vp, c);
 		else
-			watch(vp, c->fd, EPOLL_CTL_MOD);
+			watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
 		return;
 	}
 	unsigned port;
@@ -437,13 +544,20 @@ static void vsock_backend_ready(struct virtio_pci *vp)
 			struct timeval tv = {0, 100000};
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 			*c = (struct conn){.state = C_CONNECT_LINE, .fd = fd};
-			watch(vp, fd, EPOLL_CTL_ADD);
+			watch(vp, fd, EPOLL_CTL_ADD, EPOLLIN);
 		}
 	}
 	virtio_pci_watch_backend(vp);
-	for (int i = 0; i < MAX_CONN; i++)
-		if (s->conn[i].state == C_CONNECT_LINE)
-			connect_line(vp, s, &s->conn[i]);
+	for (int i = 0; i < MAX_CONN; i++) {
+		struct conn *c = &s->conn[i];
+		if (c->state == C_CONNECT_LINE)
+			connect_line(vp, s, c);
+		/* A socket that is not read any more is watched for its hang-up only: has the
+		 * host closed it? */
+		else if (c->state == C_OPEN && !conn_reads(c) && !(c->shut_due & SHUT_F_RCV) &&
+			 !(c->host_shut & SHUT_F_RCV) && host_gone(c->fd))
+			c->shut_due = SHUT_F_BOTH & ~c->host_shut;
+	}
 	rx_pump(vp, s);
 }
 

@@ -165,23 +165,7 @@ balloon_run qemu-q35-balloon-target "$qskip" qemu "$work/qmp.sock" "$qemu" -M q3
 	-qmp "unix:$work/qmp.sock,server=on,wait=off" -append "$bcmd" \
 	-device virtio-balloon-pci,id=bal0,disable-legacy=on,deflate-on-oom=on
 
-# --- virtio-vsock both ways through Firecracker's Unix-socket host side ---
-rm -f "$work"/vs.sock*
-if [ -z "$skip" ]; then
-	python3 "$here/vsock_host.py" "$work/vs.sock" >"$work/vs.out" 2>&1 &
-	vpid=$!
-	for _ in $(seq 50); do [ -S "$work/vs.sock_1234" ] && break; sleep 0.1; done
-fi
-probe_run cove-vsock vvsock ${skip:+--skip "$skip"} -- "$cove" run --kernel "$pvh" \
-	--vsock "cid=3,uds=$work/vs.sock" --cmdline probe=vvsock
-if [ -z "$skip" ]; then
-	if wait "$vpid"; then
-		probe_tap ok "cove-vsock host side: $(tail -n 1 "$work/vs.out")"
-	else
-		probe_tap "not ok" "cove-vsock host side: $(tr '\n' ' ' <"$work/vs.out")"
-	fi
-fi
-probe_tap ok "qemu-q35-vsock vvsock" "SKIP QEMU's vhost-vsock-pci needs /dev/vhost-vsock, which this machine lacks"
+# virtio-vsock: vsock.sh.
 
 # --- virtio-net: a tap in a network namespace this test makes (and removes) ---
 # The guest (10.77.0.2) sends a UDP datagram to a listener on the tap's side (10.77.0.1:7777)

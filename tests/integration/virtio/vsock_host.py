@@ -1,7 +1,10 @@
-# The host side of the vsock test: PATH_1234 answers the guest's connection; then it connects
-# to the guest's port 5000 through PATH with Firecracker's "CONNECT 5000" handshake.
-import socket, sys, time
+# The host side of the vsock test: PATH_1234 answers the guest's connection, reads end of file
+# when the guest half-closes and still answers; then it connects to the guest's port 5000
+# through PATH with Firecracker's "CONNECT 5000" handshake, sends 64 KiB (the probe checks
+# every byte) and closes, which the guest must see as a SHUTDOWN.
+import select, socket, sys
 path = sys.argv[1]
+BULK = bytes(((i * 7) ^ (i >> 9)) & 255 for i in range(64 << 10))
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(path + "_1234")
 srv.listen(1)
@@ -13,6 +16,20 @@ got = c.recv(100)
 if got != b"hello-from-guest":
     sys.exit(f"guest sent {got!r}")
 c.sendall(b"host-echo:" + got)
+got = c.recv(100)
+if got != b"":
+    sys.exit(f"after the guest's SHUTDOWN(SEND): {got!r}, want end of file")
+try:
+    c.sendall(b"after-eof")
+except OSError as e:
+    sys.exit(f"cannot answer after the guest's half-close: {e}")
+# The guest's full SHUTDOWN: the device lets its end go (we are at end of file already, so
+# only the hang-up tells), and only then do we close ours.
+p = select.poll()
+p.register(c, select.POLLHUP)
+if not p.poll(10000):
+    sys.exit("the device kept the connection after the guest's full SHUTDOWN")
+c.close()
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(path)
@@ -34,4 +51,6 @@ while len(got) < 25:
     got += d
 if got != b"guest-echo:ping-from-host":
     sys.exit(f"guest answered {got!r}")
-print("vsock host side ok:", line.decode().strip())
+s.sendall(BULK)
+s.close()
+print("vsock host side ok:", line.decode().strip(), "then 64 KiB and a close")

@@ -1,0 +1,505 @@
+/* Unit tests of virtio-vsock's streams, driven as a Linux guest and a host program would: the
+ * host connects through the Unix socket ("CONNECT N"), and the driver posts 4 KiB receive
+ * buffers (header and payload split over two descriptors as Linux 6.1 does, or in one).
+ * Large host-to-guest transfers crossing many buffers within the guest's credit, the device
+ * idle (no wake-ups) while it has no buffer or no credit, the SHUTDOWN flags of a host that
+ * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers. */
+#include "devices/virtio/virtio_devices.h"
+#include "vdriver.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define HDR	    44
+#define GUEST_CID   42
+#define NRX	    8	 /* receive chains; chain i uses descriptors 2i and 2i + 1 */
+#define RXPAY	    4096 /* payload bytes of a split chain (Linux 6.1) */
+#define RXBUF(i)    (0x20000u + 0x1100u * (i))
+#define TXBUF	    0x30000u
+#define TXMAX	    0x1000u
+#define OP_REQUEST  1
+#define OP_RESPONSE 2
+#define OP_RST	    3
+#define OP_SHUTDOWN 4
+#define OP_RW	    5
+#define OP_CREDIT   6
+#define F_RCV	    1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
+#define F_SEND	    2 /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
+
+struct vs_hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+/* One test's device, its I/O thread's epoll and the driver's bookkeeping. */
+static struct virtio_pci *vp;
+static int epfd = -1;
+static char uds[80];
+static uint16_t rx_used; /* used entries of the receive queue taken */
+static unsigned tx_slot;
+
+/* Receive chain i: even ones split header and payload (Linux 6.1), odd ones are one 4 KiB
+ * buffer (Linux 6.3 on). Returns the payload room. */
+static uint32_t rx_room(unsigned i)
+{
+	return i % 2 ? 4096 - HDR : RXPAY;
+}
+
+static void rx_post(unsigned i, bool kick)
+{
+	uint64_t a[2] = {RXBUF(i), RXBUF(i) + HDR};
+	uint32_t l[2] = {HDR, RXPAY};
+	bool w[2] = {true, true};
+	if (i % 2)
+		l[0] = 4096;
+	vd_post(vp, 0, 2 * i, i % 2 ? 1 : 2, a, l, w, kick);
+}
+
+static void rx_kick(void)
+{
+	vd_wr(vp, VPCI_NOTIFY, 2, 0);
+}
+
+static void assert_no_reset(void)
+{
+	if (vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET)
+		fail_msg("the device went into NEEDS_RESET");
+}
+
+/* Takes the next used receive buffer: header into h, payload into data (up to max bytes; the
+ * rest is counted but dropped); gives the buffer back (without a kick). */
+static bool rx_get(struct vs_hdr *h, uint8_t *data, size_t max)
+{
+	if (vd_used_idx(0) == rx_used)
+		return false;
+	uint32_t id, len = vd_used_len(0, rx_used);
+	memcpy(&id, vd_ram + VD_QBASE(0) + 0x2004 + 8 * (rx_used % VD_QSIZE), 4);
+	rx_used++;
+	assert_true(id % 2 == 0 && id / 2 < NRX);
+	unsigned i = id / 2;
+	assert_true(len >= HDR);
+	memcpy(h, vd_ram + RXBUF(i), HDR);
+	if (h->len != len - HDR || h->len > rx_room(i))
+		fail_msg("packet of %u bytes (used length %u) in a buffer with room for %u", h->len,
+			 len, rx_room(i));
+	assert_int_equal(h->src_cid, 2);
+	assert_int_equal(h->dst_cid, GUEST_CID);
+	assert_int_equal(h->type, 1);
+	memcpy(data, vd_ram + RXBUF(i) + HDR, h->len < max ? h->len : max);
+	rx_post(i, false);
+	return true;
+}
+
+/* A packet from the guest (one descriptor, header and payload). */
+static void tx_send(uint32_t sp, uint32_t dp, uint16_t op, uint32_t flags, uint32_t buf_alloc,
+		    uint32_t fwd_cnt, const void *data, uint32_t len)
+{
+	assert_true(len <= TXMAX - HDR);
+	struct vs_hdr h = {GUEST_CID, 2, sp, dp, len, 1, op, flags, buf_alloc, fwd_cnt};
+	memcpy(vd_ram + TXBUF, &h, HDR);
+	if (len)
+		memcpy(vd_ram + TXBUF + HDR, data, len);
+	uint16_t before = vd_used_idx(1);
+	vd_post1(vp, 1, tx_slot++ % VD_QSIZE, TXBUF, HDR + len, false, true);
+	assert_int_equal(vd_used_idx(1), (uint16_t)(before + 1));
+}
+
+/* What the I/O thread does: runs the device for each ready fd until none is. Returns the
+ * wake-ups; a device that keeps its sockets ready without progress fails the test. */
+static int io_run(void)
+{
+	int wakeups = 0;
+	for (;;) {
+		struct epoll_event ev[8];
+		int n = epoll_wait(epfd, ev, 8, 0);
+		assert_true(n >= 0);
+		if (n == 0)
+			return wakeups;
+		wakeups += n;
+		if (wakeups > 200)
+			fail_msg("the device keeps waking the I/O thread (a busy loop)");
+		for (int k = 0; k < n; k++)
+			virtio_pci_backend(vp);
+	}
+}
+
+static int vs_setup(void **state)
+{
+	if (vd_setup(state))
+		return -1;
+	snprintf(uds, sizeof(uds), "/tmp/cove-unit-vsock-%d", getpid());
+	unlink(uds);
+	struct cove_err err = {0};
+	vp = virtio_vsock_new(GUEST_CID, uds, &vd_mem, NULL, &err);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!vp || epfd < 0)
+		return -1;
+	/* As virtio_machine does: the listening socket one-shot, the device re-arms it. */
+	vp->io_epfd = epfd;
+	vp->io_tag = vp;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = vp};
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, vp->ops->backend_fd(vp), &ev))
+		return -1;
+	rx_used = 0;
+	tx_slot = 0;
+	return 0;
+}
+
+static int vs_teardown(void **state)
+{
+	virtio_dev_free(vp);
+	vp = NULL;
+	close(epfd);
+	unlink(uds);
+	return vd_teardown(state);
+}
+
+/* Driver up with all receive buffers posted. */
+static void start(uint64_t features)
+{
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1 | features, 3));
+	for (unsigned i = 0; i < NRX; i++)
+		rx_post(i, i == NRX - 1);
+}
+
+/* The host connects to guest port gport and the guest accepts with buf_alloc. Returns the
+ * host's socket (2 s receive timeout); *hp is the host port the device chose. */
+static int open_conn(uint32_t gport, uint32_t buf_alloc, uint32_t *hp)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct timeval tv = {2, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char line[32];
+	int k = snprintf(line, sizeof(line), "CONNECT %u\n", gport);
+	assert_int_equal(write(fd, line, (size_t)k), k);
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_REQUEST);
+	assert_int_equal(h.dst_port, gport);
+	*hp = h.src_port;
+	tx_send(gport, *hp, OP_RESPONSE, 0, buf_alloc, 0, NULL, 0);
+	char want[32], got[32] = {0};
+	k = snprintf(want, sizeof(want), "OK %u\n", *hp);
+	assert_int_equal(recv(fd, got, (size_t)k, MSG_WAITALL), k);
+	assert_string_equal(got, want);
+	return fd;
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+/* Takes every used receive buffer of connection (gport, hp): data is appended to buf at
+ * *got (at most max in all), the first SHUTDOWN's flags go to *shut (when shut is not NULL).
+ * Returns the packets taken. */
+static int drain(uint32_t gport, uint32_t hp, uint8_t *buf, size_t *got, size_t max, uint32_t *shut)
+{
+	struct vs_hdr h;
+	static uint8_t d[RXPAY];
+	int n = 0;
+	while (rx_get(&h, d, sizeof(d))) {
+		n++;
+		assert_int_equal(h.dst_port, gport);
+		assert_int_equal(h.src_port, hp);
+		if (h.op == OP_RW) {
+			if (shut && *shut != UINT32_MAX)
+				fail_msg("data after the SHUTDOWN");
+			if (*got + h.len > max)
+				fail_msg("%zu bytes and %u more: more than the %zu sent", *got,
+					 h.len, max);
+			memcpy(buf + *got, d, h.len);
+			*got += h.len;
+		} else if (h.op == OP_SHUTDOWN && shut && *shut == UINT32_MAX) {
+			*shut = h.flags;
+		} else if (h.op != OP_CREDIT) {
+			fail_msg("unexpected op %u (flags %u)", h.op, h.flags);
+		}
+	}
+	return n;
+}
+
+/* 64 KiB from the host reach the guest through 4 KiB buffers, in order; with all buffers
+ * used the device waits (no wake-ups) and goes on when the driver gives them back. */
+static void host_to_guest_64k(void **state)
+{
+	enum { N = 64 << 10 };
+	static uint8_t sent[N], got[N];
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5000, 256 << 10, &hp);
+	fill(sent, N, 1);
+	assert_int_equal(send(fd, sent, N, 0), N);
+	assert_true(io_run() > 0);
+	assert_no_reset();
+	/* Every buffer is used and the socket still has data: the device must not spin. */
+	assert_int_equal((uint16_t)(vd_used_idx(0) - rx_used), NRX);
+	assert_int_equal(io_run(), 0);
+	size_t total = 0;
+	int packets = 0;
+	for (int round = 0; round < 100 && total < N; round++) {
+		packets += drain(5000, hp, got, &total, N, NULL);
+		rx_kick();
+		io_run();
+		assert_no_reset();
+	}
+	assert_int_equal(total, N);
+	assert_memory_equal(got, sent, N);
+	assert_true(packets >= N / RXPAY);
+	/* The host's close comes after the last byte, as a SHUTDOWN (the flags: below). */
+	close(fd);
+	uint32_t shut = UINT32_MAX;
+	assert_true(io_run() > 0);
+	drain(5000, hp, got, &total, N, &shut);
+	assert_int_equal(total, N);
+	assert_int_not_equal(shut, UINT32_MAX);
+}
+
+/* The guest's credit bounds what is in flight: with buf_alloc 10000 and no credit update the
+ * device stops at 10000 bytes (and sleeps), and goes on with each update. */
+static void credit_bounds_transfer(void **state)
+{
+	enum { N = 30000, ALLOC = 10000 };
+	static uint8_t sent[N], got[N];
+	start(VIRTIO_F_EVENT_IDX);
+	uint32_t hp;
+	int fd = open_conn(5001, ALLOC, &hp);
+	fill(sent, N, 2);
+	assert_int_equal(send(fd, sent, N, 0), N);
+	size_t total = 0;
+	for (uint32_t fwd = 0; fwd < N; fwd += ALLOC) {
+		if (fwd)
+			tx_send(5001, hp, OP_CREDIT, 0, ALLOC, fwd, NULL, 0);
+		for (int round = 0; round < 10; round++) {
+			io_run();
+			drain(5001, hp, got, &total, N, NULL);
+			rx_kick();
+		}
+		assert_no_reset();
+		if (total != fwd + ALLOC)
+			fail_msg("%zu bytes in flight with credit for %u", total - fwd, ALLOC);
+		assert_int_equal(io_run(), 0);
+	}
+	assert_memory_equal(got, sent, N);
+	close(fd);
+}
+
+/* The host sends, then closes: the guest gets all the data, then one SHUTDOWN saying the host
+ * will neither send nor receive (flags 3); after that the connection is gone. (Less than a
+ * buffer's worth: this is about the end of a stream, host_to_guest_64k about its length.) */
+static void host_close_is_shutdown(void **state)
+{
+	enum { N = 3000 };
+	static uint8_t sent[N], got[N];
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5002, 256 << 10, &hp);
+	fill(sent, N, 3);
+	assert_int_equal(send(fd, sent, N, 0), N);
+	close(fd);
+	size_t total = 0;
+	uint32_t shut = UINT32_MAX;
+	for (int round = 0; round < 20 && shut == UINT32_MAX; round++) {
+		io_run();
+		drain(5002, hp, got, &total, N, &shut);
+		rx_kick();
+	}
+	assert_no_reset();
+	assert_int_equal(total, N);
+	assert_memory_equal(got, sent, N);
+	if (shut != (F_RCV | F_SEND))
+		fail_msg("SHUTDOWN flags %#x after the host closed, want 3 (RCV|SEND)", shut);
+	/* The guest's RST gets no answer; data after it does (a RST: no such connection). */
+	tx_send(5002, hp, OP_RST, 0, 256 << 10, N, NULL, 0);
+	io_run();
+	assert_int_equal(vd_used_idx(0), rx_used);
+	tx_send(5002, hp, OP_RW, 0, 256 << 10, N, "late", 4);
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(io_run(), 0);
+}
+
+/* The host shuts its sending side only: SHUTDOWN with F_SEND after the data, the guest can
+ * still send to the host; the host's close later gives a second SHUTDOWN (flags 3). */
+static void host_half_close(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5003, 256 << 10, &hp);
+	assert_int_equal(send(fd, "abc", 3, 0), 3);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	uint8_t got[8];
+	size_t total = 0;
+	uint32_t shut = UINT32_MAX;
+	io_run();
+	drain(5003, hp, got, &total, sizeof(got), &shut);
+	assert_int_equal(total, 3);
+	assert_memory_equal(got, "abc", 3);
+	if (shut != F_SEND)
+		fail_msg("SHUTDOWN flags %#x after the host's shutdown(SHUT_WR), want 2 (SEND)",
+			 shut);
+	/* End of file stays readable: the device must not be woken for it again and again. */
+	rx_kick();
+	assert_int_equal(io_run(), 0);
+	tx_send(5003, hp, OP_RW, 0, 256 << 10, 3, "reply", 5);
+	char r[8] = {0};
+	assert_int_equal(recv(fd, r, 5, MSG_WAITALL), 5);
+	assert_string_equal(r, "reply");
+	close(fd);
+	shut = UINT32_MAX;
+	assert_true(io_run() > 0);
+	drain(5003, hp, got, &total, sizeof(got), &shut);
+	if (shut != (F_RCV | F_SEND))
+		fail_msg("SHUTDOWN flags %#x after the host closed, want 3", shut);
+	assert_no_reset();
+}
+
+/* The guest shuts its sending side (F_SEND): the host reads the data, then end of file, and
+ * can still send to the guest; the guest's full SHUTDOWN then gets a RST. */
+static void guest_half_close(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5004, 256 << 10, &hp);
+	tx_send(5004, hp, OP_RW, 0, 256 << 10, 0, "last words", 10);
+	tx_send(5004, hp, OP_SHUTDOWN, F_SEND, 256 << 10, 0, NULL, 0);
+	char r[16] = {0};
+	ssize_t n = recv(fd, r, 10, MSG_WAITALL);
+	if (n != 10)
+		fail_msg("the host read %zd bytes (%s) of the guest's 10", n,
+			 n < 0 ? strerror(errno) : "end of file");
+	assert_string_equal(r, "last words");
+	n = recv(fd, r, sizeof(r), 0);
+	if (n != 0)
+		fail_msg("the host read %zd (%s) where the guest's SHUTDOWN(SEND) means end of "
+			 "file",
+			 n, n < 0 ? strerror(errno) : "data");
+	n = send(fd, "still-open", 10, MSG_NOSIGNAL);
+	if (n != 10)
+		fail_msg("the host cannot send after the guest's half-close: %s",
+			 n < 0 ? strerror(errno) : "short write");
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[16] = {0};
+	assert_true(rx_get(&h, d, sizeof(d)));
+	if (h.op != OP_RW)
+		fail_msg("op %u for the host's data after the guest's half-close, want RW", h.op);
+	assert_memory_equal(d, "still-open", 10);
+	/* Both directions ended: the device answers with a RST and lets the socket go. */
+	tx_send(5004, hp, OP_SHUTDOWN, F_RCV | F_SEND, 256 << 10, 10, NULL, 0);
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPIPE);
+	close(fd);
+	assert_no_reset();
+}
+
+/* The guest will receive no more (F_RCV): the host's writes fail, the guest's data still
+ * goes through. */
+static void guest_shuts_receive(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5005, 256 << 10, &hp);
+	tx_send(5005, hp, OP_SHUTDOWN, F_RCV, 256 << 10, 0, NULL, 0);
+	assert_int_equal(send(fd, "x", 1, MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPIPE);
+	tx_send(5005, hp, OP_RW, 0, 256 << 10, 0, "to-host", 7);
+	char r[8] = {0};
+	ssize_t n = recv(fd, r, 7, MSG_WAITALL);
+	if (n != 7)
+		fail_msg("the host read %zd bytes (%s) of the guest's 7 after its SHUTDOWN(RCV)", n,
+			 n < 0 ? strerror(errno) : "end of file");
+	assert_string_equal(r, "to-host");
+	assert_int_equal(io_run(), 0);
+	assert_int_equal(vd_used_idx(0), rx_used);
+	close(fd);
+	/* The host's close ends the connection for the guest too. */
+	assert_true(io_run() > 0);
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_SHUTDOWN);
+	assert_int_equal(h.flags, F_RCV | F_SEND);
+	assert_no_reset();
+}
+
+/* A fwd_cnt ahead of what was sent gives no credit: nothing is sent and nothing spins, until a
+ * sane update. */
+static void hostile_credit(void **state)
+{
+	start(0);
+	uint32_t hp;
+	int fd = open_conn(5006, 4096, &hp);
+	tx_send(5006, hp, OP_CREDIT, 0, 4096, 12345, NULL, 0);
+	assert_int_equal(send(fd, "data", 4, 0), 4);
+	io_run();
+	assert_int_equal(vd_used_idx(0), rx_used);
+	assert_int_equal(io_run(), 0);
+	tx_send(5006, hp, OP_CREDIT, 0, 4096, 0, NULL, 0);
+	uint8_t got[8];
+	size_t total = 0;
+	drain(5006, hp, got, &total, sizeof(got), NULL);
+	assert_int_equal(total, 4);
+	assert_memory_equal(got, "data", 4);
+	assert_no_reset();
+	close(fd);
+}
+
+/* A receive buffer too small for a header is a driver error (NEEDS_RESET, one count), not a
+ * crash or a loop. */
+static void hostile_tiny_buffer(void **state)
+{
+	assert_true(vd_init(vp, VIRTIO_F_VERSION_1, 3));
+	vd_post1(vp, 0, 0, RXBUF(0), 20, true, true);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, "CONNECT 7\n", 10), 10);
+	io_run();
+	assert_true(vd_rd(vp, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(vp->needs_reset_count, 1);
+	assert_int_equal(vd_used_idx(0), 0);
+	close(fd);
+	io_run();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, vs_setup, vs_teardown)
+	    T(host_to_guest_64k), T(credit_bounds_transfer), T(host_close_is_shutdown),
+	    T(host_half_close),	  T(guest_half_close),	     T(guest_shuts_receive),
+	    T(hostile_credit),	  T(hostile_tiny_buffer),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
