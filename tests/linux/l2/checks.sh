@@ -117,14 +117,23 @@ check_rng() {
 	[ "$n" = 16384 ] || { why="read $n bytes from /dev/hwrng"; return 1; }
 }
 
-check_vsock() {
+# Host -> guest: L1 connects to port 7000 and sends 256 KiB, then closes; the guest must
+# see all of it and the end of the stream.
+check_vsock_in() {
 	[ -e /dev/vsock ] || { why="no /dev/vsock"; return 1; }
-	# Guest -> host: 256 KiB to host port 6000 (L1 listens on UDS_6000).
-	rigtool gen 262144 21 | rigtool vsock-send 2 6000 >/dev/null || { why="vsock send failed"; return 1; }
-	# Host -> guest: L1 connects to port 7000 and sends 256 KiB, then closes.
+	rigtool vsock-recv 7000 >/tmp/in &
+	sleep 0.5
 	say "vsock ready"
-	rigtool vsock-recv 7000 | sha256sum | cut -c1-64 >/tmp/sum || { why="vsock recv failed"; return 1; }
-	info vsock_in_sum "$(cat /tmp/sum)"
+	wait $! || { why="vsock recv failed"; return 1; }
+	info vsock_in_sum "$(sha256sum </tmp/in | cut -c1-64)"
+	info vsock_in_bytes "$(wc -c </tmp/in)"
+	rm -f /tmp/in
+}
+
+# Guest -> host: 256 KiB to host port 6000 (L1 listens on UDS_6000).
+check_vsock_out() {
+	[ -e /dev/vsock ] || { why="no /dev/vsock"; return 1; }
+	rigtool gen 262144 21 | rigtool vsock-send 2 6000 >/dev/null 2>/tmp/err || { why="vsock send: $(cat /tmp/err)"; return 1; }
 }
 
 # The console port: what L1 wrote to the socket comes back, upper-cased.
@@ -209,4 +218,25 @@ check_blk_rw() {
 	s=$(sha256sum </m/f | cut -c1-64)
 	umount /m
 	[ "$s" = "$(rigtool gen 16777216 13 | sha256sum | cut -c1-64)" ] || { why="read back other data"; return 1; }
+}
+
+# The first 1 MiB of disk "ov" (a qcow2 overlay).
+check_blk_read2() {
+	d=$(need_disk ov) || return 1
+	info ov_sum "$(head -c 1048576 "$d" | sha256sum | cut -c1-64)"
+}
+
+# A balloon that starts inflated to 64 MiB: MemTotal ends up at least 60 MiB lower.
+check_balloon_static() {
+	[ -d /sys/bus/virtio/drivers/virtio_balloon ] || { why="no balloon driver"; return 1; }
+	total=$(dmesg | sed -n 's/.*Memory: [0-9]*K\/\([0-9]*\)K available.*/\1/p')
+	n=0
+	while [ $n -lt 120 ]; do
+		now=$(memtotal)
+		[ $((total - now)) -ge 61440 ] && break
+		sleep 0.5; n=$((n + 1))
+	done
+	info mem_static "$now"
+	# Only the balloon's 64 MiB and the kernel's own reservations are missing.
+	[ $((total - now)) -ge 61440 ] || { why="MemTotal $now kB of $total"; return 1; }
 }
