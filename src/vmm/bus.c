@@ -1,6 +1,8 @@
 /* The I/O buses: sorted, non-overlapping ranges per space, looked up under a read lock. */
 #include "vmm/bus.h"
 
+#include "util/log.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -130,6 +132,21 @@ static struct device *lookup(struct bus *bus, enum bus_space space, uint64_t add
 	return dev;
 }
 
+/* The first accesses no device took are logged at debug level, to show what a guest
+ * probes; after that they are only counted. */
+#define UNCLAIMED_LOGGED 64
+
+static void unclaimed(struct bus *bus, enum bus_space space, uint64_t addr, unsigned len,
+		      bool write)
+{
+	uint64_t n = atomic_fetch_add_explicit(&bus->unclaimed, 1, memory_order_relaxed);
+	if (n < UNCLAIMED_LOGGED)
+		log_debug("unclaimed %s %s at %#llx, %u bytes%s",
+			  space == BUS_MMIO ? "MMIO" : "port", write ? "write" : "read",
+			  (unsigned long long)addr, len,
+			  n + 1 == UNCLAIMED_LOGGED ? " (no more are logged)" : "");
+}
+
 static bool valid_len(unsigned len)
 {
 	return len == 1 || len == 2 || len == 4 || len == 8;
@@ -141,7 +158,7 @@ bool bus_read(struct bus *bus, enum bus_space space, uint64_t addr, void *data, 
 	struct device *dev = valid_len(len) ? lookup(bus, space, addr, len, &off) : NULL;
 	if (!dev || !dev->ops->read) {
 		memset(data, 0xff, len);
-		bus_count_unclaimed(bus);
+		unclaimed(bus, space, addr, len, false);
 		return false;
 	}
 	dev->ops->read(dev, off, data, len);
@@ -153,7 +170,7 @@ bool bus_write(struct bus *bus, enum bus_space space, uint64_t addr, const void 
 	uint64_t off = 0;
 	struct device *dev = valid_len(len) ? lookup(bus, space, addr, len, &off) : NULL;
 	if (!dev || !dev->ops->write) {
-		bus_count_unclaimed(bus);
+		unclaimed(bus, space, addr, len, true);
 		return false;
 	}
 	dev->ops->write(dev, off, data, len);

@@ -30,7 +30,11 @@
 #define LAYOUT_KERNEL	   0x00100000ULL /* where protected-mode / PVH kernels load */
 
 /* Port I/O. */
-#define LAYOUT_PORT_COM1    0x3F8
+#define LAYOUT_PORT_COM1 0x3F8
+/* COM2..COM4 are absent; Linux's 8250 driver probes them at every boot. */
+#define LAYOUT_PORT_COM2    0x2F8
+#define LAYOUT_PORT_COM3    0x3E8
+#define LAYOUT_PORT_COM4    0x2E8
 #define LAYOUT_IRQ_COM1	    4
 #define LAYOUT_PORT_I8042   0x60 /* and 0x64 */
 #define LAYOUT_PORT_RTC	    0x70 /* and 0x71 */

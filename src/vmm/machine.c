@@ -1,5 +1,6 @@
 /* A whole Cove machine: VM, devices on the buses, ACPI tables, kernel; unwinds on failure. */
 #include "vmm/machine.h"
+#include "devices/absent.h"
 #include "devices/acpi_pm.h"
 #include "devices/boot_timer.h"
 #include "devices/i8042.h"
@@ -91,6 +92,12 @@ static int add_devices(struct machine *m, const struct machine_config *cfg, stru
 	if ((ret =
 		 add(m, BUS_PIO, LAYOUT_PORT_COM1, SERIAL_PORT_LEN, m->serial, "serial port", err)))
 		return ret;
+	static const uint16_t absent_com[] = {LAYOUT_PORT_COM2, LAYOUT_PORT_COM3, LAYOUT_PORT_COM4};
+	m->absent_com = absent_new("absent COM2-4");
+	for (size_t i = 0; i < sizeof(absent_com) / sizeof(absent_com[0]); i++)
+		if ((ret = add(m, BUS_PIO, absent_com[i], SERIAL_PORT_LEN, m->absent_com,
+			       "absent serial ports", err)))
+			return ret;
 	m->i8042 = i8042_new(&m->kbd_irq, on_i8042_reset, m);
 	if ((ret = add(m, BUS_PIO, LAYOUT_PORT_I8042, 1, m->i8042, "i8042", err)) ||
 	    (ret = add(m, BUS_PIO, LAYOUT_PORT_I8042 + 4, 1, i8042_command_port(m->i8042), "i8042",
@@ -176,7 +183,7 @@ void machine_destroy(struct machine *m)
 {
 	/* The vCPUs are stopped; the buses go with the VM, the devices after them. */
 	struct device *serial = m->serial, *i8042 = m->i8042, *rtc = m->rtc, *pm = m->pm,
-		      *bt = m->boot_timer;
+		      *bt = m->boot_timer, *absent_com = m->absent_com;
 	/* virtio first: its I/O thread touches guest RAM and its eventfds are bound to the VM. */
 	virtio_machine_destroy(m->virtio);
 	m->virtio = NULL;
@@ -189,5 +196,6 @@ void machine_destroy(struct machine *m)
 	destroy_dev(&rtc);
 	destroy_dev(&pm);
 	destroy_dev(&bt);
-	m->serial = m->i8042 = m->rtc = m->pm = m->boot_timer = NULL;
+	destroy_dev(&absent_com);
+	m->serial = m->i8042 = m->rtc = m->pm = m->boot_timer = m->absent_com = NULL;
 }

@@ -35,6 +35,7 @@ struct machine {
 	struct device *rtc;
 	struct device *pm;
 	struct device *boot_timer;
+	struct device *absent_com;     /* COM2..COM4, probed by guests, not there */
 	struct virtio_machine *virtio; /* PCI host bridge + virtio devices */
 	struct irq_line com1_irq;
 	struct irq_line rtc_irq;

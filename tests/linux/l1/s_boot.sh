@@ -38,8 +38,13 @@ s_boot_noinitrd() {
 
 s_boot_smp() {
 	for n in 2 4; do
-		l2run boot_smp$n 150 "" poweroff --cpus $n
+		l2run boot_smp$n 150 "" poweroff --cpus $n --log-level debug
 		r=$(clean_end)
+		if [ $n = 2 ]; then
+			# Every port or address Linux touches is claimed (absent legacy ports included).
+			grep -q "unclaimed" "$LOG" && u=$(grep "unclaimed" "$LOG" | head -n 3 | tr '\n' ' ') || u=
+			report boot_linux_no_unclaimed_access "$u"
+		fi
 		[ "$(l2info cpus_online)" = "0-$((n - 1))" ] || r="$r; cpus online: $(l2info cpus_online)"
 		[ "$(l2info nproc)" = "$n" ] || r="$r; processors: $(l2info nproc)"
 		report boot_${n}_vcpus_online "$r"
