@@ -389,6 +389,8 @@ def main():
     ap.add_argument('--only', default='', help='comma-separated scenario names (default: all)')
     ap.add_argument('--bench', action='store_true', help='run the benchmarks instead')
     ap.add_argument('--build-only', action='store_true')
+    ap.add_argument('--rounds', type=int, default=5, help='benchmark rounds (default 5)')
+    ap.add_argument('--fio-seconds', type=int, default=10, help='each fio job (default 10)')
     ap.add_argument('--idle-timeout', type=int, default=300)
     ap.add_argument('--timeout', type=int, default=1500)
     ap.add_argument('-v', '--verbose', action='store_true')
@@ -415,8 +417,8 @@ def main():
     try:
         initrd = build_l1_initrd(assets, Path(args.cove).resolve(), work)
         mode = 'bench' if args.bench else 'test'
-        append = 'console=ttyS0 panic=-1 quiet rig.mode=%s rig.only=%s' % (mode, args.only or
-                                                                             'all')
+        append = ('console=ttyS0 panic=-1 quiet rig.mode=%s rig.only=%s rig.rounds=%d '
+                  'rig.fiotime=%d' % (mode, args.only or 'all', args.rounds, args.fio_seconds))
         cmd = [qemu, '-accel', 'tcg', '-cpu', 'EPYC,-xsave', '-smp', '1', '-m', L1_MEM, '-M',
                'q35', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
                '-kernel', str(assets / 'l1-vmlinuz'), '-initrd', str(initrd), '-append', append,

@@ -15,6 +15,9 @@
  *                                code on the first line and the body after it; exit 0 on 2xx
  *   readrate DEV BYTES           O_DIRECT sequential read; prints "BYTES SECONDS BYTES/S"
  *   zeroout DEV OFFSET LEN       BLKZEROOUT ioctl (REQ_OP_WRITE_ZEROES in the guest)
+ *   timeline TEXT CMD [ARGS...]  runs CMD with its output on a pipe (copied to stderr);
+ *                                prints "first=S exit=S status=N": seconds from exec to
+ *                                the first line containing TEXT, and to the process's exit
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -31,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -309,6 +313,47 @@ static int cmd_zeroout(const char *dev, unsigned long long off, unsigned long lo
 	return 0;
 }
 
+static int cmd_timeline(const char *text, char **argv)
+{
+	int p[2];
+	if (pipe(p))
+		die("pipe");
+	double t0 = now_s(), first = -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	/* Lines are matched as they come; a match may straddle two reads, so keep a tail. */
+	static char buf[65536 + 256];
+	size_t have = 0, tlen = strlen(text);
+	ssize_t n;
+	while ((n = read(p[0], buf + have, sizeof(buf) - 256 - have)) > 0) {
+		write_all(2, buf + have, (size_t)n);
+		have += (size_t)n;
+		buf[have] = 0;
+		if (first < 0 && memmem(buf, have, text, tlen))
+			first = now_s() - t0;
+		if (have > tlen) {
+			memmove(buf, buf + have - tlen, tlen);
+			have = tlen;
+		}
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	double end = now_s() - t0;
+	printf("first=%.3f exit=%.3f status=%d\n", first, end,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return first < 0;
+}
+
 static unsigned long long num(const char *s)
 {
 	char *end;
@@ -347,7 +392,12 @@ int main(int argc, char **argv)
 		return cmd_readrate(argv[2], num(argv[3]));
 	if (!strcmp(c, "zeroout") && argc == 5)
 		return cmd_zeroout(argv[2], num(argv[3]), num(argv[4]));
-	fprintf(stderr, "usage: rigtool gen|tcp-send|tcp-recv|vsock-send|vsock-recv|uds-send|"
-			"uds-recv|uds-cat|http|readrate|zeroout ARGS (see the source's header)\n");
+	if (!strcmp(c, "timeline") && argc >= 4) {
+		alarm(600);
+		return cmd_timeline(argv[2], argv + 3);
+	}
+	fprintf(stderr,
+		"usage: rigtool gen|tcp-send|tcp-recv|vsock-send|vsock-recv|uds-send|"
+		"uds-recv|uds-cat|http|readrate|zeroout|timeline ARGS (see the source's header)\n");
 	return 2;
 }

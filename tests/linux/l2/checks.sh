@@ -240,3 +240,18 @@ check_balloon_static() {
 	# Only the balloon's 64 MiB and the kernel's own reservations are missing.
 	[ $((total - now)) -ge 61440 ] || { why="MemTotal $now kB of $total"; return 1; }
 }
+
+# The benchmark's fio jobs on disk "data" (queue depth 16, O_DIRECT, libaio), each for
+# rig.fiotime seconds: "L2: info fio_JOB=READ_KiB/s READ_IOPS WRITE_KiB/s WRITE_IOPS".
+check_bench_fio() {
+	d=$(need_disk data) || return 1
+	secs=$(arg fiotime)
+	for job in seqread:read:1M seqwrite:write:1M randread:randread:4k; do
+		name=${job%%:*} rest=${job#*:}
+		tool fio --name="$name" --filename="$d" --direct=1 --ioengine=libaio --iodepth=16 \
+			--rw="${rest%%:*}" --bs="${rest#*:}" --size=256M --time_based --runtime="${secs:-5}" \
+			--ramp_time=1 --output-format=terse --terse-version=3 >/tmp/fio.out 2>&1 ||
+			{ why="fio $name: $(tail -n 2 /tmp/fio.out)"; return 1; }
+		info "fio_$name" "$(awk -F';' '{print $7, $8, $48, $49}' /tmp/fio.out)"
+	done
+}

@@ -1,0 +1,111 @@
+# shellcheck shell=sh
+# Benchmarks inside L1 (rig.py --bench): Cove against QEMU with KVM, same kernel, initramfs,
+# vCPUs and memory, in one run, order alternated, several rounds; medians reported.
+
+QDIR=/a/qemu
+qemu() {
+	$QDIR/lib64/ld-linux-x86-64.so.2 --library-path \
+		$QDIR/lib/x86_64-linux-gnu:$QDIR/usr/lib/x86_64-linux-gnu \
+		$QDIR/usr/bin/qemu-system-x86_64 -L $QDIR/usr/share/qemu "$@"
+}
+
+BCMD="$CMDBASE rig.end=poweroff"
+
+boot_cove() {
+	rigtool timeline "L2: init" cove run --kernel $K --initrd $I --memory 256M --cpus 1 \
+		--cmdline "$BCMD" 2>/dev/null
+}
+boot_microvm() {
+	rigtool timeline "L2: init" qemu -M microvm -accel kvm -cpu host -m 256M -smp 1 \
+		-nodefaults -no-user-config -display none -serial stdio -kernel $K -initrd $I \
+		-append "$BCMD" 2>/dev/null
+}
+boot_q35() {
+	rigtool timeline "L2: init" qemu -M q35 -accel kvm -cpu host -m 256M -smp 1 \
+		-nodefaults -no-user-config -display none -serial stdio -kernel $K -initrd $I \
+		-append "$BCMD" 2>/dev/null
+}
+
+# median of the numbers on stdin (one a line)
+median() { sort -n | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+minmax() { sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s..%s", lo, hi}'; }
+
+s_bench_boot() {
+	rounds=$(arg rounds)
+	: >$W/boot.txt
+	r=
+	i=0
+	while [ $i -lt "${rounds:-3}" ]; do
+		# Alternate the order: each tool goes first in turn.
+		case $((i % 3)) in
+		0) order="cove microvm q35" ;;
+		1) order="microvm q35 cove" ;;
+		*) order="q35 cove microvm" ;;
+		esac
+		for t in $order; do
+			out=$(boot_$t) || r="$r; $t round $i: $out"
+			echo "$t $out" >>$W/boot.txt
+		done
+		i=$((i + 1))
+	done
+	for t in cove microvm q35; do
+		for f in first exit; do
+			grep "^$t " $W/boot.txt | sed -n "s/.* $f=\([0-9.]*\).*/\1/p" >$W/$t.$f
+			eval "${t}_$f=$(median <$W/$t.$f)"
+			info "boot $t exec->$([ $f = first ] && echo "first /init line" || echo "exit after poweroff"): median $(median <$W/$t.$f) s (min..max $(minmax <$W/$t.$f), ${rounds:-3} rounds)"
+		done
+	done
+	for f in first exit; do
+		eval "c=\$cove_$f m=\$microvm_$f q=\$q35_$f"
+		info "boot ratio ($f): cove/microvm $(awk "BEGIN {printf \"%.3f\", $c / $m}"), cove/q35 $(awk "BEGIN {printf \"%.3f\", $c / $q}")"
+	done
+	grep -q "status=[1-9]" $W/boot.txt && r="$r; a boot exited non-zero: $(grep 'status=[1-9]' $W/boot.txt | head -n 1)"
+	report bench_linux_boot "$r"
+}
+
+s_bench_fio() {
+	rounds=$(arg rounds)
+	truncate -s 512M $W/data.img
+	: >$W/fio.txt
+	r=
+	i=0
+	while [ $i -lt "${rounds:-3}" ]; do
+		[ $((i % 2)) = 0 ] && order="cove qemu" || order="qemu cove"
+		for t in $order; do
+			LOG=$W/fio_$t.log
+			if [ $t = cove ]; then
+				timeout -s KILL 600 cove run --kernel $K --initrd $I --memory 512M --cpus 2 \
+					--disk path=$TOOLS,readonly=on,id=tools \
+					--disk path=$W/data.img,format=raw,id=data \
+					--cmdline "$CMDBASE rig.t=bench_fio rig.end=poweroff rig.fiotime=$(arg fiotime)" \
+					</dev/null >$LOG 2>&1
+			else
+				timeout -s KILL 600 qemu -M q35 -accel kvm -cpu host -m 512M -smp 2 \
+					-nodefaults -no-user-config -display none -serial stdio \
+					-kernel $K -initrd $I \
+					-append "$CMDBASE rig.t=bench_fio rig.end=poweroff rig.fiotime=$(arg fiotime)" \
+					-drive file=$TOOLS,if=none,id=t,readonly=on,format=raw \
+					-device virtio-blk-pci,drive=t,serial=tools \
+					-drive file=$W/data.img,if=none,id=d,format=raw,aio=io_uring,cache=writeback \
+					-device virtio-blk-pci,drive=d,serial=data </dev/null >$LOG 2>&1
+			fi
+			sed -i 's/\r$//' $LOG
+			l2ok bench_fio || r="$r; $t round $i: $(l2why bench_fio)"
+			for j in seqread seqwrite randread; do
+				echo "$t $j $(l2info fio_$j)" >>$W/fio.txt
+			done
+		done
+		i=$((i + 1))
+	done
+	# seqread: read KiB/s ($1); seqwrite: write KiB/s ($3); randread: read IOPS ($2).
+	for j in seqread:1 seqwrite:3 randread:2; do
+		name=${j%%:*} col=${j#*:}
+		for t in cove qemu; do
+			grep "^$t $name " $W/fio.txt | awk -v c=$col '{print $(2 + c)}' >$W/$t.$name
+		done
+		c=$(median <$W/cove.$name) q=$(median <$W/qemu.$name)
+		unit=$([ $col = 2 ] && echo IOPS || echo KiB/s)
+		info "fio $name: cove median $c $unit ($(minmax <$W/cove.$name)), qemu aio=io_uring median $q $unit ($(minmax <$W/qemu.$name)); cove/qemu $(awk "BEGIN {printf \"%.3f\", ${c:-0} / (${q:-0} + 1e-9)}")"
+	done
+	report bench_linux_fio "$r"
+}
