@@ -52,6 +52,10 @@ void idt_enable_vector(int v); /* apic.c */
 int vdev_find(unsigned device_id, int n, struct vdev *v, char *err, size_t errn);
 /* Reset, features (want & offered, always VERSION_1), nq queues, MSI-X, DRIVER_OK. */
 int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn);
+/* The same in two steps, as Linux's probe does: the queues live (a driver may post and notify
+ * then, as Linux's balloon does for its statistics), then DRIVER_OK. */
+int vdev_init_queues(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn);
+void vdev_driver_ok(struct vdev *v);
 uint8_t vdev_status(struct vdev *v);
 void vdev_reset(struct vdev *v);
 /* Adds a chain of n buffers (write[i]: device-writable), notifies. Returns head or -1. */

@@ -500,10 +500,12 @@ int test_vballoon(char *d, size_t n)
 		ksnprintf(d, n, "needs at least 96 MiB of RAM");
 		return SKIP;
 	}
-	if (vdev_find(5, 0, &v, d, n) || vdev_init(&v, (1ULL << 1) | (1ULL << 2), 3, d, n))
+	if (vdev_find(5, 0, &v, d, n) || vdev_init_queues(&v, (1ULL << 1) | (1ULL << 2), 3, d, n))
 		return FAIL;
-	uint32_t target = rd32(v.devcfg);
-	/* Statistics: free, total and available memory, as Linux reports them. */
+	/* Statistics: free, total and available memory, as Linux reports them. Posted and
+	 * notified before DRIVER_OK, as Linux's driver does (it never notifies that buffer
+	 * again): the device must not lose the notification. The pause stands for the rest of
+	 * Linux's probe, so that the device has seen the notification before DRIVER_OK. */
 	uint8_t *st = dma_alloc(30);
 	uint16_t tags[3] = {4, 5, 6};
 	uint64_t vals[3] = {100ULL << 20, boot_ram_total(), 120ULL << 20};
@@ -518,6 +520,9 @@ int test_vballoon(char *d, size_t n)
 		ksnprintf(d, n, "cannot post statistics");
 		goto fail;
 	}
+	delay_us(20000);
+	vdev_driver_ok(&v);
+	uint32_t target = rd32(v.devcfg);
 	/* Inflate 64 pages that hold a pattern, then deflate them. */
 	volatile uint8_t *r = (volatile uint8_t *)(uintptr_t)BALLOON_REGION;
 	for (int p = 0; p < 64; p++)

@@ -175,6 +175,9 @@ void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why)
 
 /* ---- Common configuration ---------------------------------------------------------- */
 
+static void notify_locked(struct virtio_pci *vp, unsigned q);
+_Static_assert(VIRTIO_MAX_QUEUES <= 64, "early_kicks holds one bit per queue");
+
 static void reset_device(struct virtio_pci *vp)
 {
 	if (vp->ops->reset)
@@ -190,6 +193,7 @@ static void reset_device(struct virtio_pci *vp)
 	vp->msix_config = VIRTIO_MSI_NO_VECTOR;
 	vp->status = 0;
 	vp->isr = 0;
+	vp->early_kicks = 0;
 	irq_line_set(&vp->intx, false);
 }
 
@@ -249,8 +253,16 @@ static void set_status(struct virtio_pci *vp, uint8_t s)
 	}
 	bool was_ok = vp->status & VIRTIO_STATUS_DRIVER_OK;
 	vp->status = (uint8_t)(s | (vp->status & VIRTIO_STATUS_NEEDS_RESET));
-	if (!was_ok && (s & VIRTIO_STATUS_DRIVER_OK) && vp->ops->activate)
+	if (was_ok || !(s & VIRTIO_STATUS_DRIVER_OK))
+		return;
+	if (vp->ops->activate)
 		vp->ops->activate(vp);
+	/* The notifications that came before DRIVER_OK, now that the buffers may be used. */
+	uint64_t early = vp->early_kicks;
+	vp->early_kicks = 0;
+	for (unsigned q = 0; q < vp->nqueues; q++)
+		if (early & (1ULL << q))
+			notify_locked(vp, q);
 }
 
 static void set64(uint64_t *f, unsigned at, unsigned len, uint64_t v)
@@ -392,9 +404,16 @@ static void msix_write(struct virtio_pci *vp, uint64_t off, uint64_t v, unsigned
 
 static void notify_locked(struct virtio_pci *vp, unsigned q)
 {
-	if (q < vp->nqueues && vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-	    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
-		vp->ops->notify(vp, q);
+	if (q >= vp->nqueues || !vp->vq[q].enabled || (vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		return;
+	if (!(vp->status & VIRTIO_STATUS_DRIVER_OK)) {
+		/* A driver may notify a live queue before DRIVER_OK (Linux's balloon primes its
+		 * statistics queue so, and never notifies it again). The device may not use the
+		 * buffers yet (§3.1.1): remember the queue, set_status serves it at DRIVER_OK. */
+		vp->early_kicks |= 1ULL << q;
+		return;
+	}
+	vp->ops->notify(vp, q);
 }
 
 void virtio_pci_kick(struct virtio_pci *vp, unsigned q)

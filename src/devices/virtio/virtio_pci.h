@@ -40,7 +40,8 @@ struct state_r;
 
 /* What a device model gives the transport. All calls hold vp->lock. */
 struct virtio_dev_ops {
-	/* Queue q has new buffers. */
+	/* Queue q has new buffers. Only with DRIVER_OK set: a notification that comes before
+	 * it is delivered when the driver sets it (after activate). */
 	void (*notify)(struct virtio_pci *vp, unsigned q);
 	/* Device-specific config space (offsets from 0). */
 	void (*cfg_read)(struct virtio_pci *vp, unsigned off, void *data, unsigned len);
@@ -93,6 +94,9 @@ struct virtio_pci {
 
 	unsigned pcicfg_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
 	uint64_t notifies, interrupts, needs_reset_count;
+	/* Queues (bit q) notified while live but before DRIVER_OK: served when the driver sets
+	 * it. Not saved: a restore looks at every live queue anyway. */
+	uint64_t early_kicks;
 
 	/* Fast path: one eventfd per queue bound to its notify address (KVM_IOEVENTFD), read
 	 * by the I/O thread. A write KVM does not match still arrives as an MMIO exit. */

@@ -37,6 +37,11 @@ void vd_wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v)
 
 bool vd_init(struct virtio_pci *vp, uint64_t features, unsigned nq)
 {
+	return vd_init_queues(vp, features, nq) && vd_driver_ok(vp);
+}
+
+bool vd_init_queues(struct virtio_pci *vp, uint64_t features, unsigned nq)
+{
 	vd_wr(vp, 0x14, 1, 0);
 	vd_wr(vp, 0x14, 1, 1 | 2);
 	vd_wr(vp, 0x08, 4, 0);
@@ -54,6 +59,11 @@ bool vd_init(struct virtio_pci *vp, uint64_t features, unsigned nq)
 		vd_wr(vp, 0x30, 8, VD_QBASE(q) + 0x2000);
 		vd_wr(vp, 0x1C, 2, 1);
 	}
+	return true;
+}
+
+bool vd_driver_ok(struct virtio_pci *vp)
+{
 	vd_wr(vp, 0x14, 1, 1 | 2 | 8 | 4);
 	return vd_rd(vp, 0x14, 1) == (1 | 2 | 8 | 4);
 }

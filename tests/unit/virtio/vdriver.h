@@ -27,6 +27,10 @@ void vd_wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v);
 /* Reset, features, queues [0, nq) live at VD_QBASE, DRIVER_OK (virtio 1.2, 3.1.1). Returns
  * false, and stops there, when the device refuses the features. */
 bool vd_init(struct virtio_pci *vp, uint64_t features, unsigned nq);
+/* vd_init in two steps, as Linux's probe does it: everything up to DRIVER_OK (the queues are
+ * live; a driver may post and notify now), then DRIVER_OK. */
+bool vd_init_queues(struct virtio_pci *vp, uint64_t features, unsigned nq);
+bool vd_driver_ok(struct virtio_pci *vp);
 
 /* A chain of n descriptors from slot first of queue q (write[i]: device-writable), made
  * available; notified when kick. */
