@@ -112,6 +112,15 @@ void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q)
 		raise_vector(vp, vp->vq[q].msix_vector, 1);
 }
 
+/* Asks the I/O thread to serve queue q again on its next turn (the queue's kick eventfd;
+ * tests without one: nothing). */
+static void requeue(struct virtio_pci *vp, unsigned q)
+{
+	uint64_t one = 1;
+	if (vp->kick_fd[q] >= 0 && write(vp->kick_fd[q], &one, sizeof(one)) < 0)
+		log_debug("%s: cannot requeue queue %u", vp->name, q);
+}
+
 void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
 		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c))
 {
@@ -123,11 +132,14 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 		bool any = false;
 		while (budget && (r = virtq_pop(vq, chain, &why)) == 1) {
 			uint32_t len = serve(vp, chain);
-			if (len == VIRTIO_SERVE_RETRY) {
-				/* Throttled: the device calls again when its bucket refills. */
+			if (len == VIRTIO_SERVE_RETRY || len == VIRTIO_SERVE_YIELD) {
+				/* Throttled (the device calls again when its bucket refills) or out
+				 * of the device's budget for this turn (the next turn resumes). */
 				virtq_unpop(vq);
 				if (any && virtq_should_notify(vq))
 					virtio_pci_notify_queue(vp, q);
+				if (len == VIRTIO_SERVE_YIELD)
+					requeue(vp, q);
 				return;
 			}
 			if (len != VIRTIO_SERVE_ASYNC) {
@@ -143,10 +155,7 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 		if (any && virtq_should_notify(vq))
 			virtio_pci_notify_queue(vp, q);
 		if (!budget) {
-			/* Come back later through the kick eventfd (tests without one: stop). */
-			uint64_t one = 1;
-			if (vp->kick_fd[q] >= 0 && write(vp->kick_fd[q], &one, sizeof(one)) < 0)
-				log_debug("%s: cannot requeue queue %u", vp->name, q);
+			requeue(vp, q);
 			return;
 		}
 		if (!virtq_enable_notify(vq))

@@ -153,11 +153,15 @@ int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
  * Serves queue q: each available chain goes to serve(), which returns the bytes it wrote
  * into the chain's writable part; the chain is then used. The walk is bounded: after a
  * budget of chains it asks the I/O thread to come back (the queue's kick eventfd), so a busy
- * driver cannot starve the other devices. A broken chain puts the device into NEEDS_RESET.
- * Holds vp->lock.
+ * driver cannot starve the other devices. A device whose single chain can ask for unbounded
+ * work (the balloon's page lists) bounds that itself with VIRTIO_SERVE_YIELD. A broken chain
+ * puts the device into NEEDS_RESET. Holds vp->lock.
  */
 #define VIRTIO_SERVE_RETRY UINT32_MAX	    /* serve(): not now (rate limit): the chain goes back */
 #define VIRTIO_SERVE_ASYNC (UINT32_MAX - 1) /* serve(): taken; the device uses it later */
+/* serve(): out of this turn's budget: the chain goes back (the device keeps how far it got)
+ * and the I/O thread comes back to the queue on its next turn. */
+#define VIRTIO_SERVE_YIELD (UINT32_MAX - 2)
 void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
 		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c));
 

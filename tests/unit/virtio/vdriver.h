@@ -12,7 +12,7 @@
 /* Queue q's rings: descriptors at VD_QBASE(q), avail at +0x1000, used at +0x2000. */
 #define VD_QBASE(q) (0x10000u + 0x4000u * (q))
 
-/* The guest's RAM (VD_RAM bytes, zeroed by vd_setup) and its guest_mem. */
+/* The guest's RAM (VD_RAM bytes, page-aligned, zeroed by vd_setup) and its guest_mem. */
 extern uint8_t *vd_ram;
 extern struct guest_mem vd_mem;
 
