@@ -75,7 +75,7 @@ void dma_reset(void);
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
 	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
 	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},                         \
-	    {"vballoon_big", test_vballoon_big},
+	    {"vballoon_big", test_vballoon_big}, {"vcon_bulk", test_vcon_bulk},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -84,6 +84,7 @@ int test_vblk_ro(char *d, size_t n);
 int test_vrng(char *d, size_t n);
 int test_vhostile(char *d, size_t n);
 int test_vcon(char *d, size_t n);
+int test_vcon_bulk(char *d, size_t n);
 int test_vballoon(char *d, size_t n);
 int test_vvsock(char *d, size_t n);    /* virtio_vsock.c */
 int test_vnet(char *d, size_t n);      /* virtio_net.c */

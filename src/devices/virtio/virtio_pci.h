@@ -59,7 +59,8 @@ struct virtio_dev_ops {
 	void (*destroy)(struct virtio_pci *vp);
 	/* A host fd (tap, socket) the I/O thread watches for input, one-shot: backend_ready
 	 * runs once it is readable, and the device re-arms it with virtio_pci_watch_backend.
-	 * Both may be NULL. */
+	 * Both may be NULL. A device with backend_ready gets io_epfd and io_tag (below) even
+	 * without backend_fd, to watch fds of its own. */
 	int (*backend_fd)(struct virtio_pci *vp);
 	void (*backend_ready)(struct virtio_pci *vp);
 };
