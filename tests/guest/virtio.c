@@ -121,6 +121,19 @@ static uint32_t apic_id(void)
 
 int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn)
 {
+	if (vdev_init_queues(v, want, nq, err, errn))
+		return -1;
+	vdev_driver_ok(v);
+	return 0;
+}
+
+void vdev_driver_ok(struct vdev *v)
+{
+	wr8(v->common + 0x14, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+}
+
+int vdev_init_queues(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn)
+{
 	uint64_t c = v->common;
 	vdev_reset(v);
 	wr8(c + 0x14, ST_ACK);
@@ -194,7 +207,6 @@ int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn
 		vq->notify_off = rd16(c + 0x1E);
 		wr16(c + 0x1C, 1);
 	}
-	wr8(c + 0x14, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
 	return 0;
 }
 

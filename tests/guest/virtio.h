@@ -52,6 +52,10 @@ void idt_enable_vector(int v); /* apic.c */
 int vdev_find(unsigned device_id, int n, struct vdev *v, char *err, size_t errn);
 /* Reset, features (want & offered, always VERSION_1), nq queues, MSI-X, DRIVER_OK. */
 int vdev_init(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn);
+/* The same in two steps, as Linux's probe does: the queues live (a driver may post and notify
+ * then, as Linux's balloon does for its statistics), then DRIVER_OK. */
+int vdev_init_queues(struct vdev *v, uint64_t want, unsigned nq, char *err, size_t errn);
+void vdev_driver_ok(struct vdev *v);
 uint8_t vdev_status(struct vdev *v);
 void vdev_reset(struct vdev *v);
 /* Adds a chain of n buffers (write[i]: device-writable), notifies. Returns head or -1. */
@@ -71,7 +75,8 @@ void dma_reset(void);
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
 	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
 	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},                         \
-	    {"vblk_reset", test_vblk_reset}, {"vblk_reset_again", test_vblk_reset_again},
+	    {"vblk_reset", test_vblk_reset}, {"vblk_reset_again", test_vblk_reset_again},       \
+	    {"vballoon_big", test_vballoon_big}, {"vcon_bulk", test_vcon_bulk},
 
 /* virtio_tests.c: the first disk's pattern (byte j of sector s), a reset and initialised disk
  * (the nth, one queue), one request and its status byte (see there). */
@@ -85,6 +90,7 @@ int test_vblk_ro(char *d, size_t n);
 int test_vrng(char *d, size_t n);
 int test_vhostile(char *d, size_t n);
 int test_vcon(char *d, size_t n);
+int test_vcon_bulk(char *d, size_t n);
 int test_vballoon(char *d, size_t n);
 int test_vvsock(char *d, size_t n);    /* virtio_vsock.c */
 int test_vnet(char *d, size_t n);      /* virtio_net.c */
@@ -93,6 +99,7 @@ int test_vnetbench(char *d, size_t n);
 int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
 int test_vballoon_target(char *d, size_t n); /* virtio_balloon.c */
+int test_vballoon_big(char *d, size_t n);
 int test_vblk_guard(char *d, size_t n);
 int test_vnet_mq(char *d, size_t n);	/* virtio_net.c */
 int test_vblk_reset(char *d, size_t n); /* virtio_reset.c */

@@ -30,21 +30,44 @@ struct vballoon {
 	uint16_t stats_head;
 	uint32_t interval_s; /* polling interval (0: the driver's first report only) */
 	int timer_fd;	     /* fires every interval: the buffer goes back to the driver */
+	/* The inflate queue's first chain is done up to page number infl_pos (the budget cut it
+	 * short; it went back to the ring). Not saved: after a restore the chain is done from
+	 * its start again, which gives the same result. */
+	uint64_t infl_pos;
+	unsigned infl_budget; /* page numbers left for this turn */
 	struct virtq_chain chain;
 };
 
+/* Gives an inflate list's pages back to the host, at most infl_budget page numbers a turn:
+ * a driver may name millions in one chain, and the I/O thread serves every device. */
 static uint32_t inflate_one(struct virtio_pci *vp, const struct virtq_chain *c)
 {
 	struct vballoon *b = vp->dev;
-	for (uint64_t off = 0; off + 4 <= c->out_len; off += 4) {
-		uint32_t pfn;
-		virtq_chain_read(c, off, &pfn, 4);
-		void *p = guest_mem_ptr(vp->mem, (uint64_t)pfn * PAGE, PAGE);
-		if (!p) /* not RAM: ignore (the driver is wrong, nothing to free) */
-			continue;
-		madvise(p, PAGE, MADV_DONTNEED);
-		b->inflated++;
+	uint64_t n = c->out_len / 4;
+	if (b->infl_pos > n) /* not the chain we stopped in: the driver changed the ring */
+		b->infl_pos = 0;
+	while (b->infl_pos < n) {
+		if (!b->infl_budget)
+			return VIRTIO_SERVE_YIELD;
+		uint32_t pfn[256];
+		uint64_t k = n - b->infl_pos;
+		if (k > 256)
+			k = 256;
+		if (k > b->infl_budget)
+			k = b->infl_budget;
+		/* A batch at a time: one walk of the segments per batch, not per page number. */
+		virtq_chain_read(c, 4 * b->infl_pos, pfn, 4 * k);
+		for (uint64_t i = 0; i < k; i++) {
+			void *p = guest_mem_ptr(vp->mem, (uint64_t)pfn[i] * PAGE, PAGE);
+			if (!p) /* not RAM: ignore (the driver is wrong, nothing to free) */
+				continue;
+			madvise(p, PAGE, MADV_DONTNEED);
+			b->inflated++;
+		}
+		b->infl_pos += k;
+		b->infl_budget -= (unsigned)k;
 	}
+	b->infl_pos = 0;
 	return 0;
 }
 
@@ -91,12 +114,14 @@ static void stats_take(struct virtio_pci *vp, struct vballoon *b)
 static void balloon_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vballoon *b = vp->dev;
-	if (q == INFLATEQ)
+	if (q == INFLATEQ) {
+		b->infl_budget = VIRTIO_BALLOON_PAGES_PER_TURN;
 		virtio_pci_serve(vp, q, &b->chain, inflate_one);
-	else if (q == DEFLATEQ)
+	} else if (q == DEFLATEQ) {
 		virtio_pci_serve(vp, q, &b->chain, deflate_one);
-	else if (q == STATSQ)
+	} else if (q == STATSQ) {
 		stats_take(vp, b);
+	}
 }
 
 static void balloon_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)
@@ -161,6 +186,7 @@ static void balloon_reset(struct virtio_pci *vp)
 	/* A new driver starts with every page its own: the device holds none. */
 	b->stats_held = false;
 	b->actual = 0;
+	b->infl_pos = 0;
 }
 
 #define BALLOON_STATE_V 2
@@ -198,6 +224,7 @@ static int balloon_restore(struct virtio_pci *vp, struct state_r *r)
 	if (!sr_done(r) ||
 	    (n.stats_held && (!vp->vq[STATSQ].enabled || n.stats_head >= vp->vq[STATSQ].size)))
 		return -EINVAL;
+	n.infl_pos = 0; /* the restored ring's inflate chains start from the beginning */
 	memcpy(b, &n, offsetof(struct vballoon, chain));
 	return 0;
 }
@@ -286,6 +313,8 @@ void virtio_balloon_info(struct virtio_pci *vp, struct virtio_balloon_info *out)
 	    .stats_seen = b->stats_seen,
 	    .stats_reports = b->stats_reports,
 	    .deflate_on_oom = virtio_has(vp, BALLOON_F_DEFLATE_ON_OOM),
+	    .inflated = b->inflated,
+	    .deflated = b->deflated,
 	};
 	memcpy(out->stats, b->stats, sizeof(out->stats));
 	pthread_mutex_unlock(&vp->lock);

@@ -1,6 +1,9 @@
 /* virtio-console (virtio 1.2 §5.3), one port (hvc0): its host side is a Unix socket that
- * one client at a time connects to, or a file that receives the guest's output. */
+ * one client at a time connects to, or a file that receives the guest's output. A peer that
+ * takes part of the output holds the transmit queue until it takes the rest. */
+#include "devices/devutil.h"
 #include "devices/virtio/virtio_devices.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,18 +24,44 @@ struct vcon {
 	int client_fd; /* connected client, or -1 */
 	int out_fd;    /* file output (file= mode), or -1 */
 	bool rx_waiting;
+	/* Transmit backpressure: the peer took tx_off bytes of the chain at the head of the
+	 * transmit queue (it went back to the ring). With tx_blocked the rest waits for EPOLLOUT
+	 * and no further chain is taken. tx_discard: that chain's peer is gone, finish it
+	 * unsent; tx_wake: serve the transmit queue on the way out (a block ended). */
+	bool tx_blocked, tx_discard, tx_wake;
+	bool out_watched; /* out_fd is in the I/O thread's epoll */
+	bool out_failed;  /* the file refused output (logged once) */
+	uint64_t tx_off;
 	char path[108];
-	struct virtq_chain chain;
+	struct virtq_chain chain, txchain;
+	struct iovec iov[VIRTQ_MAX_SEGS];
 	uint8_t buf[4096];
-	uint64_t rx_bytes, tx_bytes;
+	uint64_t rx_bytes, tx_bytes, tx_dropped;
 };
 
+/* The client's one-shot watch: input while the driver has receive buffers, output while the
+ * peer holds the transmit queue back. With neither it stays disarmed. */
 static void watch_client(struct virtio_pci *vp, struct vcon *c, int op)
 {
 	if (vp->io_epfd < 0 || c->client_fd < 0)
 		return;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = vp->io_tag};
+	uint32_t want = (c->rx_waiting ? 0 : EPOLLIN) | (c->tx_blocked ? EPOLLOUT : 0);
+	if (!want && op == EPOLL_CTL_MOD)
+		return;
+	struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.ptr = vp->io_tag};
 	epoll_ctl(vp->io_epfd, op, c->client_fd, &ev);
+}
+
+/* The peer is gone with part of the head chain unsent: that chain is finished unsent (the
+ * rest of it is not for the next client) and the transmit queue moves again. */
+static void tx_peer_gone(struct vcon *c)
+{
+	if (!c->tx_blocked && !c->tx_off)
+		return;
+	c->tx_discard = c->tx_off > 0;
+	c->tx_off = 0;
+	c->tx_blocked = false;
+	c->tx_wake = true;
 }
 
 static void drop_client(struct virtio_pci *vp, struct vcon *c)
@@ -43,6 +72,7 @@ static void drop_client(struct virtio_pci *vp, struct vcon *c)
 		epoll_ctl(vp->io_epfd, EPOLL_CTL_DEL, c->client_fd, NULL);
 	close(c->client_fd);
 	c->client_fd = -1;
+	tx_peer_gone(c);
 }
 
 /* Host → guest: bytes from the client into receive buffers. */
@@ -91,40 +121,138 @@ out:
 		virtio_pci_notify_queue(vp, RXQ);
 }
 
+/* Waits for out_fd to take more (a pipe or terminal given as file=). Returns 0, or -errno
+ * when it cannot be watched (then the rest is dropped). */
+static int watch_out(struct virtio_pci *vp, struct vcon *c)
+{
+	if (vp->io_epfd < 0)
+		return -ENOTSUP;
+	struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = vp->io_tag};
+	if (epoll_ctl(vp->io_epfd, c->out_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->out_fd, &ev))
+		return -errno;
+	c->out_watched = true;
+	return 0;
+}
+
+/* Writes what is left of chain ch (from tx_off) to the peer. Returns the bytes written, 0
+ * when the peer takes nothing now, or -errno. */
+static ssize_t tx_write(struct vcon *c, int fd, const struct virtq_chain *ch)
+{
+	int n = virtq_chain_slice(ch, false, c->tx_off, ch->out_len - c->tx_off, c->iov,
+				  VIRTQ_MAX_SEGS);
+	if (n <= 0)
+		return -EINVAL;
+	ssize_t w;
+	do {
+		if (fd == c->client_fd) /* no SIGPIPE when the client has gone */
+			w = sendmsg(fd,
+				    &(struct msghdr){.msg_iov = c->iov, .msg_iovlen = (size_t)n},
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
+		else
+			w = writev(fd, c->iov, n);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	return w ? w : -EIO;
+}
+
+/* Guest → host: one transmit chain to the peer, counting what it really took. What the peer
+ * cannot take now stays in the chain, which goes back to the ring until the peer is
+ * writable (backpressure: nothing after it is taken meanwhile). */
 static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 {
 	struct vcon *c = vp->dev;
 	int fd = c->client_fd >= 0 ? c->client_fd : c->out_fd;
-	if (fd >= 0 && ch->nout && writev(fd, ch->iov, (int)ch->nout) > 0)
-		c->tx_bytes += ch->out_len;
+	if (c->tx_off > ch->out_len) /* not the chain we stopped in: the driver changed it */
+		c->tx_off = 0;
+	if (c->tx_discard || fd < 0) {
+		c->tx_dropped += ch->out_len - c->tx_off;
+		c->tx_discard = false;
+		c->tx_off = 0;
+		return 0;
+	}
+	while (c->tx_off < ch->out_len) {
+		ssize_t w = tx_write(c, fd, ch);
+		if (w > 0) {
+			c->tx_off += (uint64_t)w;
+			c->tx_bytes += (uint64_t)w;
+			continue;
+		}
+		if (w == 0) {
+			c->tx_blocked = true;
+			if (fd == c->client_fd) {
+				watch_client(vp, c, EPOLL_CTL_MOD);
+				return VIRTIO_SERVE_RETRY;
+			}
+			int r = watch_out(vp, c);
+			if (!r)
+				return VIRTIO_SERVE_RETRY;
+			c->tx_blocked = false;
+			w = r;
+		}
+		/* The peer failed: a client is dropped, a file loses this output. */
+		c->tx_dropped += ch->out_len - c->tx_off;
+		if (fd == c->client_fd) {
+			log_debug("%s: client: %s; dropped", vp->name, strerror((int)-w));
+			c->tx_off = 0; /* nothing of it is owed to the next client */
+			drop_client(vp, c);
+		} else if (!c->out_failed) {
+			log_warn("%s: output file: %s; the guest's console output is lost",
+				 vp->name, strerror((int)-w));
+			c->out_failed = true;
+		}
+		break;
+	}
+	c->tx_off = 0;
 	return 0;
+}
+
+/* Serves the transmit queue if the device is live and the peer not full. */
+static void tx(struct virtio_pci *vp, struct vcon *c)
+{
+	c->tx_wake = false;
+	if (c->tx_blocked || !vp->vq[TXQ].enabled || !(vp->status & VIRTIO_STATUS_DRIVER_OK) ||
+	    (vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		return;
+	virtio_pci_serve(vp, TXQ, &c->txchain, tx_one);
 }
 
 static void con_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vcon *c = vp->dev;
 	if (q == TXQ)
-		virtio_pci_serve(vp, TXQ, &c->chain, tx_one);
+		c->tx_wake = true;
 	else if (q == RXQ && c->rx_waiting) {
 		c->rx_waiting = false;
 		rx(vp, c);
 	}
+	if (c->tx_wake)
+		tx(vp, c);
 }
 
-/* The listening socket is readable (a client) or the client is (input). */
+/* The listening socket is readable (a client), the client is (input) or writable, or the
+ * output file is writable. */
 static void con_backend_ready(struct virtio_pci *vp)
 {
 	struct vcon *c = vp->dev;
-	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd >= 0) {
-		drop_client(vp, c); /* one client at a time: the newest wins */
-		c->client_fd = fd;
-		c->rx_waiting = false;
-		watch_client(vp, c, EPOLL_CTL_ADD);
+	if (c->listen_fd >= 0) {
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			drop_client(vp, c); /* one client at a time: the newest wins */
+			c->client_fd = fd;
+			c->rx_waiting = false;
+			watch_client(vp, c, EPOLL_CTL_ADD);
+		}
+		virtio_pci_watch_backend(vp);
 	}
-	virtio_pci_watch_backend(vp);
+	if (c->tx_blocked) { /* try the rest again: it blocks (and re-arms) or goes out */
+		c->tx_blocked = false;
+		c->tx_wake = true;
+	}
 	if (!c->rx_waiting)
 		rx(vp, c);
+	if (c->tx_wake)
+		tx(vp, c);
 }
 
 static int con_backend_fd(struct virtio_pci *vp)
@@ -137,13 +265,19 @@ static void con_activate(struct virtio_pci *vp)
 	struct vcon *c = vp->dev;
 	c->rx_waiting = false;
 	rx(vp, c);
+	if (c->tx_wake) /* rx dropped a client that held the queue */
+		tx(vp, c);
 }
 
 static void con_reset(struct virtio_pci *vp)
 {
 	struct vcon *c = vp->dev;
-	if (c)
-		c->rx_waiting = true;
+	if (!c)
+		return;
+	c->rx_waiting = true;
+	/* The driver's chains are gone: what the peer did not take of them too. */
+	c->tx_blocked = c->tx_discard = c->tx_wake = false;
+	c->tx_off = 0;
 }
 
 static void con_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)
@@ -157,6 +291,11 @@ static void con_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsign
 static void con_destroy(struct virtio_pci *vp)
 {
 	struct vcon *c = vp->dev;
+	if (c->rx_bytes || c->tx_bytes || c->tx_dropped)
+		log_info("%s: %llu bytes to the guest, %llu from it delivered, %llu dropped (no "
+			 "peer, or it failed)",
+			 vp->name, (unsigned long long)c->rx_bytes, (unsigned long long)c->tx_bytes,
+			 (unsigned long long)c->tx_dropped);
 	if (c->client_fd >= 0)
 		close(c->client_fd);
 	if (c->listen_fd >= 0) {
@@ -168,12 +307,28 @@ static void con_destroy(struct virtio_pci *vp)
 	free(c);
 }
 
+/* The state is the transport's (connections do not survive); the restored rings owe no peer
+ * the rest of a chain. */
+static int con_restore(struct virtio_pci *vp, struct state_r *r)
+{
+	struct vcon *c = vp->dev;
+	if (!sr_done(r))
+		return -EINVAL;
+	c->tx_blocked = c->tx_discard = c->tx_wake = false;
+	c->tx_off = 0;
+	return 0;
+}
+
+/* file=: no fd to watch from the start, but a pipe or terminal that fills up is watched for
+ * EPOLLOUT, which comes back through backend_ready. */
 static const struct virtio_dev_ops con_ops = {
     .notify = con_notify,
     .cfg_read = con_cfg_read,
     .reset = con_reset,
     .activate = con_activate,
+    .restore = con_restore,
     .destroy = con_destroy,
+    .backend_ready = con_backend_ready,
 };
 
 static const struct virtio_dev_ops con_uds_ops = {
@@ -181,6 +336,7 @@ static const struct virtio_dev_ops con_uds_ops = {
     .cfg_read = con_cfg_read,
     .reset = con_reset,
     .activate = con_activate,
+    .restore = con_restore,
     .destroy = con_destroy,
     .backend_fd = con_backend_fd,
     .backend_ready = con_backend_ready,
@@ -220,6 +376,11 @@ struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct 
 			cove_err_set(err, -errno, "hvc file %s: %s", o->hvc_file, strerror(errno));
 			goto fail;
 		}
+		/* A pipe or terminal that fills up must not block the I/O thread: it is watched
+		 * for EPOLLOUT instead (a regular file never says EAGAIN). */
+		int fl = fcntl(c->out_fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(c->out_fd, F_SETFL, fl | O_NONBLOCK);
 	}
 	struct virtio_pci_config cfg = {
 	    .name = "virtio-console",

@@ -67,7 +67,11 @@ struct virtio_balloon_info {
 	uint32_t stats_seen; /* bit per tag the driver reported */
 	uint64_t stats_reports;
 	uint64_t stats[VIRTIO_BALLOON_NSTATS];
+	uint64_t inflated, deflated; /* page numbers taken from the driver's lists so far */
 };
+/* Page numbers of inflate lists the I/O thread handles per turn: a longer list (one chain
+ * may name millions) is finished on later turns, with the other devices served between. */
+#define VIRTIO_BALLOON_PAGES_PER_TURN 1024
 void virtio_balloon_info(struct virtio_pci *vp, struct virtio_balloon_info *out);
 struct virtio_pci *virtio_vsock_new(uint32_t cid, const char *uds, const struct guest_mem *mem,
 				    struct irq_chip *chip, struct cove_err *err);

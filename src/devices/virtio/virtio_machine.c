@@ -64,15 +64,18 @@ static int start_io(struct virtio_machine *vmach, struct cove_err *err)
 				return cove_err_set(err, -errno, "epoll: %s", strerror(errno));
 		}
 	}
-	/* Backend fds (tap, sockets): one-shot, armed now, re-armed by their devices. */
+	/* Backend fds (tap, sockets): one-shot, armed now, re-armed by their devices. A device
+	 * with backend_ready but no backend fd adds its fds itself when it needs them. */
 	for (unsigned i = 0; i < vmach->ndev; i++) {
 		struct virtio_pci *vp = vmach->dev[i];
-		if (!vp->ops->backend_fd)
+		if (!vp->ops->backend_fd && !vp->ops->backend_ready)
 			continue;
 		struct virtio_kick *k = &vmach->kick[vmach->nkick++];
 		*k = (struct virtio_kick){vp, VIRTIO_KICK_BACKEND};
 		vp->io_epfd = vmach->epfd;
 		vp->io_tag = k;
+		if (!vp->ops->backend_fd)
+			continue;
 		ev = (struct epoll_event){.events = EPOLLIN | EPOLLONESHOT, .data.ptr = k};
 		if (epoll_ctl(vmach->epfd, EPOLL_CTL_ADD, vp->ops->backend_fd(vp), &ev) < 0)
 			return cove_err_set(err, -errno, "epoll: %s", strerror(errno));

@@ -112,6 +112,15 @@ void virtio_pci_notify_queue(struct virtio_pci *vp, unsigned q)
 		raise_vector(vp, vp->vq[q].msix_vector, 1);
 }
 
+/* Asks the I/O thread to serve queue q again on its next turn (the queue's kick eventfd;
+ * tests without one: nothing). */
+static void requeue(struct virtio_pci *vp, unsigned q)
+{
+	uint64_t one = 1;
+	if (vp->kick_fd[q] >= 0 && write(vp->kick_fd[q], &one, sizeof(one)) < 0)
+		log_debug("%s: cannot requeue queue %u", vp->name, q);
+}
+
 void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
 		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c))
 {
@@ -123,11 +132,14 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 		bool any = false;
 		while (budget && (r = virtq_pop(vq, chain, &why)) == 1) {
 			uint32_t len = serve(vp, chain);
-			if (len == VIRTIO_SERVE_RETRY) {
-				/* Throttled: the device calls again when its bucket refills. */
+			if (len == VIRTIO_SERVE_RETRY || len == VIRTIO_SERVE_YIELD) {
+				/* Throttled (the device calls again when its bucket refills) or out
+				 * of the device's budget for this turn (the next turn resumes). */
 				virtq_unpop(vq);
 				if (any && virtq_should_notify(vq))
 					virtio_pci_notify_queue(vp, q);
+				if (len == VIRTIO_SERVE_YIELD)
+					requeue(vp, q);
 				return;
 			}
 			if (len != VIRTIO_SERVE_ASYNC) {
@@ -143,10 +155,7 @@ void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *cha
 		if (any && virtq_should_notify(vq))
 			virtio_pci_notify_queue(vp, q);
 		if (!budget) {
-			/* Come back later through the kick eventfd (tests without one: stop). */
-			uint64_t one = 1;
-			if (vp->kick_fd[q] >= 0 && write(vp->kick_fd[q], &one, sizeof(one)) < 0)
-				log_debug("%s: cannot requeue queue %u", vp->name, q);
+			requeue(vp, q);
 			return;
 		}
 		if (!virtq_enable_notify(vq))
@@ -175,6 +184,9 @@ void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why)
 
 /* ---- Common configuration ---------------------------------------------------------- */
 
+static void notify_locked(struct virtio_pci *vp, unsigned q);
+_Static_assert(VIRTIO_MAX_QUEUES <= 64, "early_kicks holds one bit per queue");
+
 static void reset_device(struct virtio_pci *vp)
 {
 	if (vp->ops->reset)
@@ -190,6 +202,7 @@ static void reset_device(struct virtio_pci *vp)
 	vp->msix_config = VIRTIO_MSI_NO_VECTOR;
 	vp->status = 0;
 	vp->isr = 0;
+	vp->early_kicks = 0;
 	irq_line_set(&vp->intx, false);
 }
 
@@ -279,8 +292,16 @@ static void set_status(struct virtio_pci *vp, uint8_t s)
 	}
 	bool was_ok = vp->status & VIRTIO_STATUS_DRIVER_OK;
 	vp->status = (uint8_t)(s | (vp->status & VIRTIO_STATUS_NEEDS_RESET));
-	if (!was_ok && (s & VIRTIO_STATUS_DRIVER_OK) && vp->ops->activate)
+	if (was_ok || !(s & VIRTIO_STATUS_DRIVER_OK))
+		return;
+	if (vp->ops->activate)
 		vp->ops->activate(vp);
+	/* The notifications that came before DRIVER_OK, now that the buffers may be used. */
+	uint64_t early = vp->early_kicks;
+	vp->early_kicks = 0;
+	for (unsigned q = 0; q < vp->nqueues; q++)
+		if (early & (1ULL << q))
+			notify_locked(vp, q);
 }
 
 static void set64(uint64_t *f, unsigned at, unsigned len, uint64_t v)
@@ -427,9 +448,16 @@ static void msix_write(struct virtio_pci *vp, uint64_t off, uint64_t v, unsigned
 
 static void notify_locked(struct virtio_pci *vp, unsigned q)
 {
-	if (q < vp->nqueues && vp->vq[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-	    !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
-		vp->ops->notify(vp, q);
+	if (q >= vp->nqueues || !vp->vq[q].enabled || (vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		return;
+	if (!(vp->status & VIRTIO_STATUS_DRIVER_OK)) {
+		/* A driver may notify a live queue before DRIVER_OK (Linux's balloon primes its
+		 * statistics queue so, and never notifies it again). The device may not use the
+		 * buffers yet (§3.1.1): remember the queue, set_status serves it at DRIVER_OK. */
+		vp->early_kicks |= 1ULL << q;
+		return;
+	}
+	vp->ops->notify(vp, q);
 }
 
 void virtio_pci_kick(struct virtio_pci *vp, unsigned q)

@@ -46,7 +46,8 @@ struct state_r;
 
 /* What a device model gives the transport. All calls hold vp->lock. */
 struct virtio_dev_ops {
-	/* Queue q has new buffers. */
+	/* Queue q has new buffers. Only with DRIVER_OK set: a notification that comes before
+	 * it is delivered when the driver sets it (after activate). */
 	void (*notify)(struct virtio_pci *vp, unsigned q);
 	/* Device-specific config space (offsets from 0). */
 	void (*cfg_read)(struct virtio_pci *vp, unsigned off, void *data, unsigned len);
@@ -68,7 +69,8 @@ struct virtio_dev_ops {
 	void (*destroy)(struct virtio_pci *vp);
 	/* A host fd (tap, socket) the I/O thread watches for input, one-shot: backend_ready
 	 * runs once it is readable, and the device re-arms it with virtio_pci_watch_backend.
-	 * Both may be NULL. */
+	 * Both may be NULL. A device with backend_ready gets io_epfd and io_tag (below) even
+	 * without backend_fd, to watch fds of its own. */
 	int (*backend_fd)(struct virtio_pci *vp);
 	void (*backend_ready)(struct virtio_pci *vp);
 };
@@ -108,6 +110,9 @@ struct virtio_pci {
 
 	unsigned pcicfg_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
 	uint64_t notifies, interrupts, needs_reset_count;
+	/* Queues (bit q) notified while live but before DRIVER_OK: served when the driver sets
+	 * it. Not saved: a restore looks at every live queue anyway. */
+	uint64_t early_kicks;
 
 	/* Fast path: one eventfd per queue bound to its notify address (KVM_IOEVENTFD), read
 	 * by the I/O thread. A write KVM does not match still arrives as an MMIO exit. */
@@ -164,11 +169,15 @@ int virtio_pci_irqfd_init(struct virtio_pci *vp, struct msi_router *router);
  * Serves queue q: each available chain goes to serve(), which returns the bytes it wrote
  * into the chain's writable part; the chain is then used. The walk is bounded: after a
  * budget of chains it asks the I/O thread to come back (the queue's kick eventfd), so a busy
- * driver cannot starve the other devices. A broken chain puts the device into NEEDS_RESET.
- * Holds vp->lock.
+ * driver cannot starve the other devices. A device whose single chain can ask for unbounded
+ * work (the balloon's page lists) bounds that itself with VIRTIO_SERVE_YIELD. A broken chain
+ * puts the device into NEEDS_RESET. Holds vp->lock.
  */
 #define VIRTIO_SERVE_RETRY UINT32_MAX	    /* serve(): not now (rate limit): the chain goes back */
 #define VIRTIO_SERVE_ASYNC (UINT32_MAX - 1) /* serve(): taken; the device uses it later */
+/* serve(): out of this turn's budget: the chain goes back (the device keeps how far it got)
+ * and the I/O thread comes back to the queue on its next turn. */
+#define VIRTIO_SERVE_YIELD (UINT32_MAX - 2)
 void virtio_pci_serve(struct virtio_pci *vp, unsigned q, struct virtq_chain *chain,
 		      uint32_t (*serve)(struct virtio_pci *vp, const struct virtq_chain *c));
 

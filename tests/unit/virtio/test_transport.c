@@ -599,6 +599,32 @@ static void test_rng(void **state)
 	vp = blk;
 }
 
+/* A notification on a live queue before DRIVER_OK (Linux's balloon sends one so for its
+ * statistics): nothing is used before DRIVER_OK (virtio 1.2 §3.1.1), and nothing is lost: the
+ * queue is served when the driver sets it, whether the notification came by MMIO exit or by
+ * the ioeventfd. */
+static void test_notify_before_driver_ok(void **state)
+{
+	struct cove_err err = {0};
+	struct virtio_pci *blk = vp;
+	vp = virtio_rng_new(&vd_mem, NULL, &err);
+	assert_non_null(vp);
+	for (int by_eventfd = 0; by_eventfd < 2; by_eventfd++) {
+		memset(vd_ram + VD_QBASE(0), 0, 0x3000);
+		assert_true(vd_init_queues(vp, VIRTIO_F_VERSION_1, 1));
+		vd_post1(vp, 0, 0, BUF, 32, true, !by_eventfd);
+		if (by_eventfd)
+			virtio_pci_kick(vp, 0);
+		assert_int_equal(vd_used_idx(0), 0);
+		assert_true(vd_driver_ok(vp));
+		assert_int_equal(vd_used_idx(0), 1);
+		assert_int_equal(vd_used_len(0, 0), 32);
+		vd_wr(vp, 0x14, 1, 0);
+	}
+	virtio_dev_free(vp);
+	vp = blk;
+}
+
 static void test_host_bridge(void **state)
 {
 	struct bus *pio = bus_new(), *mmio = bus_new();
@@ -709,6 +735,7 @@ int main(void)
 	    T(test_blk_sector0_guard),
 	    T(test_blk_qcow2),
 	    T(test_rng),
+	    T(test_notify_before_driver_ok),
 	    T(test_host_bridge),
 	    T(test_save_restore_models),
 	};

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 uint8_t *vd_ram;
 struct guest_mem vd_mem;
@@ -10,7 +11,9 @@ struct guest_mem vd_mem;
 int vd_setup(void **state)
 {
 	(void)state;
-	vd_ram = calloc(1, VD_RAM);
+	/* Page-aligned anonymous memory, as a VM's RAM is (the balloon's MADV_DONTNEED works). */
+	void *p = mmap(NULL, VD_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	vd_ram = p == MAP_FAILED ? NULL : p;
 	vd_mem = (struct guest_mem){.host = vd_ram, .map_len = VD_RAM, .low_size = VD_RAM};
 	return vd_ram ? 0 : -1;
 }
@@ -18,7 +21,8 @@ int vd_setup(void **state)
 int vd_teardown(void **state)
 {
 	(void)state;
-	free(vd_ram);
+	if (vd_ram)
+		munmap(vd_ram, VD_RAM);
 	vd_ram = NULL;
 	return 0;
 }
@@ -37,6 +41,11 @@ void vd_wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v)
 
 bool vd_init(struct virtio_pci *vp, uint64_t features, unsigned nq)
 {
+	return vd_init_queues(vp, features, nq) && vd_driver_ok(vp);
+}
+
+bool vd_init_queues(struct virtio_pci *vp, uint64_t features, unsigned nq)
+{
 	vd_wr(vp, 0x14, 1, 0);
 	vd_wr(vp, 0x14, 1, 1 | 2);
 	vd_wr(vp, 0x08, 4, 0);
@@ -54,6 +63,11 @@ bool vd_init(struct virtio_pci *vp, uint64_t features, unsigned nq)
 		vd_wr(vp, 0x30, 8, VD_QBASE(q) + 0x2000);
 		vd_wr(vp, 0x1C, 2, 1);
 	}
+	return true;
+}
+
+bool vd_driver_ok(struct virtio_pci *vp)
+{
 	vd_wr(vp, 0x14, 1, 1 | 2 | 8 | 4);
 	return vd_rd(vp, 0x14, 1) == (1 | 2 | 8 | 4);
 }

@@ -12,7 +12,7 @@
 /* Queue q's rings: descriptors at VD_QBASE(q), avail at +0x1000, used at +0x2000. */
 #define VD_QBASE(q) (0x10000u + 0x4000u * (q))
 
-/* The guest's RAM (VD_RAM bytes, zeroed by vd_setup) and its guest_mem. */
+/* The guest's RAM (VD_RAM bytes, page-aligned, zeroed by vd_setup) and its guest_mem. */
 extern uint8_t *vd_ram;
 extern struct guest_mem vd_mem;
 
@@ -27,6 +27,10 @@ void vd_wr(struct virtio_pci *vp, uint64_t off, unsigned len, uint64_t v);
 /* Reset, features, queues [0, nq) live at VD_QBASE, DRIVER_OK (virtio 1.2, 3.1.1). Returns
  * false, and stops there, when the device refuses the features. */
 bool vd_init(struct virtio_pci *vp, uint64_t features, unsigned nq);
+/* vd_init in two steps, as Linux's probe does it: everything up to DRIVER_OK (the queues are
+ * live; a driver may post and notify now), then DRIVER_OK. */
+bool vd_init_queues(struct virtio_pci *vp, uint64_t features, unsigned nq);
+bool vd_driver_ok(struct virtio_pci *vp);
 
 /* A chain of n descriptors from slot first of queue q (write[i]: device-writable), made
  * available; notified when kick. */
