@@ -305,9 +305,11 @@ def build_assets(cache, bench):
         bios = qroot / 'usr/share/qemu'
         bios.mkdir(parents=True, exist_ok=True)
         for b in QEMU_BIOS:
-            src = Path('/usr/share/qemu') / b
-            if src.exists():
-                shutil.copy2(os.path.realpath(src), bios / b)
+            for d in ('/usr/share/qemu', '/usr/share/seabios'):
+                src = Path(d) / b
+                if src.exists():
+                    shutil.copy2(os.path.realpath(src), bios / b)
+                    break
     ext4_image(disk, out / 'assets.img', 'coveassets', extra_mb=32)
     shutil.rmtree(disk)
     (out / 'done').write_text(key_src + '\n')

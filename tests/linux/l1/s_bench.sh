@@ -2,12 +2,8 @@
 # Benchmarks inside L1 (rig.py --bench): Cove against QEMU with KVM, same kernel, initramfs,
 # vCPUs and memory, in one run, order alternated, several rounds; medians reported.
 
-QDIR=/a/qemu
-qemu() {
-	$QDIR/lib64/ld-linux-x86-64.so.2 --library-path \
-		$QDIR/lib/x86_64-linux-gnu:$QDIR/usr/lib/x86_64-linux-gnu \
-		$QDIR/usr/bin/qemu-system-x86_64 -L $QDIR/usr/share/qemu "$@"
-}
+# /rig/qemu runs QEMU from the assets disk.
+qemu() { /rig/qemu "$@"; }
 
 BCMD="$CMDBASE rig.end=poweroff"
 
@@ -16,12 +12,12 @@ boot_cove() {
 		--cmdline "$BCMD" 2>/dev/null
 }
 boot_microvm() {
-	rigtool timeline "L2: init" qemu -M microvm -accel kvm -cpu host -m 256M -smp 1 \
+	rigtool timeline "L2: init" /rig/qemu -M microvm -accel kvm -cpu host -m 256M -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -kernel $K -initrd $I \
 		-append "$BCMD" 2>/dev/null
 }
 boot_q35() {
-	rigtool timeline "L2: init" qemu -M q35 -accel kvm -cpu host -m 256M -smp 1 \
+	rigtool timeline "L2: init" /rig/qemu -M q35 -accel kvm -cpu host -m 256M -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -kernel $K -initrd $I \
 		-append "$BCMD" 2>/dev/null
 }
@@ -80,7 +76,7 @@ s_bench_fio() {
 					--cmdline "$CMDBASE rig.t=bench_fio rig.end=poweroff rig.fiotime=$(arg fiotime)" \
 					</dev/null >$LOG 2>&1
 			else
-				timeout -s KILL 600 qemu -M q35 -accel kvm -cpu host -m 512M -smp 2 \
+				timeout -s KILL 600 /rig/qemu -M q35 -accel kvm -cpu host -m 512M -smp 2 \
 					-nodefaults -no-user-config -display none -serial stdio \
 					-kernel $K -initrd $I \
 					-append "$CMDBASE rig.t=bench_fio rig.end=poweroff rig.fiotime=$(arg fiotime)" \
