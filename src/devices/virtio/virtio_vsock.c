@@ -24,13 +24,24 @@
 #define MAX_CONN  64
 #define BUF_ALLOC (256u << 10)
 #define MAX_PKT	  (64u << 10)
-#define NCTL	  128
 #define RX_BUDGET 256 /* packets one rx_pump puts out before it lets the others run */
+/* Space freed in a connection's buffer since the guest last heard fwd_cnt that earns it a
+ * CREDIT_UPDATE. */
+#define CREDIT_STEP (BUF_ALLOC / 4)
+/* RSTs for packets of no connection, waiting for receive buffers; when full, the transmit
+ * queue waits too (each of its packets may need one). */
+#define NRST 32
 
 /* SHUTDOWN flags (§5.10.6.6), cumulative: what the sender of the packet will do no more. */
 #define SHUT_F_RCV  1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
 #define SHUT_F_SEND 2 /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
 #define SHUT_F_BOTH (SHUT_F_RCV | SHUT_F_SEND)
+
+/* Control packets a connection owes the guest: flags, so that repeats coalesce and none is
+ * lost while the driver has no receive buffer. */
+#define OWE_REQUEST  1
+#define OWE_RESPONSE 2
+#define OWE_CREDIT   4
 
 enum {
 	OP_REQUEST = 1,
@@ -41,7 +52,8 @@ enum {
 	OP_CREDIT_UPDATE,
 	OP_CREDIT_REQUEST
 };
-enum conn_state { C_FREE = 0, C_CONNECT_LINE, C_REQUEST_SENT, C_OPEN };
+/* C_RST_DUE: the host socket is closed; the slot stays until the RST has gone to the guest. */
+enum conn_state { C_FREE = 0, C_CONNECT_LINE, C_REQUEST_SENT, C_OPEN, C_RST_DUE };
 
 struct conn {
 	enum conn_state state;
@@ -50,13 +62,16 @@ struct conn {
 	uint32_t peer_buf_alloc, peer_fwd_cnt; /* the guest's receive credit */
 	uint32_t tx_cnt;		       /* bytes we sent the guest */
 	uint32_t fwd_cnt;		       /* bytes from the guest we passed on */
+	uint32_t fwd_told;		       /* fwd_cnt as the guest last heard it */
 	uint32_t host_shut;  /* SHUTDOWN flags the guest has from us (the host end's state) */
 	uint32_t shut_due;   /* SHUTDOWN flags still to send, after the data read before them */
 	uint32_t guest_shut; /* SHUTDOWN flags the guest sent */
+	unsigned owe;	     /* OWE_* */
 	char line[32];
 	unsigned line_len;
 };
 
+/* A packet for the guest, made and sent at once (c, when not NULL, is live). */
 struct pkt {
 	uint32_t src_port, dst_port;
 	uint16_t op;
@@ -70,8 +85,11 @@ struct vvsock {
 	int listen_fd;
 	uint32_t next_port;
 	struct conn conn[MAX_CONN];
-	struct pkt ctl[NCTL]; /* control packets waiting for receive buffers */
-	unsigned nctl;
+	struct {
+		uint32_t host_port, guest_port;
+	} rst[NRST]; /* RSTs for packets of no connection, oldest at rst_head */
+	unsigned rst_head, nrst;
+	bool tx_stalled;    /* the transmit queue waits for room in rst[] */
 	unsigned next_conn; /* where rx_pump looks first for data: connections take turns */
 	bool rx_waiting;
 	bool reset_pending; /* a restore dropped the connections: the driver is not told yet */
@@ -118,6 +136,20 @@ static void conn_close(struct virtio_pci *vp, struct conn *c)
 	c->fd = -1;
 }
 
+/* Ends c with a RST to the guest: the host socket closes now, the slot once the RST has gone. */
+static void conn_kill(struct virtio_pci *vp, struct conn *c)
+{
+	if (c->fd >= 0) {
+		if (vp->io_epfd >= 0)
+			epoll_ctl(vp->io_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->state = C_RST_DUE;
+	c->owe = 0;
+	c->shut_due = 0;
+}
+
 static struct conn *conn_new(struct vvsock *s)
 {
 	for (int i = 0; i < MAX_CONN; i++)
@@ -135,12 +167,16 @@ static struct conn *conn_find(struct vvsock *s, uint32_t host_port, uint32_t gue
 	return NULL;
 }
 
-static void ctl(struct vvsock *s, uint32_t host_port, uint32_t guest_port, uint16_t op,
-		struct conn *c)
+/* A RST for a packet of no connection. tx_one makes sure there is room (one per packet). */
+static void orphan_rst(struct vvsock *s, uint32_t host_port, uint32_t guest_port)
 {
-	log_debug("vsock: to guest port %u from host port %u: op %u", guest_port, host_port, op);
-	if (s->nctl < NCTL)
-		s->ctl[s->nctl++] = (struct pkt){host_port, guest_port, op, c, 0};
+	log_debug("vsock: RST to guest port %u from host port %u (no connection)", guest_port,
+		  host_port);
+	if (s->nrst == NRST)
+		return;
+	unsigned i = (s->rst_head + s->nrst++) % NRST;
+	s->rst[i].host_port = host_port;
+	s->rst[i].guest_port = guest_port;
 }
 
 /* Bytes the guest can take on c now (§5.10.6.3.1): its buf_alloc less what is in flight. A
@@ -151,6 +187,13 @@ static uint32_t credit(const struct conn *c)
 	return in_flight < c->peer_buf_alloc ? c->peer_buf_alloc - in_flight : 0;
 }
 
+/* fwd_cnt moved: a CREDIT_UPDATE once the guest's idea of our free space is CREDIT_STEP off. */
+static void credit_check(struct conn *c)
+{
+	if (c->fwd_cnt - c->fwd_told >= CREDIT_STEP)
+		c->owe |= OWE_CREDIT;
+}
+
 /* Whether c's host socket is read for the guest: not once either side ended that direction. */
 static bool conn_reads(const struct conn *c)
 {
@@ -158,9 +201,12 @@ static bool conn_reads(const struct conn *c)
 	       !(c->guest_shut & SHUT_F_RCV);
 }
 
-/* Whether c may have a packet for the guest: a SHUTDOWN, or data it has credit for. */
+/* Whether c may have a packet for the guest: a RST or control packet it owes, a SHUTDOWN, or
+ * data it has credit for. */
 static bool conn_has_work(const struct conn *c)
 {
+	if (c->state == C_RST_DUE || c->owe)
+		return true;
 	return c->state == C_OPEN && (c->shut_due || (conn_reads(c) && credit(c)));
 }
 
@@ -181,11 +227,42 @@ static void host_ended(struct virtio_pci *vp, struct conn *c)
 		watch(vp, c->fd, EPOLL_CTL_MOD, 0);
 }
 
+/* Reads host data for the guest on c into s->buf, at most room bytes and its credit. Returns
+ * true with *len bytes; false with nothing now (the socket is watched again), at end of file
+ * (a SHUTDOWN is due) or after a read error (a RST is due). */
+static bool conn_read(struct virtio_pci *vp, struct vvsock *s, struct conn *c, uint64_t room,
+		      uint32_t *len)
+{
+	uint32_t want = credit(c);
+	if (want > room)
+		want = (uint32_t)room;
+	if (want > MAX_PKT - HDR)
+		want = MAX_PKT - HDR;
+	if (!want) /* a buffer with room for a header only takes control packets */
+		return false;
+	ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
+		return false;
+	}
+	if (r > 0) {
+		*len = (uint32_t)r;
+		return true;
+	}
+	if (r < 0) { /* ECONNRESET: the host end closed on data it had not read */
+		log_debug("vsock: host port %u: %s", c->host_port, strerror(errno));
+		conn_kill(vp, c);
+	} else {
+		host_ended(vp, c); /* end of file, after everything before it went out */
+	}
+	return false;
+}
+
 /*
  * Takes the next packet from the connections for a receive buffer with room bytes of payload:
- * a SHUTDOWN that is due, or data read from the host socket, never more than room or the
- * guest's credit. Connections take turns. Returns false when none has anything now; a socket
- * with nothing to read is watched again.
+ * per connection, a RST or the control packet it owes, else a SHUTDOWN that is due or data
+ * read from the host socket (never more than room or the guest's credit), else a credit
+ * update. Connections take turns. Returns false when none has anything now.
  */
 static bool conn_next(struct virtio_pci *vp, struct vvsock *s, uint64_t room, struct pkt *p,
 		      uint32_t *len)
@@ -195,37 +272,32 @@ static bool conn_next(struct virtio_pci *vp, struct vvsock *s, uint64_t room, st
 		struct conn *c = &s->conn[i];
 		if (!conn_has_work(c))
 			continue;
-		if (!c->shut_due) {
-			uint32_t want = credit(c);
-			if (want > room)
-				want = (uint32_t)room;
-			if (want > MAX_PKT - HDR)
-				want = MAX_PKT - HDR;
-			/* A buffer with room for a header only takes control packets only. */
-			if (!want)
-				continue;
-			ssize_t r = recv(c->fd, s->buf + HDR, want, MSG_DONTWAIT);
-			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-				watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
-				continue;
-			}
-			s->next_conn = i + 1;
-			if (r > 0) {
-				*p = (struct pkt){c->host_port, c->guest_port, OP_RW, c, 0};
-				*len = (uint32_t)r;
-				return true;
-			}
-			if (r < 0) { /* ECONNRESET: the host end closed on data it had not read */
-				log_debug("vsock: host port %u: %s", c->host_port, strerror(errno));
-				*p = (struct pkt){c->host_port, c->guest_port, OP_RST, NULL, 0};
-				conn_close(vp, c);
-				return true;
-			}
-			host_ended(vp, c); /* end of file, after everything before it went out */
+		uint16_t op = 0;
+		if (c->state == C_RST_DUE) {
+			op = OP_RST;
+		} else if (c->owe & OWE_REQUEST) {
+			op = OP_REQUEST;
+			c->owe &= ~OWE_REQUEST;
+		} else if (c->owe & OWE_RESPONSE) {
+			op = OP_RESPONSE;
+			c->owe &= ~OWE_RESPONSE;
+		} else if (c->state == C_OPEN && !c->shut_due && conn_reads(c) && credit(c)) {
+			if (conn_read(vp, s, c, room, len))
+				op = OP_RW;
+			else if (c->state == C_RST_DUE)
+				op = OP_RST;
 		}
+		uint32_t flags = 0;
+		if (!op && c->state == C_OPEN && c->shut_due) {
+			op = OP_SHUTDOWN;
+			flags = c->host_shut | c->shut_due;
+		}
+		if (!op && (c->owe & OWE_CREDIT))
+			op = OP_CREDIT_UPDATE; /* data would have told the guest as much */
+		if (!op)
+			continue;
 		s->next_conn = i + 1;
-		*p = (struct pkt){c->host_port, c->guest_port, OP_SHUTDOWN, c,
-				  c->host_shut | c->shut_due};
+		*p = (struct pkt){c->host_port, c->guest_port, op, c, flags};
 		return true;
 	}
 	return false;
@@ -241,11 +313,28 @@ static void shut_sent(struct virtio_pci *vp, struct conn *c)
 		conn_close(vp, c);
 }
 
+/* Packet p (payload len) is in the guest's buffer: its connection's books. */
+static void pkt_sent(struct virtio_pci *vp, const struct pkt *p, uint32_t len)
+{
+	struct conn *c = p->c;
+	if (!c)
+		return;
+	c->fwd_told = c->fwd_cnt; /* every header carries it */
+	c->owe &= ~OWE_CREDIT;
+	if (p->op == OP_RW)
+		c->tx_cnt += len;
+	else if (p->op == OP_SHUTDOWN && c->shut_due)
+		shut_sent(vp, c);
+	else if (p->op == OP_RST)
+		conn_close(vp, c);
+}
+
 /*
- * Fills receive buffers: control packets first, then the connections' SHUTDOWNs and data,
- * each packet cut to the buffer at hand and to the guest's credit, so any amount of data
- * crosses in buffers of any size. With no buffer left the sockets are not read (nor watched)
- * until the driver adds buffers: nothing is lost and nothing spins.
+ * Fills receive buffers: RSTs for packets of no connection first, then the connections' RSTs,
+ * control packets, SHUTDOWNs and data, each packet cut to the buffer at hand and to the
+ * guest's credit, so any amount of data crosses in buffers of any size. With no buffer left
+ * the sockets are not read (nor watched) until the driver adds buffers: nothing is lost and
+ * nothing spins.
  */
 static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 {
@@ -258,7 +347,7 @@ static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 		return;
 	}
 	for (unsigned budget = RX_BUDGET;; budget--) {
-		bool work = s->nctl > 0;
+		bool work = s->nrst > 0;
 		for (int i = 0; i < MAX_CONN && !work; i++)
 			work = conn_has_work(&s->conn[i]);
 		if (!work)
@@ -287,9 +376,11 @@ static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 		}
 		struct pkt p;
 		uint32_t len = 0;
-		if (s->nctl) {
-			p = s->ctl[0];
-			memmove(s->ctl, s->ctl + 1, --s->nctl * sizeof(s->ctl[0]));
+		if (s->nrst) {
+			p = (struct pkt){s->rst[s->rst_head].host_port,
+					 s->rst[s->rst_head].guest_port, OP_RST, NULL, 0};
+			s->rst_head = (s->rst_head + 1) % NRST;
+			s->nrst--;
 		} else if (!conn_next(vp, s, s->chain.in_len - HDR, &p, &len)) {
 			/* Nothing to read after all: the buffer stays the driver's. */
 			virtq_unpop(vq);
@@ -298,10 +389,7 @@ static void rx_pump(struct virtio_pci *vp, struct vvsock *s)
 		put_hdr(s->buf, HOST_CID, s->cid, p.src_port, p.dst_port, len, p.op, p.flags, p.c);
 		virtq_chain_write(&s->chain, 0, s->buf, HDR + (uint64_t)len);
 		virtq_push(vq, s->chain.head, HDR + len);
-		if (p.op == OP_RW && p.c)
-			p.c->tx_cnt += len;
-		else if (p.op == OP_SHUTDOWN && p.c && p.c->shut_due)
-			shut_sent(vp, p.c);
+		pkt_sent(vp, &p, len);
 		any = true;
 	}
 	if (any && virtq_should_notify(vq))
@@ -331,6 +419,10 @@ static int connect_path(const char *path)
 static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 {
 	struct vvsock *s = vp->dev;
+	if (s->nrst == NRST) { /* no room for the RST this packet may need: later */
+		s->tx_stalled = true;
+		return VIRTIO_SERVE_RETRY;
+	}
 	uint8_t h[HDR];
 	if (virtq_chain_read(ch, 0, h, HDR) != HDR)
 		return 0;
@@ -351,6 +443,12 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 	if (src_cid != s->cid || dst_cid != HOST_CID || type != 1)
 		return 0; /* not for us: dropped (the spec allows a RST; nothing to reset) */
 	struct conn *c = conn_find(s, dp, sp);
+	if (c && c->state == C_RST_DUE) {
+		/* Our RST is on its way; the guest's own RST crossing it ends the matter. */
+		if (op == OP_RST)
+			conn_close(vp, c);
+		return 0;
+	}
 	if (c) {
 		c->peer_buf_alloc = ba;
 		c->peer_fwd_cnt = fc;
@@ -358,8 +456,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 	switch (op) {
 	case OP_REQUEST: {
 		if (c) {
-			ctl(s, dp, sp, OP_RST, NULL);
-			conn_close(vp, c);
+			conn_kill(vp, c);
 			break;
 		}
 		char path[140];
@@ -367,7 +464,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 		struct conn *n = conn_new(s);
 		int fd = n ? connect_path(path) : -1;
 		if (fd < 0) {
-			ctl(s, dp, sp, OP_RST, NULL);
+			orphan_rst(s, dp, sp);
 			break;
 		}
 		*n = (struct conn){.state = C_OPEN,
@@ -375,9 +472,9 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 				   .host_port = dp,
 				   .guest_port = sp,
 				   .peer_buf_alloc = ba,
-				   .peer_fwd_cnt = fc};
+				   .peer_fwd_cnt = fc,
+				   .owe = OWE_RESPONSE};
 		watch(vp, fd, EPOLL_CTL_ADD, EPOLLIN);
-		ctl(s, dp, sp, OP_RESPONSE, n);
 		break;
 	}
 	case OP_RESPONSE:
@@ -385,19 +482,21 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 			char ok[32];
 			int k = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
 			if (write(c->fd, ok, (size_t)k) != k) {
-				ctl(s, dp, sp, OP_RST, NULL);
-				conn_close(vp, c);
+				conn_kill(vp, c);
 				break;
 			}
 			c->state = C_OPEN;
+			c->owe &= ~OWE_REQUEST;
 			watch(vp, c->fd, EPOLL_CTL_MOD, EPOLLIN);
 		}
 		break;
 	case OP_RW:
-		if (!c || c->state != C_OPEN || len != ch->out_len - HDR || len > BUF_ALLOC) {
-			ctl(s, dp, sp, OP_RST, NULL);
-			if (c)
-				conn_close(vp, c);
+		if (!c) {
+			orphan_rst(s, dp, sp);
+			break;
+		}
+		if (c->state != C_OPEN || len != ch->out_len - HDR || len > BUF_ALLOC) {
+			conn_kill(vp, c);
 			break;
 		}
 		for (unsigned i = 0, off = 0; i < ch->nout && len; i++) {
@@ -411,18 +510,16 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 			size_t skip = off < HDR ? HDR - off : 0;
 			off += (unsigned)l;
 			if (send(c->fd, b + skip, l - skip, MSG_NOSIGNAL) != (ssize_t)(l - skip)) {
-				ctl(s, dp, sp, OP_RST, NULL);
-				conn_close(vp, c);
+				conn_kill(vp, c);
 				return 0;
 			}
 		}
 		c->fwd_cnt += len;
-		if (c->fwd_cnt % (BUF_ALLOC / 4) < len) /* tell the guest its credit grew */
-			ctl(s, dp, sp, OP_CREDIT_UPDATE, c);
+		credit_check(c);
 		break;
 	case OP_CREDIT_REQUEST:
-		if (c)
-			ctl(s, dp, sp, OP_CREDIT_UPDATE, c);
+		if (c && c->state == C_OPEN)
+			c->owe |= OWE_CREDIT;
 		break;
 	case OP_CREDIT_UPDATE:
 		break;
@@ -433,8 +530,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 		if (c->state != C_OPEN || c->guest_shut == SHUT_F_BOTH) {
 			/* A full close: we answer with a RST (§5.10.6.6). What the guest sent is
 			 * with the host already; the host reads it, then end of file. */
-			ctl(s, dp, sp, OP_RST, NULL);
-			conn_close(vp, c);
+			conn_kill(vp, c);
 			break;
 		}
 		/* A half-close: the host sees the end of the direction the guest ended. */
@@ -450,7 +546,10 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 			conn_close(vp, c);
 		break;
 	default:
-		ctl(s, dp, sp, OP_RST, NULL);
+		if (c)
+			conn_kill(vp, c);
+		else
+			orphan_rst(s, dp, sp);
 	}
 	return 0;
 }
@@ -494,7 +593,7 @@ static void connect_line(struct virtio_pci *vp, struct vvsock *s, struct conn *c
 	c->host_port = s->next_port++;
 	c->state = C_REQUEST_SENT;
 	c->peer_buf_alloc = 0;
-	ctl(s, c->host_port, c->guest_port, OP_REQUEST, c);
+	c->owe = OWE_REQUEST;
 }
 
 /* Tells the driver its connections are gone (§5.10.6.7, a TRANSPORT_RESET event) once it has
@@ -517,15 +616,28 @@ static void post_transport_reset(struct virtio_pci *vp, struct vvsock *s)
 		virtio_pci_notify_queue(vp, EVQ);
 }
 
+/* Fills receive buffers; a transmit queue that waited for room for its RSTs goes on if the
+ * buffers took some. */
+static void pump(struct virtio_pci *vp, struct vvsock *s)
+{
+	rx_pump(vp, s);
+	if (s->tx_stalled && s->nrst < NRST && vp->vq[TXQ].enabled &&
+	    (vp->status & VIRTIO_STATUS_DRIVER_OK) && !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		s->tx_stalled = false;
+		virtio_pci_serve(vp, TXQ, &s->chain, tx_one);
+		rx_pump(vp, s);
+	}
+}
+
 static void vsock_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct vvsock *s = vp->dev;
 	if (q == TXQ) {
 		virtio_pci_serve(vp, TXQ, &s->chain, tx_one);
-		rx_pump(vp, s);
+		pump(vp, s);
 	} else if (q == RXQ) {
 		s->rx_waiting = false;
-		rx_pump(vp, s);
+		pump(vp, s);
 	} else if (q == EVQ && s->reset_pending) {
 		/* The event queue only ever gets transport resets from us, after a restore. */
 		post_transport_reset(vp, s);
@@ -558,7 +670,7 @@ static void vsock_backend_ready(struct virtio_pci *vp)
 			 !(c->host_shut & SHUT_F_RCV) && host_gone(c->fd))
 			c->shut_due = SHUT_F_BOTH & ~c->host_shut;
 	}
-	rx_pump(vp, s);
+	pump(vp, s);
 }
 
 static int vsock_backend_fd(struct virtio_pci *vp)
@@ -574,7 +686,8 @@ static void vsock_reset(struct virtio_pci *vp)
 	for (int i = 0; i < MAX_CONN; i++)
 		if (s->conn[i].state != C_FREE)
 			conn_close(vp, &s->conn[i]);
-	s->nctl = 0;
+	s->nrst = s->rst_head = 0;
+	s->tx_stalled = false;
 	s->reset_pending = false; /* the driver starts over anyway */
 }
 
@@ -607,7 +720,8 @@ static int vsock_restore(struct virtio_pci *vp, struct state_r *r)
 	for (int i = 0; i < MAX_CONN; i++)
 		if (s->conn[i].state != C_FREE)
 			conn_close(vp, &s->conn[i]);
-	s->nctl = 0;
+	s->nrst = s->rst_head = 0;
+	s->tx_stalled = false;
 	s->rx_waiting = false;
 	s->reset_pending = (vp->status & VIRTIO_STATUS_DRIVER_OK) != 0;
 	return 0;

@@ -3,7 +3,8 @@
  * buffers (header and payload split over two descriptors as Linux 6.1 does, or in one).
  * Large host-to-guest transfers crossing many buffers within the guest's credit, the device
  * idle (no wake-ups) while it has no buffer or no credit, the SHUTDOWN flags of a host that
- * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers. */
+ * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers.
+ * Every RST and credit update delivered (none dropped, updates coalesced). */
 #include "devices/virtio/virtio_devices.h"
 #include "vdriver.h"
 
@@ -30,12 +31,15 @@
 #define RXBUF(i)    (0x20000u + 0x1100u * (i))
 #define TXBUF	    0x30000u
 #define TXMAX	    0x1000u
+#define TXPKT	    (TXMAX - HDR)	      /* the most tx_send carries */
+#define STRAYBUF(i) (0x40000u + 0x100u * (i)) /* tx_post's packets, one per ring slot */
 #define OP_REQUEST  1
 #define OP_RESPONSE 2
 #define OP_RST	    3
 #define OP_SHUTDOWN 4
 #define OP_RW	    5
 #define OP_CREDIT   6
+#define OP_CREDREQ  7
 #define F_RCV	    1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
 #define F_SEND	    2 /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
 
@@ -52,6 +56,8 @@ static int epfd = -1;
 static char uds[80];
 static uint16_t rx_used; /* used entries of the receive queue taken */
 static unsigned tx_slot;
+static char lpath[4][108]; /* the host's listening sockets (uds_PORT), unlinked at teardown */
+static unsigned nlpath;
 
 /* Receive chain i: even ones split header and payload (Linux 6.1), odd ones are one 4 KiB
  * buffer (Linux 6.3 on). Returns the payload room. */
@@ -157,6 +163,7 @@ static int vs_setup(void **state)
 		return -1;
 	rx_used = 0;
 	tx_slot = 0;
+	nlpath = 0;
 	return 0;
 }
 
@@ -166,6 +173,8 @@ static int vs_teardown(void **state)
 	vp = NULL;
 	close(epfd);
 	unlink(uds);
+	for (unsigned i = 0; i < nlpath; i++)
+		unlink(lpath[i]);
 	return vd_teardown(state);
 }
 
@@ -492,13 +501,154 @@ static void hostile_tiny_buffer(void **state)
 	io_run();
 }
 
+/* Guest-to-host streams: the guest's end of one connection, as a driver keeps it. */
+struct gconn {
+	uint32_t gport, hport;
+	uint32_t sent;	  /* bytes the guest sent */
+	uint32_t fwd;	  /* the device's fwd_cnt, as last heard */
+	uint32_t ba;	  /* the device's buf_alloc */
+	bool rst;	  /* the device reset the connection */
+	uint32_t rst_fwd; /* the fwd_cnt of its RST */
+	unsigned updates; /* CREDIT_UPDATEs */
+};
+
+/* A host program listening at uds_PORT, where the device connects for guest port requests. */
+static int host_listen(uint32_t port)
+{
+	assert_true(nlpath < sizeof(lpath) / sizeof(lpath[0]));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", uds, port);
+	snprintf(lpath[nlpath++], sizeof(lpath[0]), "%s", sa.sun_path);
+	unlink(sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* The guest connects from gport to host port hport (listened on by lfd): the device connects
+ * to uds_HPORT and answers. Returns the host's end (5 s receive timeout). */
+static int g_open(struct gconn *g, uint32_t gport, uint32_t hport, int lfd)
+{
+	*g = (struct gconn){.gport = gport, .hport = hport};
+	tx_send(gport, hport, OP_REQUEST, 0, 256 << 10, 0, NULL, 0);
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	if (h.op != OP_RESPONSE)
+		fail_msg("op %u for a request to a listening host port, want RESPONSE", h.op);
+	assert_int_equal(h.src_port, hport);
+	assert_int_equal(h.dst_port, gport);
+	assert_true(h.buf_alloc > 0);
+	g->ba = h.buf_alloc;
+	g->fwd = h.fwd_cnt;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	struct timeval tv = {5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void g_send(struct gconn *g, const uint8_t *data, uint32_t len)
+{
+	tx_send(g->gport, g->hport, OP_RW, 0, 256 << 10, 0, data, len);
+	g->sent += len;
+}
+
+/* Puts a 4-byte RW packet from guest port sp to host port dp in ring slot tx_slot (its own
+ * buffer), kicks, and does not wait for it to be used. */
+static void tx_post(uint32_t sp, uint32_t dp)
+{
+	unsigned slot = tx_slot++ % VD_QSIZE;
+	struct vs_hdr h = {GUEST_CID, 2, sp, dp, 4, 1, OP_RW, 0, 256 << 10, 0};
+	memcpy(vd_ram + STRAYBUF(slot), &h, HDR);
+	memcpy(vd_ram + STRAYBUF(slot) + HDR, "lost", 4);
+	vd_post1(vp, 1, slot, STRAYBUF(slot), HDR + 4, false, true);
+}
+
+/* Data for no connection gets a RST each (§5.10.6.5): 200 of them while the driver gives the
+ * receive queue no buffers back, far more than the device can hold; none is dropped and they
+ * come in order (the device stops taking packets until it can answer them). */
+static void stray_packets_all_reset(void **state)
+{
+	enum { N = 200 };
+	start(0);
+	unsigned posted = 0, rsts = 0;
+	for (int round = 0; round < 1000 && rsts < N; round++) {
+		/* Post while the transmit ring has room (the device may hold some back). */
+		while (posted < N && (uint16_t)(tx_slot - vd_used_idx(1)) < VD_QSIZE) {
+			tx_post(30000 + posted, 40000 + posted);
+			posted++;
+		}
+		struct vs_hdr h;
+		uint8_t d[8];
+		while (rx_get(&h, d, sizeof(d))) {
+			if (h.op != OP_RST || h.src_port != 40000 + rsts ||
+			    h.dst_port != 30000 + rsts)
+				fail_msg(
+				    "packet %u: op %u %u -> %u, want the RST 40000+%u -> 30000+%u",
+				    rsts, h.op, h.src_port, h.dst_port, rsts, rsts);
+			rsts++;
+		}
+		rx_kick();
+	}
+	if (rsts != N)
+		fail_msg("%u RSTs for %u stray packets (%u posted, %u used)", rsts, N, posted,
+			 vd_used_idx(1));
+	assert_int_equal(vd_used_idx(1), N);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
+/* Credit requests while the driver has no receive buffer free: one CREDIT_UPDATE answers them
+ * all, with the current fwd_cnt, once a buffer comes. */
+static void credit_updates_coalesce(void **state)
+{
+	start(0);
+	int lfd = host_listen(1237);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1237, lfd);
+	g_send(&g, (const uint8_t *)"12345", 5);
+	/* Stray packets take every receive buffer. */
+	for (unsigned i = 0; i < NRX; i++)
+		tx_send(30000 + i, 40000 + i, OP_RW, 0, 256 << 10, 0, "x", 1);
+	assert_int_equal((uint16_t)(vd_used_idx(0) - rx_used), NRX);
+	for (int i = 0; i < 50; i++)
+		tx_send(g.gport, g.hport, OP_CREDREQ, 0, 256 << 10, 0, NULL, 0);
+	struct vs_hdr h;
+	uint8_t d[8];
+	for (unsigned i = 0; i < NRX; i++) {
+		assert_true(rx_get(&h, d, sizeof(d)));
+		assert_int_equal(h.op, OP_RST);
+	}
+	rx_kick();
+	unsigned updates = 0;
+	for (int round = 0; round < 20; round++) {
+		while (rx_get(&h, d, sizeof(d))) {
+			assert_int_equal(h.op, OP_CREDIT);
+			assert_int_equal(h.src_port, 1237);
+			assert_int_equal(h.fwd_cnt, 5);
+			updates++;
+		}
+		rx_kick();
+	}
+	if (updates != 1)
+		fail_msg("%u CREDIT_UPDATEs for 50 requests while no buffer was free, want 1",
+			 updates);
+	assert_no_reset();
+	close(hfd);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, vs_setup, vs_teardown)
-	    T(host_to_guest_64k), T(credit_bounds_transfer), T(host_close_is_shutdown),
-	    T(host_half_close),	  T(guest_half_close),	     T(guest_shuts_receive),
-	    T(hostile_credit),	  T(hostile_tiny_buffer),
+	    T(host_to_guest_64k),	T(credit_bounds_transfer), T(host_close_is_shutdown),
+	    T(host_half_close),		T(guest_half_close),	   T(guest_shuts_receive),
+	    T(hostile_credit),		T(hostile_tiny_buffer),	   T(stray_packets_all_reset),
+	    T(credit_updates_coalesce),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
