@@ -4,22 +4,29 @@
  * Large host-to-guest transfers crossing many buffers within the guest's credit, the device
  * idle (no wake-ups) while it has no buffer or no credit, the SHUTDOWN flags of a host that
  * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers.
- * Every RST and credit update delivered (none dropped, updates coalesced). */
+ * Guest to host: a megabyte to a host that reads slowly (the device keeps what the socket does
+ * not take and gives credit back only as the host reads), a guest over its credit, every RST
+ * and credit update delivered (none dropped, updates coalesced). */
 #include "devices/virtio/virtio_devices.h"
 #include "vdriver.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -142,6 +149,18 @@ static int io_run(void)
 		for (int k = 0; k < n; k++)
 			virtio_pci_backend(vp);
 	}
+}
+
+/* Waits up to ms for the device's fds (EPOLLOUT on a socket, a timer), then runs it as io_run
+ * does. Returns the wake-ups. */
+static int io_wait(int ms)
+{
+	struct epoll_event ev[8];
+	int n = epoll_wait(epfd, ev, 8, ms);
+	assert_true(n >= 0 || errno == EINTR);
+	for (int k = 0; k < n; k++)
+		virtio_pci_backend(vp);
+	return (n > 0 ? n : 0) + io_run();
 }
 
 static int vs_setup(void **state)
@@ -527,6 +546,35 @@ static int host_listen(uint32_t port)
 	return fd;
 }
 
+/* Takes the device's packets for g: credit updates and a RST, checking the credit fields of
+ * every other header (a constant buf_alloc, a fwd_cnt that never goes back nor past what was
+ * sent); gives the buffers back with a kick. */
+static void g_take(struct gconn *g)
+{
+	struct vs_hdr h;
+	static uint8_t d[RXPAY];
+	while (rx_get(&h, d, sizeof(d))) {
+		assert_int_equal(h.src_port, g->hport);
+		assert_int_equal(h.dst_port, g->gport);
+		if (h.op == OP_RST) {
+			g->rst = true;
+			g->rst_fwd = h.fwd_cnt;
+			continue;
+		}
+		if (h.buf_alloc != g->ba)
+			fail_msg("buf_alloc %u, was %u", h.buf_alloc, g->ba);
+		if (h.fwd_cnt - g->fwd > g->sent - g->fwd)
+			fail_msg("fwd_cnt %u after %u, with %u bytes sent", h.fwd_cnt, g->fwd,
+				 g->sent);
+		g->fwd = h.fwd_cnt;
+		if (h.op == OP_CREDIT)
+			g->updates++;
+		else
+			fail_msg("op %u from the device on a guest-to-host stream", h.op);
+	}
+	rx_kick();
+}
+
 /* The guest connects from gport to host port hport (listened on by lfd): the device connects
  * to uds_HPORT and answers. Returns the host's end (5 s receive timeout). */
 static int g_open(struct gconn *g, uint32_t gport, uint32_t hport, int lfd)
@@ -554,6 +602,200 @@ static void g_send(struct gconn *g, const uint8_t *data, uint32_t len)
 {
 	tx_send(g->gport, g->hport, OP_RW, 0, 256 << 10, 0, data, len);
 	g->sent += len;
+}
+
+/* What the guest may send now (§5.10.6.3.1). */
+static uint32_t g_credit(const struct gconn *g)
+{
+	return g->ba - (g->sent - g->fwd);
+}
+
+/* Sends from data[g->sent] up to n bytes in all, within the credit, until the credit is used
+ * up and the device has nothing more to say (it waits for the host); fails on a RST. */
+static void g_fill(struct gconn *g, const uint8_t *data, uint32_t n)
+{
+	for (int round = 0; round < 100000; round++) {
+		g_take(g);
+		if (g->rst)
+			fail_msg("the device reset the connection after %u bytes (fwd_cnt %u)",
+				 g->sent, g->fwd);
+		uint32_t c = g_credit(g), left = n - g->sent;
+		if (c && left) {
+			uint32_t k = c < left ? c : left;
+			g_send(g, data + g->sent, k < TXPKT ? k : TXPKT);
+			continue;
+		}
+		if (!io_run() && vd_used_idx(0) == rx_used)
+			return;
+	}
+	fail_msg("the device never settles");
+}
+
+/* Bytes waiting in the host socket's receive queue: what the device wrote and the host has
+ * not read. */
+static uint32_t host_queued(int fd)
+{
+	int n = -1;
+	assert_int_equal(ioctl(fd, SIOCINQ, &n), 0);
+	return (uint32_t)n;
+}
+
+/* A host program that reads slowly (1000 bytes a call, a pause every 16 KiB), checking every
+ * byte, until end of file; it starts when told. */
+struct reader {
+	int fd;
+	const uint8_t *want;
+	size_t n, got;
+	atomic_bool go;
+	bool eof;
+	int err; /* errno of a failed read; -1: wrong data at got */
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	while (!atomic_load(&r->go))
+		usleep(1000);
+	uint8_t b[1000];
+	size_t since = 0;
+	for (;;) {
+		ssize_t k = recv(r->fd, b, sizeof(b), 0);
+		if (k == 0) {
+			r->eof = true;
+			return NULL;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r->err = errno;
+			return NULL;
+		}
+		for (ssize_t i = 0; i < k; i++)
+			if (r->got + (size_t)i >= r->n || b[i] != r->want[r->got + (size_t)i]) {
+				r->got += (size_t)i;
+				r->err = -1;
+				return NULL;
+			}
+		r->got += (size_t)k;
+		since += (size_t)k;
+		if (since >= 16384) {
+			since = 0;
+			usleep(2000);
+		}
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 1 MiB from the guest to a host that reads nothing at first, then slowly (a small receive
+ * buffer, pauses): the device keeps what the socket does not take, counts as forwarded
+ * (fwd_cnt) only what the socket took, and gives credit back as the host reads; the guest is
+ * never reset and its full SHUTDOWN with data still held waits for that data. Every byte
+ * arrives in order, then end of file, and the RST's fwd_cnt says all of it went. */
+static void guest_to_host_slow_reader(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N];
+	fill(data, N, 9);
+	start(0);
+	int lfd = host_listen(1234);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1234, lfd);
+	int small = 4096;
+	setsockopt(hfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	struct reader r = {.fd = hfd, .want = data, .n = N};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, reader_main, &r), 0);
+	/* The host reads nothing yet: the guest sends what its credit allows, then waits. */
+	g_fill(&g, data, N);
+	assert_true(g.sent < N);
+	tx_send(g.gport, g.hport, OP_CREDREQ, 0, 256 << 10, 0, NULL, 0);
+	g_take(&g);
+	assert_false(g.rst);
+	assert_true(g.updates > 0);
+	uint32_t queued = host_queued(hfd);
+	if (g.fwd != queued)
+		fail_msg("fwd_cnt %u with %u bytes in the host socket (the host read none)", g.fwd,
+			 queued);
+	if (g.sent - g.fwd > g.ba || g.sent == g.fwd)
+		fail_msg("%u bytes sent, %u forwarded: the device holds none or more than its "
+			 "buf_alloc %u",
+			 g.sent, g.fwd, g.ba);
+	/* The host reads, slowly: credit comes back and everything goes through. */
+	atomic_store(&r.go, true);
+	uint64_t end = now_ms() + 20000;
+	while (g.sent < N) {
+		g_fill(&g, data, N);
+		if (g.sent < N)
+			io_wait(50);
+		if (now_ms() > end)
+			fail_msg("%u of %u bytes sent, %u forwarded, the host read %zu", g.sent, N,
+				 g.fwd, r.got);
+	}
+	/* A full SHUTDOWN while the device may still hold data: the RST comes after it all. */
+	tx_send(g.gport, g.hport, OP_SHUTDOWN, F_RCV | F_SEND, 256 << 10, 0, NULL, 0);
+	while (!g.rst && now_ms() < end) {
+		io_wait(50);
+		g_take(&g);
+	}
+	assert_true(g.rst);
+	if (g.rst_fwd != N)
+		fail_msg("RST with fwd_cnt %u of %u", g.rst_fwd, N);
+	pthread_join(t, NULL);
+	if (r.err || r.got != N || !r.eof)
+		fail_msg("the host read %zu of %u bytes (%s), end of file %d", r.got, N,
+			 r.err < 0 ? "wrong data" : strerror(r.err), r.eof);
+	assert_no_reset();
+	close(hfd);
+	close(lfd);
+}
+
+/* A guest that sends past its credit breaks the protocol: that connection gets a RST (the
+ * packet that overflows is not written, nothing overflows), the host reads what was
+ * forwarded and then end of file, and the device carries on with other connections. */
+static void guest_exceeds_credit(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N];
+	fill(data, N, 10);
+	start(0);
+	int lfd = host_listen(1235);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1235, lfd);
+	for (;;) {
+		uint32_t held = g.sent - host_queued(hfd);
+		bool over = held + TXPKT > g.ba;
+		assert_true(g.sent + TXPKT <= N);
+		g_send(&g, data + g.sent, TXPKT);
+		g_take(&g);
+		if (over != g.rst)
+			fail_msg("%u bytes held, %u more with buf_alloc %u: %s", held, TXPKT, g.ba,
+				 g.rst ? "RST" : "no RST");
+		if (over)
+			break;
+	}
+	uint32_t fwd = host_queued(hfd);
+	static uint8_t got[N];
+	ssize_t k = recv(hfd, got, N, MSG_WAITALL);
+	if (k != (ssize_t)fwd || memcmp(got, data, fwd))
+		fail_msg("the host read %zd bytes after the RST, want the %u forwarded", k, fwd);
+	assert_int_equal(recv(hfd, got, 1, 0), 0);
+	close(hfd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+	/* The device is fine: a new connection works. */
+	hfd = g_open(&g, 1026, 1235, lfd);
+	g_send(&g, (const uint8_t *)"again", 5);
+	char b[8] = {0};
+	assert_int_equal(recv(hfd, b, 5, MSG_WAITALL), 5);
+	assert_string_equal(b, "again");
+	close(hfd);
+	close(lfd);
 }
 
 /* Puts a 4-byte RW packet from guest port sp to host port dp in ring slot tx_slot (its own
@@ -641,14 +883,84 @@ static void credit_updates_coalesce(void **state)
 	close(lfd);
 }
 
+/* The guest's SHUTDOWN(SEND) while the device holds data: the host reads all of it, then end
+ * of file, and can still answer. The host's close with data not yet read is a RST. */
+static void guest_half_close_after_held_data(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N], got[N];
+	fill(data, N, 12);
+	start(0);
+	int lfd = host_listen(1239);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1239, lfd);
+	g_fill(&g, data, N);
+	uint32_t n = g.sent;
+	tx_send(g.gport, g.hport, OP_SHUTDOWN, F_SEND, 256 << 10, 0, NULL, 0);
+	size_t total = 0;
+	uint64_t end = now_ms() + 10000;
+	for (;;) {
+		ssize_t k = recv(hfd, got + total, N - total, MSG_DONTWAIT);
+		if (k == 0)
+			break;
+		if (k > 0)
+			total += (size_t)k;
+		else
+			assert_true(errno == EAGAIN);
+		io_run();
+		g_take(&g);
+		assert_false(g.rst);
+		if (now_ms() > end)
+			fail_msg("the host read %zu of %u bytes, and no end of file", total, n);
+	}
+	assert_int_equal(total, n);
+	assert_memory_equal(got, data, n);
+	assert_int_equal(send(hfd, "reply", 5, 0), 5);
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[8] = {0};
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_RW);
+	assert_memory_equal(d, "reply", 5);
+	close(hfd);
+	io_run();
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_SHUTDOWN);
+	assert_int_equal(h.flags, F_RCV | F_SEND);
+	/* Another connection: the host closes on data it has not read. */
+	hfd = g_open(&g, 1026, 1239, lfd);
+	g_fill(&g, data, N);
+	close(hfd);
+	end = now_ms() + 5000;
+	while (!g.rst && now_ms() < end) {
+		io_wait(50);
+		g_take(&g);
+	}
+	if (!g.rst)
+		fail_msg("no RST after the host closed on %u bytes it did not read",
+			 g.sent - g.fwd);
+	close(lfd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, vs_setup, vs_teardown)
-	    T(host_to_guest_64k),	T(credit_bounds_transfer), T(host_close_is_shutdown),
-	    T(host_half_close),		T(guest_half_close),	   T(guest_shuts_receive),
-	    T(hostile_credit),		T(hostile_tiny_buffer),	   T(stray_packets_all_reset),
+	    T(host_to_guest_64k),
+	    T(credit_bounds_transfer),
+	    T(host_close_is_shutdown),
+	    T(host_half_close),
+	    T(guest_half_close),
+	    T(guest_shuts_receive),
+	    T(hostile_credit),
+	    T(hostile_tiny_buffer),
+	    T(guest_to_host_slow_reader),
+	    T(guest_exceeds_credit),
+	    T(stray_packets_all_reset),
 	    T(credit_updates_coalesce),
+	    T(guest_half_close_after_held_data),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
