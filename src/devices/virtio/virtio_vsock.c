@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,12 +28,16 @@
 /* Space freed in a connection's buffer since the guest last heard fwd_cnt that earns it a
  * CREDIT_UPDATE: a guest out of credit hears of it once this much has gone to the host. */
 #define CREDIT_STEP (BUF_ALLOC / 4)
+/* How long the guest has to answer a connection request, and the host to take what the guest
+ * sent before its full SHUTDOWN (both Firecracker's). */
+#define CONN_TIMEOUT_NS (2000ULL * 1000000)
 /* RSTs for packets of no connection, waiting for receive buffers; when full, the transmit
  * queue waits too (each of its packets may need one). */
 #define NRST 32
-/* The device's epoll: the listening socket and each connection's socket (its slot and
- * generation, so that an event for an earlier occupant of the slot is ignored). */
+/* The device's epoll: the listening socket, the timer, and each connection's socket (its slot
+ * and generation, so that an event for an earlier occupant of the slot is ignored). */
 #define TAG_LISTEN UINT64_MAX
+#define TAG_TIMER  (UINT64_MAX - 1)
 
 /* SHUTDOWN flags (§5.10.6.6), cumulative: what the sender of the packet will do no more. */
 #define SHUT_F_RCV  1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
@@ -73,6 +78,8 @@ struct conn {
 	/* What the socket's one-shot watch waits for besides EPOLLOUT (armed while data is
 	 * held): input, or its hang-up only (EPOLLHUP and EPOLLERR always count). */
 	bool want_in, want_hup;
+	/* When the connection is given up (devclock_mono_ns(); 0: never): see expire(). */
+	uint64_t deadline;
 	/* Guest data the host socket has not taken yet: a ring of BUF_ALLOC bytes (allocated on
 	 * first use), held_len bytes from held_at. The guest's credit keeps it from overflowing. */
 	uint8_t *held;
@@ -93,7 +100,9 @@ struct vvsock {
 	uint64_t cid;
 	char path[108];
 	int listen_fd;
-	int epfd; /* the device's epoll (its backend fd) */
+	int epfd;     /* the device's epoll (its backend fd) */
+	int timer_fd; /* the earliest deadline */
+	bool timer_set;
 	uint32_t next_port;
 	struct conn conn[MAX_CONN];
 	struct {
@@ -183,6 +192,7 @@ static void conn_kill(struct vvsock *s, struct conn *c)
 	c->state = C_RST_DUE;
 	c->owe = 0;
 	c->shut_due = 0;
+	c->deadline = 0;
 	c->want_in = c->want_hup = false;
 }
 
@@ -213,6 +223,54 @@ static void orphan_rst(struct vvsock *s, uint32_t host_port, uint32_t guest_port
 	unsigned i = (s->rst_head + s->nrst++) % NRST;
 	s->rst[i].host_port = host_port;
 	s->rst[i].guest_port = guest_port;
+}
+
+/* Sets the timer for the earliest deadline (from now, on the device clock). */
+static void arm_timer(struct vvsock *s)
+{
+	uint64_t next = 0;
+	for (int i = 0; i < MAX_CONN; i++) {
+		uint64_t d = s->conn[i].deadline;
+		if (d && (!next || d < next))
+			next = d;
+	}
+	if (!next && !s->timer_set)
+		return;
+	struct itimerspec its = {0};
+	if (next) {
+		uint64_t now = devclock_mono_ns();
+		uint64_t wait = next > now ? next - now : 1;
+		its.it_value.tv_sec = (time_t)(wait / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(wait % 1000000000ULL);
+	}
+	timerfd_settime(s->timer_fd, 0, &its, NULL);
+	s->timer_set = next != 0;
+}
+
+/* Connections whose deadline has passed: a request the guest never answered (the host's
+ * socket is closed; the guest gets a RST if it saw the request), or data the host did not
+ * take within the time a full SHUTDOWN leaves it (dropped, then the RST). */
+static void expire(struct vvsock *s)
+{
+	uint64_t now = devclock_mono_ns();
+	for (int i = 0; i < MAX_CONN; i++) {
+		struct conn *c = &s->conn[i];
+		if (!c->deadline || now < c->deadline)
+			continue;
+		c->deadline = 0;
+		if (c->state == C_REQUEST_SENT) {
+			log_debug("vsock: guest port %u did not answer host port %u", c->guest_port,
+				  c->host_port);
+			if (c->owe & OWE_REQUEST)
+				conn_close(s, c);
+			else
+				conn_kill(s, c);
+		} else if (c->state == C_OPEN) {
+			log_debug("vsock: host port %u: %u bytes from the guest not taken in time",
+				  c->host_port, c->held_len);
+			conn_kill(s, c);
+		}
+	}
 }
 
 /* Bytes the guest can take on c now (§5.10.6.3.1): its buf_alloc less what is in flight. A
@@ -558,11 +616,12 @@ static void guest_shutdown(struct vvsock *s, struct conn *c, uint32_t flags)
 	}
 	if (c->guest_shut == SHUT_F_BOTH) {
 		/* A full close: we answer with a RST (§5.10.6.6) once the host socket has what the
-		 * guest sent; the host reads it, then end of file. */
+		 * guest sent; the host reads it, then end of file. It has CONN_TIMEOUT_NS. */
 		if (!c->held_len) {
 			conn_kill(s, c);
 			return;
 		}
+		c->deadline = devclock_mono_ns() + CONN_TIMEOUT_NS;
 	} else if ((c->guest_shut & SHUT_F_SEND) && !c->held_len) {
 		/* A half-close: the host reads end of file after the data (held_done otherwise). */
 		shutdown(c->fd, SHUT_WR);
@@ -646,6 +705,7 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 			}
 			c->state = C_OPEN;
 			c->owe &= ~OWE_REQUEST;
+			c->deadline = 0;
 			c->want_in = true;
 			c->want_hup = false;
 			conn_arm(s, c);
@@ -736,7 +796,10 @@ static void connect_line(struct vvsock *s, struct conn *c)
 	c->state = C_REQUEST_SENT;
 	c->peer_buf_alloc = 0;
 	c->owe = OWE_REQUEST;
-	c->want_hup = true; /* meanwhile only the host's hang-up is watched */
+	/* The guest has CONN_TIMEOUT_NS to answer (counted from now: also a guest that takes no
+	 * packets at all lets the host go); meanwhile only the host's hang-up is watched. */
+	c->deadline = devclock_mono_ns() + CONN_TIMEOUT_NS;
+	c->want_hup = true;
 	conn_arm(s, c);
 }
 
@@ -810,7 +873,7 @@ static bool queue_live(const struct virtio_pci *vp, unsigned q)
 }
 
 /* Fills receive buffers; a transmit queue that waited for room for its RSTs goes on if the
- * buffers took some. */
+ * buffers took some; then the timer is set for what is left. */
 static void pump(struct virtio_pci *vp, struct vvsock *s)
 {
 	rx_pump(vp, s);
@@ -819,6 +882,7 @@ static void pump(struct virtio_pci *vp, struct vvsock *s)
 		virtio_pci_serve(vp, TXQ, &s->chain, tx_one);
 		rx_pump(vp, s);
 	}
+	arm_timer(s);
 }
 
 static void vsock_notify(struct virtio_pci *vp, unsigned q)
@@ -852,7 +916,7 @@ static void accept_host(struct vvsock *s)
 		conn_close(s, c);
 }
 
-/* The device's epoll is ready: new host connections, connections' sockets. */
+/* The device's epoll is ready: new host connections, the timer, connections' sockets. */
 static void vsock_backend_ready(struct virtio_pci *vp)
 {
 	struct vvsock *s = vp->dev;
@@ -862,12 +926,17 @@ static void vsock_backend_ready(struct virtio_pci *vp)
 		uint64_t tag = ev[k].data.u64;
 		if (tag == TAG_LISTEN) {
 			accept_host(s);
+		} else if (tag == TAG_TIMER) {
+			uint64_t ticks;
+			if (read(s->timer_fd, &ticks, sizeof(ticks)) < 0)
+				log_debug("vsock: timer: %s", strerror(errno));
 		} else {
 			struct conn *c = &s->conn[(uint32_t)tag % MAX_CONN];
 			if (c->state != C_FREE && c->gen == (uint32_t)(tag >> 32))
 				conn_event(s, c, ev[k].events);
 		}
 	}
+	expire(s);
 	virtio_pci_watch_backend(vp); /* our epoll, one-shot in the I/O thread's */
 	pump(vp, s);
 }
@@ -884,6 +953,7 @@ static void drop_all(struct vvsock *s)
 			conn_close(s, &s->conn[i]);
 	s->nrst = s->rst_head = 0;
 	s->tx_stalled = false;
+	arm_timer(s);
 }
 
 static void vsock_reset(struct virtio_pci *vp)
@@ -937,6 +1007,7 @@ static void vsock_destroy(struct virtio_pci *vp)
 		close(s->listen_fd);
 		unlink(s->path);
 	}
+	close(s->timer_fd);
 	close(s->epfd);
 	free(s);
 }
@@ -952,8 +1023,8 @@ static const struct virtio_dev_ops vsock_ops = {
     .backend_ready = vsock_backend_ready,
 };
 
-/* The listening socket at sa and the device's epoll with it in. Returns 0 or -errno (nothing
- * left behind). */
+/* The listening socket at sa, the device's epoll, the timer, the first two in the epoll.
+ * Returns 0 or -errno (nothing left behind). */
 static int host_side_init(struct vvsock *s, const struct sockaddr_un *sa)
 {
 	int e;
@@ -973,12 +1044,21 @@ static int host_side_init(struct vvsock *s, const struct sockaddr_un *sa)
 		e = -errno;
 		goto err_bound;
 	}
-	struct epoll_event l = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &l)) {
+	s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->timer_fd < 0) {
 		e = -errno;
 		goto err_epoll;
 	}
+	struct epoll_event l = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
+	struct epoll_event t = {.events = EPOLLIN, .data.u64 = TAG_TIMER};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &l) ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timer_fd, &t)) {
+		e = -errno;
+		goto err_timer;
+	}
 	return 0;
+err_timer:
+	close(s->timer_fd);
 err_epoll:
 	close(s->epfd);
 err_bound:

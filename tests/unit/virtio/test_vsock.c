@@ -6,7 +6,7 @@
  * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers.
  * Guest to host: a megabyte to a host that reads slowly (the device keeps what the socket does
  * not take and gives credit back only as the host reads), a guest over its credit, every RST
- * and credit update delivered (none dropped, updates coalesced). */
+ * and credit update delivered (none dropped, updates coalesced), and the 2 s timeouts. */
 #include "devices/virtio/virtio_devices.h"
 #include "vdriver.h"
 
@@ -65,6 +65,24 @@ static uint16_t rx_used; /* used entries of the receive queue taken */
 static unsigned tx_slot;
 static char lpath[4][108]; /* the host's listening sockets (uds_PORT), unlinked at teardown */
 static unsigned nlpath;
+
+/* The device's clock: the real one plus what a test skips (its timeouts). These replace
+ * clock.c's, which the linker then leaves out of the static library. */
+static uint64_t clock_skip_ns;
+
+uint64_t devclock_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + clock_skip_ns;
+}
+
+int64_t devclock_real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 /* Receive chain i: even ones split header and payload (Linux 6.1), odd ones are one 4 KiB
  * buffer (Linux 6.3 on). Returns the payload room. */
@@ -183,6 +201,7 @@ static int vs_setup(void **state)
 	rx_used = 0;
 	tx_slot = 0;
 	nlpath = 0;
+	clock_skip_ns = 0;
 	return 0;
 }
 
@@ -883,6 +902,76 @@ static void credit_updates_coalesce(void **state)
 	close(lfd);
 }
 
+/* A guest that never answers the host's connection request: after 2 s the device closes the
+ * host's socket and resets the request, which frees the slot. The device's timer brings it
+ * back on its own (the clock skips most of the wait). */
+static void unanswered_request_times_out(void **state)
+{
+	start(0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, "CONNECT 6000\n", 13), 13);
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_REQUEST);
+	uint32_t hp = h.src_port;
+	clock_skip_ns += 1500000000ULL; /* 1.5 s: not yet */
+	virtio_pci_backend(vp);
+	assert_int_equal(vd_used_idx(0), rx_used);
+	char b[4];
+	assert_int_equal(recv(fd, b, sizeof(b), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* The device set its timer for the 0.5 s left, and comes back on its own. */
+	uint64_t end = now_ms() + 3000;
+	while (vd_used_idx(0) == rx_used && now_ms() < end)
+		io_wait(100);
+	if (!rx_get(&h, d, sizeof(d)))
+		fail_msg("no RST 2 s after an unanswered connection request");
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(h.src_port, hp);
+	assert_int_equal(h.dst_port, 6000);
+	assert_int_equal(recv(fd, b, sizeof(b), 0), 0);
+	close(fd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
+/* The guest's full SHUTDOWN while the host reads nothing: the device keeps the data up to 2 s,
+ * then gives up (a RST) and closes the host's socket, which holds what was forwarded. */
+static void shutdown_drain_times_out(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N];
+	fill(data, N, 11);
+	start(0);
+	int lfd = host_listen(1238);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1238, lfd);
+	g_fill(&g, data, N);
+	tx_send(g.gport, g.hport, OP_SHUTDOWN, F_RCV | F_SEND, 256 << 10, 0, NULL, 0);
+	g_take(&g);
+	assert_false(g.rst);
+	clock_skip_ns += 2100000000ULL;
+	virtio_pci_backend(vp);
+	g_take(&g);
+	if (!g.rst)
+		fail_msg("no RST 2 s after the guest's SHUTDOWN with data the host does not read");
+	uint32_t fwd = host_queued(hfd);
+	static uint8_t got[N];
+	ssize_t k = recv(hfd, got, N, MSG_WAITALL);
+	assert_int_equal(k, fwd);
+	assert_memory_equal(got, data, fwd);
+	assert_int_equal(recv(hfd, got, 1, 0), 0);
+	close(hfd);
+	close(lfd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
 /* The guest's SHUTDOWN(SEND) while the device holds data: the host reads all of it, then end
  * of file, and can still answer. The host's close with data not yet read is a RST. */
 static void guest_half_close_after_held_data(void **state)
@@ -960,6 +1049,8 @@ int main(void)
 	    T(guest_exceeds_credit),
 	    T(stray_packets_all_reset),
 	    T(credit_updates_coalesce),
+	    T(unanswered_request_times_out),
+	    T(shutdown_drain_times_out),
 	    T(guest_half_close_after_held_data),
 #undef T
 	};
