@@ -119,8 +119,9 @@ check_rng() {
 
 check_vsock() {
 	[ -e /dev/vsock ] || { why="no /dev/vsock"; return 1; }
-	# Guest -> host: 256 KiB to host port 6000 (L1 listens on UDS_6000).
-	rigtool gen 262144 21 | rigtool vsock-send 2 6000 >/dev/null || { why="vsock send failed"; return 1; }
+	# Guest -> host: 1 MiB to host port 6000 (L1 listens on UDS_6000, and reads nothing for
+	# a while: more than its socket holds waits in the device, the rest here for credit).
+	rigtool gen 1048576 21 | rigtool vsock-send 2 6000 >/dev/null || { why="vsock send failed"; return 1; }
 	# Host -> guest: L1 connects to port 7000 and sends 256 KiB, then closes.
 	say "vsock ready"
 	rigtool vsock-recv 7000 | sha256sum | cut -c1-64 >/tmp/sum || { why="vsock recv failed"; return 1; }
