@@ -1,17 +1,21 @@
 /* Probe-guest test of virtio-vsock both ways: the guest connects to host port 1234 and
  * half-closes (the host reads end of file and still answers), then the host connects to the
  * guest's port 5000 (Firecracker's Unix-socket host side in Cove), sends 64 KiB through 4 KiB
- * receive buffers as Linux posts them, and closes: the guest must see a SHUTDOWN saying so. */
+ * receive buffers as Linux posts them, and closes: the guest must see a SHUTDOWN saying so.
+ * Last the guest sends 512 KiB to host port 1235, whose reader sleeps first and then reads
+ * slowly: within the device's credit, without a RST, then a full SHUTDOWN. */
 #include "probe.h"
 #include "virtio.h"
 
 #define HDR    44
 #define RXSZ   4096 /* payload of a split buffer; a one-piece buffer holds header and payload */
 #define NRX    8
-#define BULK   (64u << 10) /* what the host sends on port 5000 after the ping */
-#define ALLOC  65536u	   /* our buf_alloc */
-#define F_RCV  1	   /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
-#define F_SEND 2	   /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
+#define BULK   (64u << 10)  /* what the host sends on port 5000 after the ping */
+#define UPLOAD (512u << 10) /* what the guest sends to host port 1235 */
+#define CHUNK  4096u	    /* UPLOAD is chunks of this size: their number, then a pattern */
+#define ALLOC  65536u	    /* our buf_alloc */
+#define F_RCV  1	    /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
+#define F_SEND 2	    /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
 
 struct vs_hdr {
 	uint64_t src_cid, dst_cid;
@@ -183,6 +187,125 @@ static int vs_bulk(struct vdev *v, uint32_t hp, uint32_t *flags, unsigned *packe
 	}
 }
 
+/* Byte j (4 and on) of each CHUNK of UPLOAD; bytes 0-3 are the chunk's number (vsock_host.py
+ * makes the same). */
+static uint8_t chunk_byte(uint32_t j)
+{
+	return (uint8_t)((j * 7) ^ (j >> 5));
+}
+
+/* Takes the next packet from the receive queue (waiting up to ms) into h; its buffer goes back
+ * to the device. Returns 0, or -1 when none came. */
+static int vs_take(struct vdev *v, struct vs_hdr *h, unsigned ms)
+{
+	uint32_t used;
+	if (vq_wait(v, 0, &used, ms))
+		return -1;
+	struct vq *q = &v->q[0];
+	volatile uint32_t *e =
+	    (volatile uint32_t *)(q->used + 2) + 2 * ((q->last_used - 1) % q->size);
+	unsigned bi = rxbuf_of[e[0] % VQ_SIZE];
+	if (!bi || used < HDR)
+		return -1;
+	memcpy(h, rxbuf[bi - 1], HDR);
+	vs_post(v, bi - 1);
+	return 0;
+}
+
+/* An RW packet of len bytes at data from guest port sp to host port dp (header in hb). */
+static int vs_send_data(struct vdev *v, uint8_t *hb, uint32_t sp, uint32_t dp, uint8_t *data,
+			uint32_t len)
+{
+	struct vs_hdr *h = (struct vs_hdr *)hb;
+	*h = (struct vs_hdr){my_cid, 2, sp, dp, len, 1, 5, 0, ALLOC, 0};
+	uint64_t a[2] = {(uint64_t)(uintptr_t)hb, (uint64_t)(uintptr_t)data};
+	uint32_t l[2] = {HDR, len};
+	int w[2] = {0, 0};
+	uint32_t used;
+	if (vq_add(v, 1, a, l, w, 2, 0) < 0 || vq_wait(v, 1, &used, 2000))
+		return -1;
+	return 0;
+}
+
+/* Guest → host port 1235: UPLOAD bytes to a host that reads nothing for a second, then slowly.
+ * Sends only within the device's credit (buf_alloc - (sent - fwd_cnt), from every packet it
+ * sends us) and waits for its credit updates; a RST before the end fails. Then a full SHUTDOWN,
+ * which the device answers with a RST once the host has everything (its fwd_cnt says so).
+ * *waits: how often the guest ran out of credit. */
+static int vs_upload(struct vdev *v, unsigned *waits, char *d, size_t n)
+{
+	uint8_t *hb = dma_alloc(HDR), *chunk = dma_alloc(CHUNK);
+	if (!hb || !chunk) {
+		ksnprintf(d, n, "out of DMA memory");
+		return -1;
+	}
+	for (uint32_t j = 4; j < CHUNK; j++)
+		chunk[j] = chunk_byte(j);
+	struct vs_hdr h;
+	char data[16];
+	fwd = 0;
+	if (vs_send(v, 1026, 1235, 1, 0, 0) || vs_recv(v, 1026, 2, &h, data, sizeof(data), 5000) ||
+	    h.op != 2) {
+		ksnprintf(d, n, "no RESPONSE from host port 1235");
+		return -1;
+	}
+	uint32_t ba = h.buf_alloc, peer_fwd = h.fwd_cnt, sent = 0;
+	*waits = 0;
+	while (sent < UPLOAD) {
+		/* The device's packets: credit updates (or a RST, which fails); without credit,
+		 * the guest waits for them. */
+		*waits += ba - (sent - peer_fwd) == 0;
+		while (!vs_take(v, &h, ba - (sent - peer_fwd) ? 0 : 5000)) {
+			if (h.dst_port != 1026 || h.src_port != 1235)
+				continue;
+			if (h.op == 3) {
+				ksnprintf(d, n,
+					  "guest to host: RST after %u of %u bytes (fwd_cnt %u)",
+					  sent, UPLOAD, peer_fwd);
+				return -1;
+			}
+			ba = h.buf_alloc;
+			peer_fwd = h.fwd_cnt;
+		}
+		uint32_t credit = ba - (sent - peer_fwd);
+		if (!credit) {
+			ksnprintf(d, n,
+				  "guest to host: no credit after %u of %u bytes (fwd_cnt %u)",
+				  sent, UPLOAD, peer_fwd);
+			return -1;
+		}
+		uint32_t off = sent % CHUNK, len = CHUNK - off;
+		if (len > credit)
+			len = credit;
+		if (!off) {
+			uint32_t k = sent / CHUNK;
+			memcpy(chunk, &k, 4);
+		}
+		if (vs_send_data(v, hb, 1026, 1235, chunk + off, len)) {
+			ksnprintf(d, n, "guest to host: cannot send after %u bytes", sent);
+			return -1;
+		}
+		sent += len;
+	}
+	if (vs_send(v, 1026, 1235, 4, F_RCV | F_SEND, 0)) {
+		ksnprintf(d, n, "guest to host: cannot send the SHUTDOWN");
+		return -1;
+	}
+	for (;;) {
+		if (vs_take(v, &h, 10000)) {
+			ksnprintf(d, n, "guest to host: no RST after our SHUTDOWN");
+			return -1;
+		}
+		if (h.dst_port == 1026 && h.src_port == 1235 && h.op == 3)
+			break;
+	}
+	if (h.fwd_cnt != UPLOAD) {
+		ksnprintf(d, n, "guest to host: RST with fwd_cnt %u of %u", h.fwd_cnt, UPLOAD);
+		return -1;
+	}
+	return 0;
+}
+
 int test_vvsock(char *d, size_t n)
 {
 	struct vdev v;
@@ -259,10 +382,13 @@ int test_vvsock(char *d, size_t n)
 		goto fail;
 	}
 	vs_send(&v, 5000, hp, 3, 0, 0);
+	unsigned waits;
+	if (vs_upload(&v, &waits, d, n))
+		goto fail;
 	ksnprintf(d, n,
-		  "cid %lu; guest to host port 1234 (half-closed), host to guest port 5000 (host "
-		  "port %u): 64 KiB in %u packets of up to %u bytes, SHUTDOWN flags %u",
-		  my_cid, hp, packets, largest, flags);
+		  "cid %lu; to host 1234, half-closed; from host 5000 (port %u): 64 KiB in %u "
+		  "packets of <= %u bytes, SHUTDOWN %u; 512 KiB to host 1235, %u credit waits",
+		  my_cid, hp, packets, largest, flags, waits);
 	vdev_reset(&v);
 	return PASS;
 fail:

@@ -1,8 +1,9 @@
 #!/bin/bash
 # virtio-vsock under `cove run`: the probe guest's vvsock test against vsock_host.py through
 # Firecracker's Unix-socket host side (guest to host with a half-close; host to guest with
-# 64 KiB through 4 KiB receive buffers, then the host's close seen as a SHUTDOWN), and the
-# host side's own verdict. QEMU has no counterpart here (vhost-vsock needs /dev/vhost-vsock).
+# 64 KiB through 4 KiB receive buffers, then the host's close seen as a SHUTDOWN; 512 KiB from
+# the guest, within its credit, to a host that reads nothing for a second and then slowly), and
+# the host side's own verdict. QEMU has no counterpart here (vhost-vsock needs /dev/vhost-vsock).
 # TAP output. Env: COVE, PROBE_PVH (set by meson).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)

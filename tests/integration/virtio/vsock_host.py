@@ -1,14 +1,24 @@
 # The host side of the vsock test: PATH_1234 answers the guest's connection, reads end of file
 # when the guest half-closes and still answers; then it connects to the guest's port 5000
 # through PATH with Firecracker's "CONNECT 5000" handshake, sends 64 KiB (the probe checks
-# every byte) and closes, which the guest must see as a SHUTDOWN.
-import select, socket, sys
+# every byte) and closes, which the guest must see as a SHUTDOWN. Last PATH_1235 takes the
+# guest's 512 KiB: it reads nothing for a second (more than the socket holds waits in the
+# device, the rest in the guest for credit), then reads slowly, and checks every byte and the
+# end of file after them.
+import select, socket, sys, time
 path = sys.argv[1]
 BULK = bytes(((i * 7) ^ (i >> 9)) & 255 for i in range(64 << 10))
+CHUNK = 4096
+PAT = bytes(((j * 7) ^ (j >> 5)) & 255 for j in range(CHUNK))
+UPLOAD = b"".join(k.to_bytes(4, "little") + PAT[4:] for k in range((512 << 10) // CHUNK))
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(path + "_1234")
 srv.listen(1)
 srv.settimeout(30)
+up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+up.bind(path + "_1235")
+up.listen(1)
+up.settimeout(60)
 print("ready", flush=True)
 c, _ = srv.accept()
 c.settimeout(10)
@@ -53,4 +63,21 @@ if got != b"guest-echo:ping-from-host":
     sys.exit(f"guest answered {got!r}")
 s.sendall(BULK)
 s.close()
-print("vsock host side ok:", line.decode().strip(), "then 64 KiB and a close")
+u, _ = up.accept()
+u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+u.settimeout(10)
+time.sleep(1)
+got = bytearray()
+while True:
+    d = u.recv(4096)
+    if not d:
+        break
+    got += d
+    if len(got) % 16384 < len(d):
+        time.sleep(0.002)
+if got != UPLOAD:
+    bad = next((i for i in range(min(len(got), len(UPLOAD))) if got[i] != UPLOAD[i]), None)
+    sys.exit(f"guest to host: {len(got)} of {len(UPLOAD)} bytes, first wrong byte at {bad}")
+u.close()
+print("vsock host side ok:", line.decode().strip(), "then 64 KiB and a close;",
+      "512 KiB from the guest, read slowly")

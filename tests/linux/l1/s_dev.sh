@@ -64,12 +64,13 @@ vsock_verdicts() { # vsock_verdicts SUFFIX: reports both directions of the last 
 	report vsock_host_to_guest_256k$1 "$r"
 	r=$2
 	l2ok vsock_out || r="$r; $(l2why vsock_out)"
-	[ "$(file_sum $W/vin.bin)" = "$(gen_sum 262144 21)" ] || r="$r; guest->host data differ ($(wc -c <$W/vin.bin) bytes)"
-	report vsock_guest_to_host_256k$1 "$r"
+	[ "$(file_sum $W/vin.bin)" = "$(gen_sum 1048576 21)" ] || r="$r; guest->host data differ ($(wc -c <$W/vin.bin) bytes)"
+	report vsock_guest_to_host_1m$1 "$r"
 }
 
 s_vsock() {
-	rigtool uds-recv $W/v.sock_6000 >$W/vin.bin &
+	# The host reads the guest's 1 MiB only after a 5 s stall.
+	rigtool uds-recv $W/v.sock_6000 | { dd bs=1 count=1 2>/dev/null; sleep 5; cat; } >$W/vin.bin &
 	RECV=$!
 	l2start vsock 240 vsock_in,vsock_out poweroff --vsock cid=3,uds=$W/v.sock
 	r=$(vsock_host_side)

@@ -130,10 +130,12 @@ check_vsock_in() {
 	rm -f /tmp/in
 }
 
-# Guest -> host: 256 KiB to host port 6000 (L1 listens on UDS_6000).
+# Guest -> host: 1 MiB to host port 6000 (L1 listens on UDS_6000; in s_vsock it reads
+# nothing for a while: what its socket does not hold waits in the device, the rest here
+# for credit).
 check_vsock_out() {
 	[ -e /dev/vsock ] || { why="no /dev/vsock"; return 1; }
-	rigtool gen 262144 21 | rigtool vsock-send 2 6000 >/dev/null 2>/tmp/err || { why="vsock send: $(cat /tmp/err)"; return 1; }
+	rigtool gen 1048576 21 | rigtool vsock-send 2 6000 >/dev/null 2>/tmp/err || { why="vsock send: $(cat /tmp/err)"; return 1; }
 }
 
 # The console port: what L1 wrote to the socket comes back, upper-cased.

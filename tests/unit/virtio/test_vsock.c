@@ -3,22 +3,30 @@
  * buffers (header and payload split over two descriptors as Linux 6.1 does, or in one).
  * Large host-to-guest transfers crossing many buffers within the guest's credit, the device
  * idle (no wake-ups) while it has no buffer or no credit, the SHUTDOWN flags of a host that
- * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers. */
+ * closes or half-closes, the guest's half-closes reaching the host, and hostile buffers.
+ * Guest to host: a megabyte to a host that reads slowly (the device keeps what the socket does
+ * not take and gives credit back only as the host reads), a guest over its credit, every RST
+ * and credit update delivered (none dropped, updates coalesced), and the 2 s timeouts. */
 #include "devices/virtio/virtio_devices.h"
 #include "vdriver.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -30,12 +38,15 @@
 #define RXBUF(i)    (0x20000u + 0x1100u * (i))
 #define TXBUF	    0x30000u
 #define TXMAX	    0x1000u
+#define TXPKT	    (TXMAX - HDR)	      /* the most tx_send carries */
+#define STRAYBUF(i) (0x40000u + 0x100u * (i)) /* tx_post's packets, one per ring slot */
 #define OP_REQUEST  1
 #define OP_RESPONSE 2
 #define OP_RST	    3
 #define OP_SHUTDOWN 4
 #define OP_RW	    5
 #define OP_CREDIT   6
+#define OP_CREDREQ  7
 #define F_RCV	    1 /* VIRTIO_VSOCK_SHUTDOWN_F_RECEIVE */
 #define F_SEND	    2 /* VIRTIO_VSOCK_SHUTDOWN_F_SEND */
 
@@ -52,6 +63,26 @@ static int epfd = -1;
 static char uds[80];
 static uint16_t rx_used; /* used entries of the receive queue taken */
 static unsigned tx_slot;
+static char lpath[4][108]; /* the host's listening sockets (uds_PORT), unlinked at teardown */
+static unsigned nlpath;
+
+/* The device's clock: the real one plus what a test skips (its timeouts). These replace
+ * clock.c's, which the linker then leaves out of the static library. */
+static uint64_t clock_skip_ns;
+
+uint64_t devclock_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + clock_skip_ns;
+}
+
+int64_t devclock_real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 /* Receive chain i: even ones split header and payload (Linux 6.1), odd ones are one 4 KiB
  * buffer (Linux 6.3 on). Returns the payload room. */
@@ -138,6 +169,18 @@ static int io_run(void)
 	}
 }
 
+/* Waits up to ms for the device's fds (EPOLLOUT on a socket, a timer), then runs it as io_run
+ * does. Returns the wake-ups. */
+static int io_wait(int ms)
+{
+	struct epoll_event ev[8];
+	int n = epoll_wait(epfd, ev, 8, ms);
+	assert_true(n >= 0 || errno == EINTR);
+	for (int k = 0; k < n; k++)
+		virtio_pci_backend(vp);
+	return (n > 0 ? n : 0) + io_run();
+}
+
 static int vs_setup(void **state)
 {
 	if (vd_setup(state))
@@ -157,6 +200,8 @@ static int vs_setup(void **state)
 		return -1;
 	rx_used = 0;
 	tx_slot = 0;
+	nlpath = 0;
+	clock_skip_ns = 0;
 	return 0;
 }
 
@@ -166,6 +211,8 @@ static int vs_teardown(void **state)
 	vp = NULL;
 	close(epfd);
 	unlink(uds);
+	for (unsigned i = 0; i < nlpath; i++)
+		unlink(lpath[i]);
 	return vd_teardown(state);
 }
 
@@ -492,13 +539,519 @@ static void hostile_tiny_buffer(void **state)
 	io_run();
 }
 
+/* Guest-to-host streams: the guest's end of one connection, as a driver keeps it. */
+struct gconn {
+	uint32_t gport, hport;
+	uint32_t sent;	  /* bytes the guest sent */
+	uint32_t fwd;	  /* the device's fwd_cnt, as last heard */
+	uint32_t ba;	  /* the device's buf_alloc */
+	bool rst;	  /* the device reset the connection */
+	uint32_t rst_fwd; /* the fwd_cnt of its RST */
+	unsigned updates; /* CREDIT_UPDATEs */
+};
+
+/* A host program listening at uds_PORT, where the device connects for guest port requests. */
+static int host_listen(uint32_t port)
+{
+	assert_true(nlpath < sizeof(lpath) / sizeof(lpath[0]));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", uds, port);
+	snprintf(lpath[nlpath++], sizeof(lpath[0]), "%s", sa.sun_path);
+	unlink(sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* Takes the device's packets for g: credit updates and a RST, checking the credit fields of
+ * every other header (a constant buf_alloc, a fwd_cnt that never goes back nor past what was
+ * sent); gives the buffers back with a kick. */
+static void g_take(struct gconn *g)
+{
+	struct vs_hdr h;
+	static uint8_t d[RXPAY];
+	while (rx_get(&h, d, sizeof(d))) {
+		assert_int_equal(h.src_port, g->hport);
+		assert_int_equal(h.dst_port, g->gport);
+		if (h.op == OP_RST) {
+			g->rst = true;
+			g->rst_fwd = h.fwd_cnt;
+			continue;
+		}
+		if (h.buf_alloc != g->ba)
+			fail_msg("buf_alloc %u, was %u", h.buf_alloc, g->ba);
+		if (h.fwd_cnt - g->fwd > g->sent - g->fwd)
+			fail_msg("fwd_cnt %u after %u, with %u bytes sent", h.fwd_cnt, g->fwd,
+				 g->sent);
+		g->fwd = h.fwd_cnt;
+		if (h.op == OP_CREDIT)
+			g->updates++;
+		else
+			fail_msg("op %u from the device on a guest-to-host stream", h.op);
+	}
+	rx_kick();
+}
+
+/* The guest connects from gport to host port hport (listened on by lfd): the device connects
+ * to uds_HPORT and answers. Returns the host's end (5 s receive timeout). */
+static int g_open(struct gconn *g, uint32_t gport, uint32_t hport, int lfd)
+{
+	*g = (struct gconn){.gport = gport, .hport = hport};
+	tx_send(gport, hport, OP_REQUEST, 0, 256 << 10, 0, NULL, 0);
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	if (h.op != OP_RESPONSE)
+		fail_msg("op %u for a request to a listening host port, want RESPONSE", h.op);
+	assert_int_equal(h.src_port, hport);
+	assert_int_equal(h.dst_port, gport);
+	assert_true(h.buf_alloc > 0);
+	g->ba = h.buf_alloc;
+	g->fwd = h.fwd_cnt;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	struct timeval tv = {5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void g_send(struct gconn *g, const uint8_t *data, uint32_t len)
+{
+	tx_send(g->gport, g->hport, OP_RW, 0, 256 << 10, 0, data, len);
+	g->sent += len;
+}
+
+/* What the guest may send now (§5.10.6.3.1). */
+static uint32_t g_credit(const struct gconn *g)
+{
+	return g->ba - (g->sent - g->fwd);
+}
+
+/* Sends from data[g->sent] up to n bytes in all, within the credit, until the credit is used
+ * up and the device has nothing more to say (it waits for the host); fails on a RST. */
+static void g_fill(struct gconn *g, const uint8_t *data, uint32_t n)
+{
+	for (int round = 0; round < 100000; round++) {
+		g_take(g);
+		if (g->rst)
+			fail_msg("the device reset the connection after %u bytes (fwd_cnt %u)",
+				 g->sent, g->fwd);
+		uint32_t c = g_credit(g), left = n - g->sent;
+		if (c && left) {
+			uint32_t k = c < left ? c : left;
+			g_send(g, data + g->sent, k < TXPKT ? k : TXPKT);
+			continue;
+		}
+		if (!io_run() && vd_used_idx(0) == rx_used)
+			return;
+	}
+	fail_msg("the device never settles");
+}
+
+/* Bytes waiting in the host socket's receive queue: what the device wrote and the host has
+ * not read. */
+static uint32_t host_queued(int fd)
+{
+	int n = -1;
+	assert_int_equal(ioctl(fd, SIOCINQ, &n), 0);
+	return (uint32_t)n;
+}
+
+/* A host program that reads slowly (1000 bytes a call, a pause every 16 KiB), checking every
+ * byte, until end of file; it starts when told. */
+struct reader {
+	int fd;
+	const uint8_t *want;
+	size_t n, got;
+	atomic_bool go;
+	bool eof;
+	int err; /* errno of a failed read; -1: wrong data at got */
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	while (!atomic_load(&r->go))
+		usleep(1000);
+	uint8_t b[1000];
+	size_t since = 0;
+	for (;;) {
+		ssize_t k = recv(r->fd, b, sizeof(b), 0);
+		if (k == 0) {
+			r->eof = true;
+			return NULL;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r->err = errno;
+			return NULL;
+		}
+		for (ssize_t i = 0; i < k; i++)
+			if (r->got + (size_t)i >= r->n || b[i] != r->want[r->got + (size_t)i]) {
+				r->got += (size_t)i;
+				r->err = -1;
+				return NULL;
+			}
+		r->got += (size_t)k;
+		since += (size_t)k;
+		if (since >= 16384) {
+			since = 0;
+			usleep(2000);
+		}
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 1 MiB from the guest to a host that reads nothing at first, then slowly (a small receive
+ * buffer, pauses): the device keeps what the socket does not take, counts as forwarded
+ * (fwd_cnt) only what the socket took, and gives credit back as the host reads; the guest is
+ * never reset and its full SHUTDOWN with data still held waits for that data. Every byte
+ * arrives in order, then end of file, and the RST's fwd_cnt says all of it went. */
+static void guest_to_host_slow_reader(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N];
+	fill(data, N, 9);
+	start(0);
+	int lfd = host_listen(1234);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1234, lfd);
+	int small = 4096;
+	setsockopt(hfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	struct reader r = {.fd = hfd, .want = data, .n = N};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, reader_main, &r), 0);
+	/* The host reads nothing yet: the guest sends what its credit allows, then waits. */
+	g_fill(&g, data, N);
+	assert_true(g.sent < N);
+	tx_send(g.gport, g.hport, OP_CREDREQ, 0, 256 << 10, 0, NULL, 0);
+	g_take(&g);
+	assert_false(g.rst);
+	assert_true(g.updates > 0);
+	uint32_t queued = host_queued(hfd);
+	if (g.fwd != queued)
+		fail_msg("fwd_cnt %u with %u bytes in the host socket (the host read none)", g.fwd,
+			 queued);
+	if (g.sent - g.fwd > g.ba || g.sent == g.fwd)
+		fail_msg("%u bytes sent, %u forwarded: the device holds none or more than its "
+			 "buf_alloc %u",
+			 g.sent, g.fwd, g.ba);
+	/* The host reads, slowly: credit comes back and everything goes through. */
+	atomic_store(&r.go, true);
+	uint64_t end = now_ms() + 20000;
+	while (g.sent < N) {
+		g_fill(&g, data, N);
+		if (g.sent < N)
+			io_wait(50);
+		if (now_ms() > end)
+			fail_msg("%u of %u bytes sent, %u forwarded, the host read %zu", g.sent, N,
+				 g.fwd, r.got);
+	}
+	/* A full SHUTDOWN while the device may still hold data: the RST comes after it all. */
+	tx_send(g.gport, g.hport, OP_SHUTDOWN, F_RCV | F_SEND, 256 << 10, 0, NULL, 0);
+	while (!g.rst && now_ms() < end) {
+		io_wait(50);
+		g_take(&g);
+	}
+	assert_true(g.rst);
+	if (g.rst_fwd != N)
+		fail_msg("RST with fwd_cnt %u of %u", g.rst_fwd, N);
+	pthread_join(t, NULL);
+	if (r.err || r.got != N || !r.eof)
+		fail_msg("the host read %zu of %u bytes (%s), end of file %d", r.got, N,
+			 r.err < 0 ? "wrong data" : strerror(r.err), r.eof);
+	assert_no_reset();
+	close(hfd);
+	close(lfd);
+}
+
+/* A guest that sends past its credit breaks the protocol: that connection gets a RST (the
+ * packet that overflows is not written, nothing overflows), the host reads what was
+ * forwarded and then end of file, and the device carries on with other connections. */
+static void guest_exceeds_credit(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N];
+	fill(data, N, 10);
+	start(0);
+	int lfd = host_listen(1235);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1235, lfd);
+	for (;;) {
+		uint32_t held = g.sent - host_queued(hfd);
+		bool over = held + TXPKT > g.ba;
+		assert_true(g.sent + TXPKT <= N);
+		g_send(&g, data + g.sent, TXPKT);
+		g_take(&g);
+		if (over != g.rst)
+			fail_msg("%u bytes held, %u more with buf_alloc %u: %s", held, TXPKT, g.ba,
+				 g.rst ? "RST" : "no RST");
+		if (over)
+			break;
+	}
+	uint32_t fwd = host_queued(hfd);
+	static uint8_t got[N];
+	ssize_t k = recv(hfd, got, N, MSG_WAITALL);
+	if (k != (ssize_t)fwd || memcmp(got, data, fwd))
+		fail_msg("the host read %zd bytes after the RST, want the %u forwarded", k, fwd);
+	assert_int_equal(recv(hfd, got, 1, 0), 0);
+	close(hfd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+	/* The device is fine: a new connection works. */
+	hfd = g_open(&g, 1026, 1235, lfd);
+	g_send(&g, (const uint8_t *)"again", 5);
+	char b[8] = {0};
+	assert_int_equal(recv(hfd, b, 5, MSG_WAITALL), 5);
+	assert_string_equal(b, "again");
+	close(hfd);
+	close(lfd);
+}
+
+/* Puts a 4-byte RW packet from guest port sp to host port dp in ring slot tx_slot (its own
+ * buffer), kicks, and does not wait for it to be used. */
+static void tx_post(uint32_t sp, uint32_t dp)
+{
+	unsigned slot = tx_slot++ % VD_QSIZE;
+	struct vs_hdr h = {GUEST_CID, 2, sp, dp, 4, 1, OP_RW, 0, 256 << 10, 0};
+	memcpy(vd_ram + STRAYBUF(slot), &h, HDR);
+	memcpy(vd_ram + STRAYBUF(slot) + HDR, "lost", 4);
+	vd_post1(vp, 1, slot, STRAYBUF(slot), HDR + 4, false, true);
+}
+
+/* Data for no connection gets a RST each (§5.10.6.5): 200 of them while the driver gives the
+ * receive queue no buffers back, far more than the device can hold; none is dropped and they
+ * come in order (the device stops taking packets until it can answer them). */
+static void stray_packets_all_reset(void **state)
+{
+	enum { N = 200 };
+	start(0);
+	unsigned posted = 0, rsts = 0;
+	for (int round = 0; round < 1000 && rsts < N; round++) {
+		/* Post while the transmit ring has room (the device may hold some back). */
+		while (posted < N && (uint16_t)(tx_slot - vd_used_idx(1)) < VD_QSIZE) {
+			tx_post(30000 + posted, 40000 + posted);
+			posted++;
+		}
+		struct vs_hdr h;
+		uint8_t d[8];
+		while (rx_get(&h, d, sizeof(d))) {
+			if (h.op != OP_RST || h.src_port != 40000 + rsts ||
+			    h.dst_port != 30000 + rsts)
+				fail_msg(
+				    "packet %u: op %u %u -> %u, want the RST 40000+%u -> 30000+%u",
+				    rsts, h.op, h.src_port, h.dst_port, rsts, rsts);
+			rsts++;
+		}
+		rx_kick();
+	}
+	if (rsts != N)
+		fail_msg("%u RSTs for %u stray packets (%u posted, %u used)", rsts, N, posted,
+			 vd_used_idx(1));
+	assert_int_equal(vd_used_idx(1), N);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
+/* Credit requests while the driver has no receive buffer free: one CREDIT_UPDATE answers them
+ * all, with the current fwd_cnt, once a buffer comes. */
+static void credit_updates_coalesce(void **state)
+{
+	start(0);
+	int lfd = host_listen(1237);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1237, lfd);
+	g_send(&g, (const uint8_t *)"12345", 5);
+	/* Stray packets take every receive buffer. */
+	for (unsigned i = 0; i < NRX; i++)
+		tx_send(30000 + i, 40000 + i, OP_RW, 0, 256 << 10, 0, "x", 1);
+	assert_int_equal((uint16_t)(vd_used_idx(0) - rx_used), NRX);
+	for (int i = 0; i < 50; i++)
+		tx_send(g.gport, g.hport, OP_CREDREQ, 0, 256 << 10, 0, NULL, 0);
+	struct vs_hdr h;
+	uint8_t d[8];
+	for (unsigned i = 0; i < NRX; i++) {
+		assert_true(rx_get(&h, d, sizeof(d)));
+		assert_int_equal(h.op, OP_RST);
+	}
+	rx_kick();
+	unsigned updates = 0;
+	for (int round = 0; round < 20; round++) {
+		while (rx_get(&h, d, sizeof(d))) {
+			assert_int_equal(h.op, OP_CREDIT);
+			assert_int_equal(h.src_port, 1237);
+			assert_int_equal(h.fwd_cnt, 5);
+			updates++;
+		}
+		rx_kick();
+	}
+	if (updates != 1)
+		fail_msg("%u CREDIT_UPDATEs for 50 requests while no buffer was free, want 1",
+			 updates);
+	assert_no_reset();
+	close(hfd);
+	close(lfd);
+}
+
+/* A guest that never answers the host's connection request: after 2 s the device closes the
+ * host's socket and resets the request, which frees the slot. The device's timer brings it
+ * back on its own (the clock skips most of the wait). */
+static void unanswered_request_times_out(void **state)
+{
+	start(0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, "CONNECT 6000\n", 13), 13);
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[8];
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_REQUEST);
+	uint32_t hp = h.src_port;
+	clock_skip_ns += 1500000000ULL; /* 1.5 s: not yet */
+	virtio_pci_backend(vp);
+	assert_int_equal(vd_used_idx(0), rx_used);
+	char b[4];
+	assert_int_equal(recv(fd, b, sizeof(b), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* The device set its timer for the 0.5 s left, and comes back on its own. */
+	uint64_t end = now_ms() + 3000;
+	while (vd_used_idx(0) == rx_used && now_ms() < end)
+		io_wait(100);
+	if (!rx_get(&h, d, sizeof(d)))
+		fail_msg("no RST 2 s after an unanswered connection request");
+	assert_int_equal(h.op, OP_RST);
+	assert_int_equal(h.src_port, hp);
+	assert_int_equal(h.dst_port, 6000);
+	assert_int_equal(recv(fd, b, sizeof(b), 0), 0);
+	close(fd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
+/* The guest's full SHUTDOWN while the host reads nothing: the device keeps the data up to 2 s,
+ * then gives up (a RST) and closes the host's socket, which holds what was forwarded. */
+static void shutdown_drain_times_out(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N];
+	fill(data, N, 11);
+	start(0);
+	int lfd = host_listen(1238);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1238, lfd);
+	g_fill(&g, data, N);
+	tx_send(g.gport, g.hport, OP_SHUTDOWN, F_RCV | F_SEND, 256 << 10, 0, NULL, 0);
+	g_take(&g);
+	assert_false(g.rst);
+	clock_skip_ns += 2100000000ULL;
+	virtio_pci_backend(vp);
+	g_take(&g);
+	if (!g.rst)
+		fail_msg("no RST 2 s after the guest's SHUTDOWN with data the host does not read");
+	uint32_t fwd = host_queued(hfd);
+	static uint8_t got[N];
+	ssize_t k = recv(hfd, got, N, MSG_WAITALL);
+	assert_int_equal(k, fwd);
+	assert_memory_equal(got, data, fwd);
+	assert_int_equal(recv(hfd, got, 1, 0), 0);
+	close(hfd);
+	close(lfd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
+/* The guest's SHUTDOWN(SEND) while the device holds data: the host reads all of it, then end
+ * of file, and can still answer. The host's close with data not yet read is a RST. */
+static void guest_half_close_after_held_data(void **state)
+{
+	enum { N = 1 << 20 };
+	static uint8_t data[N], got[N];
+	fill(data, N, 12);
+	start(0);
+	int lfd = host_listen(1239);
+	struct gconn g;
+	int hfd = g_open(&g, 1025, 1239, lfd);
+	g_fill(&g, data, N);
+	uint32_t n = g.sent;
+	tx_send(g.gport, g.hport, OP_SHUTDOWN, F_SEND, 256 << 10, 0, NULL, 0);
+	size_t total = 0;
+	uint64_t end = now_ms() + 10000;
+	for (;;) {
+		ssize_t k = recv(hfd, got + total, N - total, MSG_DONTWAIT);
+		if (k == 0)
+			break;
+		if (k > 0)
+			total += (size_t)k;
+		else
+			assert_true(errno == EAGAIN);
+		io_run();
+		g_take(&g);
+		assert_false(g.rst);
+		if (now_ms() > end)
+			fail_msg("the host read %zu of %u bytes, and no end of file", total, n);
+	}
+	assert_int_equal(total, n);
+	assert_memory_equal(got, data, n);
+	assert_int_equal(send(hfd, "reply", 5, 0), 5);
+	io_run();
+	struct vs_hdr h;
+	uint8_t d[8] = {0};
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_RW);
+	assert_memory_equal(d, "reply", 5);
+	close(hfd);
+	io_run();
+	assert_true(rx_get(&h, d, sizeof(d)));
+	assert_int_equal(h.op, OP_SHUTDOWN);
+	assert_int_equal(h.flags, F_RCV | F_SEND);
+	/* Another connection: the host closes on data it has not read. */
+	hfd = g_open(&g, 1026, 1239, lfd);
+	g_fill(&g, data, N);
+	close(hfd);
+	end = now_ms() + 5000;
+	while (!g.rst && now_ms() < end) {
+		io_wait(50);
+		g_take(&g);
+	}
+	if (!g.rst)
+		fail_msg("no RST after the host closed on %u bytes it did not read",
+			 g.sent - g.fwd);
+	close(lfd);
+	assert_no_reset();
+	assert_int_equal(io_run(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, vs_setup, vs_teardown)
-	    T(host_to_guest_64k), T(credit_bounds_transfer), T(host_close_is_shutdown),
-	    T(host_half_close),	  T(guest_half_close),	     T(guest_shuts_receive),
-	    T(hostile_credit),	  T(hostile_tiny_buffer),
+	    T(host_to_guest_64k),
+	    T(credit_bounds_transfer),
+	    T(host_close_is_shutdown),
+	    T(host_half_close),
+	    T(guest_half_close),
+	    T(guest_shuts_receive),
+	    T(hostile_credit),
+	    T(hostile_tiny_buffer),
+	    T(guest_to_host_slow_reader),
+	    T(guest_exceeds_credit),
+	    T(stray_packets_all_reset),
+	    T(credit_updates_coalesce),
+	    T(unanswered_request_times_out),
+	    T(shutdown_drain_times_out),
+	    T(guest_half_close_after_held_data),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
