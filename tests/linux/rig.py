@@ -17,6 +17,7 @@ usage: tests/linux/rig.py --cove BUILD/src/cli/cove [--only NAME,...] [--bench] 
 Exit 77 with a reason when qemu-system-x86_64 is missing.
 """
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -393,7 +394,7 @@ def main():
     ap.add_argument('--build-only', action='store_true')
     ap.add_argument('--rounds', type=int, default=5, help='benchmark rounds (default 5)')
     ap.add_argument('--fio-seconds', type=int, default=10, help='each fio job (default 10)')
-    ap.add_argument('--idle-timeout', type=int, default=300)
+    ap.add_argument('--idle-timeout', type=int, default=600)
     ap.add_argument('--timeout', type=int, default=1500)
     ap.add_argument('-v', '--verbose', action='store_true')
     args = ap.parse_args()
@@ -405,7 +406,10 @@ def main():
     cache = Path(os.environ.get('COVE_RIG_CACHE', '/var/tmp/cove-rig'))
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    assets = build_assets(cache, args.bench)
+    # Several rigs may share the cache: one builds, the others wait for it.
+    with open(cache / 'lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assets = build_assets(cache, args.bench)
     log('images ready in %.1fs' % (time.monotonic() - t0))
     if args.build_only:
         return 0
