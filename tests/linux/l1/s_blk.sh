@@ -5,7 +5,9 @@
 
 s_blk_ext4() {
 	truncate -s 256M $W/data.img
-	l2run blk_ext4 180 blk_ext4 poweroff --disk path=$W/data.img,id=data
+	truncate -s 64M $W/fio.img
+	l2run blk_ext4 240 blk_ext4,blk_fio poweroff --cpus 2 --disk path=$W/data.img,id=data \
+		--disk path=$W/fio.img,id=fio
 	r=$(clean_end)
 	l2ok blk_ext4 || r="$r; $(l2why blk_ext4)"
 	if [ -z "$r" ]; then
@@ -15,6 +17,9 @@ s_blk_ext4() {
 		[ "$sum" = "$(l2info ext4_sum)" ] || r="$r; the guest read back another sum"
 	fi
 	report blk_raw_ext4_mkfs_write_fsck_clean "$r"
+	r=$(clean_end)
+	l2ok blk_fio || r="$r; $(l2why blk_fio)"
+	report blk_fio_randrw_verify "$r"
 }
 
 s_blk_qcow2() {
@@ -103,12 +108,4 @@ s_blk_flush_kill() {
 		report blk_flush_survives_kill9_$fmt "$r"
 		rm -f $W/data.raw
 	done
-}
-
-s_blk_fio() {
-	truncate -s 64M $W/data.img
-	l2run blk_fio 240 blk_fio poweroff --cpus 2 --disk path=$W/data.img,id=data
-	r=$(clean_end)
-	l2ok blk_fio || r="$r; $(l2why blk_fio)"
-	report blk_fio_randrw_verify "$r"
 }

@@ -36,26 +36,23 @@ s_boot_noinitrd() {
 	report boot_without_initrd "$r"
 }
 
-s_boot_smp() {
-	for n in 2 4; do
-		l2run boot_smp$n 150 "" poweroff --cpus $n --log-level debug
+s_boot_smp_memory() {
+	# vCPUs all online, and memory across the PCI hole: 3.5 GiB ends past the 3 GiB start of
+	# the hole, 4.5 GiB goes above 4 GiB.
+	for nm in 2:3584 4:4608; do
+		n=${nm%%:*} mb=${nm#*:}
+		l2run boot_smp$n 200 "" poweroff --cpus $n --memory ${mb}M --log-level debug
 		r=$(clean_end)
 		if [ $n = 2 ]; then
 			# Every port or address Linux touches is claimed (absent legacy ports included).
 			grep -q "unclaimed" "$LOG" && u=$(grep "unclaimed" "$LOG" | head -n 3 | tr '\n' ' ') || u=
 			report boot_linux_no_unclaimed_access "$u"
 		fi
+		rc=$r
 		[ "$(l2info cpus_online)" = "0-$((n - 1))" ] || r="$r; cpus online: $(l2info cpus_online)"
 		[ "$(l2info nproc)" = "$n" ] || r="$r; processors: $(l2info nproc)"
 		report boot_${n}_vcpus_online "$r"
-	done
-}
-
-s_boot_memory() {
-	# 3.5 GiB ends past the 3 GiB start of the PCI hole; 4.5 GiB goes above 4 GiB.
-	for mb in 3584 4608; do
-		l2run boot_mem$mb 150 "" poweroff --memory ${mb}M
-		r=$(clean_end)
+		r=$rc
 		kb=$(l2info mem_map_kb)
 		# The memory map gives all of it but the legacy hole below 1 MiB.
 		[ "${kb:-0}" -ge $(((mb - 1) * 1024)) ] && [ "$kb" -le $((mb * 1024)) ] ||

@@ -40,13 +40,6 @@ s_net() {
 	done
 }
 
-s_rng() {
-	l2run rng 120 rng poweroff --rng
-	r=$(clean_end)
-	l2ok rng || r="$r; $(l2why rng)"
-	report rng_hwrng "$r"
-}
-
 # vsock_host_side: L1's half of check_vsock_in and check_vsock_out (log in $LOG).
 vsock_host_side() {
 	if wait_for "^L2: vsock ready" 150; then
@@ -82,7 +75,7 @@ s_vsock() {
 
 s_hvc() {
 	mkfifo $W/hvc.in
-	l2start hvc 150 hvc poweroff --hvc uds=$W/hvc.sock
+	l2start hvc 150 rng,hvc poweroff --rng --hvc uds=$W/hvc.sock
 	n=0
 	while [ ! -S $W/hvc.sock ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 	rigtool uds-cat $W/hvc.sock <$W/hvc.in >$W/hvc.out &
@@ -100,6 +93,9 @@ s_hvc() {
 	l2ok hvc || r="$r; $(l2why hvc)"
 	[ "$(l2info hvc_in)" = "hvc hello from L1" ] || r="$r; the guest read '$(l2info hvc_in)'"
 	report hvc_console_both_ways "$r"
+	r=$(clean_end)
+	l2ok rng || r="$r; $(l2why rng)"
+	report rng_hwrng "$r"
 }
 
 

@@ -79,7 +79,7 @@ check_blk_flush() {
 }
 
 check_blk_fio() {
-	d=$(need_disk data) || return 1
+	d=$(need_disk fio) || return 1
 	tool fio --name=rw --filename="$d" --direct=1 --ioengine=libaio --iodepth=16 --rw=randrw \
 		--bs=4k --size=16M --verify=crc32c --do_verify=1 --runtime=20 --time_based=0 \
 		--output=/tmp/fio.out >/dev/null 2>&1 || { why="fio: $(tail -3 /tmp/fio.out)"; return 1; }
