@@ -576,11 +576,15 @@ int test_vcon_bulk(char *d, size_t n)
 		ksnprintf(d, n, "nothing arrived from the host");
 		goto fail;
 	}
+	/* Words that came before the guest looked (a VMM that boots slowly) share a buffer. */
+	unsigned words = 0;
+	for (uint32_t j = 0; wait && j < used && j < 64; j++)
+		words += in[j] == '\n';
 	uint64_t chains = 0;
 	if (bulk_send(&v, buf, 0, total, &chains, d, n))
 		goto fail;
 	if (more) {
-		if (vq_wait(&v, 0, &used, 20000)) {
+		if (words < 2 && vq_wait(&v, 0, &used, 20000)) {
 			ksnprintf(d, n, "%lu bytes out; no second word from the host", total);
 			goto fail;
 		}
