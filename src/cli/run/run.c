@@ -70,7 +70,9 @@ static void usage(FILE *out)
 	      "                      virtio-balloon: the target it starts with (MiB), whether\n"
 	      "                      the guest may deflate under memory pressure (default on),\n"
 	      "                      how often its statistics are refreshed (0: never)\n"
-	      "  --hvc uds=PATH|file=PATH  virtio-console (hvc0) on a Unix socket or to a file\n"
+	      "  --hvc uds=PATH|file=PATH[,drop_after_ms=N]\n"
+	      "                      virtio-console (hvc0) on a Unix socket or to a file; output\n"
+	      "                      the peer takes none of for N ms (default 2000) is dropped\n"
 	      "\n"
 	      "Ctrl-A X quits (stdin on a terminal). Exit status: 0 after the guest powers off or\n"
 	      "resets or a stop by signal, 1 on errors.\n",

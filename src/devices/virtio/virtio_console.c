@@ -1,6 +1,7 @@
 /* virtio-console (virtio 1.2 §5.3), one port (hvc0): its host side is a Unix socket that
  * one client at a time connects to, or a file that receives the guest's output. A peer that
- * takes part of the output holds the transmit queue until it takes the rest. */
+ * takes part of the output holds the transmit queue until it takes the rest, for a bounded
+ * time: one that takes nothing for longer loses the output until it reads again. */
 #include "devices/devutil.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/log.h"
@@ -13,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -32,6 +34,15 @@ struct vcon {
 	bool out_watched; /* out_fd is in the I/O thread's epoll */
 	bool out_failed;  /* the file refused output (logged once) */
 	uint64_t tx_off;
+	/* The bound on backpressure: stall_since is when the peer last took none of the pending
+	 * output with no progress since (devclock_mono_ns(); 0: not stalled). Once that lasts
+	 * drop_after_ns, tx_dropping: chains are used at once, unsent, until the peer takes data
+	 * again. drop_mark is tx_dropped when that began. */
+	uint64_t drop_after_ns, stall_since, drop_mark;
+	bool tx_dropping;
+	int timer_fd;	    /* wakes a stalled queue when drop_after_ns passes */
+	bool timer_watched; /* in the I/O thread's epoll */
+	bool timer_armed;   /* set until its expiry is read */
 	char path[108];
 	struct virtq_chain chain, txchain;
 	struct iovec iov[VIRTQ_MAX_SEGS];
@@ -73,6 +84,8 @@ static void drop_client(struct virtio_pci *vp, struct vcon *c)
 	close(c->client_fd);
 	c->client_fd = -1;
 	tx_peer_gone(c);
+	c->stall_since = 0; /* the next client starts with a clean slate */
+	c->tx_dropping = false;
 }
 
 /* Host → guest: bytes from the client into receive buffers. */
@@ -156,9 +169,58 @@ static ssize_t tx_write(struct vcon *c, int fd, const struct virtq_chain *ch)
 	return w ? w : -EIO;
 }
 
+/* Wakes the device after ns (from the I/O thread or a vCPU's notification, vp->lock held). */
+static void arm_timer(struct virtio_pci *vp, struct vcon *c, uint64_t ns)
+{
+	if (!c->timer_watched && vp->io_epfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = vp->io_tag};
+		c->timer_watched = epoll_ctl(vp->io_epfd, EPOLL_CTL_ADD, c->timer_fd, &ev) == 0;
+	}
+	struct itimerspec its = {
+	    .it_value = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)}};
+	if (!ns)
+		its.it_value.tv_nsec = 1; /* 0 would disarm it */
+	if (!timerfd_settime(c->timer_fd, 0, &its, NULL))
+		c->timer_armed = true;
+}
+
+/* The peer took none of the pending output. Returns true when it has taken nothing for
+ * drop_after_ns (or is being dropped already): the caller drops the rest of the chain. Else
+ * the timer is set for when that time is up. */
+static bool tx_stalled(struct virtio_pci *vp, struct vcon *c, bool client)
+{
+	if (c->tx_dropping)
+		return true;
+	uint64_t now = devclock_mono_ns();
+	if (!c->stall_since)
+		c->stall_since = now;
+	uint64_t waited = now - c->stall_since;
+	if (waited < c->drop_after_ns) {
+		arm_timer(vp, c, c->drop_after_ns - waited);
+		return false;
+	}
+	c->stall_since = 0;
+	c->tx_dropping = true;
+	c->drop_mark = c->tx_dropped;
+	uint64_t ms = c->drop_after_ns / 1000000;
+	unsigned long long n = ms % 1000 ? ms : ms / 1000;
+	const char *unit = ms % 1000 ? "ms" : "s";
+	if (client)
+		log_warn("hvc: client not reading for %llu %s; dropping console output until it "
+			 "reads",
+			 n, unit);
+	else
+		log_warn("hvc: output file not read for %llu %s; dropping console output until "
+			 "it is",
+			 n, unit);
+	return true;
+}
+
 /* Guest → host: one transmit chain to the peer, counting what it really took. What the peer
  * cannot take now stays in the chain, which goes back to the ring until the peer is
- * writable (backpressure: nothing after it is taken meanwhile). */
+ * writable (backpressure: nothing after it is taken meanwhile), unless the peer has taken
+ * nothing for drop_after_ns: then it is dropped, and so is every chain after it that the peer
+ * does not take at once, until it takes one. */
 static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 {
 	struct vcon *c = vp->dev;
@@ -174,9 +236,20 @@ static uint32_t tx_one(struct virtio_pci *vp, const struct virtq_chain *ch)
 	while (c->tx_off < ch->out_len) {
 		ssize_t w = tx_write(c, fd, ch);
 		if (w > 0) {
+			if (c->tx_dropping) {
+				c->tx_dropping = false;
+				log_info("hvc: %s again; %llu bytes of console output dropped",
+					 fd == c->client_fd ? "client reading" : "output file read",
+					 (unsigned long long)(c->tx_dropped - c->drop_mark));
+			}
+			c->stall_since = 0;
 			c->tx_off += (uint64_t)w;
 			c->tx_bytes += (uint64_t)w;
 			continue;
+		}
+		if (w == 0 && tx_stalled(vp, c, fd == c->client_fd)) {
+			c->tx_dropped += ch->out_len - c->tx_off;
+			break;
 		}
 		if (w == 0) {
 			c->tx_blocked = true;
@@ -235,6 +308,9 @@ static void con_notify(struct virtio_pci *vp, unsigned q)
 static void con_backend_ready(struct virtio_pci *vp)
 {
 	struct vcon *c = vp->dev;
+	uint64_t ticks;
+	if (c->timer_armed && read(c->timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
+		c->timer_armed = false; /* a stalled queue is retried below */
 	if (c->listen_fd >= 0) {
 		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
@@ -275,9 +351,11 @@ static void con_reset(struct virtio_pci *vp)
 	if (!c)
 		return;
 	c->rx_waiting = true;
-	/* The driver's chains are gone: what the peer did not take of them too. */
+	/* The driver's chains are gone: what the peer did not take of them too. A peer that
+	 * is being dropped stays so until it takes data. */
 	c->tx_blocked = c->tx_discard = c->tx_wake = false;
 	c->tx_off = 0;
+	c->stall_since = 0;
 }
 
 static void con_cfg_read(struct virtio_pci *vp, unsigned off, void *data, unsigned len)
@@ -293,7 +371,7 @@ static void con_destroy(struct virtio_pci *vp)
 	struct vcon *c = vp->dev;
 	if (c->rx_bytes || c->tx_bytes || c->tx_dropped)
 		log_info("%s: %llu bytes to the guest, %llu from it delivered, %llu dropped (no "
-			 "peer, or it failed)",
+			 "peer, it failed, or it did not read in time)",
 			 vp->name, (unsigned long long)c->rx_bytes, (unsigned long long)c->tx_bytes,
 			 (unsigned long long)c->tx_dropped);
 	if (c->client_fd >= 0)
@@ -304,6 +382,7 @@ static void con_destroy(struct virtio_pci *vp)
 	}
 	if (c->out_fd >= 0)
 		close(c->out_fd);
+	close(c->timer_fd);
 	free(c);
 }
 
@@ -316,6 +395,7 @@ static int con_restore(struct virtio_pci *vp, struct state_r *r)
 		return -EINVAL;
 	c->tx_blocked = c->tx_discard = c->tx_wake = false;
 	c->tx_off = 0;
+	c->stall_since = 0;
 	return 0;
 }
 
@@ -354,6 +434,13 @@ struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct 
 		return NULL;
 	}
 	c->listen_fd = c->client_fd = c->out_fd = -1;
+	c->drop_after_ns =
+	    (o->hvc_drop_after_ms ? o->hvc_drop_after_ms : VIRTIO_HVC_DROP_AFTER_MS) * 1000000ULL;
+	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (c->timer_fd < 0) {
+		cove_err_set(err, -errno, "hvc: timerfd: %s", strerror(errno));
+		goto fail;
+	}
 	if (o->hvc_uds) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		if (strlen(o->hvc_uds) >= sizeof(sa.sun_path)) {
@@ -397,6 +484,8 @@ struct virtio_pci *virtio_console_new(const struct virtio_opts *o, const struct 
 	virtio_pci_init(vp, &cfg);
 	return vp;
 fail:
+	if (c->timer_fd >= 0)
+		close(c->timer_fd);
 	free(c);
 	free(vp);
 	return NULL;

@@ -162,6 +162,14 @@ static int apply(struct virtio_opts *o, const char *dev, char *k, char *v, struc
 			return dup_str(&o->hvc_uds, v, err);
 		if (!strcmp(k, "file"))
 			return dup_str(&o->hvc_file, v, err);
+		if (!strcmp(k, "drop_after_ms")) {
+			int r = parse_u64("drop_after_ms", v, 3600000, &n, err);
+			if (!r && n == 0)
+				r = cove_err_set(err, -EINVAL, "drop_after_ms: at least 1");
+			if (!r)
+				o->hvc_drop_after_ms = (uint32_t)n;
+			return r;
+		}
 	} else {
 		if (!strcmp(k, "cid")) {
 			int r = parse_u64("cid", v, 0xFFFFFFFEu, &n, err);

@@ -10,6 +10,10 @@
 #define VIRTIO_MAX_DISKS     8
 #define VIRTIO_MAX_NICS	     4
 #define VIRTIO_NET_MAX_PAIRS 16 /* queue pairs of one NIC (2 * 16 + 1 virtqueues) */
+/* How long hvc0's host side may take none of the guest's pending output before the device
+ * drops it (hvc drop_after_ms= overrides it): Linux's hvc console spins, a lock held, until the
+ * device returns each buffer, so a client that stops reading must not stop the guest. */
+#define VIRTIO_HVC_DROP_AFTER_MS 2000u
 
 struct virtio_disk_opts {
 	char *path;
@@ -48,9 +52,10 @@ struct virtio_opts {
 	bool vsock;
 	uint32_t vsock_cid;
 	char *vsock_uds;
-	bool hvc;	/* virtio-console (hvc0) */
-	char *hvc_uds;	/* its host side: a Unix socket to connect to... */
-	char *hvc_file; /* ...or a file that gets the guest's output */
+	bool hvc;		    /* virtio-console (hvc0) */
+	char *hvc_uds;		    /* its host side: a Unix socket to connect to... */
+	char *hvc_file;		    /* ...or a file that gets the guest's output */
+	uint32_t hvc_drop_after_ms; /* 0: VIRTIO_HVC_DROP_AFTER_MS */
 };
 
 /* True when key is one of disk, net, vsock, rng, balloon, hvc. */
@@ -59,9 +64,10 @@ bool virtio_opts_is_key(const char *key);
  * Applies one setting: disk "path=P[,format=raw|qcow2][,readonly=on|off][,id=S]
  * [,cache=none|writeback][,queues=N][,bps=N][,iops=N][,aio=io_uring|sync]", net
  * "tap=NAME[,mac=xx:..][,queues=N][,bps=N][,pps=N][,rx_bps=N][,rx_pps=N]", vsock
- * "cid=N,uds=PATH", hvc "uds=PATH" or "file=PATH", rng "on|off|true|false" (empty: on),
- * balloon the same or "amount_mib=N[,deflate_on_oom=on|off][,stats_polling_interval_s=N]"
- * (deflate_on_oom defaults to on). Returns 0 or -EINVAL with err set.
+ * "cid=N,uds=PATH", hvc "uds=PATH|file=PATH[,drop_after_ms=N]", rng "on|off|true|false"
+ * (empty: on), balloon the same or
+ * "amount_mib=N[,deflate_on_oom=on|off][,stats_polling_interval_s=N]" (deflate_on_oom
+ * defaults to on). Returns 0 or -EINVAL with err set.
  */
 int virtio_opts_set(struct virtio_opts *o, const char *key, const char *value,
 		    struct cove_err *err);
