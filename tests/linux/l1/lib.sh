@@ -64,7 +64,23 @@ l2start() {
 }
 
 # l2wait: waits for the VMM to end; RC is its exit status (137 when the watchdog fired).
+# A VMM that outlives its watchdog by 30 s is reported (with where it is stuck in the
+# kernel) and left behind, so one stuck run cannot hang the suite.
 l2wait() {
+	while kill -0 $PID 2>/dev/null; do
+		if [ $(($(date +%s) - T0)) -gt $((secs + 30)) ]; then
+			info "VMM $PID of $name would not die: state $(awk '/^State/ {print $2}' /proc/$PID/status), wchan $(cat /proc/$PID/wchan 2>/dev/null)"
+			for t in /proc/$PID/task/*; do
+				info "  thread ${t##*/}: $(tr '\n' ' ' <$t/stack 2>/dev/null | cut -c1-300)"
+			done
+			RC=124
+			exec 3>&-
+			sed -i 's/\r$//' "$LOG"
+			SECS=$(($(date +%s) - T0))
+			return
+		fi
+		sleep 0.2
+	done
 	wait $PID
 	RC=$?
 	exec 3>&-
