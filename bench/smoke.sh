@@ -39,7 +39,7 @@ if [ -c /dev/kvm ] && [ -w /dev/kvm ]; then
 	case_ "vmm-startup.sh" 'ratio|cove/qemu' bench/vmm-startup.sh "$B" 2
 	case_ "vmm-memory.sh" 'overhead' bench/vmm-memory.sh "$B"
 	case_ "vmm-exits.sh" 'cove/qemu|ratio' bench/vmm-exits.sh "$B" 2000 1
-	case_ "virtio-blk.sh" 'cove/qemu' bench/virtio-blk.sh "$B" 32 500 1
+	case_ "virtio-blk.sh" 'cove/this' bench/virtio-blk.sh "$B" 32 500 2
 	if [ "$(id -u)" -eq 0 ]; then
 		case_ "virtio-net.sh" 'cove/qemu' bench/virtio-net.sh "$B" 2000 1
 		case_ "coved-start.sh" 'per VM|MiB' bench/coved-start.sh "$B" 1 2
