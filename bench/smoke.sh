@@ -36,12 +36,12 @@ case_() {
 skip_() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 
 if [ -c /dev/kvm ] && [ -w /dev/kvm ]; then
-	case_ "vmm-startup.sh" 'ratio|cove/qemu' bench/vmm-startup.sh "$B" 2
+	case_ "vmm-startup.sh" 'cove/this' bench/vmm-startup.sh "$B" 2
 	case_ "vmm-memory.sh" 'overhead' bench/vmm-memory.sh "$B"
-	case_ "vmm-exits.sh" 'cove/qemu|ratio' bench/vmm-exits.sh "$B" 2000 1
+	case_ "vmm-exits.sh" 'cove/this' bench/vmm-exits.sh "$B" 2000 2
 	case_ "virtio-blk.sh" 'cove/this' bench/virtio-blk.sh "$B" 32 500 2
 	if [ "$(id -u)" -eq 0 ]; then
-		case_ "virtio-net.sh" 'cove/qemu' bench/virtio-net.sh "$B" 2000 1
+		case_ "virtio-net.sh" 'cove/this' bench/virtio-net.sh "$B" 2000 2
 		case_ "coved-start.sh" 'per VM|MiB' bench/coved-start.sh "$B" 1 2
 	else
 		skip_ "virtio-net.sh" "needs root (tap in a network namespace)"
