@@ -58,7 +58,7 @@ case_ "img-bench.sh" 'cove/this' bench/img-bench.sh "$B"
 case_ "block-rw.sh" 'cove/this' bench/block-rw.sh 2000
 case_ "coved-load.sh" 'p99' bench/coved-load.sh "$B" 10 1
 if [ "$(id -u)" -eq 0 ]; then
-	case_ "oci-lifecycle.sh" 'ratio|runc' bench/oci-lifecycle.sh "$B" 3
+	case_ "oci-lifecycle.sh" 'cove/this' bench/oci-lifecycle.sh "$B" 3
 else
 	skip_ "oci-lifecycle.sh" "needs root"
 fi
