@@ -2,7 +2,8 @@
 # SIZE_MIB (default 1024) of mixed content in 4 MiB pieces, reproducible (seeded): random
 # (incompressible), text, zeros written out, sparse random, sparse text, and holes.
 # mixed_image DIR: makes (once) DIR/mixed-SIZE.raw and its qcow2 conversion by qemu-img,
-# and sets MIXED_RAW and MIXED_QCOW2 to their paths.
+# and sets MIXED_RAW and MIXED_QCOW2 to their paths. The pair stays in DIR for the next
+# benchmark (making it takes a while); a failure leaves no half-made file.
 SIZE_MIB=${SIZE_MIB:-1024}
 mixed_image() {
 	local dir=$1
@@ -11,7 +12,7 @@ mixed_image() {
 	mkdir -p "$dir"
 	if [ ! -f "$MIXED_RAW" ] || [ "$(stat -c %s "$MIXED_RAW")" != $((SIZE_MIB << 20)) ]; then
 		echo "making $MIXED_RAW ..." >&2
-		python3 - "$MIXED_RAW" "$SIZE_MIB" <<'PY'
+		python3 - "$MIXED_RAW" "$SIZE_MIB" <<'PY' || { rm -f "$MIXED_RAW.tmp"; return 1; }
 import os, random, sys
 path, mib = sys.argv[1], int(sys.argv[2])
 r = random.Random(1234)
@@ -45,6 +46,10 @@ os.rename(path + ".tmp", path)
 PY
 	fi
 	if [ ! -f "$MIXED_QCOW2" ] || [ "$MIXED_QCOW2" -ot "$MIXED_RAW" ]; then
-		qemu-img convert -O qcow2 "$MIXED_RAW" "$MIXED_QCOW2.tmp" && mv "$MIXED_QCOW2.tmp" "$MIXED_QCOW2"
+		if ! qemu-img convert -O qcow2 "$MIXED_RAW" "$MIXED_QCOW2.tmp"; then
+			rm -f "$MIXED_QCOW2.tmp"
+			return 1
+		fi
+		mv "$MIXED_QCOW2.tmp" "$MIXED_QCOW2"
 	fi
 }

@@ -1,11 +1,15 @@
 #!/bin/bash
-# create + start + wait + delete of a container running /bin/true, N times in sequence,
-# cove-runc vs runc on the same busybox bundle. Prints both times, the ratio and peak RSS.
-# usage: bench/oci-lifecycle.sh [BUILDDIR] [N]   (as root)
+# create + start + wait + delete of a container running /bin/true, and `run` of the same,
+# cove-runc vs runc on the same busybox bundle: ROUNDS rounds (default 5) of N containers
+# (default 20) each, the runtimes alternating which goes first at every container. Prints
+# min/median/max over the rounds of the time per container and of peak RSS, and the ratio
+# of medians.
+# usage: bench/oci-lifecycle.sh [BUILDDIR] [N] [ROUNDS]   (as root; ROUNDS: default $ROUNDS or 5)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
-N=${2:-100}
+N=${2:-20}
+ROUNDS=${3:-${ROUNDS:-5}}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 COVE=$BUILD/src/cli/cove
 RUNC_REF=${RUNC_REF:-/usr/sbin/runc}
@@ -16,6 +20,8 @@ RUNC_REF=${RUNC_REF:-/usr/sbin/runc}
 
 T=$(mktemp -d /tmp/cove-oci-bench.XXXXXX)
 trap 'rm -rf "$T"; rmdir /sys/fs/cgroup/*/cove-bench /sys/fs/cgroup/unified/cove-bench 2>/dev/null || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 ln -s "$COVE" "$T/cove-runc"
 B=$T/bundle
 mkdir -p "$B/rootfs/bin" "$B/rootfs/proc" "$B/rootfs/dev" "$B/rootfs/sys" "$B/rootfs/tmp"
@@ -84,30 +90,36 @@ peak_rss() { # each call is checked: a failing runtime stops the benchmark
 	echo "$peak"
 }
 
-# The machine is shared and noisy: alternate the runtimes so both see the same load.
-cove_ns=0 runc_ns=0 cove_run=0 runc_run=0
-for i in $(seq "$N"); do
-	t=$(cycle "$T/cove-runc" cove "c$i") || exit 1
-	cove_ns=$((cove_ns + t))
-	t=$(cycle "$RUNC_REF" runc "c$i") || exit 1
-	runc_ns=$((runc_ns + t))
-	t=$(run_once "$T/cove-runc" cove "r$i") || exit 1
-	cove_run=$((cove_run + t))
-	t=$(run_once "$RUNC_REF" runc "r$i") || exit 1
-	runc_run=$((runc_run + t))
+# The machine is shared and noisy: the runtimes take turns going first, container by
+# container, so both see the same load.
+S=$T/samples
+k=0
+for r in $(seq "$ROUNDS"); do
+	declare -A cyc=([cove]=0 [runc]=0) one=([cove]=0 [runc]=0)
+	for i in $(seq "$N"); do
+		for name in $(python3 bench/benchlib.py order "$k" cove runc); do
+			rt=$RUNC_REF
+			[ "$name" = cove ] && rt=$T/cove-runc
+			t=$(cycle "$rt" "$name" "c$r-$i") || exit 1
+			cyc[$name]=$((cyc[$name] + t))
+			t=$(run_once "$rt" "$name" "r$r-$i") || exit 1
+			one[$name]=$((one[$name] + t))
+		done
+		k=$((k + 1))
+	done
+	for name in $(python3 bench/benchlib.py order "$r" cove runc); do
+		rt=$RUNC_REF
+		[ "$name" = cove ] && rt=$T/cove-runc
+		awk -v t="$name" -v c="${cyc[$name]}" -v o="${one[$name]}" -v n="$N" 'BEGIN {
+			printf "create, start, wait, delete (3 invocations), ms\t%s\t%.3f\n", t, c / n / 1e6
+			printf "run (create+start+wait+delete in one), ms\t%s\t%.3f\n", t, o / n / 1e6 }' >>"$S"
+		v=$(peak_rss "$rt" "$name") || exit 1
+		printf 'peak RSS of create, start or delete, KiB\t%s\t%s\n' "$name" "$v" >>"$S"
+		v=$(rss "$rt" "$name" run "$name-rss$r") || exit 1
+		printf 'peak RSS of run, KiB\t%s\t%s\n' "$name" "$v" >>"$S"
+	done
 done
-cove_rss=$(peak_rss "$T/cove-runc" cove) || exit 1
-runc_rss=$(peak_rss "$RUNC_REF" runc) || exit 1
-cove_run_rss=$(rss "$T/cove-runc" cove run cove-rss) || exit 1
-runc_run_rss=$(rss "$RUNC_REF" runc run runc-rss) || exit 1
-ms() { echo $(($1 / 1000000)); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-verdict() { awk -v r="$1" 'BEGIN { print (r <= 0.50) ? "meets the 0.50 target" : "misses the 0.50 target" }'; }
-r4=$(ratio $cove_ns $runc_ns)
-r1=$(ratio $cove_run $runc_run)
-printf '%-44s %10s %10s %7s\n' "oci lifecycle, $N containers of /bin/true" cove-runc runc ratio
-printf '%-44s %7d ms %7d ms %7s  %s\n' "create, start, wait, delete (3 invocations)" "$(ms $cove_ns)" "$(ms $runc_ns)" "$r4" "$(verdict "$r4")"
-printf '%-44s %7d ms %7d ms %7s  %s\n' "run (create+start+wait+delete in one)" "$(ms $cove_run)" "$(ms $runc_run)" "$r1" "$(verdict "$r1")"
-printf '%-44s %6d KiB %6d KiB\n' "peak RSS of create, start or delete" "$cove_rss" "$runc_rss"
-printf '%-44s %6d KiB %6d KiB\n' "peak RSS of run" "$cove_run_rss" "$runc_run_rss"
+python3 bench/benchlib.py table "$S" --tools cove,runc \
+	--title "oci lifecycle of /bin/true, per container, $N containers a round"
+echo "target: cove/this <= 0.50 for the times"
 printf 'load average: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

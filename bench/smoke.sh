@@ -11,7 +11,8 @@ n=0
 failed=0
 work=$(mktemp -d /tmp/cove-bench-smoke.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-export BENCH_DIR=$work SIZE_MIB=16 COUNT=2000 REPEAT=1 CREPEAT=1
+# Two rounds: enough to run every tool in both orders (bench/benchlib.py).
+export BENCH_DIR=$work SIZE_MIB=16 COUNT=2000 ROUNDS=2
 export BLKCAT=$B/tests/integration/block/blkcat
 
 # case NAME PATTERN COMMAND...: ok when COMMAND exits 0 within 120 s and prints PATTERN
@@ -36,12 +37,12 @@ case_() {
 skip_() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 
 if [ -c /dev/kvm ] && [ -w /dev/kvm ]; then
-	case_ "vmm-startup.sh" 'ratio|cove/qemu' bench/vmm-startup.sh "$B" 2
+	case_ "vmm-startup.sh" 'cove/this' bench/vmm-startup.sh "$B" 2
 	case_ "vmm-memory.sh" 'overhead' bench/vmm-memory.sh "$B"
-	case_ "vmm-exits.sh" 'cove/qemu|ratio' bench/vmm-exits.sh "$B" 2000 1
-	case_ "virtio-blk.sh" 'cove/qemu' bench/virtio-blk.sh "$B" 32 500 1
+	case_ "vmm-exits.sh" 'cove/this' bench/vmm-exits.sh "$B" 2000 2
+	case_ "virtio-blk.sh" 'cove/this' bench/virtio-blk.sh "$B" 32 500 2
 	if [ "$(id -u)" -eq 0 ]; then
-		case_ "virtio-net.sh" 'cove/qemu' bench/virtio-net.sh "$B" 2000 1
+		case_ "virtio-net.sh" 'cove/this' bench/virtio-net.sh "$B" 2000 2
 		case_ "coved-start.sh" 'per VM|MiB' bench/coved-start.sh "$B" 1 2
 	else
 		skip_ "virtio-net.sh" "needs root (tap in a network namespace)"
@@ -57,12 +58,12 @@ if command -v qemu-system-x86_64 >/dev/null; then
 else
 	skip_ "linux-guest.sh" "qemu-system-x86_64 is missing"
 fi
-case_ "img-convert.sh" 'cove/qemu' bench/img-convert.sh "$B"
-case_ "img-bench.sh" 'cove/qemu' bench/img-bench.sh "$B"
-case_ "block-rw.sh" 'cove/qemu' bench/block-rw.sh 2000
+case_ "img-convert.sh" 'cove/this' bench/img-convert.sh "$B"
+case_ "img-bench.sh" 'cove/this' bench/img-bench.sh "$B"
+case_ "block-rw.sh" 'cove/this' bench/block-rw.sh 2000
 case_ "coved-load.sh" 'p99' bench/coved-load.sh "$B" 10 1
 if [ "$(id -u)" -eq 0 ]; then
-	case_ "oci-lifecycle.sh" 'ratio|runc' bench/oci-lifecycle.sh "$B" 3
+	case_ "oci-lifecycle.sh" 'cove/this' bench/oci-lifecycle.sh "$B" 3
 else
 	skip_ "oci-lifecycle.sh" "needs root"
 fi
