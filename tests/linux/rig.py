@@ -394,7 +394,8 @@ def main():
     ap.add_argument('--build-only', action='store_true')
     ap.add_argument('--rounds', type=int, default=5, help='benchmark rounds (default 5)')
     ap.add_argument('--fio-seconds', type=int, default=10, help='each fio job (default 10)')
-    ap.add_argument('--idle-timeout', type=int, default=600)
+    ap.add_argument('--stall-timeout', type=int, default=150,
+                    help='L1 silent this long (it beats every 30 s) has stalled (default 150)')
     ap.add_argument('--timeout', type=int, default=1500)
     ap.add_argument('-v', '--verbose', action='store_true')
     args = ap.parse_args()
@@ -416,60 +417,164 @@ def main():
     if not args.cove:
         ap.error('--cove is required')
 
+    mode = 'bench' if args.bench else 'test'
+    listed = [x for x in (HERE / 'l1' / (mode + '.list')).read_text().splitlines()
+              if x.strip() and not x.startswith('#')]
+    only = [x for x in args.only.split(',') if x]
+    todo = [x for x in listed if not only or x in only]
+    unknown = [x for x in only if x not in listed]
+    if unknown:
+        ap.error('no such scenario: %s (see tests/linux/l1/%s.list)' % (', '.join(unknown), mode))
+
     work = Path(tempfile.mkdtemp(prefix='cove-rig-'))
-    q = None
-    n = 0
-    failed = 0
+    tap = Tap()
+    deadline = time.monotonic() + args.timeout
+    stalls = {}
     try:
         initrd = build_l1_initrd(assets, Path(args.cove).resolve(), work)
-        mode = 'bench' if args.bench else 'test'
-        append = ('console=ttyS0 panic=-1 quiet rig.mode=%s rig.only=%s rig.rounds=%d '
-                  'rig.fiotime=%d' % (mode, args.only or 'all', args.rounds, args.fio_seconds))
         cmd = [qemu, '-accel', 'tcg', '-cpu', 'EPYC,-xsave', '-smp', '1', '-m', L1_MEM, '-M',
-               'q35', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
-               '-kernel', str(assets / 'l1-vmlinuz'), '-initrd', str(initrd), '-append', append,
+               'q35', '-display', 'none', '-serial', 'stdio', '-no-reboot',
+               '-monitor', 'unix:%s,server=on,wait=off' % (work / 'monitor'),
+               '-kernel', str(assets / 'l1-vmlinuz'), '-initrd', str(initrd),
                '-drive', 'file=%s,if=virtio,format=raw,readonly=on' % (assets / 'assets.img')]
-        log('booting L1 (%s)' % mode)
-        q = Qemu(cmd, args.verbose)
-        deadline = time.monotonic() + args.timeout
-        done = False
-        tail = []
-        for line in q.lines(args.idle_timeout, deadline):
-            if line is None:
-                print('not ok %d - rig: L1 silent for %ds or past %ds; last lines: %s' %
-                      (n + 1, args.idle_timeout, args.timeout, ' | '.join(tail[-5:])))
-                n += 1
-                failed += 1
+        while todo and time.monotonic() < deadline:
+            append = ('console=ttyS0 panic=-1 quiet rig.mode=%s rig.only=%s rig.rounds=%d '
+                      'rig.fiotime=%d' % (mode, ','.join(todo), args.rounds, args.fio_seconds))
+            log('booting L1 (%s): %d scenario(s)' % (mode, len(todo)))
+            stalled = run_l1(cmd + ['-append', append], work / 'monitor', todo, tap, args,
+                             deadline)
+            if stalled is None:
                 break
+            # L1 itself stopped (no heartbeat): a fault of the emulation, not of a guest
+            # Cove runs. Boot a fresh L1 and run the scenario again, once.
+            stalls[stalled] = stalls.get(stalled, 0) + 1
+            i = todo.index(stalled)
+            if stalls[stalled] > 1:
+                tap.result('not ok', stalled, 'L1 stalled in this scenario twice')
+                todo = todo[i + 1:]
+            else:
+                tap.note('L1 stalled during %s; a fresh L1 runs it again' % stalled)
+                todo = todo[i:]
+        if todo and time.monotonic() >= deadline:
+            tap.result('not ok', 'rig', 'past %d s with %s still to run' %
+                       (args.timeout, ', '.join(todo)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    tap.plan()
+    log('%.0fs in all%s' % (time.monotonic() - t0, ', L1 restarted after %d stall(s)' %
+                            sum(stalls.values()) if stalls else ''))
+    return 1 if tap.failed else 0
+
+
+class Tap:
+    """TAP output; a scenario's results are held until it ends, so a rerun does not
+    count them twice."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.held = []
+
+    def result(self, status, name, why=''):
+        self.n += 1
+        if status == 'skip':
+            print('ok %d - %s # SKIP %s' % (self.n, name, why), flush=True)
+            return
+        self.failed += status == 'not ok'
+        print('%s %d - %s%s' % (status, self.n, name, ' # ' + why if why else ''), flush=True)
+
+    def note(self, text):
+        print('# ' + text, flush=True)
+
+    def hold(self, item):
+        self.held.append(item)
+
+    def flush(self):
+        for kind, a, b, c in self.held:
+            if kind == 'result':
+                self.result(a, b, c)
+            else:
+                self.note(a)
+        self.held = []
+
+    def drop(self):
+        dropped = len([h for h in self.held if h[0] == 'result'])
+        self.held = []
+        return dropped
+
+    def plan(self):
+        print('1..%d' % self.n)
+
+
+def monitor_dump(path):
+    """What L1's vCPU is doing, from QEMU's monitor (for a stall's report)."""
+    import socket
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(str(path))
+        out = b''
+        for c in (b'info cpus\n', b'info registers\n'):
+            s.sendall(c)
+            time.sleep(0.5)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        keep = [x for x in out.decode(errors='replace').splitlines()
+                if re.match(r'^\s*(\*?\s*CPU|RIP|RAX|CR0|CS |EFER|HLT)', x)]
+        return keep[:8]
+    except OSError as e:
+        return ['monitor: %s' % e]
+
+
+def run_l1(cmd, monitor, todo, tap, args, deadline):
+    """Boots L1 once and reports what it prints. Returns None when it ran to the end (or
+    ended otherwise, reported), or the scenario during which L1 stalled."""
+    q = Qemu(cmd, args.verbose)
+    current = None
+    tail = []
+    try:
+        for line in q.lines(args.stall_timeout, deadline):
+            if line is None:
+                if current is None or time.monotonic() >= deadline:
+                    tap.result('not ok', 'rig', 'L1 silent for %d s outside a scenario; last '
+                               'lines: %s' % (args.stall_timeout, ' | '.join(tail[-5:])))
+                    return None
+                dropped = tap.drop()
+                tap.note('L1 silent for %d s (no heartbeat) in %s after %d result(s); L1 '
+                         'was at: %s' % (args.stall_timeout, current, dropped,
+                                         ' / '.join(monitor_dump(monitor))))
+                return current
             tail = (tail + [line])[-20:]
             m = re.match(r'^RIG: (ok|not ok|skip) (\S+)(?: # (.*))?$', line)
             if m:
-                n += 1
-                status, name, why = m.groups()
-                if status == 'skip':
-                    print('ok %d - %s # SKIP %s' % (n, name, why or ''), flush=True)
-                else:
-                    print('%s %d - %s%s' % (status, n, name, ' # ' + why if why else ''),
-                          flush=True)
-                    failed += status == 'not ok'
-                continue
-            if line.startswith('RIG: info '):
-                print('# ' + line[10:], flush=True)
+                tap.hold(('result',) + m.groups())
+                if current is None:
+                    tap.flush()
+            elif line.startswith('RIG: begin '):
+                current = line[11:].strip()
+            elif line.startswith('RIG: end '):
+                tap.flush()
+                current = None
+            elif line.startswith('RIG: info '):
+                tap.hold(('note', line[10:], None, None))
+                if current is None:
+                    tap.flush()
             elif line.startswith('RIG: done'):
-                done = True
-                break
-        if not done and (n == 0 or not failed):
-            n += 1
-            failed += 1
-            print('not ok %d - rig: L1 ended before its last scenario; last lines: %s' %
-                  (n, ' | '.join(tail[-8:])))
+                tap.flush()
+                return None
+        tap.flush()
+        tap.result('not ok', 'rig', 'L1 ended before its last scenario; last lines: %s' %
+                   ' | '.join(tail[-8:]))
+        return None
     finally:
-        if q:
-            q.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    print('1..%d' % n)
-    log('%.0fs in all' % (time.monotonic() - t0))
-    return 1 if failed else 0
+        q.stop()
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@
  *   uds-send PATH PORT           Firecracker's vsock bridge: "CONNECT PORT\n", then as tcp-send
  *   uds-recv PATH                listen on a Unix socket, accept one, copy to stdout until EOF
  *   uds-cat PATH                 connect to a Unix socket; stdin to it, it to stdout
+ *   uds-idle PATH SECONDS        connect to a Unix socket and read nothing for SECONDS
  *   http SOCK METHOD PATH [BODY] one HTTP/1.1 request over a Unix socket; prints the status
  *                                code on the first line and the body after it; exit 0 on 2xx
  *   readrate DEV BYTES           O_DIRECT sequential read; prints "BYTES SECONDS BYTES/S"
@@ -386,6 +387,12 @@ int main(int argc, char **argv)
 		return cmd_uds_recv(argv[2]);
 	if (!strcmp(c, "uds-cat") && argc == 3)
 		return relay(uds_connect(argv[2]));
+	if (!strcmp(c, "uds-idle") && argc == 4) {
+		int fd = uds_connect(argv[2]);
+		sleep((unsigned)num(argv[3]));
+		close(fd);
+		return 0;
+	}
 	if (!strcmp(c, "http") && (argc == 5 || argc == 6))
 		return cmd_http(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : NULL);
 	if (!strcmp(c, "readrate") && argc == 4)
@@ -396,8 +403,8 @@ int main(int argc, char **argv)
 		alarm(600);
 		return cmd_timeline(argv[2], argv + 3);
 	}
-	fprintf(stderr,
-		"usage: rigtool gen|tcp-send|tcp-recv|vsock-send|vsock-recv|uds-send|"
-		"uds-recv|uds-cat|http|readrate|zeroout|timeline ARGS (see the source's header)\n");
+	fprintf(stderr, "usage: rigtool gen|tcp-send|tcp-recv|vsock-send|vsock-recv|uds-send|"
+			"uds-recv|uds-cat|uds-idle|http|readrate|zeroout|timeline ARGS (see the "
+			"source's header)\n");
 	return 2;
 }

@@ -75,7 +75,7 @@ s_vsock() {
 
 s_hvc() {
 	mkfifo $W/hvc.in
-	l2start hvc 150 rng,hvc poweroff --rng --hvc uds=$W/hvc.sock
+	l2start hvc 240 rng,hvc,hvc_stall poweroff --rng --hvc uds=$W/hvc.sock
 	n=0
 	while [ ! -S $W/hvc.sock ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 	rigtool uds-cat $W/hvc.sock <$W/hvc.in >$W/hvc.out &
@@ -86,13 +86,26 @@ s_hvc() {
 	while ! grep -q "hvc hello from L2" $W/hvc.out && [ $n -lt 600 ]; do sleep 0.2; n=$((n + 1)); done
 	grep -q "hvc hello from L2" $W/hvc.out || r="nothing from the guest on the socket"
 	echo "hvc hello from L1" >&4
-	l2wait
+	# Then a client that connects and never reads.
+	wait_for "^L2: ok hvc" 120
 	exec 4>&-
 	kill $CAT 2>/dev/null
+	wait $CAT 2>/dev/null
+	rigtool uds-idle $W/hvc.sock 100 &
+	IDLE=$!
+	sleep 1
+	echo go >&3
+	l2wait
+	kill $IDLE 2>/dev/null
 	r="$r$(clean_end)"
 	l2ok hvc || r="$r; $(l2why hvc)"
 	[ "$(l2info hvc_in)" = "hvc hello from L1" ] || r="$r; the guest read '$(l2info hvc_in)'"
 	report hvc_console_both_ways "$r"
+	r=$(clean_end)
+	l2ok hvc_stall || r="$r; $(l2why hvc_stall)"
+	has "dropping console output" || r="$r; no warning that output is dropped"
+	info "hvc: 1 MiB to a client that does not read took $(l2info hvc_stall_ms) ms in the guest"
+	report hvc_client_not_reading_does_not_hang_guest "$r"
 	r=$(clean_end)
 	l2ok rng || r="$r; $(l2why rng)"
 	report rng_hwrng "$r"

@@ -146,6 +146,16 @@ check_hvc() {
 	info hvc_in "$line"
 }
 
+# A host client that stays connected but reads nothing must not hang the guest: after L1
+# says "go", 1 MiB written to hvc0 completes (Cove drops what the client does not take
+# after 2 s without progress).
+check_hvc_stall() {
+	wait_word go 600 || { why="L1 never said go"; return 1; }
+	t0=$(uptime_ms)
+	rigtool gen 1048576 2 >/dev/hvc0 || { why="write to hvc0 failed"; return 1; }
+	info hvc_stall_ms $(($(uptime_ms) - t0))
+}
+
 memtotal() { awk '/MemTotal/ {print $2}' /proc/meminfo; }
 
 # Balloon: L1 inflates to 128 MiB, the guest sees MemTotal fall; then deflates.
