@@ -5,6 +5,7 @@
 s_api() {
 	cp $ROOTFS $W/root.img
 	rigtool gen 8388608 51 >$W/data.img
+	name=api secs=300
 	LOG=$W/api.log
 	rm -f $W/api.in
 	mkfifo $W/api.in
@@ -12,7 +13,7 @@ s_api() {
 	cove run --api-sock $W/api.sock <$W/api.in >$LOG 2>&1 &
 	PID=$!
 	exec 3>$W/api.in
-	(sleep 300; kill -9 $PID 2>/dev/null) &
+	(sleep $secs; kill -9 $PID 2>/dev/null) &
 	WD=$!
 	r=
 	api PUT /boot-source "{\"kernel_image_path\": \"$K\", \"initrd_path\": \"$I\", \"boot_args\": \"$CMDBASE rig.root=serial:rootfs rig.t=ticks,ratelimit rig.end=poweroff\"}" >$W/a.out ||
