@@ -139,6 +139,7 @@ struct qcow2 {
 	bool l1_dirty;
 	uint32_t l1_dlo, l1_dhi; /* dirty range of L1 entries */
 	bool data_unsynced;
+	bool tables_unsynced; /* L2 or L1 tables written since the last sync of the file */
 	struct q2_free *frees;
 	size_t nfrees, cfrees;
 	uint64_t comp_next; /* next free byte for packed compressed data, 0 = none */
