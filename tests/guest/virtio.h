@@ -70,7 +70,8 @@ void dma_reset(void);
 	    {"vcon", test_vcon}, {"vballoon", test_vballoon}, {"vvsock", test_vvsock},          \
 	    {"vnetbench", test_vnetbench}, {"vblk_mq", test_vblk_mq},                           \
 	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
-	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},
+	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},                         \
+	    {"vblk_noflush", test_vblk_noflush},
 
 /* virtio_tests.c */
 int test_pci(char *d, size_t n);
@@ -88,6 +89,7 @@ int test_vblk_mq(char *d, size_t n);
 int test_vblk_intx(char *d, size_t n);
 int test_vballoon_target(char *d, size_t n); /* virtio_balloon.c */
 int test_vblk_guard(char *d, size_t n);
+int test_vblk_noflush(char *d, size_t n);
 int test_vnet_mq(char *d, size_t n); /* virtio_net.c */
 
 #endif
