@@ -155,7 +155,12 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req);
 int blk_aio_flush_submissions(struct blk *b);
 /* An fd that becomes readable when completions are ready (for epoll). */
 int blk_aio_event_fd(struct blk *b);
-/* Runs done() for every finished request. Returns how many completed. */
+/* Runs done() for every finished request. Returns how many completed.
+ * qcow2: the metadata that requests changed (new clusters' L2 entries, refcounts) is
+ * written to the file from here, without fdatasync, once requests have paused for 100 ms
+ * and at the latest 1 s after the first of them (the event fd wakes the caller for it), so
+ * that a completed write survives a kill of the process; only a flush makes it survive a
+ * power cut. */
 int blk_aio_complete(struct blk *b);
 
 /* ---- Creation and image management (cove img) ----------------------------------- */

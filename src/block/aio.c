@@ -8,7 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
+
+/* qcow2: metadata that requests made dirty reaches the file (without fdatasync) once no
+ * request has come for WB_IDLE_NS, and at the latest WB_MAX_NS after the first of them, so
+ * that a kill of the process loses no completed write. */
+#define WB_IDLE_NS (100 * 1000000ull)
+#define WB_MAX_NS  (1000 * 1000000ull)
 
 struct blk_aio {
 	unsigned max, inflight;
@@ -19,8 +26,37 @@ struct blk_aio {
 	/* completed synchronously, waiting for blk_aio_complete */
 	struct blk_aio_req **done, **batch;
 	unsigned ndone;
-	bool signalled; /* efd written for the done list and not read since */
+	bool signalled;		    /* efd written for the done list and not read since */
+	uint64_t wb_first, wb_last; /* CLOCK_MONOTONIC ns: the first and the last request
+				     * since the last write-back (first 0: none) */
+	bool wb_armed; /* an io_uring timeout (user data &wb_ts) wakes the caller for it */
+	struct __kernel_timespec wb_ts;
+	bool wb_syncing; /* its pre-flush (an io_uring fdatasync, user data &wb_syncing) runs */
+	bool wb_ready;	 /* the pre-flush is done: write back at the next wb_check */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A completion of the write-back's timer or pre-flush (not a request): true when cqe data
+ * is one of them. */
+static bool wb_cqe(struct blk_aio *a, const void *data)
+{
+	if (data == &a->wb_ts) {
+		a->wb_armed = false;
+		return true;
+	}
+	if (data == &a->wb_syncing) {
+		a->wb_syncing = false;
+		a->wb_ready = true;
+		return true;
+	}
+	return false;
+}
 
 void blk_aio_free(struct blk *b)
 {
@@ -35,9 +71,12 @@ void blk_aio_free(struct blk *b)
 			struct io_uring_cqe *cqe;
 			if (io_uring_wait_cqe(&a->ring, &cqe))
 				break;
+			bool wb = wb_cqe(a, io_uring_cqe_get_data(cqe));
 			io_uring_cqe_seen(&a->ring, cqe);
-			a->inflight--;
+			if (!wb)
+				a->inflight--;
 		}
+		/* A write-back timer still pending is cancelled; a pre-flush ends on its own. */
 		io_uring_queue_exit(&a->ring);
 	}
 	if (a->efd >= 0)
@@ -129,6 +168,8 @@ static void drain(struct blk *b)
 		struct blk_aio_req *r = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 		io_uring_cqe_seen(&a->ring, cqe);
+		if (wb_cqe(a, r))
+			continue;
 		int ret = res < 0 ? res : 0;
 		if (res >= 0 && (r->op == BLK_AIO_READ || r->op == BLK_AIO_WRITE) &&
 		    (uint64_t)res < r->priv[1])
@@ -136,6 +177,92 @@ static void drain(struct blk *b)
 		r->priv[2] = (uint64_t)(int64_t)ret;
 		a->done[a->ndone++] = r;
 	}
+}
+
+/* With O_DIRECT and clusters smaller than the alignment, a synchronous write may
+ * read-modify-write a block that holds another cluster the ring is writing. */
+static bool rmw(const struct blk *b)
+{
+	return b->q && b->file.direct && b->q->cluster_size < BLK_DIRECT_ALIGN;
+}
+
+/* An SQE for the write-back (NULL without a ring or when it is full). */
+static struct io_uring_sqe *wb_sqe(struct blk_aio *a)
+{
+	if (!a->uring)
+		return NULL;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+	if (!sqe) {
+		io_uring_submit(&a->ring);
+		a->queued = 0;
+		sqe = io_uring_get_sqe(&a->ring);
+	}
+	return sqe;
+}
+
+/* Submitted at once: the caller may go to sleep without submitting again. */
+static void wb_submit(struct blk_aio *a)
+{
+	a->queued++;
+	if (io_uring_submit(&a->ring) >= 0)
+		a->queued = 0;
+}
+
+/* Wakes the caller (a CQE on the ring's eventfd) ns from now, for the write-back. Without a
+ * ring, the write-back waits for the next blk_aio_complete after its time. */
+static void wb_arm(struct blk_aio *a, uint64_t ns)
+{
+	if (a->wb_armed)
+		return;
+	struct io_uring_sqe *sqe = wb_sqe(a);
+	if (!sqe)
+		return;
+	a->wb_ts = (struct __kernel_timespec){.tv_sec = (long long)(ns / 1000000000ull),
+					      .tv_nsec = (long long)(ns % 1000000000ull)};
+	io_uring_prep_timeout(sqe, &a->wb_ts, 0, 0);
+	io_uring_sqe_set_data(sqe, &a->wb_ts);
+	a->wb_armed = true;
+	wb_submit(a);
+}
+
+static void write_back(struct blk *b)
+{
+	if (rmw(b))
+		drain(b);
+	/* A failure leaves the metadata dirty: the next flush writes it, or reports the error. */
+	(void)qcow2_write_back(b);
+}
+
+/* Writes dirty qcow2 metadata back once its time has come (else makes sure a wakeup is due).
+ * Most of the write-back's first fdatasync would go to the data written since the last one,
+ * with requests waiting: a pre-flush does that in the kernel first (an fdatasync on the
+ * ring), requests go on, and the write-back follows its completion with less to sync. */
+static void wb_check(struct blk *b)
+{
+	struct blk_aio *a = b->aio;
+	if (a->wb_ready) {
+		a->wb_ready = false;
+		write_back(b);
+	}
+	if (!a->wb_first || a->wb_syncing)
+		return;
+	uint64_t now = now_ns(), due = min_u64(a->wb_last + WB_IDLE_NS, a->wb_first + WB_MAX_NS);
+	if (now < due) {
+		wb_arm(a, due - now);
+		return;
+	}
+	a->wb_first = 0;
+	if (!qcow2_needs_write_back(b))
+		return;
+	struct io_uring_sqe *sqe = b->q->file->nosync ? NULL : wb_sqe(a);
+	if (!sqe) {
+		write_back(b);
+		return;
+	}
+	io_uring_prep_fsync(sqe, b->q->file->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data(sqe, &a->wb_syncing);
+	a->wb_syncing = true;
+	wb_submit(a);
 }
 
 /* O_DIRECT through the ring needs aligned buffers, lengths and offsets (else: bounce, sync). */
@@ -211,13 +338,21 @@ int blk_aio_submit(struct blk *b, struct blk_aio_req *req)
 	 * allocated clusters, and a write frees the clusters it replaces only at the next
 	 * flush (q2_free_later), which drains. Allocation takes free clusters, and its
 	 * ordering (data synced before the L2 entries that point to it) concerns only the
-	 * synchronous writes.
-	 * With O_DIRECT and clusters smaller than the alignment, a synchronous write may
-	 * read-modify-write a block that holds another cluster the ring is writing: it waits. */
-	bool rmw = b->q && b->file.direct && b->q->cluster_size < BLK_DIRECT_ALIGN;
-	if (b->q && req->op != BLK_AIO_READ && (req->op != BLK_AIO_WRITE || rmw))
+	 * synchronous writes. A read-modify-write (rmw()) waits.
+	 * What requests leave dirty in the metadata cache is written back when they pause
+	 * (wb_check, from blk_aio_complete), woken by a timeout on the ring. */
+	if (b->q && req->op != BLK_AIO_READ && (req->op != BLK_AIO_WRITE || rmw(b)))
 		drain(b);
 	req->priv[2] = (uint64_t)(int64_t)run_sync(b, req);
+	if (b->q && req->op == BLK_AIO_FLUSH && !req->priv[2]) {
+		a->wb_first = 0; /* nothing left to write back */
+	} else if (b->q && req->op != BLK_AIO_READ) {
+		a->wb_last = now_ns();
+		if (!a->wb_first) {
+			a->wb_first = a->wb_last;
+			wb_arm(a, WB_IDLE_NS);
+		}
+	}
 	a->done[a->ndone++] = req;
 	a->inflight++;
 	signal_done(a);
@@ -277,6 +412,7 @@ int blk_aio_complete(struct blk *b)
 		}
 	}
 	if (!a->uring) {
+		wb_check(b); /* no timer: only when called after its time */
 		a->signalled = false;
 		return completed;
 	}
@@ -285,6 +421,8 @@ int blk_aio_complete(struct blk *b)
 		struct blk_aio_req *r = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 		io_uring_cqe_seen(&a->ring, cqe);
+		if (wb_cqe(a, r))
+			continue;
 		a->inflight--;
 		int ret = res < 0 ? res : 0;
 		if (res >= 0 && (r->op == BLK_AIO_READ || r->op == BLK_AIO_WRITE) &&
@@ -293,7 +431,8 @@ int blk_aio_complete(struct blk *b)
 		r->done(r, ret);
 		completed++;
 	}
-	/* Ring callbacks may have completed more requests synchronously. */
+	wb_check(b);
+	/* Ring callbacks (and the write-back's drain) may have completed more requests. */
 	a->signalled = false;
 	if (a->ndone)
 		signal_done(a);

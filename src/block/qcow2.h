@@ -139,6 +139,8 @@ struct qcow2 {
 	bool l1_dirty;
 	uint32_t l1_dlo, l1_dhi; /* dirty range of L1 entries */
 	bool data_unsynced;
+	bool tables_unsynced; /* L2 or L1 tables (or refcount decrements) written since the last
+			       * sync of the file */
 	struct q2_free *frees;
 	size_t nfrees, cfrees;
 	uint64_t comp_next; /* next free byte for packed compressed data, 0 = none */
@@ -214,6 +216,8 @@ int q2_alloc_bytes(struct qcow2 *q, uint64_t len, uint64_t *off);
 /* Queues a refcount decrement for after the L2/L1 tables that drop the reference are on disk. */
 int q2_free_later(struct qcow2 *q, uint64_t off, uint64_t len);
 int q2_flush_meta(struct qcow2 *q);
+/* q2_flush_meta without the final sync: the tables reach the page cache (see write_tables). */
+int q2_write_back_meta(struct qcow2 *q);
 /* Removes refcount blocks that count nothing but themselves from the refcount table (after a
  * shrink), so the file can be cut after the last cluster in use. */
 int q2_drop_unused_refblocks(struct qcow2 *q);
@@ -237,6 +241,11 @@ int qcow2_block_status(struct blk *b, uint64_t off, uint64_t len, struct blk_sta
 int qcow2_write_compressed(struct blk *b, const void *buf, uint64_t len, uint64_t off);
 int qcow2_write_precompressed(struct blk *b, const void *cdata, uint64_t clen, uint64_t off);
 int qcow2_flush(struct blk *b);
+/* Writes dirty metadata to the file, ordered as a flush, but without the final fdatasync: a
+ * kill of the process then loses no completed write; a power cut still may (until a flush). */
+int qcow2_write_back(struct blk *b);
+/* Whether qcow2_write_back has anything to write (L1/L2 tables, deferred frees). */
+bool qcow2_needs_write_back(struct blk *b);
 /* 1 when [off, off+len) is one contiguous run of data clusters in this image (and, for a write,
  * may be written in place): *host is where it lies in the data file. 0 otherwise. */
 int qcow2_fast_extent(struct blk *b, uint64_t off, uint64_t len, bool write, uint64_t *host);

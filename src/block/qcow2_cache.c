@@ -64,6 +64,8 @@ int q2_cache_get(struct qcow2 *q, struct q2_cache *c, uint64_t off, bool fresh, 
 		int ret = c == &q->l2c ? q2_before_l2_write(q) : 0;
 		if (!ret)
 			ret = file_pwrite(q->file, e->data, q->cluster_size, e->off);
+		if (c == &q->l2c)
+			q->tables_unsynced = true;
 		if (ret)
 			return ret;
 	}

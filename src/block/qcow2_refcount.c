@@ -291,25 +291,44 @@ int q2_before_l2_write(struct qcow2 *q)
 	if (wrote || q->data_unsynced) {
 		ret = sync_all(q);
 		q->data_unsynced = false;
+		if (!ret)
+			q->tables_unsynced = false;
 	}
 	return ret;
 }
 
-int q2_flush_meta(struct qcow2 *q)
+static int sync_tables(struct qcow2 *q)
+{
+	int ret = file_sync(q->file);
+	if (!ret)
+		q->tables_unsynced = false;
+	return ret;
+}
+
+/* Writes the dirty tables in the order that keeps the image consistent whatever part of
+ * them a power cut lets through: refcount blocks and data synced before the L2 tables, L2
+ * tables synced before the L1 table, all synced before the deferred refcount decrements.
+ * Tables written earlier without a sync (an L2 table evicted from the cache, a write-back)
+ * count as unsynced until a sync. durable: end with a sync too (a flush); else the last
+ * writes stay in the page cache, which a kill of the process does not lose. */
+static int write_tables(struct qcow2 *q, bool durable)
 {
 	int ret = q2_before_l2_write(q);
 	bool wrote = false;
 	if (!ret)
 		ret = q2_cache_write_dirty(q, &q->l2c, &wrote);
+	if (wrote)
+		q->tables_unsynced = true;
 	if (!ret && q->l1_dirty) {
-		if (wrote)
-			ret = file_sync(q->file);
-		if (!ret)
+		if (q->tables_unsynced)
+			ret = sync_tables(q);
+		if (!ret) {
 			ret = q2_write_l1(q);
-		wrote = true;
+			q->tables_unsynced = true;
+		}
 	}
-	if (!ret && wrote)
-		ret = file_sync(q->file);
+	if (!ret && q->tables_unsynced && (durable || q->nfrees))
+		ret = sync_tables(q);
 	if (ret)
 		return ret;
 	/* The references are gone from the disk: the clusters may be freed now. */
@@ -321,10 +340,22 @@ int q2_flush_meta(struct qcow2 *q)
 		bool w = false;
 		if (!ret)
 			ret = q2_cache_write_dirty(q, &q->rbc, &w);
-		if (!ret && w)
-			ret = file_sync(q->file);
+		if (!ret && w && durable)
+			ret = sync_tables(q);
+		else if (w)
+			q->tables_unsynced = true; /* for the next flush to sync */
 	}
 	return ret;
+}
+
+int q2_flush_meta(struct qcow2 *q)
+{
+	return write_tables(q, true);
+}
+
+int q2_write_back_meta(struct qcow2 *q)
+{
+	return write_tables(q, false);
 }
 
 int q2_drop_unused_refblocks(struct qcow2 *q)

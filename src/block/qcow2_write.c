@@ -509,3 +509,14 @@ int qcow2_flush(struct blk *b)
 		ret = file_sync(&q->data);
 	return ret;
 }
+
+bool qcow2_needs_write_back(struct blk *b)
+{
+	struct qcow2 *q = b->q;
+	return !b->readonly && (q->l1_dirty || q->nfrees || q2_cache_has_dirty(&q->l2c));
+}
+
+int qcow2_write_back(struct blk *b)
+{
+	return qcow2_needs_write_back(b) ? q2_write_back_meta(b->q) : 0;
+}

@@ -76,7 +76,8 @@ void dma_reset(void);
 	    {"vblk_intx", test_vblk_intx}, {"vballoon_target", test_vballoon_target},           \
 	    {"vblk_guard", test_vblk_guard}, {"vnet_mq", test_vnet_mq},                         \
 	    {"vblk_reset", test_vblk_reset}, {"vblk_reset_again", test_vblk_reset_again},       \
-	    {"vballoon_big", test_vballoon_big}, {"vcon_bulk", test_vcon_bulk},
+	    {"vballoon_big", test_vballoon_big}, {"vcon_bulk", test_vcon_bulk},                 \
+	    {"vblk_noflush", test_vblk_noflush},
 
 /* virtio_tests.c: the first disk's pattern (byte j of sector s), a reset and initialised disk
  * (the nth, one queue), one request and its status byte (see there). */
@@ -104,5 +105,6 @@ int test_vblk_guard(char *d, size_t n);
 int test_vnet_mq(char *d, size_t n);	/* virtio_net.c */
 int test_vblk_reset(char *d, size_t n); /* virtio_reset.c */
 int test_vblk_reset_again(char *d, size_t n);
+int test_vblk_noflush(char *d, size_t n);
 
 #endif

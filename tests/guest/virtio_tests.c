@@ -230,6 +230,47 @@ fail:
 	return FAIL;
 }
 
+/* What test_vblk leaves on the disk (sectors 1000-1007 written, 1100-1107 zeroed), without a
+ * flush: with probe.exit=halt the host then kills the VMM and looks for it in the image. */
+int test_vblk_noflush(char *d, size_t n)
+{
+	struct vdev v;
+	if (blk_open(&v, 0, BLK_F_FLUSH | BLK_F_WRITE_ZEROES | F_EVENT_IDX, d, n))
+		return FAIL;
+	uint8_t *w = dma_alloc(4096);
+	for (unsigned i = 0; i < 4096; i++)
+		w[i] = write_pat(1000 + i / 512, i % 512);
+	int r = blk_req(&v, 1, 1000, w, 4096, 1, 0);
+	if (r) {
+		ksnprintf(d, n, "write of sectors 1000-1007: status %d", r);
+		goto fail;
+	}
+	const char *what = "";
+	if (v.features & BLK_F_WRITE_ZEROES) {
+		struct {
+			uint64_t sector;
+			uint32_t num, flags;
+		} *seg = (void *)dma_alloc(16);
+		seg->sector = 1100, seg->num = 8, seg->flags = 0;
+		if ((r = blk_req(&v, 13, 0, (uint8_t *)seg, 16, 1, 0))) {
+			ksnprintf(d, n, "write-zeroes: status %d", r);
+			goto fail;
+		}
+		what = ", write-zeroes";
+	} else {
+		memset(w, 0, 4096);
+		if ((r = blk_req(&v, 1, 1100, w, 4096, 1, 0))) {
+			ksnprintf(d, n, "write of zeroes to sectors 1100-1107: status %d", r);
+			goto fail;
+		}
+	}
+	ksnprintf(d, n, "write%s completed, no flush", what);
+	return PASS;
+fail:
+	vdev_reset(&v);
+	return FAIL;
+}
+
 int test_vblk_ro(char *d, size_t n)
 {
 	struct vdev v;

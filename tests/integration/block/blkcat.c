@@ -15,6 +15,11 @@
  *   blkcat amend IMAGE [k=v...]
  *   blkcat measure FMT [IMAGE|SIZE] [k=v...]
  *   blkcat aio IMAGE REF SEED N [direct]   random async reads/writes/zeroes, verified
+ *   blkcat hold IMAGE REF SEED N [OPS]     N random async requests (w write, z zeroes, u zeroes
+ *                                          +unmap, d discard, f flush, p: a pause of 150 ms;
+ *                                          default "wwwzud": never a flush) mirrored into REF;
+ *                                          then prints "ready" and serves completions as a
+ *                                          VMM's event loop does, until killed
  *   blkcat write IMAGE OFF LEN BYTE         one write of LEN bytes of value BYTE
  *   blkcat rebase IMAGE BACKING [FMT]       blk_set_backing (header only; "" removes it)
  *   blkcat copy SRC DST [c]                 copy SRC into the existing image DST, skipping zero
@@ -33,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int usage(void)
@@ -423,6 +429,7 @@ static int cmd_measure(int argc, char **argv)
 }
 
 int cmd_aio(int argc, char **argv);
+int cmd_hold(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 
@@ -480,6 +487,8 @@ int main(int argc, char **argv)
 		return cmd_measure(argc, argv);
 	if (!strcmp(argv[1], "aio"))
 		return cmd_aio(argc, argv);
+	if (!strcmp(argv[1], "hold"))
+		return cmd_hold(argc, argv);
 	if (!strcmp(argv[1], "write"))
 		return cmd_write(argc, argv);
 	if (!strcmp(argv[1], "rebase"))
@@ -609,6 +618,157 @@ int cmd_aio(int argc, char **argv)
 	blk_close(b);
 	close(ref);
 	return 0;
+}
+
+/* For the kill test (kill.sh): the requests a guest makes without flushing, then the idle
+ * event loop of a VMM, which is where it is killed. */
+enum { HOLD_Q = 8, HOLD_MAX = 1 << 20 };
+
+/* Serves completions as an event loop does, for ms milliseconds (-1: for ever). */
+static int hold_serve(struct blk *b, int ms)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int left = -1;
+		if (ms >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			long el =
+			    (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+			if (el >= ms)
+				return 0;
+			left = (int)(ms - el);
+		}
+		struct pollfd p = {.fd = blk_aio_event_fd(b), .events = POLLIN};
+		if (poll(&p, 1, left) < 0 && errno != EINTR)
+			return fail("poll", -errno);
+		int ret = blk_aio_complete(b);
+		if (ret < 0)
+			return fail("aio complete", ret);
+	}
+}
+
+struct hold_slot {
+	struct aio_slot s;
+	uint64_t off, len;
+	char op;
+};
+
+static int hold_round(struct blk *b, int ref, struct hold_slot *h, int n, const uint8_t *zero)
+{
+	for (int i = 0; i < n; i++) {
+		struct hold_slot *x = &h[i];
+		x->s.iov = (struct iovec){x->s.buf, x->len};
+		x->s.req = (struct blk_aio_req){.op = x->op == 'w'   ? BLK_AIO_WRITE
+						      : x->op == 'd' ? BLK_AIO_DISCARD
+						      : x->op == 'f' ? BLK_AIO_FLUSH
+								     : BLK_AIO_WRITE_ZEROES,
+						.iov = &x->s.iov,
+						.iovcnt = 1,
+						.offset = x->off,
+						.len = x->len,
+						.flags = x->op == 'u' ? BLK_ZERO_MAY_UNMAP : 0,
+						.done = aio_done,
+						.opaque = &x->s};
+		x->s.fin = false;
+		int ret = blk_aio_submit(b, &x->s.req);
+		if (ret)
+			return fail("aio submit", ret);
+	}
+	blk_aio_flush_submissions(b);
+	for (int left = n; left > 0;) {
+		struct pollfd p = {.fd = blk_aio_event_fd(b), .events = POLLIN};
+		poll(&p, 1, 100);
+		int got = blk_aio_complete(b);
+		if (got < 0)
+			return fail("aio complete", got);
+		left -= got;
+	}
+	for (int i = 0; i < n; i++) {
+		struct hold_slot *x = &h[i];
+		if (!x->s.fin || x->s.ret)
+			return fail("aio request", x->s.ret ? x->s.ret : -EIO);
+		if (x->op == 'f')
+			continue;
+		const void *src = x->op == 'w' ? x->s.buf : zero;
+		if (pwrite(ref, src, x->len, (off_t)x->off) != (ssize_t)x->len)
+			return 1;
+	}
+	return 0;
+}
+
+int cmd_hold(int argc, char **argv)
+{
+	if (argc < 6)
+		return usage();
+	struct blk *b = open_or_die(argv[2], false);
+	int ref = open(argv[3], O_RDWR);
+	if (ref < 0) {
+		perror(argv[3]);
+		return 1;
+	}
+	rng_state = strtoull(argv[4], NULL, 0) * 2654435761u + 1;
+	long n = atol(argv[5]);
+	const char *ops = argc > 6 ? argv[6] : "wwwzud";
+	size_t nops = strlen(ops);
+	uint64_t size = blk_size(b), cs = blk_cluster_size(b);
+	if (blk_aio_setup(b, HOLD_Q))
+		return fail("aio setup", -EINVAL);
+	struct hold_slot h[HOLD_Q];
+	uint8_t *zero = calloc(1, HOLD_MAX);
+	for (int i = 0; i < HOLD_Q; i++)
+		if (posix_memalign((void **)&h[i].s.buf, 4096, HOLD_MAX))
+			return 1;
+	for (long done = 0; done < n;) {
+		/* Up to HOLD_Q requests on disjoint ranges, so that REF's order does not matter. */
+		int k = 0, want = 1 + (int)(rnd() % HOLD_Q);
+		bool pause = false;
+		for (int tries = 0; k < want && tries < 4 * HOLD_Q && done + k < n; tries++) {
+			struct hold_slot *x = &h[k];
+			x->op = ops[rnd() % nops];
+			if (x->op == 'p') {
+				pause = true;
+				continue;
+			}
+			x->len = 1 + rnd() % (rnd() % 4 ? 65536 : HOLD_MAX);
+			if (x->len > size)
+				x->len = size;
+			x->off = rnd() % (size - x->len + 1);
+			if (rnd() % 2)
+				x->off &= ~511ull;
+			if (x->op == 'd') {
+				/* whole clusters only, so that the result is defined */
+				uint64_t a = (x->off + cs - 1) / cs * cs,
+					 e = (x->off + x->len) / cs * cs;
+				if (e <= a)
+					continue;
+				x->off = a;
+				x->len = e - a;
+			}
+			if (x->op == 'f')
+				x->off = x->len = 0;
+			bool overlap = false;
+			for (int j = 0; j < k; j++)
+				overlap |=
+				    x->off < h[j].off + h[j].len && h[j].off < x->off + x->len;
+			if (overlap)
+				continue;
+			if (x->op == 'w') {
+				uint8_t v = (uint8_t)rnd();
+				for (uint64_t j = 0; j < x->len; j++)
+					x->s.buf[j] = (uint8_t)(v + j / 512 + (j % 7 == 0 ? j : 0));
+			}
+			k++;
+		}
+		if (hold_round(b, ref, h, k, zero))
+			return 1;
+		done += k;
+		if (pause && hold_serve(b, 150))
+			return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	return hold_serve(b, -1);
 }
 
 struct bench_slot {
