@@ -78,6 +78,13 @@ check_blk_flush() {
 	say "flushed"
 }
 
+# The same 2 MiB with O_DIRECT and no flush: completed by the device, never flushed.
+check_blk_noflush() {
+	d=$(need_disk data) || return 1
+	rigtool gen 2097152 9 | dd of="$d" bs=65536 oflag=direct 2>/tmp/dd.err || { why="write failed: $(cat /tmp/dd.err)"; return 1; }
+	say "flushed"
+}
+
 check_blk_fio() {
 	d=$(need_disk fio) || return 1
 	tool fio --name=rw --filename="$d" --direct=1 --ioengine=libaio --iodepth=16 --rw=randrw \
