@@ -23,11 +23,63 @@ enum kernel_format kernel_detect(const uint8_t *img, size_t len);
 
 /*
  * Whether MARKER (under 64 bytes) occurs in the kernel image: in the file itself, or in a
- * bzImage's payload once decompressed (gzip, zstd, xz; at most 512 MiB of output is read).
- * Returns 1 found, 0 not found, -ENOTSUP for another compression, -EINVAL for a damaged
- * payload or a setup header bzimage_parse refuses, -ENOMEM.
+ * bzImage's payload once decompressed (kernel_payload_decompress_alloc, at most
+ * KERNEL_PAYLOAD_MAX bytes). Returns 1 found, 0 not found, -ENOTSUP for a compression not
+ * read here, -EINVAL for a damaged payload or a setup header bzimage_parse refuses, -ENOMEM.
  */
 int kernel_find_marker(const uint8_t *img, size_t len, const char *marker);
+
+/* The compressed kernel inside a bzImage (payload_offset, payload_length). */
+enum payload_kind {
+	PAYLOAD_UNKNOWN = 0,
+	PAYLOAD_GZIP,
+	PAYLOAD_ZSTD,
+	PAYLOAD_XZ,
+	PAYLOAD_LZ4, /* the LZ4 legacy format, as the kernel build writes it */
+	PAYLOAD_BZIP2,
+	PAYLOAD_LZMA,
+	PAYLOAD_LZO,
+};
+
+struct kernel_payload {
+	const uint8_t *data; /* inside the image */
+	size_t len;
+	enum payload_kind kind;
+};
+
+/* Far above any kernel: the bound on what a payload may decompress to (hostile files). */
+#define KERNEL_PAYLOAD_MAX (512ULL << 20)
+
+/*
+ * Finds a bzImage's payload and names its compression from its magic. Returns 0 (also for
+ * a kind this file does not decompress), -ENOEXEC (not a bzImage), -ENOTSUP (boot protocol
+ * before 2.08: no payload fields) or -EINVAL (payload beyond the file), with err set.
+ */
+int kernel_payload_find(const uint8_t *img, size_t len, struct kernel_payload *out,
+			struct cove_err *err);
+
+/* "gzip", "zstd", "xz", "lz4", "bzip2", "lzma", "lzo" or "unknown". */
+const char *kernel_payload_name(enum payload_kind kind);
+
+/*
+ * Decompresses p into dst, at most cap bytes (and never more than KERNEL_PAYLOAD_MAX);
+ * *out_len is what was written. Returns 0 when the stream ended within cap; -EFBIG when more
+ * output follows (dst then holds exactly the first cap bytes, so a small cap peeks at the
+ * start); -EINVAL for a damaged or truncated stream; -ENOTSUP for gzip, zstd, xz and lz4
+ * only are read; -ENOMEM. Trailing bytes after the stream (the kernel build appends the
+ * decompressed size) are ignored.
+ */
+int kernel_payload_decompress(const struct kernel_payload *p, uint8_t *dst, size_t cap,
+			      size_t *out_len);
+
+/*
+ * The same into a new buffer of at most max bytes (capped at KERNEL_PAYLOAD_MAX). On 0, and
+ * on -EFBIG (more output than max: the buffer holds the first max bytes), the caller owns
+ * *out (*out_len bytes) and frees it with kernel_payload_free; other errors leave *out NULL.
+ */
+int kernel_payload_decompress_alloc(const struct kernel_payload *p, size_t max, uint8_t **out,
+				    size_t *out_len);
+void kernel_payload_free(uint8_t *buf, size_t len);
 
 struct bzimage_info {
 	uint16_t version;	  /* boot protocol version, 0x020C or later */
