@@ -21,6 +21,16 @@ enum kernel_format {
 /* Guesses the format from the first bytes (full checks are in the parsers). */
 enum kernel_format kernel_detect(const uint8_t *img, size_t len);
 
+/* How a kernel is booted: --boot auto|linux|pvh. */
+enum boot_choice {
+	BOOT_CHOICE_AUTO = 0, /* PVH when the kernel (or a bzImage's payload) has a PVH note */
+	BOOT_CHOICE_LINUX,    /* a bzImage by the Linux boot protocol: its own decompressor runs */
+	BOOT_CHOICE_PVH,      /* PVH or an error */
+};
+
+/* Parses "auto", "linux" or "pvh". Returns 0 or -EINVAL. */
+int boot_choice_parse(const char *s, enum boot_choice *out);
+
 /*
  * Whether MARKER (under 64 bytes) occurs in the kernel image: in the file itself, or in a
  * bzImage's payload once decompressed (kernel_payload_decompress_alloc, at most
@@ -116,8 +126,20 @@ struct pvh_info {
 	uint64_t end;	/* first byte above what is loaded */
 };
 
-/* Returns 0 or -EINVAL (-ENOEXEC: not an ELF file) with the reason in err. */
+/*
+ * Returns 0 or -EINVAL (-ENOEXEC: not an ELF file; -ENOENT: no PVH note) with the reason in
+ * err.
+ */
 int pvh_parse(const uint8_t *img, size_t len, struct pvh_info *out, struct cove_err *err);
+
+/*
+ * From the ELF header and program headers alone (they must lie in the len bytes given; the
+ * segments need not): the lowest address at which the file can be laid out so that every
+ * PT_LOAD segment moves down (or stays) to its paddr: max(paddr - offset), at least floor.
+ * Returns 0 or -EINVAL (-ENOEXEC: not an ELF file) with the reason in err.
+ */
+int elf_unpack_base(const uint8_t *img, size_t len, uint64_t floor, uint64_t *base,
+		    struct cove_err *err);
 
 /*
  * Where an initrd of size bytes goes: page-aligned, as high as possible with its end at most
@@ -132,14 +154,34 @@ struct boot_config {
 	size_t initrd_len;
 	const char *cmdline; /* may be NULL */
 	uint64_t rsdp;	     /* guest address of the ACPI RSDP, 0 if none */
+	enum boot_choice boot;
+};
+
+/* How loader_load booted the kernel, for the log. */
+enum boot_path {
+	BOOT_PATH_LINUX = 0,	/* a bzImage by the Linux boot protocol */
+	BOOT_PATH_PVH,		/* an ELF kernel by PVH */
+	BOOT_PATH_PVH_UNPACKED, /* a bzImage's payload, decompressed here, by PVH */
+};
+
+struct boot_report {
+	enum boot_path path;
+	enum payload_kind payload; /* BOOT_PATH_PVH_UNPACKED */
+	uint64_t packed_len;	   /* payload bytes */
+	uint64_t unpacked_len;	   /* decompressed bytes (the ELF vmlinux and what follows) */
+	uint64_t unpack_ns;	   /* decompressing into guest RAM */
+	uint64_t place_ns;	   /* moving the segments into place */
+	char no_pvh[512];	   /* --boot auto fell back to the boot protocol: why */
 };
 
 /*
  * Loads the kernel (format detected from its bytes), initrd and command line into mem and
  * writes the boot data (boot_params or hvm_start_info, e820 map). Fills entry for vm_run.
- * Returns 0 or -errno with a message in err.
+ * A bzImage whose payload decompresses to an ELF vmlinux with a PVH note is booted by PVH
+ * unless cfg->boot is BOOT_CHOICE_LINUX; the payload is decompressed straight into guest RAM.
+ * report (may be NULL) says which way was taken. Returns 0 or -errno with a message in err.
  */
 int loader_load(const struct guest_mem *mem, const struct boot_config *cfg,
-		struct boot_entry *entry, struct cove_err *err);
+		struct boot_entry *entry, struct boot_report *report, struct cove_err *err);
 
 #endif

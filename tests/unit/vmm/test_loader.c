@@ -363,10 +363,10 @@ static void load_both(void **state)
 	memset(initrd, 0xAB, sizeof(initrd));
 	/* An RSDP address other than the usual 0xE0000, so that a dropped field shows. */
 	const uint64_t rsdp = 0xE1230;
-	struct boot_config cfg = {bz, BZ_LEN, initrd, sizeof(initrd), "console=ttyS0", rsdp};
+	struct boot_config cfg = {bz, BZ_LEN, initrd, sizeof(initrd), "console=ttyS0", rsdp, 0};
 	struct boot_entry e;
 	struct cove_err err = {0};
-	if (loader_load(&mem, &cfg, &e, &err))
+	if (loader_load(&mem, &cfg, &e, NULL, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(e.mode, BOOT_LINUX64);
 	assert_int_equal(e.rip, LAYOUT_KERNEL + 0x200);
@@ -391,13 +391,13 @@ static void load_both(void **state)
 	longline[sizeof(longline) - 1] = 0;
 	cfg.cmdline = longline;
 	cove_err_clear(&err);
-	assert_int_equal(loader_load(&mem, &cfg, &e, &err), -E2BIG);
+	assert_int_equal(loader_load(&mem, &cfg, &e, NULL, &err), -E2BIG);
 	free(bz);
 
 	uint8_t *elf = make_elf(false, 4);
-	cfg = (struct boot_config){elf, ELF_LEN, initrd, sizeof(initrd), "pvh", rsdp};
+	cfg = (struct boot_config){elf, ELF_LEN, initrd, sizeof(initrd), "pvh", rsdp, 0};
 	cove_err_clear(&err);
-	if (loader_load(&mem, &cfg, &e, &err))
+	if (loader_load(&mem, &cfg, &e, NULL, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(e.mode, BOOT_PVH32);
 	assert_int_equal(e.rip, 0x100040);
@@ -413,15 +413,15 @@ static void load_both(void **state)
 	cfg.initrd_len = 40 << 20;
 	cfg.initrd = calloc(1, cfg.initrd_len);
 	cove_err_clear(&err);
-	assert_int_equal(loader_load(&mem, &cfg, &e, &err), -ENOSPC);
+	assert_int_equal(loader_load(&mem, &cfg, &e, NULL, &err), -ENOSPC);
 	assert_non_null(strstr(err.msg, "too big"));
 	free((void *)cfg.initrd);
 	free(elf);
 
 	uint8_t junk[1000] = {1, 2, 3};
-	cfg = (struct boot_config){junk, sizeof(junk), NULL, 0, NULL, 0};
+	cfg = (struct boot_config){junk, sizeof(junk), NULL, 0, NULL, 0, 0};
 	cove_err_clear(&err);
-	assert_int_equal(loader_load(&mem, &cfg, &e, &err), -ENOEXEC);
+	assert_int_equal(loader_load(&mem, &cfg, &e, NULL, &err), -ENOEXEC);
 	guest_mem_free(&mem);
 }
 
