@@ -108,6 +108,12 @@ int run_config_set(struct run_config *c, const char *key, const char *value, str
 		return set_str(&c->initrd, value, err);
 	if (key_is(key, "cmdline"))
 		return set_str(&c->cmdline, value, err);
+	if (key_is(key, "boot")) {
+		if (boot_choice_parse(value, &c->boot))
+			return cove_err_set(err, -EINVAL, "boot '%s': expected auto, linux or pvh",
+					    value);
+		return 0;
+	}
 	if (key_is(key, "cpus"))
 		return parse_cpus(value, &c->cpus, err);
 	if (key_is(key, "memory"))
@@ -170,9 +176,9 @@ static void position(const char *text, size_t len, size_t off, unsigned *line, u
 static int apply_field(struct run_config *c, const char *key, struct json_object *v,
 		       struct cove_err *err)
 {
-	static const char *const known[] = {"kernel",	 "initrd",    "cmdline",
-					    "cpus",	 "memory",    "console",
-					    "on-reboot", "log-level", "hugepages"};
+	static const char *const known[] = {"kernel",	 "initrd",   "cmdline", "boot",
+					    "cpus",	 "memory",   "console", "on-reboot",
+					    "log-level", "hugepages"};
 	bool ok = virtio_opts_is_key(key); /* virtio */
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
 		ok = key_is(key, known[i]);

@@ -3,6 +3,7 @@
 #define COVE_VMM_CONFIG_H
 
 #include "devices/virtio/virtio_opts.h"
+#include "vmm/loader.h"
 #include "vmm/sandbox.h"
 
 #include <cove/error.h>
@@ -27,6 +28,7 @@ struct run_config {
 	char *kernel; /* NULL: the built-in probe guest */
 	char *initrd;
 	char *cmdline;
+	enum boot_choice boot; /* --boot auto|linux|pvh */
 	unsigned cpus;
 	uint64_t memory; /* bytes */
 	enum console_kind console;
@@ -43,7 +45,7 @@ void run_config_free(struct run_config *c);
 
 /*
  * Sets one setting from text, as the option --KEY VALUE would (keys: kernel, initrd,
- * cmdline, cpus, memory, console, on-reboot, log-level, hugepages). Values are checked:
+ * cmdline, boot, cpus, memory, console, on-reboot, log-level, hugepages). Values are checked:
  * cpus 1..255, memory 16 MiB..1 TiB ("512M", "4G"; a bare number is MiB).
  * Returns 0 or -EINVAL with a one-line message in err.
  */

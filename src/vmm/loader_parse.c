@@ -110,9 +110,15 @@ static int find_pvh_note(const uint8_t *img, size_t len, uint64_t off, uint64_t 
 	return 0;
 }
 
-int pvh_parse(const uint8_t *img, size_t len, struct pvh_info *out, struct cove_err *err)
+/* The ELF header's program-header table, checked to lie inside the len bytes. */
+struct elf_phdrs {
+	bool is64;
+	uint64_t phoff;
+	uint16_t phnum, phentsize;
+};
+
+static int elf_phdrs(const uint8_t *img, size_t len, struct elf_phdrs *ph, struct cove_err *err)
 {
-	memset(out, 0, sizeof(*out));
 	if (kernel_detect(img, len) != KERNEL_ELF)
 		return cove_err_set(err, -ENOEXEC, "not an ELF file");
 	if (len < 52)
@@ -136,50 +142,80 @@ int pvh_parse(const uint8_t *img, size_t len, struct pvh_info *out, struct cove_
 				    phnum, phentsize);
 	if (phoff > len || (uint64_t)phnum * phentsize > len - phoff)
 		return cove_err_set(err, -EINVAL, "ELF program headers beyond the end of the file");
+	*ph = (struct elf_phdrs){is64, phoff, phnum, phentsize};
+	return 0;
+}
+
+struct elf_phdr {
+	uint32_t type;
+	uint64_t off, paddr, filesz, memsz;
+};
+
+static struct elf_phdr elf_phdr(const uint8_t *img, const struct elf_phdrs *ph, unsigned i)
+{
+	const uint8_t *p = img + ph->phoff + (uint64_t)i * ph->phentsize;
+	if (ph->is64)
+		return (struct elf_phdr){rd32(p), rd64(p + 8), rd64(p + 24), rd64(p + 32),
+					 rd64(p + 40)};
+	return (struct elf_phdr){rd32(p), rd32(p + 4), rd32(p + 12), rd32(p + 16), rd32(p + 20)};
+}
+
+int elf_unpack_base(const uint8_t *img, size_t len, uint64_t floor, uint64_t *base,
+		    struct cove_err *err)
+{
+	struct elf_phdrs ph;
+	int r = elf_phdrs(img, len, &ph, err);
+	if (r)
+		return r;
+	uint64_t b = floor;
+	for (unsigned i = 0; i < ph.phnum; i++) {
+		struct elf_phdr h = elf_phdr(img, &ph, i);
+		if (h.type == PT_LOAD && h.memsz > 0 && h.paddr > h.off && h.paddr - h.off > b)
+			b = h.paddr - h.off;
+	}
+	*base = b;
+	return 0;
+}
+
+int pvh_parse(const uint8_t *img, size_t len, struct pvh_info *out, struct cove_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	struct elf_phdrs ph;
+	int r = elf_phdrs(img, len, &ph, err);
+	if (r)
+		return r;
 	bool found = false;
 	uint64_t entry = 0;
 	out->start = UINT64_MAX;
-	for (unsigned i = 0; i < phnum; i++) {
-		const uint8_t *ph = img + phoff + (uint64_t)i * phentsize;
-		uint32_t ptype = rd32(ph);
-		uint64_t off, paddr, filesz, memsz;
-		if (is64) {
-			off = rd64(ph + 8);
-			paddr = rd64(ph + 24);
-			filesz = rd64(ph + 32);
-			memsz = rd64(ph + 40);
-		} else {
-			off = rd32(ph + 4);
-			paddr = rd32(ph + 12);
-			filesz = rd32(ph + 16);
-			memsz = rd32(ph + 20);
-		}
-		if (ptype == PT_NOTE && !found) {
-			int r = find_pvh_note(img, len, off, filesz, &entry);
+	for (unsigned i = 0; i < ph.phnum; i++) {
+		struct elf_phdr h = elf_phdr(img, &ph, i);
+		if (h.type == PT_NOTE && !found) {
+			r = find_pvh_note(img, len, h.off, h.filesz, &entry);
 			if (r < 0)
 				return cove_err_set(err, -EINVAL, "ELF note segment malformed");
 			found = r == 1;
-		} else if (ptype == PT_LOAD && memsz > 0) {
-			if (off > len || filesz > len - off)
+		} else if (h.type == PT_LOAD && h.memsz > 0) {
+			if (h.off > len || h.filesz > len - h.off)
 				return cove_err_set(err, -EINVAL,
 						    "ELF segment %u beyond the end of the file", i);
-			if (filesz > memsz)
+			if (h.filesz > h.memsz)
 				return cove_err_set(
 				    err, -EINVAL, "ELF segment %u: file size above memory size", i);
-			if (paddr + memsz < paddr || paddr + memsz > (1ULL << 32))
+			if (h.paddr + h.memsz < h.paddr || h.paddr + h.memsz > (1ULL << 32))
 				return cove_err_set(err, -EINVAL,
 						    "ELF segment %u does not fit below 4 GiB", i);
 			if (out->nseg == PVH_MAX_SEGMENTS)
 				return cove_err_set(err, -EINVAL, "ELF file has too many segments");
-			out->seg[out->nseg++] = (struct pvh_segment){off, filesz, paddr, memsz};
-			if (paddr < out->start)
-				out->start = paddr;
-			if (paddr + memsz > out->end)
-				out->end = paddr + memsz;
+			out->seg[out->nseg++] =
+			    (struct pvh_segment){h.off, h.filesz, h.paddr, h.memsz};
+			if (h.paddr < out->start)
+				out->start = h.paddr;
+			if (h.paddr + h.memsz > out->end)
+				out->end = h.paddr + h.memsz;
 		}
 	}
 	if (!found)
-		return cove_err_set(err, -EINVAL,
+		return cove_err_set(err, -ENOENT,
 				    "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
 				    "Cove boots ELF kernels by PVH only");
 	if (entry >= (1ULL << 32))
@@ -189,6 +225,18 @@ int pvh_parse(const uint8_t *img, size_t len, struct pvh_info *out, struct cove_
 		return cove_err_set(err, -EINVAL, "ELF file has nothing to load");
 	out->entry = (uint32_t)entry;
 	return 0;
+}
+
+int boot_choice_parse(const char *s, enum boot_choice *out)
+{
+	static const char *const names[] = {"auto", "linux", "pvh"};
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum boot_choice)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 int initrd_place(uint64_t size, uint64_t floor, uint64_t limit, uint64_t *addr)

@@ -162,8 +162,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg, struct c
 	    .initrd_len = cfg->initrd_len,
 	    .cmdline = cfg->cmdline,
 	    .rsdp = m->rsdp,
+	    .boot = cfg->boot,
 	};
-	if ((ret = loader_load(&m->vm.mem, &boot, &m->entry, err)))
+	if ((ret = loader_load(&m->vm.mem, &boot, &m->entry, &m->boot, err)))
 		goto fail;
 	return 0;
 fail:

@@ -3,6 +3,7 @@
 #define COVE_VMM_MACHINE_H
 
 #include "vmm/irq.h"
+#include "vmm/loader.h"
 #include "vmm/vm.h"
 
 struct virtio_opts;
@@ -23,6 +24,7 @@ struct machine_config {
 	const uint8_t *initrd;
 	size_t initrd_len;
 	const char *cmdline;
+	enum boot_choice boot;		  /* --boot */
 	int console_fd;			  /* guest COM1 output, -1 to discard */
 	uint64_t start_ns;		  /* CLOCK_MONOTONIC when cove started (boot-time marker) */
 	const struct virtio_opts *virtio; /* virtio devices, or NULL */
@@ -42,6 +44,7 @@ struct machine {
 	struct irq_line sci_irq;
 	struct irq_line kbd_irq;
 	struct boot_entry entry;
+	struct boot_report boot; /* how the kernel was loaded */
 	uint64_t rsdp;
 	int port80_fd; /* eventfd that takes port 0x80 writes in the kernel, or -1 */
 	char reset_why[64];

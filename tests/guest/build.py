@@ -4,9 +4,14 @@
 usage:
   build.py elf --cc GCC --ld LD --inc DIR --script probe.ld --out OUT --tmp DIR SOURCES...
   build.py bzimage --cc GCC --ld LD --setup setup.S --elf ELF --out OUT --tmp DIR [--define ENTER64]
+      [--lz4 LZ4]
 
 The PVH ELF links every source at 1 MiB. The bzImage is the 16-bit setup (5 sectors) followed
 by the ELF's loadable bytes; syssize and init_size are patched into the setup header.
+With --lz4, the whole ELF also follows as the bzImage's payload, compressed the way Linux's
+build does (lz4 -l, then its size in 4 bytes), after the image's memory size (so its bss
+stays zero): the boot protocol runs the code as before, and a loader that decompresses the
+payload finds a vmlinux with a PVH note, as in a Linux bzImage built with CONFIG_PVH.
 """
 import argparse
 import os
@@ -72,8 +77,17 @@ def build_bzimage(a):
         elf = f.read()
     off, filesz, memsz = load_span(elf)
     payload = elf[off:off + filesz]
-    payload += b'\0' * (-len(payload) % 16)
     init_size = (memsz + 0xFFF) & ~0xFFF
+    if a.lz4:
+        r = subprocess.run([a.lz4, '-l', '-9', '-q', '-c', a.elf], stdout=subprocess.PIPE)
+        if r.returncode or not r.stdout:
+            sys.exit('build.py: %s -l failed' % a.lz4)
+        packed = r.stdout + struct.pack('<I', len(elf))
+        payload += b'\0' * (init_size - len(payload))
+        struct.pack_into('<II', setup, 0x248, len(payload), len(packed))  # payload_offset, _length
+        payload += packed
+        init_size = (len(payload) + 0xFFF) & ~0xFFF
+    payload += b'\0' * (-len(payload) % 16)
     struct.pack_into('<I', setup, 0x1F4, len(payload) // 16)
     struct.pack_into('<I', setup, 0x260, init_size)
     tmp = a.out + '.tmp'
@@ -92,6 +106,7 @@ def main():
     ap.add_argument('--setup')
     ap.add_argument('--elf')
     ap.add_argument('--define', action='append', default=[])
+    ap.add_argument('--lz4')
     ap.add_argument('--out', required=True)
     ap.add_argument('--tmp', required=True)
     ap.add_argument('sources', nargs='*')

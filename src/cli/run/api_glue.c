@@ -213,6 +213,7 @@ static int map_config(const struct run_config *base, const struct fc_vm_config *
 	char con[FC_PATH_MAX + 8];
 	run_config_init(c);
 	c->on_reboot = base->on_reboot;
+	c->boot = base->boot;
 	c->log_level = base->log_level;
 	c->hugepages = base->hugepages || !strcmp(fc->machine.huge_pages, "2M");
 	int r = set(c, "console", err, "%s", console_setting(base, con, sizeof(con)));

@@ -1,4 +1,5 @@
-/* libFuzzer target: the kernel-image parsers and loader (bzImage header, ELF/PVH notes). */
+/* libFuzzer target: the kernel-image parsers and loader (bzImage header, ELF/PVH notes), and a
+ * bzImage's payload decompressed into guest RAM and booted by PVH. */
 #include "vmm/loader.h"
 
 #include <stddef.h>
@@ -17,10 +18,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cove_err_clear(&err);
 	pvh_parse(data, size, &pi, &err);
 	cove_err_clear(&err);
+	uint64_t base;
+	elf_unpack_base(data, size, 0x100000, &base, &err);
+	cove_err_clear(&err);
+	/* the decompressors, bounded by a small buffer (a peek) */
+	struct kernel_payload p;
+	if (!kernel_payload_find(data, size, &p, &err)) {
+		static uint8_t out[64 << 10];
+		size_t n;
+		kernel_payload_decompress(&p, out, sizeof(out), &n);
+	}
+	cove_err_clear(&err);
 	kernel_find_marker(data, size, "pvm-guest: "); /* a bzImage's compressed payload */
 	static const uint8_t initrd[64];
-	struct boot_config cfg = {data, size, initrd, sizeof(initrd), "console=ttyS0", 0xE0000};
-	struct boot_entry e;
-	loader_load(&mem, &cfg, &e, &err);
+	/* auto: the payload into guest RAM, its vmlinux by PVH, else the boot protocol */
+	for (int b = BOOT_CHOICE_AUTO; b <= BOOT_CHOICE_PVH; b++) {
+		struct boot_config cfg = {
+		    .kernel = data,
+		    .kernel_len = size,
+		    .initrd = initrd,
+		    .initrd_len = sizeof(initrd),
+		    .cmdline = "console=ttyS0",
+		    .rsdp = 0xE0000,
+		    .boot = (enum boot_choice)b,
+		};
+		struct boot_entry e;
+		struct boot_report rep;
+		loader_load(&mem, &cfg, &e, &rep, &err);
+		cove_err_clear(&err);
+	}
 	return 0;
 }

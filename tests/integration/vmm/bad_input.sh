@@ -71,6 +71,12 @@ bad "cpus 256" 'cpus 256: out of range' --kernel "$PVH_GUEST" --cpus 256
 bad "cpus not a number" 'not a number' --kernel "$PVH_GUEST" --cpus two
 bad "bad console" 'console' --kernel "$PVH_GUEST" --console tty
 bad "bad on-reboot" 'on-reboot' --kernel "$PVH_GUEST" --on-reboot panic
+bad "bad --boot" "boot 'bios': expected auto, linux or pvh" --kernel "$PVH_GUEST" --boot bios
+bad "--boot pvh on a bzImage with no compressed vmlinux" \
+	'--boot pvh: this bzImage cannot boot by PVH: bzImage has no compressed payload' \
+	--kernel "$BZ_GUEST" --boot pvh
+bad "--boot linux on an ELF kernel" '--boot linux: the kernel is an ELF file' \
+	--kernel "$PVH_GUEST" --boot linux
 bad "unknown option" 'unknown' --kernel "$PVH_GUEST" --frobnicate
 bad "command line too long" 'command line .* too long' --kernel "$BZ_GUEST" --cmdline "$(head -c 3000 /dev/zero | tr '\0' x)"
 

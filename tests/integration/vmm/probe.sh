@@ -41,6 +41,35 @@ done
 probe "bzImage, 2 vCPUs, 5G" --kernel "$PROBE_BZIMAGE" --cpus 2 --memory 5G --initrd "$tmp/initrd" \
 	--cmdline "probe=all,initrd probe.cpus=2 probe.mem=$((5 << 30)) probe.initrd_crc=$crc"
 
+# A bzImage whose payload is a vmlinux with a PVH note, as Linux's with CONFIG_PVH: cove
+# decompresses it and boots it by PVH; --boot linux runs the boot protocol instead.
+# probe_entry NAME ENTRY LOG: the guest started at ENTRY and cove's log says LOG.
+probe_entry() {
+	if grep -q "^PROBE: start: $2," <<<"$out" && grep -qF -- "$3" <<<"$err"; then
+		ok "$1: $2, and cove says so"
+	else
+		not_ok "$1: $2, and cove logs '$3'" "stdout: $(head -n 3 <<<"$out")" "stderr: $err"
+	fi
+}
+if [ -n "${PROBE_BZIMAGE_LZ4:-}" ]; then
+	cmd="probe=all,initrd probe.cpus=2 probe.mem=$((256 << 20)) probe.initrd_crc=$crc"
+	probe "lz4 bzImage, auto" --kernel "$PROBE_BZIMAGE_LZ4" --cpus 2 --memory 256M \
+		--initrd "$tmp/initrd" --log-level info --cmdline "$cmd"
+	probe_entry "lz4 bzImage, auto" "PVH entry" "kernel: bzImage booted by PVH: its lz4 payload"
+	probe "lz4 bzImage, --boot pvh" --kernel "$PROBE_BZIMAGE_LZ4" --boot pvh --cpus 2 \
+		--memory 256M --initrd "$tmp/initrd" --log-level info --cmdline "$cmd"
+	probe_entry "lz4 bzImage, --boot pvh" "PVH entry" "kernel: bzImage booted by PVH"
+	probe "lz4 bzImage, --boot linux" --kernel "$PROBE_BZIMAGE_LZ4" --boot linux --cpus 2 \
+		--memory 256M --initrd "$tmp/initrd" --log-level info --cmdline "$cmd"
+	probe_entry "lz4 bzImage, --boot linux" "Linux 64-bit entry" \
+		"kernel: bzImage booted by the Linux boot protocol (--boot linux)"
+	run plain-bz --kernel "$PROBE_BZIMAGE" --log-level info --cmdline "probe=boot"
+	probe_entry "bzImage without a payload, auto" "Linux 64-bit entry" \
+		"by the Linux boot protocol, not PVH: bzImage has no compressed payload"
+else
+	skip "lz4 bzImage booted by PVH" "the lz4 tool is missing (scripts/setup installs it)"
+fi
+
 # COM1 input: what arrives on stdin (a pipe), even before the guest has set up its UART,
 # reaches the guest.
 printf 'hello-com1' |

@@ -6,18 +6,20 @@
 qemu() { /rig/qemu "$@"; }
 
 BCMD="$CMDBASE rig.end=poweroff"
+# A boot that hangs is killed (status 137 in its line) instead of stalling L1 for good.
+WD="timeout -s KILL 300"
 
 boot_cove() {
-	rigtool timeline "L2: init" cove run --kernel $K --initrd $I --memory 256M --cpus 1 \
+	rigtool timeline "L2: init" $WD cove run --kernel $K --initrd $I --memory 256M --cpus 1 \
 		--cmdline "$BCMD" 2>/dev/null
 }
 boot_microvm() {
-	rigtool timeline "L2: init" /rig/qemu -M microvm -accel kvm -cpu host -m 256M -smp 1 \
+	rigtool timeline "L2: init" $WD /rig/qemu -M microvm -accel kvm -cpu host -m 256M -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -kernel $K -initrd $I \
 		-append "$BCMD" 2>/dev/null
 }
 boot_q35() {
-	rigtool timeline "L2: init" /rig/qemu -M q35 -accel kvm -cpu host -m 256M -smp 1 \
+	rigtool timeline "L2: init" $WD /rig/qemu -M q35 -accel kvm -cpu host -m 256M -smp 1 \
 		-nodefaults -no-user-config -display none -serial stdio -kernel $K -initrd $I \
 		-append "$BCMD" 2>/dev/null
 }
@@ -57,6 +59,43 @@ s_bench_boot() {
 	done
 	grep -q "status=[1-9]" $W/boot.txt && r="$r; a boot exited non-zero: $(grep 'status=[1-9]' $W/boot.txt | head -n 1)"
 	report bench_linux_boot "$r"
+}
+
+# Cove alone, each kernel's bzImage two ways: by PVH after Cove decompresses its payload (the
+# default, --boot auto) and by the boot protocol (--boot linux: its own decompressor runs in
+# L2). The cloud kernel's payload is LZ4, the generic kernel's xz.
+boot_cove_as() { # KERNEL INITRD auto|linux
+	rigtool timeline "L2: init" $WD cove run --kernel $1 --initrd $2 --boot $3 --memory 256M \
+		--cpus 1 --cmdline "$BCMD" 2>/dev/null
+}
+
+s_bench_boot_paths() {
+	rounds=$(arg rounds)
+	: >$W/paths.txt
+	r=
+	i=0
+	while [ $i -lt "${rounds:-3}" ]; do
+		[ $((i % 2)) = 0 ] && order="auto linux" || order="linux auto"
+		for k in cloud generic; do
+			[ $k = cloud ] && set -- $K $I || set -- $KG $IG
+			for m in $order; do
+				out=$(boot_cove_as "$1" "$2" $m) || r="$r; $k $m round $i: $out"
+				echo "$k-$m $out" >>$W/paths.txt
+			done
+		done
+		i=$((i + 1))
+	done
+	for k in cloud generic; do
+		for f in first exit; do
+			for m in auto linux; do
+				grep "^$k-$m " $W/paths.txt | sed -n "s/.* $f=\([0-9.]*\).*/\1/p" >$W/$k.$m.$f
+			done
+			a=$(median <$W/$k.auto.$f) l=$(median <$W/$k.linux.$f)
+			info "boot $k bzImage exec->$([ $f = first ] && echo "first /init line" || echo "exit after poweroff"): by PVH $a s ($(minmax <$W/$k.auto.$f)), --boot linux $l s ($(minmax <$W/$k.linux.$f)); pvh/linux $(awk "BEGIN {printf \"%.3f\", $a / $l}")"
+		done
+	done
+	grep -q "status=[1-9]" $W/paths.txt && r="$r; a boot exited non-zero: $(grep 'status=[1-9]' $W/paths.txt | head -n 1)"
+	report bench_linux_boot_paths "$r"
 }
 
 s_bench_fio() {

@@ -2,22 +2,42 @@
 # Boot scenarios: both kernel formats, with and without an initramfs, vCPUs, memory
 # across the 32-bit PCI hole, poweroff, reboot, panic, the boot-time marker.
 
+# boot_path WANT: shows cove's "kernel: ..." line (--log-level info); WHY is empty when it
+# says WANT.
+boot_path() {
+	l=$(grep -m 1 '^cove: kernel: ' "$LOG")
+	info "${l#cove: }"
+	case $l in *"$1"*) WHY= ;; *) WHY="cove did not say '$1' (${l:-no 'kernel:' line})" ;; esac
+}
+
 s_boot_bzimage() {
-	l2run boot_bzimage 120 "" poweroff
+	# By default the bzImage's vmlinux (Debian's has CONFIG_PVH) is decompressed by Cove and
+	# booted by PVH.
+	l2run boot_bzimage 120 "" poweroff --log-level info
 	r=$(clean_end)
 	[ "$(l2info cpus_online)" = 0 ] || r="$r; cpus online: $(l2info cpus_online)"
 	report boot_bzimage_initrd_poweroff "$r"
+	boot_path "bzImage booted by PVH: its lz4 payload"
+	report boot_bzimage_by_pvh "$WHY"
 	# Firecracker's marker: the guest's init wrote 123 to the boot-timer page.
 	has "Guest-boot-time = [0-9]* us" && r= || r="no Guest-boot-time line"
 	report boot_timer_line "$r"
 	info "bzImage boot to poweroff: ${SECS}s"
+	# --boot linux: the boot protocol, the kernel's own decompressor (and its KASLR).
+	l2run boot_bzimage_linux 120 "" poweroff --boot linux --log-level info
+	r=$(clean_end)
+	boot_path "bzImage booted by the Linux boot protocol (--boot linux)"
+	report boot_bzimage_boot_protocol "$r${WHY:+; $WHY}"
+	info "bzImage by the boot protocol to poweroff: ${SECS}s"
 }
 
 s_boot_generic() {
-	KERNEL=$KG INITRD=$IG l2run boot_generic 120 "" poweroff --cpus 2
+	KERNEL=$KG INITRD=$IG l2run boot_generic 120 "" poweroff --cpus 2 --log-level info
 	r=$(clean_end)
 	case $(l2info kernel) in *-amd64) [ -n "${r}" ] || case $(l2info kernel) in *cloud*) r="booted the cloud kernel" ;; esac ;; *) r="$r; kernel $(l2info kernel)" ;; esac
 	report boot_generic_kernel "$r"
+	boot_path "bzImage booted by PVH: its xz payload"
+	report boot_generic_by_pvh "$WHY"
 }
 
 s_boot_pvh() {

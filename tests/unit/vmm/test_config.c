@@ -31,6 +31,13 @@ static void defaults_and_set(void **state)
 	assert_int_equal(run_config_set(&c, "kernel", "/a", &err), 0);
 	assert_int_equal(run_config_set(&c, "kernel", "/b", &err), 0);
 	assert_string_equal(c.kernel, "/b");
+	assert_int_equal(c.boot, BOOT_CHOICE_AUTO); /* PVH when the kernel allows it */
+	assert_int_equal(run_config_set(&c, "boot", "linux", &err), 0);
+	assert_int_equal(c.boot, BOOT_CHOICE_LINUX);
+	assert_int_equal(run_config_set(&c, "boot", "pvh", &err), 0);
+	assert_int_equal(c.boot, BOOT_CHOICE_PVH);
+	assert_int_equal(run_config_set(&c, "boot", "auto", &err), 0);
+	assert_int_equal(c.boot, BOOT_CHOICE_AUTO);
 	run_config_free(&c);
 }
 
@@ -63,6 +70,9 @@ static void set_errors(void **state)
 	expect_set_error("on-reboot", "halt", "exit or restart");
 	expect_set_error("log-level", "loud", "error, warn");
 	expect_set_error("hugepages", "maybe", "true or false");
+	expect_set_error("boot", "bios", "boot 'bios': expected auto, linux or pvh");
+	expect_set_error("boot", "PVH", "expected auto, linux or pvh");
+	expect_set_error("boot", "", "expected auto, linux or pvh");
 	expect_set_error("nosuch", "1", "unknown setting");
 }
 
@@ -79,7 +89,7 @@ static void json_good(void **state)
 	const char *j =
 	    "{\"kernel\": \"/k\", \"initrd\": \"/i\", \"cmdline\": \"a b\", \"cpus\": 4,"
 	    " \"memory\": \"1G\", \"console\": \"none\", \"on-reboot\": \"restart\","
-	    " \"log_level\": \"debug\", \"hugepages\": true}\n";
+	    " \"log_level\": \"debug\", \"hugepages\": true, \"boot\": \"linux\"}\n";
 	if (parse(&c, j, &err))
 		fail_msg("%s", err.msg);
 	assert_string_equal(c.kernel, "/k");
@@ -91,6 +101,7 @@ static void json_good(void **state)
 	assert_int_equal(c.on_reboot, ON_REBOOT_RESTART);
 	assert_int_equal(c.log_level, 3);
 	assert_true(c.hugepages);
+	assert_int_equal(c.boot, BOOT_CHOICE_LINUX);
 	run_config_free(&c);
 	/* memory as a number is MiB. */
 	assert_int_equal(parse(&c, "{\"memory\": 64}", &err), 0);
@@ -143,6 +154,8 @@ static void json_errors(void **state)
 	expect_json_error("{\"hugepages\": \"sure\"}", "field 'hugepages'");
 	expect_json_error("{\"memory\": -5}", "field 'memory'");
 	expect_json_error("{\"extra\": 1}", "unknown setting 'extra'");
+	expect_json_error("{\"boot\": \"bzimage\"}", "field 'boot': boot 'bzimage': expected auto");
+	expect_json_error("{\"boot\": true}", "field 'boot': expected a string");
 	expect_json_error("{\"kernel\": \"a\\u0000b\"}", "NUL");
 	expect_json_error("{\"a\": 1, // comment\n}", "line");
 	expect_json_error("{\"net\": [\"tap=t0,queues=17\"]}", "queues '17'");

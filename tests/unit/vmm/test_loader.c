@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <lz4.h>
 #include <lzma.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -239,7 +240,7 @@ static void elf_bad(void **state)
 }
 
 /* kernel_find_marker: a bzImage whose payload (after 100 bytes of decompressor) is DATA
- * compressed as KIND ("gz", "zst", "xz", or anything else: stored as it is). */
+ * compressed as KIND ("gz", "zst", "xz", "lz4", or anything else: stored as it is). */
 static uint8_t *make_bz_payload(const char *kind, const uint8_t *data, size_t n, size_t *len)
 {
 	size_t cap = n + n / 2 + 4096;
@@ -263,6 +264,19 @@ static uint8_t *make_bz_payload(const char *kind, const uint8_t *data, size_t n,
 		assert_int_equal(
 		    lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, NULL, data, n, c, &clen, cap),
 		    LZMA_OK);
+	} else if (!strcmp(kind, "lz4")) { /* legacy frame: magic, then sized 8 MiB blocks */
+		put32(c, 0x184C2102);
+		clen = 4;
+		for (size_t off = 0; off < n; off += 8 << 20) {
+			int in = (int)(n - off < (8u << 20) ? n - off : 8u << 20);
+			int k = LZ4_compress_default((const char *)data + off, (char *)c + clen + 4,
+						     in, (int)(cap - clen - 4));
+			assert_true(k > 0);
+			put32(c + clen, (uint32_t)k);
+			clen += 4 + (size_t)k;
+		}
+		put32(c + clen, (uint32_t)n); /* the kernel build appends the size */
+		clen += 4;
 	} else {
 		memcpy(c, data, n);
 		clen = n;
@@ -284,21 +298,22 @@ static void find_marker(void **state)
 	uint8_t *data = malloc(n);
 	for (size_t i = 0; i < n; i++) /* compressible, but never the marker by chance */
 		data[i] = (uint8_t)("abcdefgh"[(i * 7) % 8] + (i >> 16) % 3);
-	const char *kinds[] = {"gz", "zst", "xz"};
-	for (unsigned k = 0; k < 3; k++) {
+	const char *kinds[] = {"gz", "zst", "xz", "lz4"};
+	for (unsigned k = 0; k < 4; k++) {
 		size_t len;
 		uint8_t *b = make_bz_payload(kinds[k], data, n, &len);
 		assert_int_equal(kernel_find_marker(b, len, marker), 0);
 		free(b);
-		/* across the boundary of the 1 MiB chunks the scanner reads */
+		/* a marker 1 MiB into the payload */
 		memcpy(data + (1 << 20) - 5, marker, strlen(marker));
 		b = make_bz_payload(kinds[k], data, n, &len);
 		if (kernel_find_marker(b, len, marker) != 1)
-			fail_msg("%s: marker across a chunk boundary not found", kinds[k]);
+			fail_msg("%s: marker not found", kinds[k]);
 		/* a damaged payload is an error, not a crash or a false answer */
 		memset(b + BZ_LEN + len / 4 - BZ_LEN / 4, 0x5A, 64);
 		int r = kernel_find_marker(b, len, marker);
-		if (r != -EINVAL && r != 1)
+		/* LZ4's legacy frame has no checksum: damage may go unseen, never crash */
+		if (r != -EINVAL && r != 1 && !(r == 0 && !strcmp(kinds[k], "lz4")))
 			fail_msg("%s: damaged payload gave %d", kinds[k], r);
 		free(b);
 		memset(data + (1 << 20) - 5, 'a', strlen(marker));
@@ -348,10 +363,10 @@ static void load_both(void **state)
 	memset(initrd, 0xAB, sizeof(initrd));
 	/* An RSDP address other than the usual 0xE0000, so that a dropped field shows. */
 	const uint64_t rsdp = 0xE1230;
-	struct boot_config cfg = {bz, BZ_LEN, initrd, sizeof(initrd), "console=ttyS0", rsdp};
+	struct boot_config cfg = {bz, BZ_LEN, initrd, sizeof(initrd), "console=ttyS0", rsdp, 0};
 	struct boot_entry e;
 	struct cove_err err = {0};
-	if (loader_load(&mem, &cfg, &e, &err))
+	if (loader_load(&mem, &cfg, &e, NULL, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(e.mode, BOOT_LINUX64);
 	assert_int_equal(e.rip, LAYOUT_KERNEL + 0x200);
@@ -376,13 +391,13 @@ static void load_both(void **state)
 	longline[sizeof(longline) - 1] = 0;
 	cfg.cmdline = longline;
 	cove_err_clear(&err);
-	assert_int_equal(loader_load(&mem, &cfg, &e, &err), -E2BIG);
+	assert_int_equal(loader_load(&mem, &cfg, &e, NULL, &err), -E2BIG);
 	free(bz);
 
 	uint8_t *elf = make_elf(false, 4);
-	cfg = (struct boot_config){elf, ELF_LEN, initrd, sizeof(initrd), "pvh", rsdp};
+	cfg = (struct boot_config){elf, ELF_LEN, initrd, sizeof(initrd), "pvh", rsdp, 0};
 	cove_err_clear(&err);
-	if (loader_load(&mem, &cfg, &e, &err))
+	if (loader_load(&mem, &cfg, &e, NULL, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(e.mode, BOOT_PVH32);
 	assert_int_equal(e.rip, 0x100040);
@@ -398,15 +413,15 @@ static void load_both(void **state)
 	cfg.initrd_len = 40 << 20;
 	cfg.initrd = calloc(1, cfg.initrd_len);
 	cove_err_clear(&err);
-	assert_int_equal(loader_load(&mem, &cfg, &e, &err), -ENOSPC);
+	assert_int_equal(loader_load(&mem, &cfg, &e, NULL, &err), -ENOSPC);
 	assert_non_null(strstr(err.msg, "too big"));
 	free((void *)cfg.initrd);
 	free(elf);
 
 	uint8_t junk[1000] = {1, 2, 3};
-	cfg = (struct boot_config){junk, sizeof(junk), NULL, 0, NULL, 0};
+	cfg = (struct boot_config){junk, sizeof(junk), NULL, 0, NULL, 0, 0};
 	cove_err_clear(&err);
-	assert_int_equal(loader_load(&mem, &cfg, &e, &err), -ENOEXEC);
+	assert_int_equal(loader_load(&mem, &cfg, &e, NULL, &err), -ENOEXEC);
 	guest_mem_free(&mem);
 }
 
