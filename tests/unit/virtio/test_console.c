@@ -6,6 +6,7 @@
  * until it reads. The test plays the I/O thread: its own epoll, and virtio_pci_backend for each
  * event; the device's clock skips what the test does not want to wait. */
 #include "devices/virtio/virtio_devices.h"
+#include "skipclock.h"
 #include "util/log.h"
 #include "vdriver.h"
 
@@ -40,24 +41,6 @@
 static char path[64];
 static int ep = -1;
 static struct virtio_pci *vp;
-
-/* The device's clock: the real one plus what a test skips. These replace clock.c's, which the
- * linker then leaves out of the static library. */
-static uint64_t clock_skip_ns;
-
-uint64_t devclock_mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + clock_skip_ns;
-}
-
-int64_t devclock_real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* The device's log lines (stderr) go to a file from capture() until captured() returns them. */
 static int saved_stderr = -1;

@@ -8,6 +8,7 @@
  * not take and gives credit back only as the host reads), a guest over its credit, every RST
  * and credit update delivered (none dropped, updates coalesced), and the 2 s timeouts. */
 #include "devices/virtio/virtio_devices.h"
+#include "skipclock.h"
 #include "vdriver.h"
 
 #include <errno.h>
@@ -65,24 +66,6 @@ static uint16_t rx_used; /* used entries of the receive queue taken */
 static unsigned tx_slot;
 static char lpath[4][108]; /* the host's listening sockets (uds_PORT), unlinked at teardown */
 static unsigned nlpath;
-
-/* The device's clock: the real one plus what a test skips (its timeouts). These replace
- * clock.c's, which the linker then leaves out of the static library. */
-static uint64_t clock_skip_ns;
-
-uint64_t devclock_mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + clock_skip_ns;
-}
-
-int64_t devclock_real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* Receive chain i: even ones split header and payload (Linux 6.1), odd ones are one 4 KiB
  * buffer (Linux 6.3 on). Returns the payload room. */
