@@ -16,7 +16,7 @@ export BENCH_DIR=$work SIZE_MIB=16 COUNT=2000 ROUNDS=2
 export BLKCAT=$B/tests/integration/block/blkcat
 
 # case NAME PATTERN COMMAND...: ok when COMMAND exits 0 within 120 s and prints PATTERN
-# (12 cases, linux-guest.sh with 600 s: the suite's meson timeout, 2400 s, stays above them).
+# (12 cases, linux-guest.sh with 900 s: the suite's meson timeout, 2400 s, stays above them).
 case_() {
 	local name=$1 pat=$2 log=$work/$n.log t0 t1
 	shift 2
@@ -54,7 +54,7 @@ else
 	done
 fi
 if command -v qemu-system-x86_64 >/dev/null; then
-	CASE_TIMEOUT=600 case_ "linux-guest.sh" 'cove/microvm' bench/linux-guest.sh "$B" 1 2
+	CASE_TIMEOUT=900 case_ "linux-guest.sh" 'cove/microvm' bench/linux-guest.sh "$B" 1 2
 else
 	skip_ "linux-guest.sh" "qemu-system-x86_64 is missing"
 fi
