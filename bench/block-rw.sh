@@ -27,22 +27,7 @@ trap 'rm -rf "$D"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { date +%s.%N; }
-# timed FIGURE TOOL CMD...: one run; its wall seconds go to the samples. A failure ends
-# the benchmark.
-timed() {
-	local fig=$1 tool=$2 t0 t1
-	shift 2
-	t0=$(now)
-	if ! "$@" >/dev/null 2>"$D/err"; then
-		echo "$fig: $tool failed: $*" >&2
-		head -c 400 "$D/err" >&2
-		exit 1
-	fi
-	t1=$(now)
-	awk -v f="$fig, s" -v t="$tool" -v a="$t0" -v b="$t1" \
-		'BEGIN { printf "%s\t%s\t%.3f\n", f, t, b - a }' >>"$D/samples"
-}
+. bench/timed.sh
 # copy TOOL: a private copy of the case's image for TOOL, its writeback done before any run.
 copy() {
 	cp --sparse=always "$src" "$D/$1.img"

@@ -24,22 +24,7 @@ D=$(mktemp -d "$DIR/ib.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-now() { date +%s.%N; }
-# timed FIGURE TOOL CMD...: one run; its wall seconds go to the samples. A failure ends
-# the benchmark.
-timed() {
-	local fig=$1 tool=$2 t0 t1
-	shift 2
-	t0=$(now)
-	if ! "$@" >/dev/null 2>"$D/err"; then
-		echo "$fig: $tool failed: $*" >&2
-		head -c 400 "$D/err" >&2
-		exit 1
-	fi
-	t1=$(now)
-	awk -v f="$fig, s" -v t="$tool" -v a="$t0" -v b="$t1" \
-		'BEGIN { printf "%s\t%s\t%.3f\n", f, t, b - a }' >>"$D/samples"
-}
+. bench/timed.sh
 # image FMT WRITE: the image a run uses (a fresh private copy for writes).
 image() {
 	local src=$MIXED_QCOW2

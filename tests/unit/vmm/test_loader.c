@@ -15,20 +15,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
+#include "le_put.h"
 
 /* A minimal valid bzImage: 2 setup sectors plus 4 KiB of kernel. */
 #define BZ_LEN (1024 + 4096)

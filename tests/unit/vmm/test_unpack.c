@@ -16,20 +16,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
+#include "le_put.h"
 
 static uint32_t get32(const uint8_t *p)
 {
